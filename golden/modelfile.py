@@ -1,0 +1,168 @@
+"""Model files: a quantized network in one ``.npz`` file (arrays) with a JSON structure inside.
+
+Layout (``FORMAT_VERSION`` 1)
+-----------------------------
+* ``__structure__``: UTF-8 JSON as a uint8 array::
+
+    {"format": "wrpn-rtl-network", "version": 1,
+     "input_shape": [H, W, C], "input_bits": b, "metadata": {...},
+     "layers": [{"type": "conv" | "dense" | "maxpool", "name": ..., "in_shape": [...],
+                 "in_bits": ..., ...}, ...]}
+
+* per Conv/Dense layer ``<name>.weights`` (int8/int16/int32 codes, shape (C_out, K_h, K_w, C_in)),
+  ``<name>.weight_scale`` (float64, (C_out,)), and either ``<name>.multiplier`` and
+  ``<name>.offset`` (float64, (C_out,), hidden layers) or ``<name>.bias`` (int64, logits).
+
+Thresholds are not stored: they are derived again, deterministically, from the stored
+multiplier and offset. Loading checks everything; any problem raises :class:`ModelFileError`
+naming the file and what is wrong.
+"""
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write
+from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
+from .network import QuantizedNetwork
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "load_network"]
+
+FORMAT_NAME = "wrpn-rtl-network"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, truncated, of another format or version, or inconsistent."""
+
+
+def _smallest_int_dtype(codes):
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if codes.min() >= info.min and codes.max() <= info.max:
+            return dtype
+    return np.int64
+
+
+def save_network(network, path):
+    """Write ``network`` to ``path`` (atomically: nothing half-written on failure).
+
+    Parameters
+    ----------
+    network : QuantizedNetwork
+    path : str or os.PathLike
+        Conventionally ending in ``.npz``.
+    """
+    arrays, layers = {}, []
+    for layer in network.layers:
+        entry = {"name": layer.name, "in_shape": list(layer.in_shape), "in_bits": layer.in_bits}
+        if isinstance(layer, QuantMaxPool):
+            entry.update(type="maxpool", kernel=list(layer.kernel), stride=list(layer.stride),
+                         padding=layer.padding)
+        else:
+            entry.update(type="dense" if isinstance(layer, QuantDense) else "conv",
+                         weight_bits=layer.weight_bits)
+            if not isinstance(layer, QuantDense):
+                entry.update(stride=list(layer.stride), padding=layer.padding)
+            arrays[f"{layer.name}.weights"] = layer.weights.astype(
+                _smallest_int_dtype(layer.weights))
+            arrays[f"{layer.name}.weight_scale"] = layer.weight_scale
+            if layer.is_logits:
+                entry["output"] = {"type": "logits", "scale": layer.output.scale}
+                arrays[f"{layer.name}.bias"] = layer.output.bias
+            else:
+                entry["output"] = {"type": "requantization", "out_bits": layer.out_bits}
+                arrays[f"{layer.name}.multiplier"] = layer.output.multiplier
+                arrays[f"{layer.name}.offset"] = layer.output.offset
+        layers.append(entry)
+    structure = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+                 "input_shape": list(network.input_shape), "input_bits": network.input_bits,
+                 "metadata": network.metadata, "layers": layers}
+    arrays["__structure__"] = np.frombuffer(json.dumps(structure, indent=1).encode(), np.uint8)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def load_network(path):
+    """Read a network written by :func:`save_network`.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a model file, truncated, of an unknown version, or its
+        contents are inconsistent (shapes, bits, codes out of range); the message names the
+        file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise ModelFileError(f"model file {str(path)!r} is not a readable .npz archive "
+                             f"(truncated or of another format): {error}") from None
+    try:
+        return _build(arrays)
+    except ModelFileError as error:
+        raise ModelFileError(f"model file {str(path)!r}: {error}") from None
+    except (TypeError, ValueError, KeyError) as error:
+        raise ModelFileError(f"model file {str(path)!r} is inconsistent: {error}") from None
+
+
+def _build(arrays):
+    if "__structure__" not in arrays:
+        raise ModelFileError("has no __structure__ entry (not a wrpn-rtl model file)")
+    try:
+        structure = json.loads(arrays["__structure__"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"structure is not valid JSON: {error}") from None
+    if not isinstance(structure, dict) or structure.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"format must be {FORMAT_NAME!r}, not "
+                             f"{structure.get('format') if isinstance(structure, dict) else structure!r}")
+    if structure.get("version") != FORMAT_VERSION:
+        raise ModelFileError(f"format version must be {FORMAT_VERSION}, not "
+                             f"{structure.get('version')!r}")
+
+    def array(name, key):
+        full = f"{name}.{key}"
+        if full not in arrays:
+            raise ModelFileError(f"array {full!r} is missing")
+        return arrays[full]
+
+    layers = []
+    for entry in structure["layers"]:
+        name, kind = entry["name"], entry["type"]
+        common = dict(name=name, in_shape=tuple(entry["in_shape"]))
+        if kind == "maxpool":
+            layers.append(QuantMaxPool(**common, bits=entry["in_bits"],
+                                       kernel=tuple(entry["kernel"]),
+                                       stride=tuple(entry["stride"]), padding=entry["padding"]))
+            continue
+        if kind not in ("conv", "dense"):
+            raise ModelFileError(f"layer {name!r}: type must be conv, dense or maxpool, "
+                                 f"not {kind!r}")
+        output = entry["output"]
+        if output["type"] == "logits":
+            out = Logits(array(name, "bias"), output["scale"])
+        elif output["type"] == "requantization":
+            out = Requantization(array(name, "multiplier"), array(name, "offset"),
+                                 output["out_bits"])
+        else:
+            raise ModelFileError(f"layer {name!r}: output type must be logits or "
+                                 f"requantization, not {output['type']!r}")
+        common.update(in_bits=entry["in_bits"], weights=array(name, "weights"),
+                      weight_bits=entry["weight_bits"],
+                      weight_scale=array(name, "weight_scale"), output=out)
+        if kind == "dense":
+            layers.append(QuantDense(**common))
+        else:
+            layers.append(QuantConv2d(**common, stride=tuple(entry["stride"]),
+                                      padding=entry["padding"]))
+    return QuantizedNetwork(input_shape=tuple(structure["input_shape"]),
+                            input_bits=structure["input_bits"], layers=layers,
+                            metadata=structure.get("metadata", {}))

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from wrpn_rtl.golden import (apply_thresholds, derive_thresholds, preactivation,
+                             quantize_activations, Requantizer)
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+multipliers = st.one_of(
+    st.just(0.0), st.just(-0.0),
+    st.floats(1e-6, 10.0), st.floats(-10.0, -1e-6),
+    st.sampled_from([0.25, -0.25, 1 / 3, 1 / 255, 1 / 7]),
+)
+
+
+def ref_codes(acc, multiplier, offset, out_bits):
+    return quantize_activations(preactivation(acc, multiplier, offset), out_bits)
+
+
+@given(multiplier=st.lists(multipliers, min_size=1, max_size=4), data=st.data(),
+       out_bits=st.integers(1, 6))
+def test_thresholds_reproduce_the_float_requantization(multiplier, data, out_bits):
+    channels = len(multiplier)
+    offset = np.array(data.draw(st.lists(st.floats(-3, 3), min_size=channels, max_size=channels)))
+    low = np.array(data.draw(st.lists(st.integers(-300, 0), min_size=channels,
+                                      max_size=channels)))
+    span = np.array(data.draw(st.lists(st.integers(0, 300), min_size=channels,
+                                       max_size=channels)))
+    multiplier = np.array(multiplier)
+    high = low + span
+    req = Requantizer(multiplier, offset, out_bits, low, high)
+    assert req.thresholds.shape == (channels, (1 << out_bits) - 1)
+    assert np.all(np.diff(req.thresholds, axis=1) >= 0)
+    for c in range(channels):
+        acc = np.arange(low[c], high[c] + 1)
+        column = np.zeros((acc.size, channels), dtype=np.int64)
+        column[:, c] = acc
+        rtl = req.integer_codes(column)[:, c]
+        ref = ref_codes(acc, multiplier[c], offset[c], out_bits)
+        np.testing.assert_array_equal(rtl, ref)
+        value_low, value_high = sorted([low[c] * req.direction[c], high[c] * req.direction[c]])
+        assert np.all(req.thresholds[c] >= value_low)
+        assert np.all(req.thresholds[c] <= value_high + 1)
+
+
+@pytest.mark.parametrize("out_bits", [1, 2, 4])
+def test_ties_at_exact_midpoints(out_bits):
+    # multiplier 1/(2n): y * n = acc / 2 exactly, so every odd acc is a tie (rounds up).
+    levels = (1 << out_bits) - 1
+    multiplier = np.array([1.0 / (2 * levels) if levels & (levels - 1) == 0 else 0.5])
+    low, high = np.array([-4]), np.array([4 * levels])
+    req = Requantizer(multiplier, np.array([0.0]), out_bits, low, high)
+    acc = np.arange(-4, 4 * levels + 1)[:, None]
+    np.testing.assert_array_equal(req.integer_codes(acc)[:, 0],
+                                  ref_codes(acc[:, 0], multiplier[0], 0.0, out_bits))
+    if out_bits == 1:
+        assert req.thresholds.tolist() == [[1]]   # acc = 1 -> y = 0.5 exactly -> code 1
+
+
+def test_negative_and_zero_slopes():
+    req = Requantizer(np.array([-0.1, 0.0, 0.0]), np.array([1.0, 0.55, -2.0]), 2,
+                      np.array([-20, -20, -20]), np.array([20, 20, 20]))
+    assert req.direction.tolist() == [-1, 1, 1]
+    acc = np.arange(-20, 21)
+    codes = req.integer_codes(np.stack([acc] * 3, axis=1))
+    assert codes[:, 1].tolist() == [2] * 41         # constant round(0.55 * 3) = 2
+    assert codes[:, 2].tolist() == [0] * 41
+    assert np.all(np.diff(codes[:, 0]) <= 0)         # decreasing in acc
+    np.testing.assert_array_equal(codes[:, 0], ref_codes(acc, -0.1, 1.0, 2))
+    # constant channels: thresholds are "always" (low) or "never" (high + 1)
+    assert req.thresholds[1].tolist() == [-20, -20, 21]
+    assert req.thresholds[2].tolist() == [21, 21, 21]
+
+
+def test_huge_accumulator_ranges_and_sixteen_bit_outputs(rng):
+    low, high = np.array([-(1 << 40)]), np.array([1 << 40])
+    multiplier, offset = np.array([1.0 / (1 << 38)]), np.array([0.3])
+    req = Requantizer(multiplier, offset, 3, low, high)
+    acc = np.concatenate([rng.integers(-(1 << 40), 1 << 40, 2000),
+                          req.thresholds[0], req.thresholds[0] - 1])[:, None]
+    np.testing.assert_array_equal(req.integer_codes(acc)[:, 0],
+                                  ref_codes(acc[:, 0], multiplier[0], offset[0], 3))
+    wide = Requantizer(np.array([1e-5]), np.array([0.0]), 16, np.array([0]), np.array([200000]))
+    acc = rng.integers(0, 200001, 5000)[:, None]
+    np.testing.assert_array_equal(wide.integer_codes(acc)[:, 0],
+                                  ref_codes(acc[:, 0], 1e-5, 0.0, 16))
+
+
+def test_apply_thresholds_counts_passed_thresholds():
+    codes = apply_thresholds(np.array([[-5, 5], [0, 0], [3, -1]]), np.array([1, -1]),
+                             np.array([[0, 3, 3], [-2, 0, 1]]))
+    assert codes.tolist() == [[0, 0], [1, 2], [3, 3]]
+
+
+def test_bad_threshold_inputs():
+    with pytest.raises(ValueError, match=r"^out_bits must be an integer in \[1, 16\], not 0$"):
+        Requantizer(np.ones(1), np.zeros(1), 0, np.zeros(1), np.ones(1))
+    with pytest.raises(ValueError, match=r"^acc_low must not exceed acc_high$"):
+        derive_thresholds(np.ones(1), np.zeros(1), 2, np.array([3]), np.array([2]))
+    with pytest.raises(ValueError, match=r"^multiplier and offset must be finite$"):
+        derive_thresholds(np.array([np.inf]), np.zeros(1), 2, np.array([0]), np.array([2]))
