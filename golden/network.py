@@ -336,8 +336,8 @@ def execute(network, codes):
         raise TypeError(f"input codes must be integers, not dtype {codes.dtype}")
     top = activation_levels(network.input_bits)
     if codes.size and (codes.min() < 0 or codes.max() > top):
-        raise ValueError(f"input codes must lie in [0, {top}], not "
-                         f"[{codes.min()}, {codes.max()}]")
+        bad = codes[(codes < 0) | (codes > top)].flat[0]
+        raise ValueError(f"input codes must lie in [0, {top}], not {int(bad)}")
     trace = Trace()
     x = codes.astype(np.int64)
     for layer in network.layers:
