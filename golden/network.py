@@ -219,6 +219,9 @@ class LinearParams:
     bias : numpy.ndarray of float, shape (C_out,)
     gamma, beta, mean, var : numpy.ndarray of float, shape (C_out,) or None
         Batch-norm parameters (None when the layer has none).
+    eps : float
+        Batch-norm epsilon: ``slope = gamma / sqrt(var + eps)``. A trained per-channel affine
+        ``gamma * z + beta`` is exported exactly as ``mean = 0, var = 1, eps = 0``.
     """
 
     weight: np.ndarray
@@ -227,6 +230,7 @@ class LinearParams:
     beta: object = None
     mean: object = None
     var: object = None
+    eps: float = BN_EPSILON
 
 
 class QuantizedNetwork:
@@ -365,7 +369,7 @@ def quantize_network(spec, params, *, metadata=None):
     """WRPN-quantize float parameters into a :class:`QuantizedNetwork`.
 
     Hidden layers: ``multiplier = in_scale * weight_scale * slope`` and
-    ``offset = beta + slope * (bias - mean)`` with ``slope = gamma / sqrt(var + BN_EPSILON)``
+    ``offset = beta + slope * (bias - mean)`` with ``slope = gamma / sqrt(var + eps)``
     (slope 1, offset = bias without batch norm). Logits layer: per-tensor weight scale,
     ``scale = in_scale * weight_scale`` and ``bias_code = round(bias / scale)``.
 
@@ -431,7 +435,7 @@ def _quantize_linear(r, p):
                 if value.shape != (c_out,):
                     raise ValueError(f"{r.name}: batch-norm {name} must have shape ({c_out},), "
                                      f"not {value.shape}")
-            slope = bn["gamma"] / np.sqrt(bn["var"] + BN_EPSILON)
+            slope = bn["gamma"] / np.sqrt(bn["var"] + p.eps)
             offset = bn["beta"] + slope * (bias - bn["mean"])
         else:
             slope, offset = np.ones(c_out), bias

@@ -1,0 +1,208 @@
+"""The ``wrpn-rtl`` command line.
+
+Subcommands
+-----------
+``demo``
+    The main job on the built-in default: train the default WRPN digits CNN (fixed seed, fixed
+    split), run the golden integer model and the float quantized model on every test image,
+    check they agree bit for bit, and report accuracy. (The RTL flow joins it as it lands.)
+``train``
+    Train a WRPN network on the bundled digits and write a model file.
+``golden``
+    Run a model file's golden model on the digits test set.
+
+Exit status is 0 only when everything asked for succeeded.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+__all__ = ["main"]
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as ``wrpn-rtl: error: ...`` with exit status 1."""
+
+
+def _progress(args, message):
+    if not args.json:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _common(parser):
+    parser.add_argument("--out", type=Path, default=Path("build"),
+                        help="output folder (default: build/)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a machine-readable summary on stdout")
+
+
+def _network_flags(parser):
+    parser.add_argument("--wbits", type=int, default=2, help="weight bits (default 2)")
+    parser.add_argument("--abits", type=int, default=4, help="activation bits (default 4)")
+    parser.add_argument("--width", type=float, default=2.0,
+                        help="WRPN width multiplier of hidden layers (default 2)")
+    parser.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+
+
+def _check_positive(name, value):
+    if value <= 0:
+        raise CommandError(f"{name} must be > 0, not {value!r}")
+
+
+def _train_default(args):
+    from .golden import zoo
+    from .golden.train import TrainConfig, accuracy, float_accuracy, load_digits_split, train
+    _check_positive("--epochs", args.epochs)
+    _check_positive("--width", args.width)
+    try:
+        spec = zoo.digits_cnn(width=args.width, weight_bits=args.wbits, act_bits=args.abits)
+    except (TypeError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    x_train, y_train, x_test, y_test = load_digits_split()
+    started = time.monotonic()
+
+    def report(epoch, loss, acc):
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            _progress(args, f"  epoch {epoch + 1:3d}/{args.epochs}: loss {loss:.3f}, "
+                            f"train accuracy {acc:.3f}")
+
+    _progress(args, f"training w{args.wbits}a{args.abits} x{args.width:g} WRPN digits CNN "
+                    f"({len(x_train)} train / {len(x_test)} test images)")
+    result = train(spec, x_train, y_train, TrainConfig(epochs=args.epochs, seed=args.seed),
+                   progress=report)
+    network = result.network
+    network.metadata.update(name="digits_cnn", wbits=args.wbits, abits=args.abits,
+                            test_accuracy=accuracy(network, x_test, y_test))
+    _progress(args, f"  trained in {time.monotonic() - started:.1f} s")
+    _progress(args, "training the full-precision baseline (float weights and activations)")
+    baseline = train(spec, x_train, y_train,
+                     TrainConfig(epochs=args.epochs, seed=args.seed, float_model=True,
+                                 learning_rate=0.01))
+    network.metadata["float_test_accuracy"] = float_accuracy(spec, baseline.params, x_test, y_test)
+    return network, (x_test, y_test)
+
+
+def _golden_check(network, images, labels):
+    """Run both golden paths on ``images``; return a summary dict (mismatches must be 0)."""
+    import numpy as np
+    from .golden import execute, execute_float
+    ref = execute(network, network.quantize_input(images))
+    flt = execute_float(network, images)
+    mismatches = {}
+    for layer, a, b in zip(network.layers, ref.outputs, flt.outputs):
+        if layer.is_logits:
+            a = a * layer.output.scale
+        mismatches[layer.name] = int(np.count_nonzero(a != b))
+    return {
+        "images": int(len(images)),
+        "accuracy": float((ref.classes == labels).mean()),
+        "float_path_accuracy": float((flt.classes == labels).mean()),
+        "mismatches_by_layer": mismatches,
+        "class_mismatches": int(np.count_nonzero(ref.classes != flt.classes)),
+    }
+
+
+def cmd_train(args):
+    from .golden import save_network
+    network, _ = _train_default(args)
+    path = args.out / "model.npz"
+    save_network(network, path)
+    summary = {"model": str(path), **{k: network.metadata[k] for k in
+                                       ("test_accuracy", "float_test_accuracy")}}
+    _progress(args, f"wrote {path}: test accuracy {summary['test_accuracy']:.4f} "
+                    f"(full precision {summary['float_test_accuracy']:.4f})")
+    return summary
+
+
+def cmd_golden(args):
+    from .golden import ModelFileError, load_network
+    from .golden.train import load_digits_split
+    try:
+        network = load_network(args.model)
+    except ModelFileError as error:
+        raise CommandError(str(error)) from None
+    _, _, x_test, y_test = load_digits_split()
+    summary = _golden_check(network, x_test, y_test)
+    _print_golden(args, summary)
+    if summary["class_mismatches"] or any(summary["mismatches_by_layer"].values()):
+        raise CommandError("the integer and float golden paths disagree")
+    return summary
+
+
+def _print_golden(args, summary):
+    bad = sum(summary["mismatches_by_layer"].values()) + summary["class_mismatches"]
+    _progress(args, f"golden model on {summary['images']} test images: accuracy "
+                    f"{summary['accuracy']:.4f}; integer vs float path mismatches: {bad}")
+
+
+def cmd_demo(args):
+    from .golden import save_network
+    network, (x_test, y_test) = _train_default(args)
+    path = args.out / "model.npz"
+    save_network(network, path)
+    summary = _golden_check(network, x_test, y_test)
+    summary.update(model=str(path), float_test_accuracy=network.metadata["float_test_accuracy"])
+    _print_golden(args, summary)
+    if not args.json:
+        rows = [("network", f"digits CNN, w{args.wbits}a{args.abits}, width x{args.width:g}"),
+                ("layers", " -> ".join(f"{type(l).__name__.replace('Quant', '')}"
+                                       f"{l.out_shape}" for l in network.layers)),
+                ("test accuracy (integer golden)", f"{summary['accuracy']:.4f}"),
+                ("test accuracy (float quantized)", f"{summary['float_path_accuracy']:.4f}"),
+                ("test accuracy (full precision)", f"{summary['float_test_accuracy']:.4f}"),
+                ("integer vs float mismatches", str(sum(summary["mismatches_by_layer"].values())
+                                                    + summary["class_mismatches"])),
+                ("model file", str(path))]
+        print("\n| what | value |\n|---|---|")
+        for key, value in rows:
+            print(f"| {key} | {value} |")
+    if summary["class_mismatches"] or any(summary["mismatches_by_layer"].values()):
+        raise CommandError("the integer and float golden paths disagree")
+    return summary
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="wrpn-rtl",
+        description="Streaming RTL for wide reduced-precision neural networks (WRPN), "
+                    "verified bit-exact against a NumPy golden model.")
+    parser.add_argument("--version", action="version", version=f"wrpn-rtl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", help="the main job on the built-in default network")
+    _common(demo)
+    _network_flags(demo)
+    demo.set_defaults(run=cmd_demo)
+    train = sub.add_parser("train", help="train a WRPN digits CNN and write a model file")
+    _common(train)
+    _network_flags(train)
+    train.set_defaults(run=cmd_train)
+    golden = sub.add_parser("golden", help="run a model file's golden model on the digits test set")
+    _common(golden)
+    golden.add_argument("--model", type=Path, required=True, help="model file (.npz)")
+    golden.set_defaults(run=cmd_golden)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        summary = args.run(args)
+    except CommandError as error:
+        print(f"wrpn-rtl: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
