@@ -1,0 +1,430 @@
+"""Matrix-vector unit: ``out = threshold(W @ x)`` (or raw accumulators) on streams, PE x SIMD folded.
+
+Folding (as in FINN)
+--------------------
+``W`` is the golden layer's weight matrix, ``out_features x in_features`` with
+``in_features = K_h * K_w * C_in`` in the window order of :mod:`wrpn_rtl.golden.ops`. ``PE``
+output channels and ``SIMD`` input lanes work in parallel: a vector crosses the input stream as
+``SF = in_features / SIMD`` words of ``SIMD`` codes (word ``sf`` holds elements
+``sf*SIMD .. sf*SIMD+SIMD-1``), and its result leaves as ``NF = out_features / PE`` words of
+``PE`` codes (word ``nf`` holds channels ``nf*PE .. nf*PE+PE-1``). The unit takes ``NF * SF``
+cycles per vector, back to back with no bubble: the first neuron fold reads the input stream
+and stores it; the other folds replay the stored words.
+
+Datapath (one exact form for every precision)
+---------------------------------------------
+A weight code is sign-magnitude ``w = (-1)**s * m``. With ``P = max(1, weight_bits - 1)``
+magnitude bit planes ``m = sum_b 2**b * m_b`` (binary weights have ``m = 1``: no planes are
+stored), each PE computes per cycle
+
+    ``partial = sum_b 2**b * sum_i m_ib * (s_i ? ~a_i : a_i) + correction``
+
+where ``~a_i`` is the one's complement of ``a_i`` widened by one bit (``= -a_i - 1``) and
+``correction = sum_i s_i * m_i`` is a weight-derived constant stored beside the weights. This is
+the conditional negate plus popcount of binary weights, the add / subtract / skip of ternary
+weights, and the sign-magnitude partial products of wider weights, in one structure whose
+leaves are an AND and an XOR in front of an adder. Each plane is summed by an adder tree with a
+register after every level, so the critical path is about one adder whatever ``SIMD`` is.
+Every partial and every prefix of the accumulation is the true value, so the accumulator has
+exactly the width of the golden bound (``layer.acc_shape``).
+
+Requantization compares the accumulator with the golden thresholds in parallel (direction -1
+channels are folded into the comparison: ``-acc >= T  <=>  not (acc >= 1 - T)``) and counts the
+passed thresholds with a pipelined adder tree. A logits layer adds its integer bias instead.
+
+Flow control: all datapath registers are free-running; the unit issues a step only when the
+output FIFO has room reserved for the word it will finish, so stalls on the output never reach
+the pipeline, and ``valid`` never depends on ``ready``.
+"""
+import math
+import numbers
+
+import numpy as np
+from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, signed, unsigned, Cat
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .golden.layers import QuantConv2d, integer_range_shape
+from .golden.quant import weight_code_range
+from .pipeline import delay, pipelined_sum
+
+__all__ = ["MatrixVectorUnit", "BLOCK_RAM_MIN_BITS"]
+
+#: Memories of at least this many bits are asked to go into block RAM; smaller ones into logic.
+BLOCK_RAM_MIN_BITS = 2048
+
+
+def _check_fold(name, value, total, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1 or total % value:
+        raise ValueError(f"{name} must be a positive divisor of {what} {total}, not {value!r}")
+    return int(value)
+
+
+def _memory_attrs(bits):
+    return {"ram_style": "block" if bits >= BLOCK_RAM_MIN_BITS else "logic"}
+
+
+class MatrixVectorUnit(wiring.Component):
+    """Streaming matrix-vector unit for one golden Conv/Dense layer.
+
+    Parameters
+    ----------
+    layer : wrpn_rtl.golden.QuantConv2d or QuantDense
+        Weight codes, bits, thresholds or logit bias, and the accumulator bound. For a
+        convolution, every window is one vector (the sliding window feeds them).
+    pe : int
+        Output channels in parallel; must divide ``layer.out_channels``.
+    simd : int
+        Input lanes in parallel; must divide ``layer.window_size``.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), simd)))
+        ``SF`` words per vector; lane ``i`` of word ``sf`` is window element ``sf*simd + i``.
+    output : Out(stream.Signature(ArrayLayout(shape, pe)))
+        ``NF`` words per vector; lane ``p`` of word ``nf`` is channel ``nf*pe + p``. ``shape`` is
+        ``unsigned(out_bits)`` codes, or the accumulator shape for a logits layer
+        (``acc + bias``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``layer`` is not a golden Conv/Dense layer; ``pe`` or ``simd`` does not divide its
+        dimension; weight codes do not fit ``weight_bits``.
+    """
+
+    def __init__(self, layer, *, pe, simd):
+        if not isinstance(layer, QuantConv2d):
+            raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
+        self._pe = _check_fold("pe", pe, layer.out_channels, "out_features")
+        self._simd = _check_fold("simd", simd, layer.window_size, "in_features")
+        low, high = weight_code_range(layer.weight_bits)
+        matrix = layer.weight_matrix
+        if matrix.min() < low or matrix.max() > high or (layer.weight_bits == 1
+                                                          and np.any(matrix == 0)):
+            raise ValueError(f"weight codes must fit {layer.weight_bits}-bit codes "
+                             f"[{low}, {high}], not [{matrix.min()}, {matrix.max()}]")
+        self._layer = layer
+        self._sf = layer.window_size // self._simd
+        self._nf = layer.out_channels // self._pe
+        self._planes = max(1, layer.weight_bits - 1)
+        acc_width, acc_signed = layer.acc_shape
+        self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
+        out_shape = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(unsigned(layer.in_bits), self._simd))),
+            "output": Out(stream.Signature(data.ArrayLayout(out_shape, self._pe))),
+        })
+
+    # -- parameters ------------------------------------------------------------------------
+    layer = property(lambda self: self._layer)
+    pe = property(lambda self: self._pe)
+    simd = property(lambda self: self._simd)
+
+    @property
+    def synapse_fold(self):
+        """``SF``: input words per vector."""
+        return self._sf
+
+    @property
+    def neuron_fold(self):
+        """``NF``: output words per vector."""
+        return self._nf
+
+    @property
+    def cycles_per_vector(self):
+        """Cycles per vector in steady state with no stall: ``NF * SF``."""
+        return self._nf * self._sf
+
+    @property
+    def accumulator_shape(self):
+        return self._acc_shape
+
+    # -- pipeline geometry -----------------------------------------------------------------
+    @property
+    def _tree_depth(self):
+        return math.ceil(math.log2(self._simd)) if self._simd > 1 else 0
+
+    @property
+    def _combine_depth(self):
+        return math.ceil(math.log2(self._planes + 1))
+
+    @property
+    def _output_depth(self):
+        if self._layer.is_logits:
+            return 1
+        levels = (1 << self._layer.out_bits) - 1
+        return 1 + (math.ceil(math.log2(levels)) if levels > 1 else 0)
+
+    @property
+    def latency(self):
+        """Cycles from issuing the last step of an output word to the word being valid at
+        ``output`` (no stall): memory read, operand register, adder tree, plane combine,
+        accumulate, requantize, output FIFO."""
+        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
+
+    @property
+    def fifo_depth(self):
+        """Output FIFO words: enough that credit never throttles an always-ready consumer."""
+        return math.ceil(self.latency / self._sf) + 2
+
+    # -- constants derived from the layer ---------------------------------------------------
+    def _correction_width(self):
+        top = weight_code_range(self._layer.weight_bits)[1]
+        return max(1, (self._simd * top).bit_length())
+
+    def _weight_word_layout(self):
+        fields = {"sign": unsigned(self._simd), "correction": unsigned(self._correction_width())}
+        if self._layer.weight_bits > 1:
+            fields["mask"] = data.ArrayLayout(unsigned(self._simd), self._planes)
+        return data.ArrayLayout(data.StructLayout(fields), self._pe)
+
+    def weight_words(self):
+        """Weight memory contents: list over address ``nf * SF + sf`` of per-PE dicts
+        ``{"sign": int, "mask": [int] * P, "correction": int}`` (bit ``i`` = lane ``i``)."""
+        matrix = self._layer.weight_matrix
+        words = []
+        for nf in range(self._nf):
+            for sf in range(self._sf):
+                word = []
+                for p in range(self._pe):
+                    row = matrix[nf * self._pe + p, sf * self._simd:(sf + 1) * self._simd]
+                    sign = sum(1 << i for i, w in enumerate(row) if w < 0)
+                    magnitude = np.abs(row)
+                    entry = {"sign": sign,
+                             "correction": int(magnitude[row < 0].sum())}
+                    if self._layer.weight_bits > 1:
+                        entry["mask"] = [sum(1 << i for i, v in enumerate(magnitude) if v >> b & 1)
+                                         for b in range(self._planes)]
+                    word.append(entry)
+                words.append(word)
+        return words
+
+    def _threshold_tables(self):
+        """Per channel: ``(invert, thresholds)`` so that
+        ``code = sum_j ((acc >= t_j) xor invert)``."""
+        req = self._layer.requantizer
+        tables = []
+        for c in range(self._layer.out_channels):
+            t = req.thresholds[c]
+            if req.direction[c] > 0:
+                tables.append((0, [int(v) for v in t]))
+            else:
+                tables.append((1, [int(1 - v) for v in t]))
+        return tables
+
+    def memory_bits(self):
+        """Bits of each memory: ``{"weights": ..., "input_buffer": ..., "thresholds": ...}``."""
+        weight_bits = self._weight_word_layout().size * self._nf * self._sf
+        buffer_bits = self._simd * self._layer.in_bits * self._sf if self._nf > 1 else 0
+        threshold_bits = 0
+        if not self._layer.is_logits:
+            width = self._threshold_shape().width
+            threshold_bits = self._layer.out_channels * (1 + width * (
+                (1 << self._layer.out_bits) - 1))
+        else:
+            threshold_bits = self._layer.out_channels * self._acc_shape.width
+        return {"weights": weight_bits, "input_buffer": buffer_bits,
+                "thresholds": threshold_bits}
+
+    def _threshold_shape(self):
+        tables = self._threshold_tables()
+        values = [v for _, t in tables for v in t]
+        width, is_signed = integer_range_shape(min(values + [0]), max(values + [0]))
+        return signed(width) if is_signed else unsigned(width)
+
+    # -- resource estimate -------------------------------------------------------------------
+    def estimate(self):
+        """First-order resource estimate, for reports beside the measurement.
+
+        Returns
+        -------
+        dict
+            ``logic_cells`` (LUT4-with-carry cells: one per adder / comparator bit),
+            ``flip_flops``, ``memory_bits`` (total), and ``partial_product_bound``
+            (``SIMD * PE * in_bits * max(1, weight_bits - 1)`` cells).
+        """
+        a = self._layer.in_bits
+        cells, flops = 0, 0
+        # adder tree per plane: level l sums pairs of (a + 1 + l)-bit values
+        leaves, width = self._simd, a + 1
+        while leaves > 1:
+            pairs = leaves // 2
+            cells += pairs * (width + 1) * self._planes * self._pe
+            flops += (pairs + leaves % 2) * (width + 1) * self._planes * self._pe
+            leaves, width = pairs + leaves % 2, width + 1
+        acc = self._acc_shape.width
+        cells += (self._planes + 1) * acc * self._pe   # plane combine and correction
+        cells += acc * self._pe                         # accumulator
+        flops += 2 * acc * self._pe
+        if not self._layer.is_logits:
+            levels = (1 << self._layer.out_bits) - 1
+            cells += levels * self._threshold_shape().width * self._pe // 2 + levels * self._pe
+            flops += (levels + self._layer.out_bits) * self._pe
+        flops += self._simd * a + self._planes * self._simd * self._pe + 32
+        return {"logic_cells": int(cells), "flip_flops": int(flops),
+                "memory_bits": int(sum(self.memory_bits().values())),
+                "partial_product_bound": self._simd * self._pe * a * self._planes}
+
+    # -- hardware ----------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        layer = self._layer
+        sf_count, nf_count, pe, simd = self._sf, self._nf, self._pe, self._simd
+        a_bits = layer.in_bits
+        binary = layer.weight_bits == 1
+
+        # ---- issue: counters, input buffer, credit -------------------------------------
+        sf = Signal(range(sf_count), name="sf")
+        nf = Signal(range(nf_count), name="nf")
+        waddr = Signal(range(nf_count * sf_count), name="weight_addr")
+        reserved = Signal(range(self.fifo_depth + 1), name="reserved")
+        last_step = sf == sf_count - 1
+        credit_ok = ~last_step | (reserved < self.fifo_depth)
+        from_stream = nf == 0
+        m.d.comb += self.input.ready.eq(from_stream & credit_ok)
+        fire = Signal(name="fire")
+        m.d.comb += fire.eq(Mux(from_stream, self.input.valid, 1) & credit_ok)
+        with m.If(fire):
+            m.d.sync += [sf.eq(Mux(last_step, 0, sf + 1)),
+                         waddr.eq(Mux(waddr == nf_count * sf_count - 1, 0, waddr + 1))]
+            with m.If(last_step):
+                m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
+
+        out_transfer = self.output.valid & self.output.ready
+        m.d.sync += reserved.eq(reserved + (fire & last_step) - out_transfer)
+
+        # stage 1: memory read data and the registered input word
+        in_word = Signal(simd * a_bits, name="in_word")
+        valid1, first1, last1 = Signal(), Signal(), Signal()
+        nf1 = Signal(range(nf_count))
+        stream1 = Signal()
+        m.d.sync += [valid1.eq(fire), first1.eq(sf == 0), last1.eq(last_step), nf1.eq(nf),
+                     stream1.eq(from_stream), in_word.eq(self.input.payload.as_value())]
+        if nf_count > 1:
+            buffer_bits = simd * a_bits * sf_count
+            m.submodules.input_buffer = buf = Memory(
+                shape=unsigned(simd * a_bits), depth=sf_count, init=[],
+                attrs=_memory_attrs(buffer_bits))
+            write = buf.write_port()
+            read = buf.read_port()
+            m.d.comb += [write.addr.eq(sf), write.data.eq(self.input.payload.as_value()),
+                         write.en.eq(fire & from_stream), read.addr.eq(sf)]
+            x1 = Mux(stream1, in_word, read.data)
+        else:
+            x1 = in_word
+
+        layout = self._weight_word_layout()
+        words = self.weight_words()
+        m.submodules.weights = wmem = Memory(
+            shape=layout, depth=len(words), init=words,
+            attrs=_memory_attrs(layout.size * len(words)))
+        wread = wmem.read_port()
+        m.d.comb += wread.addr.eq(waddr)
+
+        # stage 2: operand registers (cut the memory clock-to-out from the adders)
+        x2 = Signal(simd * a_bits, name="x2")
+        w2 = Signal(layout, name="w2")
+        valid2, first2, last2 = Signal(), Signal(), Signal()
+        nf2 = Signal(range(nf_count))
+        m.d.sync += [x2.eq(x1), w2.eq(wread.data), valid2.eq(valid1), first2.eq(first1),
+                     last2.eq(last1), nf2.eq(nf1)]
+        lanes = [x2[i * a_bits:(i + 1) * a_bits] for i in range(simd)]
+
+        # ---- per PE: plane trees, combine, accumulate ---------------------------------
+        partial_depth = self._tree_depth + self._combine_depth
+        valid_a = delay(m, valid2, partial_depth, name="valid_a")
+        first_a = delay(m, first2, partial_depth, name="first_a")
+        last_a = delay(m, last2, partial_depth, name="last_a")
+        nf_a = delay(m, nf2, partial_depth, name="nf_a")
+        accumulators = []
+        for p in range(pe):
+            word = w2[p]
+            planes = []
+            for b in range(self._planes):
+                leaves = []
+                for i, lane in enumerate(lanes):
+                    widened = Cat(lane, Const(0, 1))
+                    term = (widened ^ word.sign[i].replicate(a_bits + 1)).as_signed()
+                    if not binary:
+                        term = Mux(word.mask[b][i], term, 0)
+                    leaves.append(term)
+                total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
+                planes.append(total)
+            correction = delay(m, word.correction, self._tree_depth, name=f"pe{p}_corr")
+            terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
+            partial, depth = pipelined_sum(m, terms + [correction], name=f"pe{p}_combine")
+            assert depth == self._combine_depth
+            acc = Signal(self._acc_shape, name=f"pe{p}_acc")
+            with m.If(valid_a):
+                m.d.sync += acc.eq(Mux(first_a, 0, acc) + partial)
+            accumulators.append(acc)
+        done = Signal(name="acc_done")
+        done_nf = Signal(range(nf_count), name="acc_done_nf")
+        m.d.sync += [done.eq(valid_a & last_a), done_nf.eq(nf_a)]
+
+        # ---- output stage: requantize or add the logit bias ---------------------------
+        if layer.is_logits:
+            results, out_valid = self._logits_stage(m, accumulators, nf_a, done)
+        else:
+            results, out_valid = self._threshold_stage(m, accumulators, nf_a, done)
+
+        out_layout = self.output.payload.shape()
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=out_layout.size,
+                                                         depth=self.fifo_depth)
+        m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*results)),
+                     self.output.payload.eq(out_fifo.r_data), self.output.valid.eq(out_fifo.r_rdy),
+                     out_fifo.r_en.eq(self.output.ready)]
+        return m
+
+    def _per_fold_table(self, m, name, shape, rows, address):
+        """A small ROM read one cycle after ``address``: ``rows[nf]`` is a list over PE."""
+        layout = data.ArrayLayout(shape, self._pe)
+        if self._nf == 1:
+            value = Signal(layout, name=name)
+            m.d.sync += value.eq(layout.const(rows[0]))
+            return value
+        memory = Memory(shape=layout, depth=self._nf, init=rows,
+                        attrs=_memory_attrs(layout.size * self._nf))
+        m.submodules[name] = memory
+        port = memory.read_port()
+        m.d.comb += port.addr.eq(address)
+        return port.data
+
+    def _logits_stage(self, m, accumulators, nf_a, done):
+        bias = self._layer.output.bias
+        rows = [[int(bias[nf * self._pe + p]) for p in range(self._pe)] for nf in range(self._nf)]
+        table = self._per_fold_table(m, "logit_bias", self._acc_shape, rows, nf_a)
+        results = []
+        for p, acc in enumerate(accumulators):
+            out = Signal(self._acc_shape, name=f"pe{p}_logit")
+            m.d.sync += out.eq(acc + table[p])
+            results.append(out)
+        valid = Signal(name="logit_valid")
+        m.d.sync += valid.eq(done)
+        return results, valid
+
+    def _threshold_stage(self, m, accumulators, nf_a, done):
+        tables = self._threshold_tables()
+        levels = (1 << self._layer.out_bits) - 1
+        t_shape = self._threshold_shape()
+        entry = data.StructLayout({"invert": unsigned(1),
+                                   "thresholds": data.ArrayLayout(t_shape, levels)})
+        rows = [[{"invert": tables[nf * self._pe + p][0],
+                  "thresholds": tables[nf * self._pe + p][1]} for p in range(self._pe)]
+                for nf in range(self._nf)]
+        table = self._per_fold_table(m, "thresholds", entry, rows, nf_a)
+        results = []
+        for p, acc in enumerate(accumulators):
+            compares = []
+            for j in range(levels):
+                bit = Signal(name=f"pe{p}_cmp{j}")
+                m.d.sync += bit.eq((acc >= table[p].thresholds[j]) ^ table[p].invert)
+                compares.append(bit)
+            code, _ = pipelined_sum(m, compares, name=f"pe{p}_count")
+            results.append(code[:self._layer.out_bits] if len(compares) > 1 else code)
+        valid = delay(m, done, self._output_depth, name="code_valid")
+        return results, valid
