@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -75,3 +76,90 @@ def test_mvu_matches_golden_under_stalls(weight_bits, in_bits, rng):
     vectors[0] = (1 << in_bits) - 1     # an extreme vector: all inputs at full scale
     rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+
+
+FOLDINGS = [
+    # (in_features, out_features, pe, simd): odd sizes, non-powers of two, SF = 1, NF = 1
+    (15, 9, 3, 5),
+    (7, 5, 5, 7),
+    (7, 5, 1, 1),
+    (30, 4, 2, 6),
+    (9, 6, 6, 1),
+    (64, 3, 3, 16),
+]
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd", FOLDINGS)
+@pytest.mark.parametrize("logits", [False, True])
+def test_mvu_foldings_and_odd_sizes(in_features, out_features, pe, simd, logits, rng):
+    weight_bits, in_bits = [(2, 4), (1, 2), (4, 3), (5, 1)][int(rng.integers(4))]
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features,
+                        weight_bits=weight_bits, in_bits=in_bits,
+                        out_bits=None if logits else int(rng.integers(1, 4)))
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    vectors = rng.integers(0, 1 << in_bits, (5, in_features))
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.5, stall_out=0.5)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+
+
+@pytest.mark.parametrize("weight_bits, in_bits", [(16, 16), (12, 1), (1, 16)])
+def test_mvu_widest_codes(weight_bits, in_bits, rng):
+    layer = dense_layer(rng, in_features=8, out_features=4, weight_bits=weight_bits,
+                        in_bits=in_bits, out_bits=None)
+    mvu = MatrixVectorUnit(layer, pe=2, simd=4)
+    vectors = np.concatenate([rng.integers(0, 1 << in_bits, (3, 8)),
+                              np.full((1, 8), (1 << in_bits) - 1)])
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.2, stall_out=0.2)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+
+
+def test_mvu_on_convolution_windows(rng):
+    spec = g.NetworkSpec((5, 4, 3), 4, [g.Conv(4, 3, padding=1, weight_bits=2, out_bits=2)])
+    layer = g.quantize_network(spec, g.random_parameters(spec, rng)).layers[0]
+    mvu = MatrixVectorUnit(layer, pe=2, simd=9)
+    image = rng.integers(0, 16, (1, 5, 4, 3))
+    windows = g.im2col(image, layer.kernel, layer.stride, layer.padding).reshape(-1, 27)
+    rtl_out, _ = run_mvu(mvu, windows, rng, stall_in=0.3, stall_out=0.3)
+    expected = layer.integer_forward(image)[1].reshape(-1, 4)
+    np.testing.assert_array_equal(rtl_out, expected)
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd", [(16, 4, 4, 16), (12, 6, 2, 4),
+                                                                 (8, 2, 1, 1)])
+def test_mvu_full_throughput_without_stalls(in_features, out_features, pe, simd, rng):
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features, weight_bits=2,
+                        in_bits=4, out_bits=4)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    count = 12
+    vectors = rng.integers(0, 16, (count, in_features))
+    rtl_out, cycles = run_mvu(mvu, vectors, rng)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    # One step per cycle, back to back: total = vectors x NF x SF, plus the pipeline once.
+    expected = count * mvu.cycles_per_vector + mvu.latency
+    assert expected <= cycles <= expected + 2
+
+
+def test_mvu_parameter_errors(rng):
+    layer = dense_layer(rng, in_features=12, out_features=6, weight_bits=2, in_bits=4, out_bits=2)
+    with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 6, not 4$"):
+        MatrixVectorUnit(layer, pe=4, simd=4)
+    with pytest.raises(ValueError, match=r"^simd must be a positive divisor of in_features 12, not 5$"):
+        MatrixVectorUnit(layer, pe=2, simd=5)
+    with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 6, not 0$"):
+        MatrixVectorUnit(layer, pe=0, simd=4)
+    with pytest.raises(TypeError, match=r"^simd must be a positive integer, not 2\.0$"):
+        MatrixVectorUnit(layer, pe=2, simd=2.0)
+    with pytest.raises(TypeError, match=r"^layer must be a golden QuantConv2d or QuantDense"):
+        MatrixVectorUnit(np.ones((6, 12)), pe=2, simd=4)
+
+
+def test_mvu_reports_its_cost(rng):
+    layer = dense_layer(rng, in_features=64, out_features=8, weight_bits=2, in_bits=4, out_bits=4)
+    mvu = MatrixVectorUnit(layer, pe=4, simd=16)
+    assert (mvu.synapse_fold, mvu.neuron_fold, mvu.cycles_per_vector) == (4, 2, 8)
+    estimate = mvu.estimate()
+    assert estimate["partial_product_bound"] == 16 * 4 * 4 * 1
+    assert estimate["logic_cells"] > estimate["partial_product_bound"]
+    bits = mvu.memory_bits()
+    assert bits["input_buffer"] == 16 * 4 * 4
+    assert bits["weights"] >= 64 * 8 * 2

@@ -1,0 +1,113 @@
+"""Build and run the cocotb benches on Icarus Verilog or Verilator (cocotb's own runner)."""
+from dataclasses import dataclass
+import json
+from pathlib import Path
+
+from ..golden.atomic import atomic_write
+from ..tools import ToolMissing, ensure_verilator_on_path, require
+
+__all__ = ["SIMULATORS", "SimulationFailed", "BenchResult", "run_stream_bench", "check_simulator"]
+
+SIMULATORS = ("icarus", "verilator")
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb bench failed (a mismatch, a timeout, or the simulator itself)."""
+
+
+@dataclass
+class BenchResult:
+    """What a bench observed: output words (lists of lane ints) and cycles from the first
+    input transfer to the last output transfer."""
+
+    outputs: list
+    cycles: int
+
+
+def check_simulator(simulator):
+    """Raise ValueError for an unknown simulator, ToolMissing when it is not installed."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "icarus":
+        require("iverilog", "the Debian package 'iverilog' (apt-get install iverilog)")
+    else:
+        ensure_verilator_on_path()
+        require("g++", "the Debian package 'g++'")
+        require("make", "the Debian package 'make'")
+
+
+def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, out_lanes,
+                     out_width, out_signed, simulator, build_dir, stall_in=0.0, stall_out=0.0,
+                     seed=0, max_cycles=100_000):
+    """Simulate a one-input, one-output stream component against expected output words.
+
+    Parameters
+    ----------
+    verilog_path : path
+        Verilog of the design, whose top module is ``toplevel``.
+    inputs, expected : list of list of int
+        Input words and expected output words, as lane values.
+    in_width, out_width : int
+        Bits per lane on the input and output; ``out_signed`` says how to read output lanes.
+    simulator : "icarus" or "verilator"
+    build_dir : path
+        Folder for this case (created); the simulator builds in ``build_dir/<simulator>``.
+
+    Returns
+    -------
+    BenchResult
+
+    Raises
+    ------
+    SimulationFailed
+        Any mismatch, a timeout, or a build or simulator failure.
+    """
+    from cocotb_tools.runner import get_runner, get_results
+
+    check_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    config = {"inputs": [list(map(int, w)) for w in inputs],
+              "expected": [list(map(int, w)) for w in expected],
+              "in_width": in_width, "out_lanes": out_lanes, "out_width": out_width,
+              "out_signed": bool(out_signed), "stall_in": stall_in, "stall_out": stall_out,
+              "seed": seed, "max_cycles": max_cycles}
+    config_path = build_dir / "bench.json"
+    with atomic_write(config_path, "w") as handle:
+        json.dump(config, handle)
+    observed_path = build_dir / "observed.json"
+    observed_path.unlink(missing_ok=True)
+
+    runner = get_runner(simulator)
+    build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if simulator == "verilator" else []
+    try:
+        runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
+                     build_dir=build_dir / simulator, timescale=("1ns", "1ps"),
+                     build_args=build_args, always=True, log_file=build_dir / "build.log")
+        results = runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                              test_module="wrpn_rtl.sim.stream_bench",
+                              build_dir=build_dir / simulator, test_dir=build_dir,
+                              plusargs=[f"+bench_config={config_path}"],
+                              log_file=build_dir / "sim.log")
+    except SystemExit as error:   # the runner exits on a failing test under pytest
+        raise SimulationFailed(f"{simulator}: the cocotb bench failed (exit {error.code})\n"
+                               f"{_log_tail(build_dir)}") from None
+    except Exception as error:
+        raise SimulationFailed(f"{simulator}: build or run failed: {error}\n"
+                               f"{_log_tail(build_dir)}") from None
+    total, failed = get_results(results)
+    if total == 0 or failed:
+        raise SimulationFailed(f"{simulator}: {failed} of {total} cocotb tests failed\n"
+                               f"{_log_tail(build_dir)}")
+    observed = json.loads(observed_path.read_text())
+    return BenchResult(outputs=observed["outputs"], cycles=observed["cycles"])
+
+
+def _log_tail(build_dir, lines=20):
+    """The last lines of the simulation log (or of the build log when there is none)."""
+    for name in ("sim.log", "build.log"):
+        log = Path(build_dir) / name
+        if log.exists():
+            text = log.read_text(errors="replace").splitlines()
+            return f"--- {log} (last {lines} lines) ---\n" + "\n".join(text[-lines:])
+    return f"(no log in {build_dir})"
