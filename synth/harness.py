@@ -1,0 +1,126 @@
+"""Designs that exist only to be synthesized: a serial I/O harness and the reference circuits.
+
+* :class:`SerialHarness` wraps any component with one input and one output stream so that it
+  fits a small FPGA package: the input payload is shifted in one bit per cycle, the output
+  payload is captured and shifted out. Every payload bit stays observable and controllable, so
+  synthesis cannot trim the core, and the harness's own cost is reported apart from the core's
+  (the core is kept as its own module, ``core``).
+* :class:`NaiveDotProduct` - the baseline: ``PE`` single-cycle ``sum(a[i] * w[i])`` over ``SIMD``
+  lanes (unsigned ``a``, signed ``w``, both live inputs), one result register.
+* :class:`RegisteredAdder` - the fabric limit: one adder between registers.
+"""
+from amaranth.hdl import Cat, Module, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SerialHarness", "NaiveDotProduct", "RegisteredAdder"]
+
+
+class SerialHarness(wiring.Component):
+    """Serial-in, serial-out wrapper of a stream component (for synthesis only).
+
+    Parameters
+    ----------
+    core : wiring.Component
+        With members ``input`` (In stream) and ``output`` (Out stream).
+
+    Members
+    -------
+    serial_in, shift_in : In(1)
+        ``shift_in`` shifts ``serial_in`` into the input payload register.
+    offer : In(1)
+        Drives the core's ``input.valid``; ``accepted`` shows its ``input.ready``.
+    take : In(1)
+        Drives the core's ``output.ready``; a transfer captures the payload.
+    serial_out, shift_out : Out(1) / In(1)
+        ``shift_out`` shifts the captured output payload out of ``serial_out``.
+    produced : Out(1)
+        The core's ``output.valid``.
+    """
+
+    def __init__(self, core):
+        self._core = core
+        super().__init__({
+            "serial_in": In(1), "shift_in": In(1), "offer": In(1), "accepted": Out(1),
+            "take": In(1), "produced": Out(1), "shift_out": In(1), "serial_out": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self._core
+        in_bits = len(Value.cast(core.input.payload))
+        out_bits = len(Value.cast(core.output.payload))
+        shifter = Signal(in_bits)
+        with m.If(self.shift_in):
+            m.d.sync += shifter.eq(Cat(self.serial_in, shifter[:-1]) if in_bits > 1
+                                   else self.serial_in)
+        captured = Signal(out_bits)
+        with m.If(core.output.valid & core.output.ready):
+            m.d.sync += captured.eq(Value.cast(core.output.payload))
+        with m.Elif(self.shift_out):
+            m.d.sync += captured.eq(captured >> 1)
+        m.d.comb += [
+            core.input.payload.eq(shifter), core.input.valid.eq(self.offer),
+            self.accepted.eq(core.input.ready), core.output.ready.eq(self.take),
+            self.produced.eq(core.output.valid), self.serial_out.eq(captured[0]),
+        ]
+        return m
+
+
+class NaiveDotProduct(wiring.Component):
+    """``PE`` naive dot products ``sum_i a[i] * w[p][i]``, single cycle, registered.
+
+    Members
+    -------
+    input : In(stream.Signature(StructLayout({"a": ArrayLayout(unsigned(a_bits), simd),
+                                             "w": ArrayLayout(signed(w_bits), pe * simd)})))
+    output : Out(stream.Signature(ArrayLayout(signed(acc_bits), pe)))
+        Always ready; the result follows one cycle after the input.
+    """
+
+    def __init__(self, *, a_bits, w_bits, simd, pe):
+        self._a_bits, self._w_bits, self._simd, self._pe = a_bits, w_bits, simd, pe
+        # |sum| <= simd * (2**a - 1) * 2**(w - 1)
+        self.acc_bits = (simd * ((1 << a_bits) - 1) * (1 << (w_bits - 1))).bit_length() + 1
+        layout = data.StructLayout({"a": data.ArrayLayout(unsigned(a_bits), simd),
+                                    "w": data.ArrayLayout(signed(w_bits), pe * simd)})
+        super().__init__({
+            "input": In(stream.Signature(layout)),
+            "output": Out(stream.Signature(data.ArrayLayout(signed(self.acc_bits), pe))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        payload = self.input.payload
+        for p in range(self._pe):
+            total = sum(payload.a[i] * payload.w[p * self._simd + i] for i in range(self._simd))
+            m.d.sync += self.output.payload[p].eq(total)
+        m.d.sync += self.output.valid.eq(self.input.valid)
+        m.d.comb += self.input.ready.eq(1)
+        return m
+
+
+class RegisteredAdder(wiring.Component):
+    """``width``-bit adder between registers: the fastest arithmetic the fabric runs.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(signed(width), 2)))
+    output : Out(stream.Signature(signed(width + 1)))
+    """
+
+    def __init__(self, *, width):
+        self._width = width
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(signed(width), 2))),
+            "output": Out(stream.Signature(signed(width + 1))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = Signal(signed(self._width))
+        b = Signal(signed(self._width))
+        m.d.sync += [a.eq(self.input.payload[0]), b.eq(self.input.payload[1]),
+                     self.output.payload.eq(a + b), self.output.valid.eq(self.input.valid)]
+        m.d.comb += self.input.ready.eq(1)
+        return m
