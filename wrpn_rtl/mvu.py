@@ -164,12 +164,12 @@ class MatrixVectorUnit(wiring.Component):
         """Cycles from issuing the last step of an output word to the word being valid at
         ``output`` (no stall): memory read, operand register, adder tree, plane combine,
         accumulate, requantize, output FIFO."""
-        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
+        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 2
 
     @property
     def fifo_depth(self):
         """Output FIFO words: enough that credit never throttles an always-ready consumer."""
-        return math.ceil(self.latency / self._sf) + 2
+        return math.ceil((self.latency + 1) / self._sf) + 2
 
     # -- constants derived from the layer ---------------------------------------------------
     def _correction_width(self):
@@ -278,41 +278,58 @@ class MatrixVectorUnit(wiring.Component):
         binary = layer.weight_bits == 1
 
         # ---- issue: counters, input buffer, credit -------------------------------------
+        # The flags that decide whether a step issues are registers, so the issue decision
+        # (and the input's ready) is one LUT deep.
         sf = Signal(range(sf_count), name="sf")
         nf = Signal(range(nf_count), name="nf")
         waddr = Signal(range(nf_count * sf_count), name="weight_addr")
-        reserved = Signal(range(self.fifo_depth + 1), name="reserved")
-        last_step = sf == sf_count - 1
-        credit_ok = ~last_step | (reserved < self.fifo_depth)
-        from_stream = nf == 0
+        # Output words reserved (in flight or in the FIFO), as a thermometer code so that
+        # "is there room" is a register bit and updating it needs no carry chain. Returned
+        # credits are counted one cycle late (conservative, off the output's ready path).
+        reserved = Signal(self.fifo_depth, name="reserved")   # bit i: more than i reserved
+        last_step = Signal(init=int(sf_count == 1), name="last_step")     # sf == SF - 1
+        from_stream = Signal(init=1, name="from_stream")                  # nf == 0
+        room = ~reserved[-1]
+        credit_ok = ~last_step | room
         m.d.comb += self.input.ready.eq(from_stream & credit_ok)
         fire = Signal(name="fire")
         m.d.comb += fire.eq(Mux(from_stream, self.input.valid, 1) & credit_ok)
         with m.If(fire):
             m.d.sync += [sf.eq(Mux(last_step, 0, sf + 1)),
+                         last_step.eq((sf_count == 1) | (~last_step & (sf == sf_count - 2))),
                          waddr.eq(Mux(waddr == nf_count * sf_count - 1, 0, waddr + 1))]
             with m.If(last_step):
-                m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
+                m.d.sync += [nf.eq(Mux(nf == nf_count - 1, 0, nf + 1)),
+                             from_stream.eq((nf_count == 1) | (nf == nf_count - 1))]
 
-        out_transfer = self.output.valid & self.output.ready
-        m.d.sync += reserved.eq(reserved + (fire & last_step) - out_transfer)
+        returned = Signal(name="credit_returned")
+        m.d.sync += returned.eq(self.output.valid & self.output.ready)
+        taken = fire & last_step
+        with m.If(taken & ~returned):
+            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
+        with m.Elif(returned & ~taken):
+            m.d.sync += reserved.eq(reserved[1:])
 
         # stage 1: memory read data and the registered input word
         in_word = Signal(simd * a_bits, name="in_word")
         valid1, first1, last1 = Signal(), Signal(), Signal()
         nf1 = Signal(range(nf_count))
+        sf1 = Signal(range(sf_count))
         stream1 = Signal()
         m.d.sync += [valid1.eq(fire), first1.eq(sf == 0), last1.eq(last_step), nf1.eq(nf),
-                     stream1.eq(from_stream), in_word.eq(self.input.payload.as_value())]
+                     sf1.eq(sf), stream1.eq(from_stream),
+                     in_word.eq(self.input.payload.as_value())]
         if nf_count > 1:
+            # The first neuron fold stores its words (from the stage-1 register, so the write
+            # enable is a register too); the other folds replay them.
             buffer_bits = simd * a_bits * sf_count
             m.submodules.input_buffer = buf = Memory(
                 shape=unsigned(simd * a_bits), depth=sf_count, init=[],
                 attrs=_memory_attrs(buffer_bits))
             write = buf.write_port()
-            read = buf.read_port()
-            m.d.comb += [write.addr.eq(sf), write.data.eq(self.input.payload.as_value()),
-                         write.en.eq(fire & from_stream), read.addr.eq(sf)]
+            read = buf.read_port(transparent_for=(write,))
+            m.d.comb += [write.addr.eq(sf1), write.data.eq(in_word),
+                         write.en.eq(valid1 & stream1), read.addr.eq(sf)]
             x1 = Mux(stream1, in_word, read.data)
         else:
             x1 = in_word
@@ -373,7 +390,7 @@ class MatrixVectorUnit(wiring.Component):
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done)
 
         out_layout = self.output.payload.shape()
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFO(width=out_layout.size,
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=out_layout.size,
                                                          depth=self.fifo_depth)
         m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*results)),
                      self.output.payload.eq(out_fifo.r_data), self.output.valid.eq(out_fifo.r_rdy),
