@@ -10,6 +10,9 @@ Subcommands
     Train a WRPN network on the bundled digits and write a model file.
 ``golden``
     Run a model file's golden model on the digits test set.
+``bench mvu``
+    Synthesize the MVU beside the naive dot product and the fabric limit (iCE40 UP5K,
+    ECP5-25k, generic CMOS) and write ``DIR/mvu.json`` and ``DIR/mvu.md``.
 
 Exit status is 0 only when everything asked for succeeded.
 """
@@ -166,6 +169,19 @@ def cmd_demo(args):
     return summary
 
 
+def cmd_bench(args):
+    from .synth.bench import run_mvu_bench
+    from .tools import ToolMissing
+    try:
+        report = run_mvu_bench(args.out, quick=args.quick,
+                               progress=lambda text: _progress(args, text))
+    except ToolMissing as error:
+        raise CommandError(str(error)) from None
+    if not args.json:
+        print((args.out / "mvu.md").read_text())
+    return report
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="wrpn-rtl",
@@ -185,6 +201,12 @@ def build_parser():
     _common(golden)
     golden.add_argument("--model", type=Path, required=True, help="model file (.npz)")
     golden.set_defaults(run=cmd_golden)
+    bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
+    bench.add_argument("what", choices=["mvu"], help="what to benchmark")
+    _common(bench)
+    bench.add_argument("--quick", action="store_true",
+                       help="a small subset (PE=1; w/a 1/1, 2/2, 4/4)")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

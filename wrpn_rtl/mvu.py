@@ -162,9 +162,9 @@ class MatrixVectorUnit(wiring.Component):
     @property
     def latency(self):
         """Cycles from issuing the last step of an output word to the word being valid at
-        ``output`` (no stall): memory read, operand register, adder tree, plane combine,
-        accumulate, requantize, output FIFO."""
-        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 2
+        ``output`` (no stall): memory read, operand register, leaf register, adder tree,
+        plane combine, accumulate, requantize, output FIFO."""
+        return 3 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 2
 
     @property
     def fifo_depth(self):
@@ -352,7 +352,7 @@ class MatrixVectorUnit(wiring.Component):
         lanes = [x2[i * a_bits:(i + 1) * a_bits] for i in range(simd)]
 
         # ---- per PE: plane trees, combine, accumulate ---------------------------------
-        partial_depth = self._tree_depth + self._combine_depth
+        partial_depth = 1 + self._tree_depth + self._combine_depth
         valid_a = delay(m, valid2, partial_depth, name="valid_a")
         first_a = delay(m, first2, partial_depth, name="first_a")
         last_a = delay(m, last2, partial_depth, name="last_a")
@@ -368,10 +368,14 @@ class MatrixVectorUnit(wiring.Component):
                     term = (widened ^ word.sign[i].replicate(a_bits + 1)).as_signed()
                     if not binary:
                         term = Mux(word.mask[b][i], term, 0)
-                    leaves.append(term)
+                    # Registered leaves: the XOR/AND sits in the LUT in front of this register
+                    # (free on LUT+FF fabrics), so every tree level is a bare adder.
+                    leaf = Signal(signed(a_bits + 1), name=f"pe{p}_plane{b}_leaf{i}")
+                    m.d.sync += leaf.eq(term)
+                    leaves.append(leaf)
                 total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
                 planes.append(total)
-            correction = delay(m, word.correction, self._tree_depth, name=f"pe{p}_corr")
+            correction = delay(m, word.correction, 1 + self._tree_depth, name=f"pe{p}_corr")
             terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
             partial, depth = pipelined_sum(m, terms + [correction], name=f"pe{p}_combine")
             assert depth == self._combine_depth
