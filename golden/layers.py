@@ -253,6 +253,16 @@ class QuantConv2d:
         return self._weights.reshape(self.out_channels, -1)
 
     @property
+    def raw_acc_low(self):
+        """Exact lowest ``acc`` (the weighted sum alone, no bias) per channel, shape (C_out,)."""
+        return self._raw_low
+
+    @property
+    def raw_acc_high(self):
+        """Exact highest ``acc`` (no bias) per channel, shape (C_out,)."""
+        return self._raw_high
+
+    @property
     def acc_low(self):
         bias = self._output.bias if self.is_logits else 0
         return self._raw_low + bias

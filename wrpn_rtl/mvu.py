@@ -13,24 +13,28 @@ and stores it; the other folds replay the stored words.
 
 Datapath (one exact form for every precision)
 ---------------------------------------------
-A weight code is sign-magnitude ``w = (-1)**s * m``. With ``P = max(1, weight_bits - 1)``
+A weight code is sign-magnitude ``w = (-1)**s * m`` with ``P = max(1, weight_bits - 1)``
 magnitude bit planes ``m = sum_b 2**b * m_b`` (binary weights have ``m = 1``: no planes are
-stored), each PE computes per cycle
+stored). For an ``A``-bit activation ``a``, let ``u = a`` if ``s = 0`` else ``u = ~a`` (the
+``A``-bit complement, ``2**A - 1 - a``); then ``w * a = m * u - s * m * (2**A - 1)``. So each PE
+accumulates the unsigned
 
-    ``partial = sum_b 2**b * sum_i m_ib * (s_i ? ~a_i : a_i) + correction``
+    ``X = sum over cycles of sum_b 2**b * sum_i m_ib * u_i``
 
-where ``~a_i`` is the one's complement of ``a_i`` widened by one bit (``= -a_i - 1``) and
-``correction = sum_i s_i * m_i`` is a weight-derived constant stored beside the weights. This is
-the conditional negate plus popcount of binary weights, the add / subtract / skip of ternary
-weights, and the sign-magnitude partial products of wider weights, in one structure whose
-leaves are an AND and an XOR in front of an adder. Each plane is summed by an adder tree with a
-register after every level, so the critical path is about one adder whatever ``SIMD`` is.
-Every partial and every prefix of the accumulation is the true value, so the accumulator has
-exactly the width of the golden bound (``layer.acc_shape``).
+and the true accumulator is ``acc = X + C`` with the per-channel constant
+``C = -(2**A - 1) * sum_{w_i < 0} |w_i|``, known from the weights alone. Each leaf is an XOR
+and an AND in front of a register; each plane is summed by an adder tree with a register after
+every level, so the critical path is about one adder whatever ``SIMD`` is. This is the
+conditional negate plus popcount of binary weights, the add / subtract / skip of ternary
+weights and the sign-magnitude partial products of wider weights in one structure, with
+unsigned operands throughout. ``C`` never costs an adder: it is folded into the thresholds, or
+into the logit bias that a logits layer adds once per output. ``X`` lies in
+``[acc_low - C, acc_high - C]`` of the golden bound (zero-padded inputs included), so its
+register is exactly as wide as that range needs.
 
-Requantization compares the accumulator with the golden thresholds in parallel (direction -1
-channels are folded into the comparison: ``-acc >= T  <=>  not (acc >= 1 - T)``) and counts the
-passed thresholds with a pipelined adder tree. A logits layer adds its integer bias instead.
+Requantization compares ``X`` with the golden thresholds shifted by ``C`` (direction -1
+channels are folded in too: ``-acc >= T  <=>  not (X >= 1 - T - C)``), all in parallel, and
+counts the passed thresholds with a pipelined adder tree.
 
 Flow control: all datapath registers are free-running; the unit issues a step only when the
 output FIFO has room reserved for the word it will finish, so stalls on the output never reach
@@ -111,6 +115,15 @@ class MatrixVectorUnit(wiring.Component):
         self._sf = layer.window_size // self._simd
         self._nf = layer.out_channels // self._pe
         self._planes = max(1, layer.weight_bits - 1)
+        # acc = X + offset per channel; X >= 0 is what the hardware accumulates.
+        top = (1 << layer.in_bits) - 1
+        negative = np.where(matrix < 0, -matrix, 0).sum(axis=1)
+        self._offset = -top * negative
+        x_low = layer.raw_acc_low - self._offset
+        x_high = layer.raw_acc_high - self._offset
+        assert x_low.min() >= 0, "offset-binary accumulator must be non-negative"
+        self._x_shape = unsigned(max(1, int(x_high.max()).bit_length()))
+        self._x_high = x_high
         acc_width, acc_signed = layer.acc_shape
         self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
         out_shape = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
@@ -141,7 +154,18 @@ class MatrixVectorUnit(wiring.Component):
 
     @property
     def accumulator_shape(self):
+        """Shape of the true accumulator ``acc`` (plus bias for logits): the golden bound."""
         return self._acc_shape
+
+    @property
+    def offset_accumulator_shape(self):
+        """Shape of the register that accumulates ``X = acc - C`` (unsigned, golden-derived)."""
+        return self._x_shape
+
+    @property
+    def accumulator_offset(self):
+        """``C`` per channel, shape (out_features,): ``acc = X + C``."""
+        return self._offset.copy()
 
     # -- pipeline geometry -----------------------------------------------------------------
     @property
@@ -150,7 +174,7 @@ class MatrixVectorUnit(wiring.Component):
 
     @property
     def _combine_depth(self):
-        return math.ceil(math.log2(self._planes + 1))
+        return math.ceil(math.log2(self._planes)) if self._planes > 1 else 0
 
     @property
     def _output_depth(self):
@@ -172,19 +196,15 @@ class MatrixVectorUnit(wiring.Component):
         return math.ceil((self.latency + 1) / self._sf) + 2
 
     # -- constants derived from the layer ---------------------------------------------------
-    def _correction_width(self):
-        top = weight_code_range(self._layer.weight_bits)[1]
-        return max(1, (self._simd * top).bit_length())
-
     def _weight_word_layout(self):
-        fields = {"sign": unsigned(self._simd), "correction": unsigned(self._correction_width())}
+        fields = {"sign": unsigned(self._simd)}
         if self._layer.weight_bits > 1:
             fields["mask"] = data.ArrayLayout(unsigned(self._simd), self._planes)
         return data.ArrayLayout(data.StructLayout(fields), self._pe)
 
     def weight_words(self):
-        """Weight memory contents: list over address ``nf * SF + sf`` of per-PE dicts
-        ``{"sign": int, "mask": [int] * P, "correction": int}`` (bit ``i`` = lane ``i``)."""
+        """Weight memory contents: list over address ``nf * SF + sf`` of lists over PE of
+        ``{"sign": int, "mask": [int] * P}`` (bit ``i`` is lane ``i``; binary: no mask)."""
         matrix = self._layer.weight_matrix
         words = []
         for nf in range(self._nf):
@@ -192,11 +212,9 @@ class MatrixVectorUnit(wiring.Component):
                 word = []
                 for p in range(self._pe):
                     row = matrix[nf * self._pe + p, sf * self._simd:(sf + 1) * self._simd]
-                    sign = sum(1 << i for i, w in enumerate(row) if w < 0)
-                    magnitude = np.abs(row)
-                    entry = {"sign": sign,
-                             "correction": int(magnitude[row < 0].sum())}
+                    entry = {"sign": sum(1 << i for i, w in enumerate(row) if w < 0)}
                     if self._layer.weight_bits > 1:
+                        magnitude = np.abs(row)
                         entry["mask"] = [sum(1 << i for i, v in enumerate(magnitude) if v >> b & 1)
                                          for b in range(self._planes)]
                     word.append(entry)
@@ -204,70 +222,73 @@ class MatrixVectorUnit(wiring.Component):
         return words
 
     def _threshold_tables(self):
-        """Per channel: ``(invert, thresholds)`` so that
-        ``code = sum_j ((acc >= t_j) xor invert)``."""
+        """Per channel ``(invert, thresholds)`` on ``X`` such that
+        ``code = sum_j ((X >= t_j) xor invert)``; each ``t_j`` is clamped to
+        ``[0, X_high + 1]`` (0: always true, ``X_high + 1``: never), which changes no result."""
         req = self._layer.requantizer
         tables = []
         for c in range(self._layer.out_channels):
-            t = req.thresholds[c]
-            if req.direction[c] > 0:
-                tables.append((0, [int(v) for v in t]))
-            else:
-                tables.append((1, [int(1 - v) for v in t]))
+            offset, limit = int(self._offset[c]), int(self._x_high[c]) + 1
+            if req.direction[c] > 0:     # acc >= T  <=>  X >= T - C
+                invert, values = 0, [int(t) - offset for t in req.thresholds[c]]
+            else:                        # -acc >= T  <=>  not (X >= 1 - T - C)
+                invert, values = 1, [1 - int(t) - offset for t in req.thresholds[c]]
+            tables.append((invert, [min(max(v, 0), limit) for v in values]))
         return tables
 
+    def _threshold_shape(self):
+        return unsigned(max(1, (int(self._x_high.max()) + 1).bit_length()))
+
     def memory_bits(self):
-        """Bits of each memory: ``{"weights": ..., "input_buffer": ..., "thresholds": ...}``."""
+        """Bits of each memory: ``{"weights", "input_buffer", "thresholds"}`` (thresholds: the
+        per-channel comparison table, or the logit bias table)."""
         weight_bits = self._weight_word_layout().size * self._nf * self._sf
         buffer_bits = self._simd * self._layer.in_bits * self._sf if self._nf > 1 else 0
-        threshold_bits = 0
-        if not self._layer.is_logits:
-            width = self._threshold_shape().width
-            threshold_bits = self._layer.out_channels * (1 + width * (
-                (1 << self._layer.out_bits) - 1))
+        if self._layer.is_logits:
+            bias = self._layer.output.bias + self._offset
+            width, _ = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
+            table_bits = self._layer.out_channels * width
         else:
-            threshold_bits = self._layer.out_channels * self._acc_shape.width
-        return {"weights": weight_bits, "input_buffer": buffer_bits,
-                "thresholds": threshold_bits}
-
-    def _threshold_shape(self):
-        tables = self._threshold_tables()
-        values = [v for _, t in tables for v in t]
-        width, is_signed = integer_range_shape(min(values + [0]), max(values + [0]))
-        return signed(width) if is_signed else unsigned(width)
+            levels = (1 << self._layer.out_bits) - 1
+            table_bits = self._layer.out_channels * (1 + levels * self._threshold_shape().width)
+        return {"weights": weight_bits, "input_buffer": buffer_bits, "thresholds": table_bits}
 
     # -- resource estimate -------------------------------------------------------------------
     def estimate(self):
         """First-order resource estimate, for reports beside the measurement.
 
+        Counts one logic cell (LUT4 with carry) per adder, comparator and leaf bit, and the
+        pipeline registers; memories are counted in bits.
+
         Returns
         -------
         dict
-            ``logic_cells`` (LUT4-with-carry cells: one per adder / comparator bit),
-            ``flip_flops``, ``memory_bits`` (total), and ``partial_product_bound``
-            (``SIMD * PE * in_bits * max(1, weight_bits - 1)`` cells).
+            ``logic_cells``, ``flip_flops``, ``memory_bits`` (total), and
+            ``partial_product_bound`` (``SIMD * PE * in_bits * max(1, weight_bits - 1)``).
         """
-        a = self._layer.in_bits
-        cells, flops = 0, 0
-        # adder tree per plane: level l sums pairs of (a + 1 + l)-bit values
-        leaves, width = self._simd, a + 1
+        a, pe, planes = self._layer.in_bits, self._pe, self._planes
+        leaf_bits = self._simd * a * planes * pe
+        cells, flops = leaf_bits, leaf_bits
+        leaves, width = self._simd, a          # tree level l adds pairs of (a + l)-bit values
         while leaves > 1:
             pairs = leaves // 2
-            cells += pairs * (width + 1) * self._planes * self._pe
-            flops += (pairs + leaves % 2) * (width + 1) * self._planes * self._pe
+            cells += pairs * (width + 1) * planes * pe
+            flops += (pairs + leaves % 2) * (width + 1) * planes * pe
             leaves, width = pairs + leaves % 2, width + 1
-        acc = self._acc_shape.width
-        cells += (self._planes + 1) * acc * self._pe   # plane combine and correction
-        cells += acc * self._pe                         # accumulator
-        flops += 2 * acc * self._pe
-        if not self._layer.is_logits:
+        x_bits = self._x_shape.width
+        cells += (planes - 1) * x_bits * pe + x_bits * pe    # plane combine, accumulator
+        flops += (planes - 1) * x_bits * pe + x_bits * pe
+        if self._layer.is_logits:
+            cells += self._acc_shape.width * pe
+            flops += self._acc_shape.width * pe
+        else:
             levels = (1 << self._layer.out_bits) - 1
-            cells += levels * self._threshold_shape().width * self._pe // 2 + levels * self._pe
-            flops += (levels + self._layer.out_bits) * self._pe
-        flops += self._simd * a + self._planes * self._simd * self._pe + 32
+            cells += levels * self._threshold_shape().width * pe // 2 + levels * pe
+            flops += (levels + self._layer.out_bits) * pe
+        flops += 2 * self._simd * a + self._weight_word_layout().size   # operand registers
         return {"logic_cells": int(cells), "flip_flops": int(flops),
                 "memory_bits": int(sum(self.memory_bits().values())),
-                "partial_product_bound": self._simd * self._pe * a * self._planes}
+                "partial_product_bound": self._simd * pe * a * planes}
 
     # -- hardware ----------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -364,25 +385,24 @@ class MatrixVectorUnit(wiring.Component):
             for b in range(self._planes):
                 leaves = []
                 for i, lane in enumerate(lanes):
-                    widened = Cat(lane, Const(0, 1))
-                    term = (widened ^ word.sign[i].replicate(a_bits + 1)).as_signed()
+                    # u = a, or its A-bit complement for a negative weight; masked by the
+                    # magnitude bit. The XOR/AND sits in the LUT in front of the leaf register
+                    # (free on LUT+FF fabrics), so every tree level is a bare adder.
+                    term = lane ^ word.sign[i].replicate(a_bits)
                     if not binary:
                         term = Mux(word.mask[b][i], term, 0)
-                    # Registered leaves: the XOR/AND sits in the LUT in front of this register
-                    # (free on LUT+FF fabrics), so every tree level is a bare adder.
-                    leaf = Signal(signed(a_bits + 1), name=f"pe{p}_plane{b}_leaf{i}")
+                    leaf = Signal(a_bits, name=f"pe{p}_plane{b}_leaf{i}")
                     m.d.sync += leaf.eq(term)
                     leaves.append(leaf)
                 total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
                 planes.append(total)
-            correction = delay(m, word.correction, 1 + self._tree_depth, name=f"pe{p}_corr")
             terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
-            partial, depth = pipelined_sum(m, terms + [correction], name=f"pe{p}_combine")
+            partial, depth = pipelined_sum(m, terms, name=f"pe{p}_combine")
             assert depth == self._combine_depth
-            acc = Signal(self._acc_shape, name=f"pe{p}_acc")
+            x = Signal(self._x_shape, name=f"pe{p}_x")
             with m.If(valid_a):
-                m.d.sync += acc.eq(Mux(first_a, 0, acc) + partial)
-            accumulators.append(acc)
+                m.d.sync += x.eq(Mux(first_a, 0, x) + partial)
+            accumulators.append(x)
         done = Signal(name="acc_done")
         done_nf = Signal(range(nf_count), name="acc_done_nf")
         m.d.sync += [done.eq(valid_a & last_a), done_nf.eq(nf_a)]
@@ -416,13 +436,16 @@ class MatrixVectorUnit(wiring.Component):
         return port.data
 
     def _logits_stage(self, m, accumulators, nf_a, done):
-        bias = self._layer.output.bias
+        # logit = acc + bias = X + (C + bias): one adder per output word
+        bias = self._layer.output.bias + self._offset
         rows = [[int(bias[nf * self._pe + p]) for p in range(self._pe)] for nf in range(self._nf)]
-        table = self._per_fold_table(m, "logit_bias", self._acc_shape, rows, nf_a)
+        width, is_signed = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
+        table = self._per_fold_table(m, "logit_bias", signed(width) if is_signed else
+                                     unsigned(width), rows, nf_a)
         results = []
         for p, acc in enumerate(accumulators):
             out = Signal(self._acc_shape, name=f"pe{p}_logit")
-            m.d.sync += out.eq(acc + table[p])
+            m.d.sync += out.eq(acc + table[p])   # X + (C + bias), exact in acc_shape
             results.append(out)
         valid = Signal(name="logit_valid")
         m.d.sync += valid.eq(done)

@@ -115,14 +115,22 @@ def test_mvu_widest_codes(weight_bits, in_bits, rng):
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
-def test_mvu_on_convolution_windows(rng):
-    spec = g.NetworkSpec((5, 4, 3), 4, [g.Conv(4, 3, padding=1, weight_bits=2, out_bits=2)])
+@pytest.mark.parametrize("in_shape, kernel, padding, out_bits", [
+    ((5, 4, 3), 3, 1, 2),
+    ((2, 2, 3), 3, 1, None),    # no window covers every tap: raw bounds are tighter than C
+    ((3, 2, 2), (3, 2), 2, 1),
+])
+def test_mvu_on_convolution_windows(in_shape, kernel, padding, out_bits, rng):
+    spec = g.NetworkSpec(in_shape, 4, [g.Conv(4, kernel, padding=padding, weight_bits=3,
+                                              out_bits=out_bits, batch_norm=out_bits is not None)])
     layer = g.quantize_network(spec, g.random_parameters(spec, rng)).layers[0]
-    mvu = MatrixVectorUnit(layer, pe=2, simd=9)
-    image = rng.integers(0, 16, (1, 5, 4, 3))
-    windows = g.im2col(image, layer.kernel, layer.stride, layer.padding).reshape(-1, 27)
-    rtl_out, _ = run_mvu(mvu, windows, rng, stall_in=0.3, stall_out=0.3)
-    expected = layer.integer_forward(image)[1].reshape(-1, 4)
+    mvu = MatrixVectorUnit(layer, pe=2, simd=layer.in_channels)
+    images = rng.integers(0, 16, (2,) + in_shape)
+    images[0] = 15
+    windows = g.im2col(images, layer.kernel, layer.stride, layer.padding)
+    rtl_out, _ = run_mvu(mvu, windows.reshape(-1, layer.window_size), rng, stall_in=0.3,
+                         stall_out=0.3)
+    expected = layer.integer_forward(images)[1].reshape(-1, 4)
     np.testing.assert_array_equal(rtl_out, expected)
 
 
