@@ -45,11 +45,12 @@ import numbers
 
 import numpy as np
 from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, signed, unsigned, Cat
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .golden.layers import QuantConv2d, integer_range_shape
+from .fifo import StreamFIFO
 from .golden.quant import weight_code_range
 from .pipeline import delay, pipelined_sum
 
@@ -188,7 +189,7 @@ class MatrixVectorUnit(wiring.Component):
         """Cycles from issuing the last step of an output word to the word being valid at
         ``output`` (no stall): memory read, operand register, leaf register, adder tree,
         plane combine, accumulate, requantize, output FIFO."""
-        return 3 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 2
+        return 3 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
 
     @property
     def fifo_depth(self):
@@ -413,12 +414,11 @@ class MatrixVectorUnit(wiring.Component):
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done)
 
-        out_layout = self.output.payload.shape()
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=out_layout.size,
-                                                         depth=self.fifo_depth)
-        m.d.comb += [out_fifo.w_en.eq(out_valid), out_fifo.w_data.eq(Cat(*results)),
-                     self.output.payload.eq(out_fifo.r_data), self.output.valid.eq(out_fifo.r_rdy),
-                     out_fifo.r_en.eq(self.output.ready)]
+        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(),
+                                                     depth=self.fifo_depth)
+        m.d.comb += [out_fifo.input.valid.eq(out_valid),
+                     out_fifo.input.payload.eq(Cat(*results))]
+        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
         return m
 
     def _per_fold_table(self, m, name, shape, rows, address):
