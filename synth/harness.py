@@ -48,22 +48,26 @@ class SerialHarness(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = self._core
+        # Every pin goes through a register, so no path inside is stretched by I/O routing.
+        pins = {}
+        for name in ("serial_in", "shift_in", "offer", "take", "shift_out"):
+            pins[name] = Signal(name=f"{name}_q")
+            m.d.sync += pins[name].eq(getattr(self, name))
         in_bits = len(Value.cast(core.input.payload))
         out_bits = len(Value.cast(core.output.payload))
         shifter = Signal(in_bits)
-        with m.If(self.shift_in):
-            m.d.sync += shifter.eq(Cat(self.serial_in, shifter[:-1]) if in_bits > 1
-                                   else self.serial_in)
+        with m.If(pins["shift_in"]):
+            m.d.sync += shifter.eq(Cat(pins["serial_in"], shifter[:-1]) if in_bits > 1
+                                   else pins["serial_in"])
         captured = Signal(out_bits)
         with m.If(core.output.valid & core.output.ready):
             m.d.sync += captured.eq(Value.cast(core.output.payload))
-        with m.Elif(self.shift_out):
+        with m.Elif(pins["shift_out"]):
             m.d.sync += captured.eq(captured >> 1)
-        m.d.comb += [
-            core.input.payload.eq(shifter), core.input.valid.eq(self.offer),
-            self.accepted.eq(core.input.ready), core.output.ready.eq(self.take),
-            self.produced.eq(core.output.valid), self.serial_out.eq(captured[0]),
-        ]
+        m.d.comb += [core.input.payload.eq(shifter), core.input.valid.eq(pins["offer"]),
+                     core.output.ready.eq(pins["take"])]
+        m.d.sync += [self.accepted.eq(core.input.ready), self.produced.eq(core.output.valid),
+                     self.serial_out.eq(captured[0])]
         return m
 
 

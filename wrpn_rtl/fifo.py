@@ -57,7 +57,7 @@ class StreamFIFO(wiring.Component):
         filled = Signal(depth, name="filled")            # thermometer fill level
         write_at = Signal(depth, init=1, name="write_at")  # one-hot pointers
         read_at = Signal(depth, init=1, name="read_at")
-        entries = [Signal(width, name=f"entry{i}") for i in range(depth)]
+        entries = [Signal(width, name=f"entry{i}", reset_less=True) for i in range(depth)]
 
         m.d.comb += [self.input.ready.eq(~filled[-1]), self.output.valid.eq(filled[0])]
         push = self.input.valid & self.input.ready

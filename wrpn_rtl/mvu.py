@@ -333,12 +333,14 @@ class MatrixVectorUnit(wiring.Component):
             m.d.sync += reserved.eq(reserved[1:])
 
         # stage 1: memory read data and the registered input word
-        in_word = Signal(simd * a_bits, name="in_word")
-        valid1, first1, last1 = Signal(), Signal(), Signal()
-        nf1 = Signal(range(nf_count))
-        sf1 = Signal(range(sf_count))
-        stream1 = Signal()
-        m.d.sync += [valid1.eq(fire), first1.eq(sf == 0), last1.eq(last_step), nf1.eq(nf),
+        in_word = Signal(simd * a_bits, name="in_word", reset_less=True)
+        valid1, last1 = Signal(), Signal()
+        # Datapath registers carry no reset (only valid bits, counters and pointers do), so
+        # the reset net does not reach hundreds of flip-flops.
+        nf1 = Signal(range(nf_count), reset_less=True)
+        sf1 = Signal(range(sf_count), reset_less=True)
+        stream1 = Signal(reset_less=True)
+        m.d.sync += [valid1.eq(fire), last1.eq(last_step), nf1.eq(nf),
                      sf1.eq(sf), stream1.eq(from_stream),
                      in_word.eq(self.input.payload.as_value())]
         if nf_count > 1:
@@ -365,20 +367,19 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += wread.addr.eq(waddr)
 
         # stage 2: operand registers (cut the memory clock-to-out from the adders)
-        x2 = Signal(simd * a_bits, name="x2")
-        w2 = Signal(layout, name="w2")
-        valid2, first2, last2 = Signal(), Signal(), Signal()
-        nf2 = Signal(range(nf_count))
-        m.d.sync += [x2.eq(x1), w2.eq(wread.data), valid2.eq(valid1), first2.eq(first1),
+        x2 = Signal(simd * a_bits, name="x2", reset_less=True)
+        w2 = Signal(layout, name="w2", reset_less=True)
+        valid2, last2 = Signal(), Signal()
+        nf2 = Signal(range(nf_count), reset_less=True)
+        m.d.sync += [x2.eq(x1), w2.eq(wread.data), valid2.eq(valid1),
                      last2.eq(last1), nf2.eq(nf1)]
         lanes = [x2[i * a_bits:(i + 1) * a_bits] for i in range(simd)]
 
         # ---- per PE: plane trees, combine, accumulate ---------------------------------
         partial_depth = 1 + self._tree_depth + self._combine_depth
         valid_a = delay(m, valid2, partial_depth, name="valid_a")
-        first_a = delay(m, first2, partial_depth, name="first_a")
         last_a = delay(m, last2, partial_depth, name="last_a")
-        nf_a = delay(m, nf2, partial_depth, name="nf_a")
+        nf_a = delay(m, nf2, partial_depth, name="nf_a", reset_less=True)
         accumulators = []
         for p in range(pe):
             word = w2[p]
@@ -392,7 +393,7 @@ class MatrixVectorUnit(wiring.Component):
                     term = lane ^ word.sign[i].replicate(a_bits)
                     if not binary:
                         term = Mux(word.mask[b][i], term, 0)
-                    leaf = Signal(a_bits, name=f"pe{p}_plane{b}_leaf{i}")
+                    leaf = Signal(a_bits, name=f"pe{p}_plane{b}_leaf{i}", reset_less=True)
                     m.d.sync += leaf.eq(term)
                     leaves.append(leaf)
                 total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
@@ -400,12 +401,19 @@ class MatrixVectorUnit(wiring.Component):
             terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
             partial, depth = pipelined_sum(m, terms, name=f"pe{p}_combine")
             assert depth == self._combine_depth
-            x = Signal(self._x_shape, name=f"pe{p}_x")
-            with m.If(valid_a):
-                m.d.sync += x.eq(Mux(first_a, 0, x) + partial)
-            accumulators.append(x)
+            # The running sum restarts by a synchronous clear of its register after the last
+            # step (a flip-flop reset pin, not a multiplexer in front of the adder); the
+            # finished sum is caught in `result` from the same adder.
+            running = Signal(self._x_shape, name=f"pe{p}_running")
+            result = Signal(self._x_shape, name=f"pe{p}_x", reset_less=True)
+            total = running + partial
+            with m.If(valid_a & last_a):
+                m.d.sync += [running.eq(0), result.eq(total)]
+            with m.Elif(valid_a):
+                m.d.sync += running.eq(total)
+            accumulators.append(result)
         done = Signal(name="acc_done")
-        done_nf = Signal(range(nf_count), name="acc_done_nf")
+        done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)
         m.d.sync += [done.eq(valid_a & last_a), done_nf.eq(nf_a)]
 
         # ---- output stage: requantize or add the logit bias ---------------------------
@@ -444,7 +452,7 @@ class MatrixVectorUnit(wiring.Component):
                                      unsigned(width), rows, nf_a)
         results = []
         for p, acc in enumerate(accumulators):
-            out = Signal(self._acc_shape, name=f"pe{p}_logit")
+            out = Signal(self._acc_shape, name=f"pe{p}_logit", reset_less=True)
             m.d.sync += out.eq(acc + table[p])   # X + (C + bias), exact in acc_shape
             results.append(out)
         valid = Signal(name="logit_valid")
@@ -465,7 +473,7 @@ class MatrixVectorUnit(wiring.Component):
         for p, acc in enumerate(accumulators):
             compares = []
             for j in range(levels):
-                bit = Signal(name=f"pe{p}_cmp{j}")
+                bit = Signal(name=f"pe{p}_cmp{j}", reset_less=True)
                 m.d.sync += bit.eq((acc >= table[p].thresholds[j]) ^ table[p].invert)
                 compares.append(bit)
             code, _ = pipelined_sum(m, compares, name=f"pe{p}_count")

@@ -19,7 +19,8 @@ def sum_shape(shapes):
 
 
 def pipelined_sum(m, leaves, *, name):
-    """Sum ``leaves`` with a binary adder tree that has a register after every level.
+    """Sum ``leaves`` with a binary adder tree that has a register after every level (datapath
+    registers: no reset).
 
     Parameters
     ----------
@@ -42,12 +43,12 @@ def pipelined_sum(m, leaves, *, name):
         for index in range(0, len(level) - 1, 2):
             a, b = level[index], level[index + 1]
             shape = sum_shape([Shape.cast(a.shape()), Shape.cast(b.shape())])
-            reg = Signal(shape, name=f"{name}_l{depth}_{index // 2}")
+            reg = Signal(shape, name=f"{name}_l{depth}_{index // 2}", reset_less=True)
             m.d.sync += reg.eq(a + b)
             nxt.append(reg)
         if len(level) % 2:
             last = level[-1]
-            reg = Signal(last.shape(), name=f"{name}_l{depth}_{len(level) // 2}")
+            reg = Signal(last.shape(), name=f"{name}_l{depth}_{len(level) // 2}", reset_less=True)
             m.d.sync += reg.eq(last)
             nxt.append(reg)
         level = nxt
@@ -55,10 +56,11 @@ def pipelined_sum(m, leaves, *, name):
     return level[0], depth
 
 
-def delay(m, value, cycles, *, name):
-    """``value`` delayed by ``cycles`` registers (0 returns ``value``)."""
+def delay(m, value, cycles, *, name, reset_less=False):
+    """``value`` delayed by ``cycles`` registers (0 returns ``value``); datapath values pass
+    ``reset_less=True``, valid bits keep their reset."""
     for index in range(cycles):
-        reg = Signal(value.shape(), name=f"{name}_d{index}")
+        reg = Signal(value.shape(), name=f"{name}_d{index}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value
