@@ -85,20 +85,24 @@ def _jobs(precisions, pes, targets, work):
     return jobs, widths
 
 
-def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None):
-    """Run the benchmark; write ``out_dir/mvu.json`` and ``out_dir/mvu.md``; return the rows.
+def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisions=None,
+                  pes=None, fpga_targets=FPGA_TARGETS):
+    """Run the benchmark; write ``out_dir/mvu.json`` and ``out_dir/mvu.md``; return the report.
 
     Parameters
     ----------
     quick : bool
-        Only PE = 1 and precisions (1, 1), (2, 2), (4, 4): a smoke run of a few minutes.
+        Only PE = 1 and precisions (1, 1), (2, 2), (4, 4): a smoke run of about a minute.
+    precisions, pes, fpga_targets :
+        Override the sets benchmarked (tests use a single point).
     """
     from ..mvu import MatrixVectorUnit
     out_dir = Path(out_dir)
-    precisions = [(1, 1), (2, 2), (4, 4)] if quick else PRECISIONS
-    pes = (1,) if quick else PES
+    precisions = precisions or ([(1, 1), (2, 2), (4, 4)] if quick else PRECISIONS)
+    pes = pes or ((1,) if quick else PES)
+    fpga_targets = tuple(fpga_targets)
     work = (out_dir / "mvu_work").resolve()
-    jobs, widths = _jobs(precisions, pes, FPGA_TARGETS, work)
+    jobs, widths = _jobs(precisions, pes, fpga_targets, work)
     results = {}
     workers = workers or max(1, min(2, os.cpu_count() or 1))
     progress(f"bench mvu: {len(jobs)} syntheses on {workers} worker(s)")
@@ -118,7 +122,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None):
             row = {"weight_bits": w, "act_bits": a, "pe": pe, "simd": SIMD,
                    "acc_bits": widths[(w, a, pe)], "partial_product_bound": bound,
                    "estimate": mvu.estimate(), "targets": {}}
-            for target in FPGA_TARGETS + ("asic",):
+            for target in fpga_targets + ("asic",):
                 m = results[f"mvu_w{w}a{a}_pe{pe}_{target}"]
                 n = results[f"naive_w{w}a{a}_pe{pe}_{target}"]
                 entry = {"mvu": m, "naive": n}
@@ -133,7 +137,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None):
                 entry["logic_vs_naive"] = _ratio(m.get("core_logic"), n.get("core_logic"))
                 row["targets"][target] = entry
             rows.append(row)
-    report = {"simd": SIMD, "goals": {"fmax_vs_fabric": FMAX_GOAL, "logic_vs_bound": LOGIC_GOAL},
+    report = {"simd": SIMD, "fpga_targets": list(fpga_targets), "goals": {"fmax_vs_fabric": FMAX_GOAL, "logic_vs_bound": LOGIC_GOAL},
               "rows": rows}
     with atomic_write(out_dir / "mvu.json", "w") as handle:
         json.dump(report, handle, indent=1)
@@ -160,7 +164,7 @@ def mvu_markdown(report):
              "CMOS gates (NAND/NOR/NOT) on asic. Fmax is for the design inside a serial harness. "
              "`bound` is SIMD x PE x a x max(1, w-1) cells; `fabric` is the Fmax of a registered "
              "adder of the accumulator width on the same FPGA, in the same run.", ""]
-    for target in FPGA_TARGETS:
+    for target in report.get("fpga_targets", FPGA_TARGETS):
         lines += [f"## {target}", "",
                   "| w/a | PE | MVU LUT | naive LUT | MVU/naive | MVU/bound | MVU FF | BRAM | DSP (MVU/naive) "
                   "| MVU MHz | naive MHz | fabric MHz | MVU/fabric | goals (Fmax, logic) |",

@@ -125,7 +125,10 @@ def _yosys_recipe(target, *, abc9):
     if target.family == "asic":
         return ("synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; "
                 "opt_clean; tee -q -o {stat} stat -json")
-    synth = f"synth_{target.family} -top {{top}}"
+    # No DSP blocks on either family: the MVU has no multipliers, and the naive baseline's
+    # 64 multiplies at PE = 4 would not fit ECP5-25k's 28 MULT18X18D; logic compares like
+    # for like (synth_ice40 uses no DSP unless asked).
+    synth = f"synth_{target.family} -top {{top}}" + (" -nodsp" if target.family == "ecp5" else "")
     if abc9:
         mapping = f"{synth} -json {{netlist}}"
     elif target.family == "ice40":
@@ -201,22 +204,35 @@ def parse_nextpnr_report(report_json, *, clock="clk"):
     return {"fmax_mhz": achieved, "utilization": data.get("utilization", {})}
 
 
-_OVERUSE = re.compile(r"(?:Design uses|design uses) (\d+) (\w+)(?: cells)?,? but device has (?:only )?(\d+)",
-                      re.I)
+_UTILISATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+_NO_BELS = re.compile(r"no BELs remaining to implement cell type '(\w+)'")
 _UNPLACEABLE = re.compile(r"Unable to (?:find a placement location|place cell) for cell '([^']+)'")
 
 
 def parse_nextpnr_log_failure(text):
-    """A one-line reason from a failed nextpnr log (resource overuse, placement failure)."""
+    """A one-line reason from a failed nextpnr log.
+
+    A design that does not fit names the resource and the numbers, from nextpnr's "Device
+    utilisation" table (``does not fit: ICESTORM_LC 11292 used of 5280 (213%)``).
+    """
+    over = {}
     for line in text.splitlines():
-        match = _OVERUSE.search(line)
+        match = _UTILISATION.match(line)
+        if match and int(match.group(2)) > int(match.group(3)):
+            over[match.group(1)] = (int(match.group(2)), int(match.group(3)), match.group(4))
+    if over:
+        return "does not fit: " + "; ".join(f"{bel} {used} used of {available} ({percent}%)"
+                                             for bel, (used, available, percent) in over.items())
+    for line in text.splitlines():
+        match = _NO_BELS.search(line)
         if match:
-            return f"does not fit: uses {match.group(1)} {match.group(2)}, device has {match.group(3)}"
+            return f"does not fit: no {match.group(1)} left"
     for line in text.splitlines():
-        if "Failed to" in line or "ERROR" in line:
-            match = _UNPLACEABLE.search(line)
-            if match:
-                return f"placement failed for cell {match.group(1)}"
+        match = _UNPLACEABLE.search(line)
+        if match:
+            return f"placement failed for cell {match.group(1)}"
+    for line in text.splitlines():
+        if line.startswith("ERROR"):
             return line.strip()
     return "nextpnr failed"
 

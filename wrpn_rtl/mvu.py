@@ -54,10 +54,15 @@ from .fifo import StreamFIFO
 from .golden.quant import weight_code_range
 from .pipeline import delay, pipelined_sum
 
-__all__ = ["MatrixVectorUnit", "BLOCK_RAM_MIN_BITS"]
+__all__ = ["MatrixVectorUnit", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
 
-#: Memories of at least this many bits are asked to go into block RAM; smaller ones into logic.
-BLOCK_RAM_MIN_BITS = 2048
+#: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
+#: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
+#: LUTs in logic but 32 iCE40 block RAMs).
+BLOCK_ROM_MIN_DEPTH = 64
+#: A written memory (the input buffer) this deep or deeper goes to block RAM; shallower ones
+#: become flip-flops (iCE40) or LUT RAM (ECP5).
+BLOCK_RAM_MIN_DEPTH = 16
 
 
 def _check_fold(name, value, total, what):
@@ -68,8 +73,10 @@ def _check_fold(name, value, total, what):
     return int(value)
 
 
-def _memory_attrs(bits):
-    return {"ram_style": "block" if bits >= BLOCK_RAM_MIN_BITS else "logic"}
+def _memory_attrs(depth, *, writable):
+    """Yosys ``ram_style`` for a memory of ``depth`` words: "block" where block RAM pays."""
+    limit = BLOCK_RAM_MIN_DEPTH if writable else BLOCK_ROM_MIN_DEPTH
+    return {"ram_style": "block" if depth >= limit else "logic"}
 
 
 class MatrixVectorUnit(wiring.Component):
@@ -254,6 +261,15 @@ class MatrixVectorUnit(wiring.Component):
             table_bits = self._layer.out_channels * (1 + levels * self._threshold_shape().width)
         return {"weights": weight_bits, "input_buffer": buffer_bits, "thresholds": table_bits}
 
+    def memory_styles(self):
+        """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
+        "block" (block RAM), "logic", or None when the memory does not exist."""
+        def style(depth, writable):
+            return _memory_attrs(depth, writable=writable)["ram_style"]
+        return {"weights": style(self._nf * self._sf, False),
+                "input_buffer": style(self._sf, True) if self._nf > 1 else None,
+                "thresholds": style(self._nf, False) if self._nf > 1 else "logic"}
+
     # -- resource estimate -------------------------------------------------------------------
     def estimate(self):
         """First-order resource estimate, for reports beside the measurement.
@@ -346,10 +362,9 @@ class MatrixVectorUnit(wiring.Component):
         if nf_count > 1:
             # The first neuron fold stores its words (from the stage-1 register, so the write
             # enable is a register too); the other folds replay them.
-            buffer_bits = simd * a_bits * sf_count
             m.submodules.input_buffer = buf = Memory(
                 shape=unsigned(simd * a_bits), depth=sf_count, init=[],
-                attrs=_memory_attrs(buffer_bits))
+                attrs=_memory_attrs(sf_count, writable=True))
             write = buf.write_port()
             read = buf.read_port(transparent_for=(write,))
             m.d.comb += [write.addr.eq(sf1), write.data.eq(in_word),
@@ -362,7 +377,7 @@ class MatrixVectorUnit(wiring.Component):
         words = self.weight_words()
         m.submodules.weights = wmem = Memory(
             shape=layout, depth=len(words), init=words,
-            attrs=_memory_attrs(layout.size * len(words)))
+            attrs=_memory_attrs(len(words), writable=False))
         wread = wmem.read_port()
         m.d.comb += wread.addr.eq(waddr)
 
@@ -437,7 +452,7 @@ class MatrixVectorUnit(wiring.Component):
             m.d.sync += value.eq(layout.const(rows[0]))
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
-                        attrs=_memory_attrs(layout.size * self._nf))
+                        attrs=_memory_attrs(self._nf, writable=False))
         m.submodules[name] = memory
         port = memory.read_port()
         m.d.comb += port.addr.eq(address)

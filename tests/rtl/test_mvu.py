@@ -173,3 +173,14 @@ def test_mvu_reports_its_cost(rng):
     bits = mvu.memory_bits()
     assert bits["input_buffer"] == 16 * 4 * 4
     assert bits["weights"] >= 64 * 8 * 2
+
+
+def test_mvu_memory_styles_follow_depth(rng):
+    shallow = MatrixVectorUnit(dense_layer(rng, in_features=64, out_features=8, weight_bits=8,
+                                           in_bits=8, out_bits=None), pe=8, simd=16)
+    assert shallow.memory_styles() == {"weights": "logic", "input_buffer": None,
+                                       "thresholds": "logic"}
+    deep = MatrixVectorUnit(dense_layer(rng, in_features=256, out_features=32, weight_bits=2,
+                                        in_bits=2, out_bits=2), pe=2, simd=4)
+    assert deep.memory_styles() == {"weights": "block", "input_buffer": "block",
+                                    "thresholds": "logic"}

