@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (MVU objects are built here as cost models too: widths and estimates, not only hardware.)
 """``wrpn-rtl bench mvu``: the MVU against the naive dot product and the fabric limit.
 
 For each (weight bits, activation bits) and PE, at SIMD = 16, in one run:

@@ -1,0 +1,105 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from wrpn_rtl import golden as g
+from wrpn_rtl.window import SlidingWindow
+
+from .streams import lanes, stream_get, stream_put
+
+
+def run_stream(dut, words_in, count_out, rng, *, stall_in=0.0, stall_out=0.0, width):
+    """Drive ``words_in`` (lists of lanes) into ``dut``; collect ``count_out`` words and the
+    cycles from the first input transfer to the last output transfer."""
+    received, marks = [], {}
+
+    async def producer(ctx):
+        for index, word in enumerate(words_in):
+            await stream_put(ctx, dut.input, [int(v) for v in word], rng=rng, stall=stall_in)
+            if index == 0:
+                marks["first_in"] = marks.get("cycle", 0)
+
+    async def consumer(ctx):
+        for _ in range(count_out):
+            received.append(lanes(await stream_get(ctx, dut.output, rng=rng, stall=stall_out),
+                                  width))
+        marks["last_out"] = marks.get("cycle", 0)
+
+    async def clock(ctx):
+        marks["cycle"] = 0
+        async for _ in ctx.tick():
+            marks["cycle"] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.add_testbench(clock, background=True)
+    limit = 8 * (len(words_in) + count_out) * (1 + 3 * max(stall_in, stall_out)) + 200
+    sim.run_until(limit * 1e-8)
+    assert len(received) == count_out, f"only {len(received)} of {count_out} words came out"
+    return received, marks["last_out"] - marks["first_in"]
+
+
+def window_words(images, kernel, stride, padding, simd):
+    cols = g.im2col(images, kernel, stride, padding)
+    return cols.reshape(-1, simd).tolist()
+
+
+CASES = [
+    # (H, W, C, kernel, stride, padding, simd)
+    ((5, 7, 2), 3, 1, 1, 2),
+    ((6, 5, 4), 3, 2, 0, 2),
+    ((4, 6, 2), 5, 1, 2, 1),
+    ((7, 4, 3), 1, 1, 0, 3),
+    ((5, 5, 2), 1, 2, 1, 2),
+    ((6, 6, 4), (3, 2), (2, 1), 1, 4),
+    ((3, 8, 2), 5, 2, 2, 1),
+    ((2, 3, 2), 3, 1, 1, 2),       # the kernel is taller than the image: all rows buffered
+    ((8, 3, 1), 3, 1, 2, 1),
+]
+
+
+@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", CASES)
+def test_window_matches_im2col_over_frames_under_stalls(in_shape, kernel, stride, padding,
+                                                        simd, rng):
+    dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
+                        simd=simd, bits=3)
+    images = rng.integers(0, 8, (3,) + in_shape)
+    words_in = images.reshape(-1, simd).tolist()
+    ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
+    rtl_words, _ = run_stream(dut, words_in, len(ref_words), rng, stall_in=0.3, stall_out=0.3,
+                              width=simd)
+    assert rtl_words == ref_words
+
+
+@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", CASES)
+def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, rng):
+    dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
+                        simd=simd, bits=2)
+    frames = 4
+    images = rng.integers(0, 4, (frames,) + in_shape)
+    ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
+    rtl_words, cycles = run_stream(dut, images.reshape(-1, simd).tolist(), len(ref_words), rng,
+                                   width=simd)
+    assert rtl_words == ref_words
+    expected = frames * dut.cycles_per_frame
+    assert cycles <= 1.05 * expected + 10, (cycles, expected)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(in_shape=(4, 4, 6), kernel=3, simd=4, bits=2), ValueError,
+     r"^simd must be a positive divisor of the channels 6, not 4$"),
+    (dict(in_shape=(4, 4, 2), kernel=5, simd=1, bits=2), ValueError,
+     r"^kernel must fit the padded input 4x4, not 5x5$"),
+    (dict(in_shape=(0, 4, 2), kernel=1, simd=1, bits=2), ValueError,
+     r"^input shape must have positive sizes, not \(0, 4, 2\)$"),
+    (dict(in_shape=(4, 4, 2), kernel=3, stride=0, simd=1, bits=2), ValueError,
+     r"^stride must be >= 1, not \(0, 0\)$"),
+    (dict(in_shape=(4, 4, 2), kernel=3, simd=1, bits=0), ValueError,
+     r"^bits must be an integer in \[1, 16\], not 0$"),
+])
+def test_window_rejects_bad_shapes(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        SlidingWindow(**kwargs)

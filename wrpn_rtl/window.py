@@ -1,0 +1,241 @@
+"""Sliding-window generator (line buffer): a folded feature map in, every window out.
+
+Streams
+-------
+Input: an ``H x W x C`` map as ``H * W * CG`` words of ``SIMD`` codes (``CG = C / SIMD``), rows
+first, then columns, then channel groups. Output: for each output pixel ``(oh, ow)`` in row
+order, its ``K_h x K_w`` window as ``K_h * K_w * CG`` words in the window order of
+:mod:`wrpn_rtl.golden.ops` (kernel row, kernel column, channel group), which is the order the
+MVU's weight memory expects. Zero padding is generated (code 0), never stored. Frames follow
+each other without a gap or a reset.
+
+Line storage
+------------
+``R = min(K_h + S_h, H)`` input rows live in one memory of ``R * W * CG`` words (row slots
+reused in turn). The writer may start a row only when its slot is no longer needed by the
+window being read (``ahead < R``); the reader emits a word only once the writer has passed it.
+``K_h + S_h`` rows (rather than the bare minimum of ``K_h - 1`` rows plus a window) let the
+writer fill the next ``S_h`` rows while the current output row is read, so the reader never
+waits for the buffer, only for input that has not arrived yet.
+"""
+import numbers
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .fifo import StreamFIFO
+from .golden.ops import check_window
+from .golden.quant import ACTIVATION_BITS, check_bits
+
+__all__ = ["SlidingWindow"]
+
+#: A line buffer this deep or deeper asks for block RAM; shallower ones become logic.
+LINE_BUFFER_BLOCK_MIN_DEPTH = 16
+
+
+def _signed_range(low, high):
+    """A signed shape holding every integer in ``[low, high]``."""
+    width = max(abs(low).bit_length(), abs(high).bit_length()) + 1
+    return signed(width)
+
+
+class SlidingWindow(wiring.Component):
+    """Line buffer emitting every ``K_h x K_w`` window of a folded feature map.
+
+    Parameters
+    ----------
+    in_shape : (H, W, C)
+    kernel : int or (K_h, K_w)
+        No larger than the padded input.
+    stride : int or (S_h, S_w)
+        >= 1.
+    padding : int
+        Zero padding (code 0) on every side, >= 0.
+    simd : int
+        Codes per word; must divide ``C``.
+    bits : int
+        Code width, 1..16.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(bits), simd)))
+    output : Out(stream.Signature(ArrayLayout(unsigned(bits), simd)))
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad shape, kernel, stride, padding, bits, or ``simd`` not dividing ``C``.
+    """
+
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
+        kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        channels = in_shape[2]
+        if isinstance(simd, bool) or not isinstance(simd, numbers.Integral):
+            raise TypeError(f"simd must be a positive integer, not {simd!r}")
+        if simd < 1 or channels % simd:
+            raise ValueError(f"simd must be a positive divisor of the channels {channels}, "
+                             f"not {simd!r}")
+        self._in_shape = tuple(int(v) for v in in_shape)
+        self._kernel, self._stride, self._padding = kernel, stride, padding
+        self._out_hw = out_hw
+        self._simd = int(simd)
+        self._groups = channels // self._simd
+        self._rows = min(kernel[0] + stride[0], self._in_shape[0])
+        word = data.ArrayLayout(unsigned(self._bits), self._simd)
+        super().__init__({"input": In(stream.Signature(word)),
+                          "output": Out(stream.Signature(word))})
+
+    in_shape = property(lambda self: self._in_shape)
+    kernel = property(lambda self: self._kernel)
+    stride = property(lambda self: self._stride)
+    padding = property(lambda self: self._padding)
+    simd = property(lambda self: self._simd)
+
+    @property
+    def out_hw(self):
+        """``(H_out, W_out)``."""
+        return self._out_hw
+
+    @property
+    def words_in_per_frame(self):
+        height, width, _ = self._in_shape
+        return height * width * self._groups
+
+    @property
+    def words_out_per_frame(self):
+        return self._out_hw[0] * self._out_hw[1] * self._kernel[0] * self._kernel[1] * self._groups
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame with no stall: the larger of the words in and out."""
+        return max(self.words_in_per_frame, self.words_out_per_frame)
+
+    @property
+    def buffer_rows(self):
+        """``R``: input rows held."""
+        return self._rows
+
+    def buffer_bits(self):
+        """``(stored, minimum)``: bits of the line buffer, and the bare minimum
+        ``((K_h - 1) * W + K_w) * C * bits`` of a stride-1 line buffer."""
+        height, width, channels = self._in_shape
+        stored = self._rows * width * channels * self._bits
+        minimum = ((self._kernel[0] - 1) * width + self._kernel[1]) * channels * self._bits
+        return stored, minimum
+
+    def memory_style(self):
+        depth = self._rows * self._in_shape[1] * self._groups
+        return "block" if depth >= LINE_BUFFER_BLOCK_MIN_DEPTH else "logic"
+
+    def elaborate(self, platform):
+        m = Module()
+        height, width, _ = self._in_shape
+        (k_h, k_w), (s_h, s_w), pad = self._kernel, self._stride, self._padding
+        out_h, out_w = self._out_hw
+        groups, rows = self._groups, self._rows
+        row_words = width * groups
+
+        m.submodules.lines = lines = Memory(
+            shape=unsigned(self._simd * self._bits), depth=rows * row_words, init=[],
+            attrs={"ram_style": self.memory_style()})
+        write = lines.write_port()
+        read = lines.read_port()
+
+        # `ahead`: input rows the writer has completed beyond the lowest row the reader still
+        # needs (negative while the writer is behind the reader's frame).
+        ahead = Signal(_signed_range(-(height + k_h + pad + s_h), rows + 1), name="ahead")
+
+        # ---- writer: one input word per cycle into the row slots, in turn ------------------
+        w_col = Signal(range(row_words), name="w_col")     # word within the row being written
+        w_slot = Signal(range(rows), name="w_slot")
+        m.d.comb += self.input.ready.eq(ahead < rows)      # the row's slot is free
+        push = self.input.valid & self.input.ready
+        row_done = push & (w_col == row_words - 1)
+        m.d.comb += [write.addr.eq(w_slot * row_words + w_col),
+                     write.data.eq(self.input.payload.as_value()), write.en.eq(push)]
+        with m.If(push):
+            m.d.sync += w_col.eq(Mux(w_col == row_words - 1, 0, w_col + 1))
+            with m.If(w_col == row_words - 1):
+                m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
+
+        # ---- reader: loops oh, ow, kh, kw, cg (cg fastest) -------------------------------
+        row_span = _signed_range(-pad, out_h * s_h + k_h + pad)
+        col_span = _signed_range(-pad, out_w * s_w + k_w + pad)
+        oh = Signal(range(out_h), name="oh")
+        kh = Signal(range(k_h), name="kh")
+        kw = Signal(range(k_w), name="kw")
+        cg = Signal(range(groups), name="cg")
+        ow = Signal(range(out_w), name="ow")
+        row_base = Signal(row_span, init=-pad, name="row_base")   # oh * S_h - pad
+        col_base = Signal(col_span, init=-pad, name="col_base")   # ow * S_w - pad
+        ih = Signal(row_span, init=-pad, name="ih")               # row_base + kh
+        iw = Signal(col_span, init=-pad, name="iw")               # col_base + kw
+        need_low = Mux(row_base < 0, 0, row_base)                  # lowest row still needed
+        base_slot = Signal(range(rows), name="base_slot")         # slot of row need_low
+
+        inside = (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
+        offset = ih - need_low
+        pixel = iw * groups + cg
+        available = (offset < ahead) | ((offset == ahead) & (pixel < w_col))
+        slot_sum = base_slot + offset
+        slot = Mux(slot_sum >= rows, slot_sum - rows, slot_sum)
+
+        # Output credit as in the MVU: a word issues only with a reserved FIFO slot; the
+        # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
+        # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
+        # keep an always-ready consumer at one word per cycle.
+        depth = 5
+        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
+        reserved = Signal(depth, name="reserved")                 # thermometer
+        returned = Signal(name="credit_returned")
+        m.d.sync += returned.eq(self.output.valid & self.output.ready)
+        fire = Signal(name="fire")
+        m.d.comb += fire.eq(~reserved[-1] & (~inside | available))
+        with m.If(fire & ~returned):
+            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
+        with m.Elif(returned & ~fire):
+            m.d.sync += reserved.eq(reserved[1:])
+        m.d.comb += read.addr.eq(slot * row_words + pixel)
+        emitted = Signal(name="emitted")
+        padded = Signal(name="padded", reset_less=True)
+        m.d.sync += [emitted.eq(fire), padded.eq(~inside)]
+        m.d.comb += [out_fifo.input.valid.eq(emitted),
+                     out_fifo.input.payload.eq(Mux(padded, 0, read.data))]
+        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+
+        last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
+        last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
+        with m.If(fire):
+            with m.If(~last_cg):
+                m.d.sync += cg.eq(cg + 1)
+            with m.Elif(~last_kw):
+                m.d.sync += [cg.eq(0), kw.eq(kw + 1), iw.eq(iw + 1)]
+            with m.Elif(~last_kh):
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(kh + 1), ih.eq(ih + 1), iw.eq(col_base)]
+            with m.Elif(~last_ow):
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), ow.eq(ow + 1),
+                             col_base.eq(col_base + s_w), iw.eq(col_base + s_w), ih.eq(row_base)]
+            with m.Else():
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), ow.eq(0), col_base.eq(-pad),
+                             iw.eq(-pad)]
+                with m.If(last_oh):
+                    m.d.sync += [oh.eq(0), row_base.eq(-pad), ih.eq(-pad)]
+                with m.Else():
+                    m.d.sync += [oh.eq(oh + 1), row_base.eq(row_base + s_h),
+                                 ih.eq(row_base + s_h)]
+
+        # When an output row is done the lowest needed row moves on (to the next frame's first
+        # row after the last output row); `ahead` and the base slot follow it.
+        frame_end_step = height - max(0, (out_h - 1) * s_h - pad)
+        next_low = Mux(row_base + s_h < 0, 0, row_base + s_h)
+        leave_row = fire & last_cg & last_kw & last_kh & last_ow
+        row_step = Signal(range(max(frame_end_step, s_h) + 1), name="row_step")
+        with m.If(leave_row):
+            m.d.comb += row_step.eq(Mux(last_oh, frame_end_step, next_low - need_low))
+        modulo = Array([Const(v % rows, range(rows)) for v in range(rows + max(frame_end_step, s_h) + 1)])
+        m.d.sync += [ahead.eq(ahead + row_done - row_step),
+                     base_slot.eq(modulo[base_slot + row_step])]
+        return m
