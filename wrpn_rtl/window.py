@@ -29,10 +29,20 @@ from .fifo import StreamFIFO
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
 
-__all__ = ["SlidingWindow"]
+__all__ = ["SlidingWindow", "check_simd"]
 
 #: A line buffer this deep or deeper asks for block RAM; shallower ones become logic.
 LINE_BUFFER_BLOCK_MIN_DEPTH = 16
+
+
+def check_simd(simd, channels):
+    """``simd`` as an int, or raise unless it is a positive divisor of ``channels``."""
+    if isinstance(simd, bool) or not isinstance(simd, numbers.Integral):
+        raise TypeError(f"simd must be a positive integer, not {simd!r}")
+    if simd < 1 or channels % simd:
+        raise ValueError(f"simd must be a positive divisor of the channels {channels}, "
+                         f"not {simd!r}")
+    return int(simd)
 
 
 def _signed_range(low, high):
@@ -72,17 +82,12 @@ class SlidingWindow(wiring.Component):
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
         kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
-        channels = in_shape[2]
-        if isinstance(simd, bool) or not isinstance(simd, numbers.Integral):
-            raise TypeError(f"simd must be a positive integer, not {simd!r}")
-        if simd < 1 or channels % simd:
-            raise ValueError(f"simd must be a positive divisor of the channels {channels}, "
-                             f"not {simd!r}")
+        simd = check_simd(simd, in_shape[2])
         self._in_shape = tuple(int(v) for v in in_shape)
         self._kernel, self._stride, self._padding = kernel, stride, padding
         self._out_hw = out_hw
         self._simd = int(simd)
-        self._groups = channels // self._simd
+        self._groups = self._in_shape[2] // self._simd
         self._rows = min(kernel[0] + stride[0], self._in_shape[0])
         word = data.ArrayLayout(unsigned(self._bits), self._simd)
         super().__init__({"input": In(stream.Signature(word)),
