@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (inner components are always elaborated with the outer one; the outer one still warns.)
 """Streaming max-pool on activation codes: a sliding window and a lane-wise max reducer.
 
 :class:`MaxPoolReducer` turns the window stream (``K_h * K_w * CG`` words per output pixel, in

@@ -1,0 +1,74 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+
+from wrpn_rtl import golden as g
+from wrpn_rtl.conv import ConvLayer
+
+from .test_window import run_stream
+
+
+def conv_network(rng, in_shape, conv, pool=None, in_bits=4):
+    layers = [conv] + ([pool] if pool is not None else [])
+    spec = g.NetworkSpec(in_shape, in_bits, layers)
+    net = g.quantize_network(spec, g.random_parameters(spec, rng))
+    return net.layers[0], (net.layers[1] if pool is not None else None)
+
+
+CASES = [
+    # in_shape, Conv(...), MaxPool or None, pe, simd, window_simd
+    ((8, 8, 1), g.Conv(4, 3, padding=1, weight_bits=2, out_bits=4), g.MaxPool(2), 2, 9, 1),
+    ((6, 5, 4), g.Conv(6, 3, stride=2, weight_bits=1, out_bits=2), None, 3, 4, 4),
+    ((5, 7, 2), g.Conv(4, (3, 2), padding=2, weight_bits=3, out_bits=3), g.MaxPool(2, stride=1),
+     4, 6, 2),
+    ((6, 6, 3), g.Conv(2, 1, weight_bits=4, out_bits=None, batch_norm=False), None, 1, 3, 3),
+    ((7, 7, 2), g.Conv(4, 5, padding=2, weight_bits=2, out_bits=2), g.MaxPool(3, stride=2,
+                                                                               padding=1), 2, 10, 2),
+]
+
+
+@pytest.mark.parametrize("in_shape, conv, pool, pe, simd, window_simd", CASES)
+def test_conv_layer_matches_golden_under_stalls(in_shape, conv, pool, pe, simd, window_simd, rng):
+    layer, golden_pool = conv_network(rng, in_shape, conv, pool)
+    dut = ConvLayer(layer, pe=pe, simd=simd, window_simd=window_simd, pool=golden_pool)
+    images = rng.integers(0, 16, (2,) + in_shape)
+    out = layer.integer_forward(images)[1]
+    if golden_pool is not None:
+        out = golden_pool.integer_forward(out)[1]
+    assert out.shape[1:] == dut.out_shape
+    ref_words = out.reshape(-1, pe).tolist()
+    rtl_words, _ = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words), rng,
+                              stall_in=0.3, stall_out=0.3, width=pe)
+    assert rtl_words == ref_words
+
+
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_conv_layer_cycles_per_frame(index, rng):
+    in_shape, conv, pool, pe, simd, window_simd = CASES[index]
+    layer, golden_pool = conv_network(rng, in_shape, conv, pool)
+    dut = ConvLayer(layer, pe=pe, simd=simd, window_simd=window_simd, pool=golden_pool)
+    frames = 4
+    images = rng.integers(0, 16, (frames,) + in_shape)
+    out = layer.integer_forward(images)[1]
+    if golden_pool is not None:
+        out = golden_pool.integer_forward(out)[1]
+    ref_words = out.reshape(-1, pe).tolist()
+    rtl_words, cycles = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words),
+                                   rng, width=pe)
+    assert rtl_words == ref_words
+    expected = frames * dut.cycles_per_frame
+    assert cycles <= 1.05 * expected + dut.mvu.latency + 20, (cycles, expected)
+
+
+def test_conv_layer_errors(rng):
+    layer, pool = conv_network(rng, (8, 8, 2), g.Conv(4, 3, padding=1), g.MaxPool(2))
+    with pytest.raises(ValueError, match=r"^simd must be a positive divisor of the channels 2, "
+                                         r"not 3$"):
+        ConvLayer(layer, pe=2, simd=6, window_simd=3)
+    with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 4, "
+                                         r"not 3$"):
+        ConvLayer(layer, pe=3, simd=6)
+    other, _ = conv_network(rng, (6, 6, 2), g.Conv(4, 3), None)
+    with pytest.raises(ValueError, match=r"^pool input shape must be the layer's output "
+                                         r"\(4, 4, 4\), not \(8, 8, 4\)$"):
+        ConvLayer(other, pe=2, simd=6, pool=pool)

@@ -1,0 +1,108 @@
+# amaranth: UnusedElaboratable=no
+# (inner components are always elaborated with the outer one; the outer one still warns.)
+"""A streaming convolution layer: sliding window -> (width converter) -> MVU -> (max-pool).
+
+The input is the layer's folded map (``window_simd`` codes per word), the output the next
+map folded ``pe`` codes per word (after the optional pool). The window emits ``window_simd``
+lanes (a divisor of ``C_in``); the MVU takes ``simd`` lanes (a divisor of
+``K_h * K_w * C_in``); a :class:`~wrpn_rtl.convert.WidthConverter` refolds between them when
+they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
+window per cycle.
+"""
+import math
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .convert import WidthConverter
+from .golden.layers import QuantConv2d, QuantMaxPool
+from .mvu import MatrixVectorUnit
+from .pool import MaxPool2d
+from .window import SlidingWindow, check_simd
+
+__all__ = ["ConvLayer"]
+
+
+class ConvLayer(wiring.Component):
+    """One golden convolution (and optionally the max-pool after it) as a streaming unit.
+
+    Parameters
+    ----------
+    layer : wrpn_rtl.golden.QuantConv2d
+        Requantized output (a logits convolution is allowed when there is no pool).
+    pe, simd : int
+        The MVU folding (see :class:`~wrpn_rtl.mvu.MatrixVectorUnit`).
+    window_simd : int or None
+        Codes per input word; must divide ``C_in``. Defaults to ``gcd(simd, C_in)``.
+    pool : wrpn_rtl.golden.QuantMaxPool or None
+        A max-pool on this layer's output (its input shape must be the layer's output).
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), window_simd)))
+    output : Out(stream.Signature(ArrayLayout(<MVU output lane>, pe)))
+    """
+
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
+        if not isinstance(layer, QuantConv2d):
+            raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
+        if window_simd is None:
+            window_simd = math.gcd(simd, layer.in_channels) if isinstance(simd, int) else simd
+        check_simd(window_simd, layer.in_channels)
+        if pool is not None:
+            if not isinstance(pool, QuantMaxPool):
+                raise TypeError(f"pool must be a golden QuantMaxPool or None, not {pool!r}")
+            if pool.in_shape != layer.out_shape:
+                raise ValueError(f"pool input shape must be the layer's output "
+                                 f"{layer.out_shape}, not {pool.in_shape}")
+            if layer.is_logits:
+                raise ValueError("pool must be None after a logits layer")
+        self._mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+        self._window = SlidingWindow(in_shape=layer.in_shape, kernel=layer.kernel,
+                                     stride=layer.stride, padding=layer.padding,
+                                     simd=window_simd, bits=layer.in_bits)
+        self._converter = (WidthConverter(in_lanes=window_simd, out_lanes=simd,
+                                          bits=layer.in_bits) if window_simd != simd else None)
+        self._pool = (MaxPool2d(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                                padding=pool.padding, simd=pe, bits=layer.out_bits)
+                      if pool is not None else None)
+        self._layer, self._golden_pool = layer, pool
+        super().__init__({"input": In(self._window.input.signature.flip()),
+                          "output": Out(self._mvu.output.signature)})
+
+    layer = property(lambda self: self._layer)
+    mvu = property(lambda self: self._mvu)
+    window = property(lambda self: self._window)
+
+    @property
+    def out_shape(self):
+        return self._golden_pool.out_shape if self._golden_pool else self._layer.out_shape
+
+    @property
+    def cycles_per_frame(self):
+        """Expected steady-state cycles per frame with no stall: the slowest stage."""
+        out_h, out_w, _ = self._layer.out_shape
+        stages = [self._window.cycles_per_frame, out_h * out_w * self._mvu.cycles_per_vector]
+        if self._pool is not None:
+            stages.append(self._pool.cycles_per_frame)
+        return max(stages)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = self._window
+        m.submodules.mvu = self._mvu
+        wiring.connect(m, wiring.flipped(self.input), self._window.input)
+        source = self._window.output
+        if self._converter is not None:
+            m.submodules.converter = self._converter
+            wiring.connect(m, source, self._converter.input)
+            source = self._converter.output
+        wiring.connect(m, source, self._mvu.input)
+        source = self._mvu.output
+        if self._pool is not None:
+            m.submodules.pool = self._pool
+            wiring.connect(m, source, self._pool.input)
+            source = self._pool.output
+        wiring.connect(m, source, wiring.flipped(self.output))
+        return m

@@ -1,0 +1,136 @@
+"""Stream width conversion between foldings: regroup lanes without changing their order.
+
+A stream of codes folded ``in_lanes`` per word becomes the same sequence folded ``out_lanes``
+per word. :class:`WidthConverter` gathers ``G / in_lanes`` words into ``G = lcm(in_lanes,
+out_lanes)`` lanes and scatters them as ``G / out_lanes`` words (either stage is skipped when
+its factor is 1), so the stream length must be a multiple of ``G`` - true whenever both
+foldings divide the vector or channel count being streamed. Both stages take or give one word
+per cycle; ``valid`` is always a register.
+"""
+import math
+import numbers
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .golden.quant import ACTIVATION_BITS, check_bits
+
+__all__ = ["WidthConverter"]
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+class _Gather(wiring.Component):
+    """``factor`` words of ``lanes`` codes -> one word of ``factor * lanes`` codes."""
+
+    def __init__(self, lanes, factor, bits):
+        self._lanes, self._factor, self._bits = lanes, factor, bits
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(unsigned(bits), lanes))),
+            "output": Out(stream.Signature(data.ArrayLayout(unsigned(bits), lanes * factor)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._lanes * self._bits
+        count = Signal(range(self._factor), name="count")
+        held = [Signal(width, name=f"held{i}", reset_less=True) for i in range(self._factor - 1)]
+        completes = count == self._factor - 1
+        m.d.comb += self.input.ready.eq(~completes | ~self.output.valid | self.output.ready)
+        take = self.input.valid & self.input.ready
+        word = Value.cast(self.input.payload)
+        with m.If(self.output.valid & self.output.ready):
+            m.d.sync += self.output.valid.eq(0)
+        with m.If(take):
+            with m.If(completes):
+                m.d.sync += [count.eq(0), self.output.valid.eq(1),
+                             Value.cast(self.output.payload).eq(Cat(*held, word))]
+            with m.Else():
+                m.d.sync += count.eq(count + 1)
+                for index, slot in enumerate(held):
+                    with m.If(count == index):
+                        m.d.sync += slot.eq(word)
+        return m
+
+
+class _Scatter(wiring.Component):
+    """One word of ``factor * lanes`` codes -> ``factor`` words of ``lanes`` codes."""
+
+    def __init__(self, lanes, factor, bits):
+        self._lanes, self._factor, self._bits = lanes, factor, bits
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(unsigned(bits), lanes * factor))),
+            "output": Out(stream.Signature(data.ArrayLayout(unsigned(bits), lanes)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._lanes * self._bits
+        hold = Signal(width * self._factor, name="hold", reset_less=True)
+        index = Signal(range(self._factor), name="index")
+        last = index == self._factor - 1
+        pieces = Array(hold[i * width:(i + 1) * width] for i in range(self._factor))
+        m.d.comb += [Value.cast(self.output.payload).eq(pieces[index]),
+                     self.input.ready.eq(~self.output.valid | (self.output.ready & last))]
+        with m.If(self.output.valid & self.output.ready):
+            m.d.sync += index.eq(Mux(last, 0, index + 1))
+            with m.If(last):
+                m.d.sync += self.output.valid.eq(0)
+        with m.If(self.input.valid & self.input.ready):
+            m.d.sync += [hold.eq(Value.cast(self.input.payload)), index.eq(0),
+                         self.output.valid.eq(1)]
+        return m
+
+
+class WidthConverter(wiring.Component):
+    """Refold a stream of ``bits``-bit codes from ``in_lanes`` to ``out_lanes`` per word.
+
+    Parameters
+    ----------
+    in_lanes, out_lanes : int
+        Codes per word on each side (>= 1).
+    bits : int
+        Code width, 1..16.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(bits), in_lanes)))
+    output : Out(stream.Signature(ArrayLayout(unsigned(bits), out_lanes)))
+    """
+
+    def __init__(self, *, in_lanes, out_lanes, bits):
+        self._in = _positive("in_lanes", in_lanes)
+        self._out = _positive("out_lanes", out_lanes)
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._group = math.lcm(self._in, self._out)
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(unsigned(bits), self._in))),
+            "output": Out(stream.Signature(data.ArrayLayout(unsigned(bits), self._out)))})
+
+    @property
+    def group(self):
+        """``lcm(in_lanes, out_lanes)``: the stream length must be a multiple of it."""
+        return self._group
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._in == self._out:          # nothing to refold: plain wires
+            wiring.connect(m, wiring.flipped(self.input), wiring.flipped(self.output))
+            return m
+        source = wiring.flipped(self.input)
+        if self._group > self._in:
+            m.submodules.gather = gather = _Gather(self._in, self._group // self._in, self._bits)
+            wiring.connect(m, source, gather.input)
+            source = gather.output
+        if self._group > self._out:
+            m.submodules.scatter = scatter = _Scatter(self._out, self._group // self._out,
+                                                      self._bits)
+            wiring.connect(m, source, scatter.input)
+            source = scatter.output
+        wiring.connect(m, source, wiring.flipped(self.output))
+        return m
