@@ -22,7 +22,7 @@ import numpy as np
 
 from ..golden.atomic import atomic_write
 
-__all__ = ["PRECISIONS", "run_mvu_bench", "mvu_markdown"]
+__all__ = ["PRECISIONS", "run_mvu_bench", "mvu_markdown", "build_core", "conv_bench_layers"]
 
 PRECISIONS = [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (8, 8)]
 SIMD = 16
@@ -42,21 +42,50 @@ def bench_layer(weight_bits, act_bits, pe, *, seed=0):
     return quantize_network(spec, params).layers[0]
 
 
+def build_core(kind, params):
+    """The component a benchmark job synthesizes, rebuilt from picklable ``params``."""
+    from ..conv import ConvLayer
+    from ..mvu import MatrixVectorUnit
+    from ..window import SlidingWindow
+    from .harness import NaiveDotProduct, RegisteredAdder
+    if kind == "mvu":
+        return MatrixVectorUnit(bench_layer(params["w"], params["a"], params["pe"]),
+                                pe=params["pe"], simd=SIMD)
+    if kind == "naive":
+        return NaiveDotProduct(a_bits=params["a"], w_bits=params["w"], simd=SIMD,
+                               pe=params["pe"])
+    if kind == "adder":
+        return RegisteredAdder(width=params["width"])
+    if kind == "window":
+        return SlidingWindow(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in params.items()})
+    if kind == "conv":
+        layer, pool = conv_bench_layers(params)
+        return ConvLayer(layer, pe=params["pe"], simd=params["simd"],
+                         window_simd=params["window_simd"], pool=pool)
+    raise ValueError(f"kind must be mvu, naive, adder, window or conv, not {kind!r}")
+
+
+def conv_bench_layers(params):
+    """Golden conv (and pool) of a conv benchmark point, with seeded random weights."""
+    from ..golden import Conv, MaxPool, NetworkSpec, quantize_network, random_parameters
+    layers = [Conv(params["channels"], params["kernel"], stride=params["stride"],
+                   padding=params["padding"], weight_bits=params["wbits"],
+                   out_bits=params["out_bits"])]
+    if params.get("pool"):
+        layers.append(MaxPool(params["pool"]))
+    spec = NetworkSpec(tuple(params["in_shape"]), params["in_bits"], layers)
+    net = quantize_network(spec, random_parameters(spec, np.random.default_rng(params["seed"])))
+    return net.layers[0], (net.layers[1] if params.get("pool") else None)
+
+
 def _synth_job(job):
     """Build one design's Verilog and synthesize it (runs in a worker process)."""
     from ..export import write_verilog
-    from ..mvu import MatrixVectorUnit
     from .flow import SynthError, synthesize
-    from .harness import NaiveDotProduct, RegisteredAdder, SerialHarness
-    kind, params, target, work = job["kind"], job["params"], job["target"], Path(job["work"])
-    if kind == "mvu":
-        layer = bench_layer(params["w"], params["a"], params["pe"])
-        core = MatrixVectorUnit(layer, pe=params["pe"], simd=SIMD)
-    elif kind == "naive":
-        core = NaiveDotProduct(a_bits=params["a"], w_bits=params["w"], simd=SIMD,
-                               pe=params["pe"])
-    else:
-        core = RegisteredAdder(width=params["width"])
+    from .harness import SerialHarness
+    target, work = job["target"], Path(job["work"])
+    core = build_core(job["kind"], job["params"])
     work.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog(SerialHarness(core), work / "top.v", name="top")
     try:
@@ -65,6 +94,20 @@ def _synth_job(job):
     except SynthError as error:
         result = {"target": target, "error": error.reason}
     return job["key"], result
+
+
+def _run_jobs(jobs, progress, workers=None):
+    results = {}
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    progress(f"{len(jobs)} syntheses on {workers} worker(s)")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for index, (key, result) in enumerate(pool.map(_synth_job, jobs), 1):
+            results[key] = result
+            fmax = result.get("fmax_mhz")
+            what = result["error"] or (f"{result.get('core_logic')} core LUT/gates, "
+                                       + (f"{fmax:.1f} MHz" if fmax else "no clock"))
+            progress(f"  [{index}/{len(jobs)}] {key}: {what}")
+    return results
 
 
 def _jobs(precisions, pes, targets, work):
@@ -105,16 +148,8 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisi
     fpga_targets = tuple(fpga_targets)
     work = (out_dir / "mvu_work").resolve()
     jobs, widths = _jobs(precisions, pes, fpga_targets, work)
-    results = {}
-    workers = workers or max(1, min(2, os.cpu_count() or 1))
-    progress(f"bench mvu: {len(jobs)} syntheses on {workers} worker(s)")
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for index, (key, result) in enumerate(pool.map(_synth_job, jobs), 1):
-            results[key] = result
-            fmax = result.get("fmax_mhz")
-            what = result["error"] or (f"{result.get('core_logic')} core LUT/gates, "
-                                       + (f"{fmax:.1f} MHz" if fmax else "no clock"))
-            progress(f"  [{index}/{len(jobs)}] {key}: {what}")
+    progress("bench mvu:")
+    results = _run_jobs(jobs, progress, workers)
 
     rows = []
     for w, a in precisions:

@@ -13,6 +13,9 @@ Subcommands
 ``bench mvu``
     Synthesize the MVU beside the naive dot product and the fabric limit (iCE40 UP5K,
     ECP5-25k, generic CMOS) and write ``DIR/mvu.json`` and ``DIR/mvu.md``.
+``bench window`` / ``bench conv``
+    Representative sliding windows / convolution layers: buffer bits, logic, BRAM, Fmax, and
+    cycles per frame measured in simulation against expected (``DIR/window.*``, ``DIR/conv.*``).
 
 Exit status is 0 only when everything asked for succeeded.
 """
@@ -171,14 +174,18 @@ def cmd_demo(args):
 
 def cmd_bench(args):
     from .synth.bench import run_mvu_bench
+    from .synth.bench_layers import run_layer_bench
     from .tools import ToolMissing
+    progress = lambda text: _progress(args, text)   # noqa: E731
     try:
-        report = run_mvu_bench(args.out, quick=args.quick,
-                               progress=lambda text: _progress(args, text))
+        if args.what == "mvu":
+            report = run_mvu_bench(args.out, quick=args.quick, progress=progress)
+        else:
+            report = run_layer_bench(args.what, args.out, quick=args.quick, progress=progress)
     except ToolMissing as error:
         raise CommandError(str(error)) from None
     if not args.json:
-        print((args.out / "mvu.md").read_text())
+        print((args.out / f"{args.what}.md").read_text())
     return report
 
 
@@ -202,10 +209,11 @@ def build_parser():
     golden.add_argument("--model", type=Path, required=True, help="model file (.npz)")
     golden.set_defaults(run=cmd_golden)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
-    bench.add_argument("what", choices=["mvu"], help="what to benchmark")
+    bench.add_argument("what", choices=["mvu", "window", "conv"], help="what to benchmark")
     _common(bench)
     bench.add_argument("--quick", action="store_true",
-                       help="a small subset (PE=1; w/a 1/1, 2/2, 4/4)")
+                       help="a small subset (mvu: PE=1, w/a 1/1 2/2 4/4; window/conv: two "
+                            "layers on iCE40)")
     bench.set_defaults(run=cmd_bench)
     return parser
 

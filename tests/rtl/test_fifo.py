@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 
 from wrpn_rtl.fifo import StreamFIFO
 
-from .streams import stream_get, stream_put
+from wrpn_rtl.sim.amaranth_stream import stream_get, stream_put
 
 
 @pytest.mark.parametrize("depth", [1, 2, 5])

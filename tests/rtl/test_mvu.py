@@ -6,7 +6,7 @@ from amaranth.sim import Simulator
 from wrpn_rtl import golden as g
 from wrpn_rtl.mvu import MatrixVectorUnit
 
-from .streams import lanes, stream_get, stream_put
+from wrpn_rtl.sim.amaranth_stream import lanes, stream_get, stream_put
 
 
 def dense_layer(rng, *, in_features, out_features, weight_bits, in_bits, out_bits):

@@ -1,45 +1,16 @@
 # amaranth: UnusedElaboratable=no
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.window import SlidingWindow
 
-from .streams import lanes, stream_get, stream_put
+from wrpn_rtl.sim.amaranth_stream import run_stream as sim_run_stream
 
 
 def run_stream(dut, words_in, count_out, rng, *, stall_in=0.0, stall_out=0.0, width):
-    """Drive ``words_in`` (lists of lanes) into ``dut``; collect ``count_out`` words and the
-    cycles from the first input transfer to the last output transfer."""
-    received, marks = [], {}
-
-    async def producer(ctx):
-        for index, word in enumerate(words_in):
-            await stream_put(ctx, dut.input, [int(v) for v in word], rng=rng, stall=stall_in)
-            if index == 0:
-                marks["first_in"] = marks.get("cycle", 0)
-
-    async def consumer(ctx):
-        for _ in range(count_out):
-            received.append(lanes(await stream_get(ctx, dut.output, rng=rng, stall=stall_out),
-                                  width))
-        marks["last_out"] = marks.get("cycle", 0)
-
-    async def clock(ctx):
-        marks["cycle"] = 0
-        async for _ in ctx.tick():
-            marks["cycle"] += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(clock, background=True)
-    limit = 8 * (len(words_in) + count_out) * (1 + 3 * max(stall_in, stall_out)) + 200
-    sim.run_until(limit * 1e-8)
-    assert len(received) == count_out, f"only {len(received)} of {count_out} words came out"
-    return received, marks["last_out"] - marks["first_in"]
+    return sim_run_stream(dut, words_in, count_out, width=width, rng=rng, stall_in=stall_in,
+                          stall_out=stall_out)
 
 
 def window_words(images, kernel, stride, padding, simd):

@@ -57,3 +57,15 @@ def test_bench_writes_json_and_markdown(tmp_path):
         ice40["mvu"]["fmax_mhz"] / ice40["fabric_limit_mhz"], abs=1e-3)
     markdown = (tmp_path / "mvu.md").read_text()
     assert "| 2/2 | 1 |" in markdown and "## ice40-up5k" in markdown
+
+
+def test_window_bench_reports_buffer_cycles_and_synthesis(tmp_path):
+    from wrpn_rtl.synth.bench_layers import run_layer_bench
+    report = run_layer_bench("window", tmp_path, quick=True, progress=lambda text: None)
+    row = report["rows"][0]
+    assert row["buffer_min_bits"] < row["buffer_bits"]
+    assert 0.99 <= row["cycles_vs_expected"] <= 1.05
+    assert row["targets"]["ice40-up5k"]["core_logic"] > 0
+    assert "| digits conv1 8x8x1 k3 p1 |" in (tmp_path / "window.md").read_text()
+    with pytest.raises(ValueError, match=r"^kind must be window or conv, not 'mvu'$"):
+        run_layer_bench("mvu", tmp_path)
