@@ -166,7 +166,10 @@ class SlidingWindow(wiring.Component):
             with m.If(w_col == row_words - 1):
                 m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
 
-        # ---- reader: loops oh, ow, kh, kw, cg (cg fastest) -------------------------------
+        # ---- reader, stage A: the request generator ---------------------------------------
+        # Loops oh, ow, kh, kw, cg (cg fastest) and computes, into registers, each word's
+        # memory address, whether it is inside the map, its row offset above the lowest row
+        # still needed, and how far that lowest row moves once the word is read.
         row_span = _signed_range(-pad, out_h * s_h + k_h + pad)
         col_span = _signed_range(-pad, out_w * s_w + k_w + pad)
         oh = Signal(range(out_h), name="oh")
@@ -184,36 +187,29 @@ class SlidingWindow(wiring.Component):
         inside = (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
         offset = ih - need_low
         pixel = iw * groups + cg
-        available = (offset < ahead) | ((offset == ahead) & (pixel < w_col))
         slot_sum = base_slot + offset
         slot = Mux(slot_sum >= rows, slot_sum - rows, slot_sum)
-
-        # Output credit as in the MVU: a word issues only with a reserved FIFO slot; the
-        # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
-        # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
-        # keep an always-ready consumer at one word per cycle.
-        depth = 5
-        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
-        reserved = Signal(depth, name="reserved")                 # thermometer
-        returned = Signal(name="credit_returned")
-        m.d.sync += returned.eq(self.output.valid & self.output.ready)
-        fire = Signal(name="fire")
-        m.d.comb += fire.eq(~reserved[-1] & (~inside | available))
-        with m.If(fire & ~returned):
-            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
-        with m.Elif(returned & ~fire):
-            m.d.sync += reserved.eq(reserved[1:])
-        m.d.comb += read.addr.eq(slot * row_words + pixel)
-        emitted = Signal(name="emitted")
-        padded = Signal(name="padded", reset_less=True)
-        m.d.sync += [emitted.eq(fire), padded.eq(~inside)]
-        m.d.comb += [out_fifo.input.valid.eq(emitted),
-                     out_fifo.input.payload.eq(Mux(padded, 0, read.data))]
-        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
-
         last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
         last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
-        with m.If(fire):
+        leave_row = last_cg & last_kw & last_kh & last_ow
+        frame_end_step = height - max(0, (out_h - 1) * s_h - pad)
+        next_low = Mux(row_base + s_h < 0, 0, row_base + s_h)
+        max_step = max(frame_end_step, s_h)
+        row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
+
+        # the request register between stage A and stage B
+        req_valid = Signal(name="req_valid")
+        req_addr = Signal(range(rows * row_words), name="req_addr", reset_less=True)
+        req_inside = Signal(name="req_inside", reset_less=True)
+        req_offset = Signal(_signed_range(-pad, k_h + 1), name="req_offset", reset_less=True)
+        req_pixel = Signal(range(row_words + 1), name="req_pixel", reset_less=True)
+        req_step = Signal(range(max_step + 1), name="req_step", reset_less=True)
+        fire = Signal(name="fire")
+        generate = ~req_valid | fire
+        with m.If(generate):
+            m.d.sync += [req_valid.eq(1), req_addr.eq(slot * row_words + pixel),
+                         req_inside.eq(inside), req_offset.eq(offset), req_pixel.eq(pixel),
+                         req_step.eq(row_step)]
             with m.If(~last_cg):
                 m.d.sync += cg.eq(cg + 1)
             with m.Elif(~last_kw):
@@ -231,16 +227,35 @@ class SlidingWindow(wiring.Component):
                 with m.Else():
                     m.d.sync += [oh.eq(oh + 1), row_base.eq(row_base + s_h),
                                  ih.eq(row_base + s_h)]
+            modulo = Array([Const(v % rows, range(rows)) for v in range(rows + max_step + 1)])
+            m.d.sync += base_slot.eq(modulo[base_slot + row_step])
 
-        # When an output row is done the lowest needed row moves on (to the next frame's first
-        # row after the last output row); `ahead` and the base slot follow it.
-        frame_end_step = height - max(0, (out_h - 1) * s_h - pad)
-        next_low = Mux(row_base + s_h < 0, 0, row_base + s_h)
-        leave_row = fire & last_cg & last_kw & last_kh & last_ow
-        row_step = Signal(range(max(frame_end_step, s_h) + 1), name="row_step")
-        with m.If(leave_row):
-            m.d.comb += row_step.eq(Mux(last_oh, frame_end_step, next_low - need_low))
-        modulo = Array([Const(v % rows, range(rows)) for v in range(rows + max(frame_end_step, s_h) + 1)])
-        m.d.sync += [ahead.eq(ahead + row_done - row_step),
-                     base_slot.eq(modulo[base_slot + row_step])]
+        # ---- reader, stage B: the issuer ----------------------------------------------------
+        # Reads the requested word once the writer has passed it (padding needs nothing), with
+        # an output credit as in the MVU: a word issues only with a reserved FIFO slot; the
+        # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
+        # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
+        # keep an always-ready consumer at one word per cycle.
+        available = (req_offset < ahead) | ((req_offset == ahead) & (req_pixel < w_col))
+        depth = 5
+        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
+        reserved = Signal(depth, name="reserved")                 # thermometer
+        returned = Signal(name="credit_returned")
+        m.d.sync += returned.eq(self.output.valid & self.output.ready)
+        m.d.comb += fire.eq(req_valid & ~reserved[-1] & (~req_inside | available))
+        with m.If(fire & ~returned):
+            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
+        with m.Elif(returned & ~fire):
+            m.d.sync += reserved.eq(reserved[1:])
+        m.d.comb += read.addr.eq(req_addr)
+        emitted = Signal(name="emitted")
+        padded = Signal(name="padded", reset_less=True)
+        m.d.sync += [emitted.eq(fire), padded.eq(~req_inside)]
+        m.d.comb += [out_fifo.input.valid.eq(emitted),
+                     out_fifo.input.payload.eq(Mux(padded, 0, read.data))]
+        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+
+        # A word read moves the lowest needed row on (to the next frame's first row after the
+        # last output row); `ahead` follows, so the writer may reuse the slots left behind.
+        m.d.sync += ahead.eq(ahead + row_done - Mux(fire, req_step, 0))
         return m
