@@ -22,6 +22,7 @@ import numbers
 
 import numpy as np
 
+from .checks import check_positive_int
 from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
 from .ops import as_pair, check_window
 from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, check_bits,
@@ -33,14 +34,6 @@ __all__ = ["Conv", "Dense", "MaxPool", "NetworkSpec", "ResolvedLayer", "LinearPa
 
 #: Batch-norm epsilon used when folding: ``slope = gamma / sqrt(var + BN_EPSILON)``.
 BN_EPSILON = 1e-5
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, not {value!r}")
-    return int(value)
 
 
 def _out_bits(value):
@@ -76,7 +69,7 @@ class Conv:
     batch_norm: bool = True
 
     def __post_init__(self):
-        _positive_int("channels", self.channels)
+        check_positive_int("channels", self.channels)
         as_pair("kernel", self.kernel)
         as_pair("stride", self.stride)
         check_bits("weight_bits", self.weight_bits, WEIGHT_BITS)
@@ -96,7 +89,7 @@ class Dense:
     batch_norm: bool = True
 
     def __post_init__(self):
-        _positive_int("features", self.features)
+        check_positive_int("features", self.features)
         check_bits("weight_bits", self.weight_bits, WEIGHT_BITS)
         _out_bits(self.out_bits)
         if self.out_bits is None and self.batch_norm:

@@ -8,23 +8,15 @@ foldings divide the vector or channel count being streamed. Both stages take or 
 per cycle; ``valid`` is always a register.
 """
 import math
-import numbers
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .golden.checks import check_positive_int
 from .golden.quant import ACTIVATION_BITS, check_bits
 
 __all__ = ["WidthConverter"]
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, not {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
 
 
 class _Gather(wiring.Component):
@@ -104,8 +96,8 @@ class WidthConverter(wiring.Component):
     """
 
     def __init__(self, *, in_lanes, out_lanes, bits):
-        self._in = _positive("in_lanes", in_lanes)
-        self._out = _positive("out_lanes", out_lanes)
+        self._in = check_positive_int("in_lanes", in_lanes)
+        self._out = check_positive_int("out_lanes", out_lanes)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         self._group = math.lcm(self._in, self._out)
         super().__init__({

@@ -8,12 +8,11 @@ lane-wise maximum of its channel group over the window. :class:`MaxPool2d` is th
 window followed by the reducer. Padding is code 0, which never exceeds a real code, as in the
 golden ``max_pool2d``.
 """
-import numbers
-
 from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
 from .window import SlidingWindow, check_simd
@@ -44,12 +43,9 @@ class MaxPoolReducer(wiring.Component):
     """
 
     def __init__(self, *, window_size, groups, simd, bits):
-        for name, value in (("window_size", window_size), ("groups", groups), ("simd", simd)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise TypeError(f"{name} must be a positive integer, not {value!r}")
-            if value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        self._window_size, self._groups, self._simd = window_size, groups, simd
+        self._window_size = check_positive_int("window_size", window_size)
+        self._groups = check_positive_int("groups", groups)
+        self._simd = check_positive_int("simd", simd)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         word = data.ArrayLayout(unsigned(self._bits), simd)
         super().__init__({"input": In(stream.Signature(word)),

@@ -18,7 +18,6 @@ window being read (``ahead < R``); the reader emits a word only once the writer 
 writer fill the next ``S_h`` rows while the current output row is read, so the reader never
 waits for the buffer, only for input that has not arrived yet.
 """
-import numbers
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -26,6 +25,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .fifo import StreamFIFO
+from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
 
@@ -37,9 +37,8 @@ LINE_BUFFER_BLOCK_MIN_DEPTH = 16
 
 def check_simd(simd, channels):
     """``simd`` as an int, or raise unless it is a positive divisor of ``channels``."""
-    if isinstance(simd, bool) or not isinstance(simd, numbers.Integral):
-        raise TypeError(f"simd must be a positive integer, not {simd!r}")
-    if simd < 1 or channels % simd:
+    simd = check_positive_int("simd", simd)
+    if channels % simd:
         raise ValueError(f"simd must be a positive divisor of the channels {channels}, "
                          f"not {simd!r}")
     return int(simd)

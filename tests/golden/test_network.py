@@ -139,7 +139,7 @@ def test_dense_flattens_in_hwc_order(rng):
     (lambda: g.NetworkSpec((8, 8, 1), 8, [g.Conv(4, 3)], width=0), ValueError,
      r"^width must be a positive number, not 0$"),
     (lambda: g.NetworkSpec((8, 8, 1), 8, []), ValueError, r"^layers must not be empty$"),
-    (lambda: g.Conv(0), ValueError, r"^channels must be >= 1, not 0$"),
+    (lambda: g.Conv(0), ValueError, r"^channels must be a positive integer, not 0$"),
     (lambda: g.Conv(4, weight_bits=17), ValueError,
      r"^weight_bits must be an integer in \[1, 16\], not 17$"),
     (lambda: g.Dense(4, out_bits=None), ValueError,
