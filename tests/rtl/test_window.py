@@ -29,6 +29,8 @@ CASES = [
     ((3, 8, 2), 5, 2, 2, 1),
     ((2, 3, 2), 3, 1, 1, 2),       # the kernel is taller than the image: all rows buffered
     ((8, 3, 1), 3, 1, 2, 1),
+    ((5, 1, 2), 1, 1, 0, 2),       # every word ends an output row: back-to-back row steps
+    ((6, 2, 1), (1, 2), (2, 1), 0, 1),
 ]
 
 
