@@ -16,7 +16,9 @@ reused in turn). The writer may start a row only when its slot is no longer need
 window being read (``ahead < R``); the reader emits a word only once the writer has passed it.
 ``K_h + S_h`` rows (rather than the bare minimum of ``K_h - 1`` rows plus a window) let the
 writer fill the next ``S_h`` rows while the current output row is read, so the reader never
-waits for the buffer, only for input that has not arrived yet.
+waits for the buffer, only for input that has not arrived yet - also at a frame boundary,
+where the next frame's first window needs ``K_h - padding`` fresh rows. (With one row fewer a
+3x3, stride-2, unpadded window measured 13 % above its expected cycles per frame.)
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
