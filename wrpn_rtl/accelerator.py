@@ -1,0 +1,141 @@
+# amaranth: UnusedElaboratable=no
+# (the stages are always elaborated with the accelerator; the accelerator itself still warns.)
+"""A whole quantized network as one streaming accelerator, with explicit per-layer folding.
+
+Stages, in network order: each convolution becomes a :class:`~wrpn_rtl.conv.ConvLayer` (a max-
+pool right after it is fused into it), a dense layer becomes a
+:class:`~wrpn_rtl.mvu.MatrixVectorUnit` reading the map as it streams (the HWC stream order is
+the dense layer's window order), and a max-pool with no convolution before it becomes a
+:class:`~wrpn_rtl.pool.MaxPool2d`. Where one stage's output folding differs from what the next
+takes, a :class:`~wrpn_rtl.convert.WidthConverter` regroups the codes.
+
+The input is the image, ``input_simd`` codes per word (HWC order); the output is the last
+layer's stream: ``PE`` logits (accumulator plus bias) or codes per word.
+"""
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.hdl import unsigned
+from amaranth.lib.wiring import In, Out
+
+from .conv import ConvLayer
+from .convert import WidthConverter
+from .golden.checks import check_positive_int
+from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
+from .golden.network import QuantizedNetwork
+from .mvu import MatrixVectorUnit
+from .pool import MaxPool2d
+
+__all__ = ["Folding", "Accelerator"]
+
+
+@dataclass(frozen=True)
+class Folding:
+    """PE x SIMD of one Conv/Dense layer (and the window's input lanes for a convolution)."""
+
+    pe: int
+    simd: int
+    window_simd: object = None   # int, or None for gcd(simd, C_in)
+
+
+class Accelerator(wiring.Component):
+    """Streaming accelerator for a golden :class:`QuantizedNetwork`.
+
+    Parameters
+    ----------
+    network : QuantizedNetwork
+    foldings : sequence of Folding
+        One per Conv/Dense layer, in order.
+    input_simd : int
+        Image codes per input word; must divide the image's channels.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(input_bits), input_simd)))
+        The image, ``H * W * C / input_simd`` words.
+    output : Out(stream.Signature(ArrayLayout(<last lane shape>, last PE)))
+
+    Raises
+    ------
+    TypeError, ValueError
+        A folding count or value that does not fit the network, naming the layer.
+    """
+
+    def __init__(self, network, *, foldings, input_simd=1):
+        if not isinstance(network, QuantizedNetwork):
+            raise TypeError(f"network must be a golden QuantizedNetwork, not {network!r}")
+        foldings = list(foldings)
+        linear = [l for l in network.layers if isinstance(l, QuantConv2d)]
+        if len(foldings) != len(linear):
+            raise ValueError(f"foldings must give one Folding per Conv/Dense layer "
+                             f"({len(linear)}), not {len(foldings)}")
+        input_simd = check_positive_int("input_simd", input_simd)
+        if network.input_shape[2] % input_simd:
+            raise ValueError(f"input_simd must divide the image channels "
+                             f"{network.input_shape[2]}, not {input_simd}")
+        self._network = network
+        self._stages = []       # (name, component)
+        lanes, bits = input_simd, network.input_bits
+        layers, folds = list(network.layers), iter(foldings)
+        index = 0
+        while index < len(layers):
+            layer = layers[index]
+            if isinstance(layer, QuantDense):
+                fold = next(folds)
+                self._convert(layer.name, lanes, fold.simd, bits)
+                self._stages.append((layer.name, MatrixVectorUnit(layer, pe=fold.pe,
+                                                                  simd=fold.simd)))
+                lanes, bits = fold.pe, layer.out_bits
+            elif isinstance(layer, QuantConv2d):
+                fold = next(folds)
+                pool = None
+                if index + 1 < len(layers) and isinstance(layers[index + 1], QuantMaxPool):
+                    pool = layers[index + 1]
+                    index += 1
+                window_simd = fold.window_simd or lanes
+                self._convert(layer.name, lanes, window_simd, bits)
+                self._stages.append((layer.name, ConvLayer(layer, pe=fold.pe, simd=fold.simd,
+                                                           window_simd=window_simd, pool=pool)))
+                lanes, bits = fold.pe, layer.out_bits
+            else:
+                self._stages.append((layer.name, MaxPool2d(
+                    in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
+                    padding=layer.padding, simd=lanes, bits=bits)))
+            index += 1
+        first, last = self._stages[0][1], self._stages[-1][1]
+        super().__init__({"input": In(first.input.signature.flip()),
+                          "output": Out(last.output.signature)})
+
+    def _convert(self, name, lanes, wanted, bits):
+        if lanes != wanted:
+            self._stages.append((f"{name}_convert",
+                                 WidthConverter(in_lanes=lanes, out_lanes=wanted, bits=bits)))
+
+    network = property(lambda self: self._network)
+
+    @property
+    def stages(self):
+        """``[(name, component)]`` in stream order."""
+        return list(self._stages)
+
+    @property
+    def cycles_per_image(self):
+        """Expected steady-state cycles per image with no stall: the slowest stage."""
+        cycles = []
+        for _, stage in self._stages:
+            if isinstance(stage, MatrixVectorUnit):
+                cycles.append(stage.cycles_per_vector)
+            elif hasattr(stage, "cycles_per_frame"):
+                cycles.append(stage.cycles_per_frame)
+        return max(cycles)
+
+    def elaborate(self, platform):
+        m = Module()
+        source = wiring.flipped(self.input)
+        for name, stage in self._stages:
+            m.submodules[name] = stage
+            wiring.connect(m, source, stage.input)
+            source = stage.output
+        wiring.connect(m, source, wiring.flipped(self.output))
+        return m
