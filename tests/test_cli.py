@@ -46,3 +46,15 @@ def test_bad_inputs_are_reported(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path), "--width", "-1"]) == 1
     assert "--width must be > 0, not -1.0" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_runs_the_rtl_bit_exact(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--images", "3",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rtl_images"] == 3 and summary["rtl_mismatches"] == 0
+    assert summary["class_mismatches"] == 0
+    assert (tmp_path / "digits_cnn.v").read_text().count("module ") > 5
+    assert summary["rtl_cycles_per_image"] <= 1.05 * summary["expected_cycles_per_image"] + 200
+    assert main(["demo", "--out", str(tmp_path), "--images", "0"]) == 1
+    assert "--images must be >= 1, not 0" in capsys.readouterr().err

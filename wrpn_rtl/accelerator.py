@@ -27,7 +27,7 @@ from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
 from .pool import MaxPool2d
 
-__all__ = ["Folding", "Accelerator"]
+__all__ = ["Folding", "Accelerator", "simple_foldings"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,26 @@ class Folding:
     pe: int
     simd: int
     window_simd: object = None   # int, or None for gcd(simd, C_in)
+
+
+def _largest_divisor(total, limit):
+    return max(d for d in range(1, min(total, limit) + 1) if total % d == 0)
+
+
+def simple_foldings(network, *, max_pe=4, max_simd=16):
+    """One plain folding per Conv/Dense layer: the largest PE <= ``max_pe`` dividing the
+    outputs, the largest SIMD <= ``max_simd`` dividing the window, and for convolutions the
+    window lanes ``gcd(SIMD, C_in)``. Not balanced across layers (that is the compiler's job)."""
+    import math
+    foldings = []
+    for layer in network.layers:
+        if isinstance(layer, QuantConv2d):
+            simd = _largest_divisor(layer.window_size, max_simd)
+            window_simd = None if isinstance(layer, QuantDense) else math.gcd(simd,
+                                                                             layer.in_channels)
+            foldings.append(Folding(pe=_largest_divisor(layer.out_channels, max_pe), simd=simd,
+                                    window_simd=window_simd))
+    return foldings
 
 
 class Accelerator(wiring.Component):

@@ -5,7 +5,8 @@ Subcommands
 ``demo``
     The main job on the built-in default: train the default WRPN digits CNN (fixed seed, fixed
     split), run the golden integer model and the float quantized model on every test image,
-    check they agree bit for bit, and report accuracy. (The RTL flow joins it as it lands.)
+    check they agree bit for bit, generate the streaming accelerator (Verilog in ``DIR``), and
+    run test images through it in Amaranth's simulator, bit-exact against the golden model.
 ``train``
     Train a WRPN network on the bundled digits and write a model file.
 ``golden``
@@ -146,14 +147,48 @@ def _print_golden(args, summary):
                     f"{summary['accuracy']:.4f}; integer vs float path mismatches: {bad}")
 
 
+def _rtl_check(args, network, x_test, y_test):
+    """Generate the accelerator, write its Verilog, and run test images through it in
+    Amaranth's simulator against the golden model."""
+    import numpy as np
+    from .accelerator import Accelerator, simple_foldings
+    from .export import write_verilog
+    from .golden import execute
+    from .sim.amaranth_stream import run_stream
+    count = min(args.images, len(x_test))
+    foldings = simple_foldings(network)
+    _progress(args, "generating the accelerator (PE x SIMD per layer: "
+              + ", ".join(f"{f.pe}x{f.simd}" for f in foldings) + ")")
+    verilog = write_verilog(Accelerator(network, foldings=foldings), args.out / "digits_cnn.v",
+                            name="digits_cnn")
+    dut = Accelerator(network, foldings=foldings)
+    codes = network.quantize_input(x_test[:count])
+    golden = execute(network, codes)
+    expected = golden.outputs[-1].reshape(count, -1)
+    pe = foldings[-1].pe
+    _progress(args, f"simulating {count} test images through the RTL (Amaranth simulator)")
+    words, cycles = run_stream(dut, codes.reshape(-1, 1).tolist(), expected.size // pe,
+                               width=pe, max_cycles=count * dut.cycles_per_image * 4 + 5000)
+    logits = np.array(words).reshape(count, -1)
+    return {"verilog": str(verilog), "rtl_images": count,
+            "rtl_mismatches": int(np.count_nonzero(logits != expected)),
+            "rtl_accuracy": float((logits.argmax(axis=1) == y_test[:count]).mean()),
+            "rtl_cycles_per_image": cycles / count,
+            "expected_cycles_per_image": dut.cycles_per_image,
+            "foldings": [[f.pe, f.simd] for f in foldings]}
+
+
 def cmd_demo(args):
     from .golden import save_network
+    if args.images < 1:
+        raise CommandError(f"--images must be >= 1, not {args.images}")
     network, (x_test, y_test) = _train_default(args)
     path = args.out / "model.npz"
     save_network(network, path)
     summary = _golden_check(network, x_test, y_test)
     summary.update(model=str(path), float_test_accuracy=network.metadata["float_test_accuracy"])
     _print_golden(args, summary)
+    summary.update(_rtl_check(args, network, x_test, y_test))
     if not args.json:
         rows = [("network", f"digits CNN, w{args.wbits}a{args.abits}, width x{args.width:g}"),
                 ("layers", " -> ".join(f"{type(l).__name__.replace('Quant', '')}"
@@ -163,12 +198,21 @@ def cmd_demo(args):
                 ("test accuracy (full precision)", f"{summary['float_test_accuracy']:.4f}"),
                 ("integer vs float mismatches", str(sum(summary["mismatches_by_layer"].values())
                                                     + summary["class_mismatches"])),
-                ("model file", str(path))]
+                ("model file", str(path)),
+                ("RTL (Verilog)", summary["verilog"]),
+                (f"RTL vs golden on {summary['rtl_images']} test images",
+                 f"{summary['rtl_mismatches']} mismatching logits, accuracy "
+                 f"{summary['rtl_accuracy']:.4f}"),
+                ("RTL cycles per image (expected)",
+                 f"{summary['rtl_cycles_per_image']:.0f} ({summary['expected_cycles_per_image']})")]
         print("\n| what | value |\n|---|---|")
         for key, value in rows:
             print(f"| {key} | {value} |")
     if summary["class_mismatches"] or any(summary["mismatches_by_layer"].values()):
         raise CommandError("the integer and float golden paths disagree")
+    if summary["rtl_mismatches"]:
+        raise CommandError(f"the RTL disagrees with the golden model on "
+                           f"{summary['rtl_mismatches']} logits")
     return summary
 
 
@@ -199,6 +243,8 @@ def build_parser():
     demo = sub.add_parser("demo", help="the main job on the built-in default network")
     _common(demo)
     _network_flags(demo)
+    demo.add_argument("--images", type=int, default=20,
+                      help="test images simulated through the RTL (default 20)")
     demo.set_defaults(run=cmd_demo)
     train = sub.add_parser("train", help="train a WRPN digits CNN and write a model file")
     _common(train)
