@@ -198,19 +198,33 @@ class SlidingWindow(wiring.Component):
         max_step = max(frame_end_step, s_h)
         row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
 
-        # the request register between stage A and stage B
-        req_valid = Signal(name="req_valid")
-        req_addr = Signal(range(rows * row_words), name="req_addr", reset_less=True)
-        req_inside = Signal(name="req_inside", reset_less=True)
-        req_offset = Signal(_signed_range(-pad, k_h + 1), name="req_offset", reset_less=True)
-        req_pixel = Signal(range(row_words + 1), name="req_pixel", reset_less=True)
-        req_step = Signal(range(max_step + 1), name="req_step", reset_less=True)
+        # A two-entry request queue between stage A and stage B: the generator advances while
+        # the second entry is free (a register bit), so the issue decision in stage B only
+        # moves the queue, never the generator's counters.
+        request = data.StructLayout({
+            "addr": range(rows * row_words), "inside": 1,
+            "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
+            "step": range(max_step + 1)})
+        head = Signal(request, name="req_head", reset_less=True)
+        tail = Signal(request, name="req_tail", reset_less=True)
+        head_valid = Signal(name="req_valid")
+        tail_valid = Signal(name="req_tail_valid")
         fire = Signal(name="fire")
-        generate = ~req_valid | fire
+        generate = ~tail_valid
+        fresh = Signal(request, name="req_new")
+        m.d.comb += [fresh.addr.eq(slot * row_words + pixel), fresh.inside.eq(inside),
+                     fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step)]
+        with m.If(fire):
+            with m.If(tail_valid):
+                m.d.sync += [head.eq(tail), tail_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [head.eq(fresh), head_valid.eq(generate)]
+        with m.Elif(generate):
+            with m.If(head_valid):
+                m.d.sync += [tail.eq(fresh), tail_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [head.eq(fresh), head_valid.eq(1)]
         with m.If(generate):
-            m.d.sync += [req_valid.eq(1), req_addr.eq(slot * row_words + pixel),
-                         req_inside.eq(inside), req_offset.eq(offset), req_pixel.eq(pixel),
-                         req_step.eq(row_step)]
             with m.If(~last_cg):
                 m.d.sync += cg.eq(cg + 1)
             with m.Elif(~last_kw):
@@ -237,26 +251,26 @@ class SlidingWindow(wiring.Component):
         # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
         # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
         # keep an always-ready consumer at one word per cycle.
-        available = (req_offset < ahead) | ((req_offset == ahead) & (req_pixel < w_col))
+        available = (head.offset < ahead) | ((head.offset == ahead) & (head.pixel < w_col))
         depth = 5
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
         reserved = Signal(depth, name="reserved")                 # thermometer
         returned = Signal(name="credit_returned")
         m.d.sync += returned.eq(self.output.valid & self.output.ready)
-        m.d.comb += fire.eq(req_valid & ~reserved[-1] & (~req_inside | available))
+        m.d.comb += fire.eq(head_valid & ~reserved[-1] & (~head.inside | available))
         with m.If(fire & ~returned):
             m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
         with m.Elif(returned & ~fire):
             m.d.sync += reserved.eq(reserved[1:])
-        m.d.comb += read.addr.eq(req_addr)
+        m.d.comb += read.addr.eq(head.addr)
         emitted = Signal(name="emitted")
         padded = Signal(name="padded", reset_less=True)
-        m.d.sync += [emitted.eq(fire), padded.eq(~req_inside)]
+        m.d.sync += [emitted.eq(fire), padded.eq(~head.inside)]
         m.d.comb += [out_fifo.input.valid.eq(emitted),
                      out_fifo.input.payload.eq(Mux(padded, 0, read.data))]
         wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
 
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
-        m.d.sync += ahead.eq(ahead + row_done - Mux(fire, req_step, 0))
+        m.d.sync += ahead.eq(ahead + row_done - Mux(fire, head.step, 0))
         return m
