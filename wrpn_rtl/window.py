@@ -204,7 +204,9 @@ class SlidingWindow(wiring.Component):
         request = data.StructLayout({
             "addr": range(rows * row_words), "inside": 1,
             "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1)})
+            "step": range(max_step + 1),
+            # the offset seen from the row before the latest row step (see `leaving` below)
+            "offset_before": _signed_range(-pad, k_h + max_step + 1)})
         head = Signal(request, name="req_head", reset_less=True)
         tail = Signal(request, name="req_tail", reset_less=True)
         head_valid = Signal(name="req_valid")
@@ -215,10 +217,14 @@ class SlidingWindow(wiring.Component):
         m.d.comb += [fresh.addr.eq(slot * row_words + pixel), fresh.inside.eq(inside),
                      fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step)]
         with m.If(fire):
+            following = Signal(request, name="req_following")
+            m.d.comb += following.eq(Mux(tail_valid, tail.as_value(), fresh.as_value()))
+            m.d.sync += [head.eq(following),
+                         head.offset_before.eq(following.offset + head.step)]
             with m.If(tail_valid):
-                m.d.sync += [head.eq(tail), tail_valid.eq(0)]
+                m.d.sync += tail_valid.eq(0)
             with m.Else():
-                m.d.sync += [head.eq(fresh), head_valid.eq(generate)]
+                m.d.sync += head_valid.eq(generate)
         with m.Elif(generate):
             with m.If(head_valid):
                 m.d.sync += [tail.eq(fresh), tail_valid.eq(1)]
@@ -251,7 +257,13 @@ class SlidingWindow(wiring.Component):
         # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
         # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
         # keep an always-ready consumer at one word per cycle.
-        available = (head.offset < ahead) | ((head.offset == ahead) & (head.pixel < w_col))
+        # A word that leaves an output row moves the lowest needed row on by its `step`; that
+        # decrement of `ahead` is applied one cycle later (registered, off the issue path), and
+        # in that cycle the next request is judged by its offset from the old row.
+        leaving = Signal(name="leaving")
+        step_q = Signal(range(max_step + 1), name="step_q")
+        offset_now = Mux(leaving, head.offset_before, head.offset)
+        available = (offset_now < ahead) | ((offset_now == ahead) & (head.pixel < w_col))
         depth = 5
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
         reserved = Signal(depth, name="reserved")                 # thermometer
@@ -272,5 +284,6 @@ class SlidingWindow(wiring.Component):
 
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
-        m.d.sync += ahead.eq(ahead + row_done - Mux(fire, head.step, 0))
+        m.d.sync += [leaving.eq(fire & (head.step != 0)), step_q.eq(Mux(fire, head.step, 0)),
+                     ahead.eq(ahead + row_done - step_q)]
         return m
