@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .network import Conv, Dense, LinearParams, MaxPool, quantize_network
+from .network import Conv, LinearParams, MaxPool, quantize_network
 from .ops import as_pair, im2col
 from .quant import dequantize_weights, quantize_activations, quantize_weights
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..golden.atomic import atomic_write
-from ..tools import ToolMissing, ensure_verilator_on_path, require
+from ..tools import ensure_verilator_on_path, require
 
 __all__ = ["SIMULATORS", "SimulationFailed", "BenchResult", "run_stream_bench", "check_simulator"]
 

@@ -54,7 +54,6 @@ CONV_LAYERS = [
 
 def _measure_cycles(kind, params):
     """Cycles per frame of the component in Amaranth's simulator, no stall, FRAMES frames."""
-    from ..golden import max_pool2d
     from ..sim.amaranth_stream import run_stream
     dut = build_core(kind, params)
     rng = np.random.default_rng(0)

@@ -24,7 +24,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..golden.atomic import atomic_write
 from ..tools import ToolMissing
 
 __all__ = ["TARGETS", "Target", "SynthResult", "SynthError", "synthesize",

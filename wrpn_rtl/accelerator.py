@@ -15,8 +15,7 @@ layer's stream: ``PE`` logits (accumulator plus bias) or codes per word.
 from dataclasses import dataclass
 
 from amaranth.hdl import Module
-from amaranth.lib import data, stream, wiring
-from amaranth.hdl import unsigned
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .conv import ConvLayer

@@ -44,7 +44,7 @@ import math
 import numbers
 
 import numpy as np
-from amaranth.hdl import Array, Const, Elaboratable, Module, Mux, Signal, signed, unsigned, Cat
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -52,7 +52,7 @@ from amaranth.lib.wiring import In, Out
 from .golden.layers import QuantConv2d, integer_range_shape
 from .fifo import StreamFIFO
 from .golden.quant import weight_code_range
-from .pipeline import delay, pipelined_sum
+from .pipeline import delay, output_credit, pipelined_sum
 
 __all__ = ["MatrixVectorUnit", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
 
@@ -321,13 +321,9 @@ class MatrixVectorUnit(wiring.Component):
         sf = Signal(range(sf_count), name="sf")
         nf = Signal(range(nf_count), name="nf")
         waddr = Signal(range(nf_count * sf_count), name="weight_addr")
-        # Output words reserved (in flight or in the FIFO), as a thermometer code so that
-        # "is there room" is a register bit and updating it needs no carry chain. Returned
-        # credits are counted one cycle late (conservative, off the output's ready path).
-        reserved = Signal(self.fifo_depth, name="reserved")   # bit i: more than i reserved
         last_step = Signal(init=int(sf_count == 1), name="last_step")     # sf == SF - 1
         from_stream = Signal(init=1, name="from_stream")                  # nf == 0
-        room = ~reserved[-1]
+        room = Signal(name="room")   # an output-queue slot is free (see output_credit)
         credit_ok = ~last_step | room
         m.d.comb += self.input.ready.eq(from_stream & credit_ok)
         fire = Signal(name="fire")
@@ -340,13 +336,8 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += [nf.eq(Mux(nf == nf_count - 1, 0, nf + 1)),
                              from_stream.eq((nf_count == 1) | (nf == nf_count - 1))]
 
-        returned = Signal(name="credit_returned")
-        m.d.sync += returned.eq(self.output.valid & self.output.ready)
-        taken = fire & last_step
-        with m.If(taken & ~returned):
-            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
-        with m.Elif(returned & ~taken):
-            m.d.sync += reserved.eq(reserved[1:])
+        m.d.comb += room.eq(output_credit(m, depth=self.fifo_depth, taken=fire & last_step,
+                                          transfer=self.output.valid & self.output.ready))
 
         # stage 1: memory read data and the registered input word
         in_word = Signal(simd * a_bits, name="in_word", reset_less=True)

@@ -3,9 +3,9 @@
 Every register here is free-running (no clock enable): flow control is done with valid bits
 and output credit, so the datapath never fans a stall signal out to its registers.
 """
-from amaranth.hdl import Signal, signed, unsigned, Shape
+from amaranth.hdl import Cat, Signal, signed, unsigned, Shape
 
-__all__ = ["pipelined_sum", "delay", "sum_shape"]
+__all__ = ["pipelined_sum", "delay", "sum_shape", "output_credit"]
 
 
 def sum_shape(shapes):
@@ -64,3 +64,26 @@ def delay(m, value, cycles, *, name, reset_less=False):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def output_credit(m, *, depth, taken, transfer, name="reserved"):
+    """Credit for an output queue of ``depth`` words that a pipeline fills without stalling.
+
+    A word may be started only while a slot is free; ``taken`` (a 1-bit Value) reserves one,
+    an output ``transfer`` returns one a cycle later (conservative, and off the consumer's
+    ``ready`` path). The count is a thermometer code (bit ``i``: more than ``i`` reserved), so
+    the returned "room" is a register bit and no carry chain is involved.
+
+    Returns
+    -------
+    Value
+        1 while fewer than ``depth`` words are reserved.
+    """
+    reserved = Signal(depth, name=name)
+    returned = Signal(name=f"{name}_returned")
+    m.d.sync += returned.eq(transfer)
+    with m.If(taken & ~returned):
+        m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
+    with m.Elif(returned & ~taken):
+        m.d.sync += reserved.eq(reserved[1:])
+    return ~reserved[-1]

@@ -21,12 +21,13 @@ where the next frame's first window needs ``K_h - padding`` fresh rows. (With on
 3x3, stride-2, unpadded window measured 13 % above its expected cycles per frame.)
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .fifo import StreamFIFO
+from .pipeline import output_credit
 from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
@@ -266,14 +267,9 @@ class SlidingWindow(wiring.Component):
         available = (offset_now < ahead) | ((offset_now == ahead) & (head.pixel < w_col))
         depth = 5
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
-        reserved = Signal(depth, name="reserved")                 # thermometer
-        returned = Signal(name="credit_returned")
-        m.d.sync += returned.eq(self.output.valid & self.output.ready)
-        m.d.comb += fire.eq(head_valid & ~reserved[-1] & (~head.inside | available))
-        with m.If(fire & ~returned):
-            m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
-        with m.Elif(returned & ~fire):
-            m.d.sync += reserved.eq(reserved[1:])
+        room = output_credit(m, depth=depth, taken=fire,
+                             transfer=self.output.valid & self.output.ready)
+        m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
         m.d.comb += read.addr.eq(head.addr)
         emitted = Signal(name="emitted")
         padded = Signal(name="padded", reset_less=True)
