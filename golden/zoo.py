@@ -1,7 +1,11 @@
 """Built-in network descriptions."""
 from .network import Conv, Dense, MaxPool, NetworkSpec
 
-__all__ = ["digits_cnn"]
+__all__ = ["digits_cnn", "DEFAULT_MODEL", "load_default_model"]
+
+#: The trained default network shipped in the package: ``digits_cnn()`` (2x wide, 2-bit
+#: weights, 4-bit activations) trained by ``wrpn-rtl train`` with seed 0 and 40 epochs.
+DEFAULT_MODEL = "digits_cnn_w2a4_x2.npz"
 
 
 def digits_cnn(*, width=2.0, weight_bits=2, act_bits=4, input_bits=8):
@@ -18,3 +22,11 @@ def digits_cnn(*, width=2.0, weight_bits=2, act_bits=4, input_bits=8):
         MaxPool(2),
         Dense(10, weight_bits=weight_bits, out_bits=None, batch_norm=False),
     ], width=width)
+
+
+def load_default_model():
+    """The shipped trained default network (a :class:`QuantizedNetwork`); no training needed."""
+    from importlib import resources
+    from .modelfile import load_network
+    with resources.as_file(resources.files("wrpn_rtl") / "data" / DEFAULT_MODEL) as path:
+        return load_network(path)

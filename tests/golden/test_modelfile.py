@@ -94,3 +94,12 @@ def test_failed_save_leaves_nothing(network, tmp_path, monkeypatch):
         g.save_network(network, path)
     assert path.read_bytes() == before
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_written_files_get_ordinary_permissions(network, tmp_path):
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    path = tmp_path / "net.npz"
+    g.save_network(network, path)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -30,3 +30,15 @@ def test_short_training_learns_and_is_reproducible():
     assert first.history == second.history
     assert first.history[-1][0] < first.history[0][0]
     assert accuracy(first.network, x_test, y_test) > 0.75
+
+
+def test_shipped_default_model_is_the_trained_default_network():
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    spec = digits_cnn()
+    assert [layer.out_shape for layer in network.layers] == [r.out_shape for r in spec.resolve()]
+    assert network.metadata["train"]["seed"] == 0
+    _, _, x_test, y_test = load_digits_split()
+    measured = accuracy(network, x_test, y_test)
+    assert measured == network.metadata["test_accuracy"]
+    assert measured > 0.95
