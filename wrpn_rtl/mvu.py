@@ -424,9 +424,9 @@ class MatrixVectorUnit(wiring.Component):
 
         # ---- output stage: requantize or add the logit bias ---------------------------
         if layer.is_logits:
-            results, out_valid = self._logits_stage(m, accumulators, nf_a, done)
+            results, out_valid = self._logits_stage(m, accumulators, nf_a, done_nf, done)
         else:
-            results, out_valid = self._threshold_stage(m, accumulators, nf_a, done)
+            results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(),
                                                      depth=self.fifo_depth)
@@ -435,12 +435,20 @@ class MatrixVectorUnit(wiring.Component):
         wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
         return m
 
-    def _per_fold_table(self, m, name, shape, rows, address):
-        """A small ROM read one cycle after ``address``: ``rows[nf]`` is a list over PE."""
+    def _per_fold_table(self, m, name, shape, rows, address, address_q):
+        """A per-fold constant table (``rows[nf]``: a list over PE), valid in the cycle after
+        ``address`` (``address_q`` is that address registered). Deep tables are block-RAM ROMs
+        read through their port; shallow ones are plain logic on ``address_q`` (no read
+        register: the constants fold into the comparators), and a single fold is a constant."""
         layout = data.ArrayLayout(shape, self._pe)
         if self._nf == 1:
+            return layout.const(rows[0])
+        if _memory_attrs(self._nf, writable=False)["ram_style"] == "logic":
             value = Signal(layout, name=name)
-            m.d.sync += value.eq(layout.const(rows[0]))
+            with m.Switch(address_q):
+                for nf, row in enumerate(rows):
+                    with m.Case(nf):
+                        m.d.comb += value.eq(layout.const(row))
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
                         attrs=_memory_attrs(self._nf, writable=False))
@@ -449,13 +457,13 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += port.addr.eq(address)
         return port.data
 
-    def _logits_stage(self, m, accumulators, nf_a, done):
+    def _logits_stage(self, m, accumulators, nf_a, done_nf, done):
         # logit = acc + bias = X + (C + bias): one adder per output word
         bias = self._layer.output.bias + self._offset
         rows = [[int(bias[nf * self._pe + p]) for p in range(self._pe)] for nf in range(self._nf)]
         width, is_signed = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
         table = self._per_fold_table(m, "logit_bias", signed(width) if is_signed else
-                                     unsigned(width), rows, nf_a)
+                                     unsigned(width), rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
             out = Signal(self._acc_shape, name=f"pe{p}_logit", reset_less=True)
@@ -465,7 +473,7 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += valid.eq(done)
         return results, valid
 
-    def _threshold_stage(self, m, accumulators, nf_a, done):
+    def _threshold_stage(self, m, accumulators, nf_a, done_nf, done):
         tables = self._threshold_tables()
         levels = (1 << self._layer.out_bits) - 1
         t_shape = self._threshold_shape()
@@ -474,7 +482,7 @@ class MatrixVectorUnit(wiring.Component):
         rows = [[{"invert": tables[nf * self._pe + p][0],
                   "thresholds": tables[nf * self._pe + p][1]} for p in range(self._pe)]
                 for nf in range(self._nf)]
-        table = self._per_fold_table(m, "thresholds", entry, rows, nf_a)
+        table = self._per_fold_table(m, "thresholds", entry, rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
             compares = []
