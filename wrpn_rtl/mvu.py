@@ -44,7 +44,7 @@ import math
 import numbers
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -444,11 +444,13 @@ class MatrixVectorUnit(wiring.Component):
         if self._nf == 1:
             return layout.const(rows[0])
         if _memory_attrs(self._nf, writable=False)["ram_style"] == "logic":
+            # A multiplexer expression (a continuous assignment in Verilog): a `Switch` would
+            # become an `always @*` block, which Icarus does not run until its index changes.
+            selected = Value.cast(layout.const(rows[0]))
+            for nf, row in enumerate(rows[1:], 1):
+                selected = Mux(address_q == nf, Value.cast(layout.const(row)), selected)
             value = Signal(layout, name=name)
-            with m.Switch(address_q):
-                for nf, row in enumerate(rows):
-                    with m.Case(nf):
-                        m.d.comb += value.eq(layout.const(row))
+            m.d.comb += value.eq(selected)
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
                         attrs=_memory_attrs(self._nf, writable=False))
