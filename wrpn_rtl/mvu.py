@@ -52,17 +52,9 @@ from amaranth.lib.wiring import In, Out
 from .golden.layers import QuantConv2d, integer_range_shape
 from .fifo import StreamFIFO
 from .golden.quant import weight_code_range
-from .pipeline import delay, output_credit, pipelined_sum
+from .pipeline import delay, memory_style, output_credit, pipelined_sum
 
-__all__ = ["MatrixVectorUnit", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
-
-#: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
-#: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
-#: LUTs in logic but 32 iCE40 block RAMs).
-BLOCK_ROM_MIN_DEPTH = 64
-#: A written memory (the input buffer) this deep or deeper goes to block RAM; shallower ones
-#: become flip-flops (iCE40) or LUT RAM (ECP5).
-BLOCK_RAM_MIN_DEPTH = 16
+__all__ = ["MatrixVectorUnit"]
 
 
 def _check_fold(name, value, total, what):
@@ -74,9 +66,7 @@ def _check_fold(name, value, total, what):
 
 
 def _memory_attrs(depth, *, writable):
-    """Yosys ``ram_style`` for a memory of ``depth`` words: "block" where block RAM pays."""
-    limit = BLOCK_RAM_MIN_DEPTH if writable else BLOCK_ROM_MIN_DEPTH
-    return {"ram_style": "block" if depth >= limit else "logic"}
+    return {"ram_style": memory_style(depth, writable=writable)}
 
 
 class MatrixVectorUnit(wiring.Component):

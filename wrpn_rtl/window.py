@@ -27,16 +27,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .fifo import StreamFIFO
-from .pipeline import output_credit
+from .pipeline import memory_style, output_credit
 from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
 
 __all__ = ["SlidingWindow", "check_simd"]
-
-#: A line buffer this deep or deeper asks for block RAM; shallower ones become logic.
-LINE_BUFFER_BLOCK_MIN_DEPTH = 16
-
 
 def check_simd(simd, channels):
     """``simd`` as an int, or raise unless it is a positive divisor of ``channels``."""
@@ -135,7 +131,7 @@ class SlidingWindow(wiring.Component):
 
     def memory_style(self):
         depth = self._rows * self._in_shape[1] * self._groups
-        return "block" if depth >= LINE_BUFFER_BLOCK_MIN_DEPTH else "logic"
+        return memory_style(depth, writable=True)
 
     def elaborate(self, platform):
         m = Module()
