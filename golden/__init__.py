@@ -13,8 +13,9 @@ from .thresholds import Requantizer, derive_thresholds, apply_thresholds, preact
 from .layers import (Requantization, Logits, QuantConv2d, QuantDense, QuantMaxPool,
                      integer_range_shape)
 from .network import (Conv, Dense, MaxPool, NetworkSpec, LinearParams, QuantizedNetwork, Trace,
-                      quantize_network, random_parameters, execute, execute_float)
-from .modelfile import ModelFileError, save_network, load_network
+                      quantize_network, random_parameters, execute, execute_float,
+                      spec_to_dict, spec_from_dict, with_bits)
+from .modelfile import ModelFileError, save_network, load_network, load_float_model
 from .atomic import atomic_write
 
 __all__ = [name for name in dir() if not name.startswith("_")]

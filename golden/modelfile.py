@@ -13,6 +13,11 @@ Layout (``FORMAT_VERSION`` 1)
   ``<name>.weight_scale`` (float64, (C_out,)), and either ``<name>.multiplier`` and
   ``<name>.offset`` (float64, (C_out,), hidden layers) or ``<name>.bias`` (int64, logits).
 
+Optionally (``float_model``) the float network it was quantized from, so that it can be
+quantized again at other bit widths: the structure gains ``"float_model": {"spec": {...},
+"layers": [{"name": ..., "eps": ..., "batch_norm": bool}]}`` and each Conv/Dense layer the arrays
+``<name>.float.weight``, ``.bias`` and, with batch norm, ``.gamma``, ``.beta``, ``.mean``, ``.var``.
+
 Thresholds are not stored: they are derived again, deterministically, from the stored
 multiplier and offset. Loading checks everything; any problem raises :class:`ModelFileError`
 naming the file and what is wrong.
@@ -26,9 +31,10 @@ import numpy as np
 
 from .atomic import atomic_write
 from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
-from .network import QuantizedNetwork
+from .network import MaxPool, QuantizedNetwork
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "load_network"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "load_network",
+           "load_float_model"]
 
 FORMAT_NAME = "wrpn-rtl-network"
 FORMAT_VERSION = 1
@@ -46,7 +52,7 @@ def _smallest_int_dtype(codes):
     return np.int64
 
 
-def save_network(network, path):
+def save_network(network, path, *, float_model=None):
     """Write ``network`` to ``path`` (atomically: nothing half-written on failure).
 
     Parameters
@@ -54,6 +60,8 @@ def save_network(network, path):
     network : QuantizedNetwork
     path : str or os.PathLike
         Conventionally ending in ``.npz``.
+    float_model : (NetworkSpec, list of LinearParams), optional
+        The float network ``network`` was quantized from (kept for re-quantization).
     """
     arrays, layers = {}, []
     for layer in network.layers:
@@ -80,11 +88,70 @@ def save_network(network, path):
     structure = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                  "input_shape": list(network.input_shape), "input_bits": network.input_bits,
                  "metadata": network.metadata, "layers": layers}
+    if float_model is not None:
+        structure["float_model"] = _float_entries(*float_model, arrays)
     arrays["__structure__"] = np.frombuffer(json.dumps(structure, indent=1).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     with atomic_write(path) as handle:
         handle.write(buffer.getvalue())
+
+
+_BN_FIELDS = ("gamma", "beta", "mean", "var")
+
+
+def _float_entries(spec, params, arrays):
+    """The float model's JSON entry; its arrays go into ``arrays``."""
+    from .network import spec_to_dict
+    entries = []
+    names = [r.name for r in spec.resolve() if not isinstance(r.layer, MaxPool)]
+    for name, p in zip(names, params):
+        batch_norm = p.gamma is not None
+        arrays[f"{name}.float.weight"] = np.asarray(p.weight, np.float64)
+        arrays[f"{name}.float.bias"] = np.asarray(p.bias, np.float64)
+        if batch_norm:
+            for field in _BN_FIELDS:
+                arrays[f"{name}.float.{field}"] = np.asarray(getattr(p, field), np.float64)
+        entries.append({"name": name, "eps": float(p.eps), "batch_norm": batch_norm})
+    return {"spec": spec_to_dict(spec), "layers": entries}
+
+
+def load_float_model(path):
+    """The float model stored beside the network in ``path``, or None when it has none.
+
+    Returns
+    -------
+    (NetworkSpec, list of LinearParams) or None
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_network`, or a float model that does not fit its own spec.
+    """
+    from .network import LinearParams, spec_from_dict
+    load_network(path)              # every check of the quantized part first
+    with np.load(Path(path), allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    structure = json.loads(arrays["__structure__"].tobytes().decode())
+    entry = structure.get("float_model")
+    if entry is None:
+        return None
+    try:
+        spec = spec_from_dict(entry["spec"])
+        params = []
+        for layer in entry["layers"]:
+            name = layer["name"]
+            fields = {f: arrays[f"{name}.float.{f}"] for f in _BN_FIELDS} \
+                if layer["batch_norm"] else {}
+            params.append(LinearParams(weight=arrays[f"{name}.float.weight"],
+                                       bias=arrays[f"{name}.float.bias"], eps=layer["eps"],
+                                       **fields))
+        from .network import quantize_network
+        quantize_network(spec, params)      # the shapes must fit the spec
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFileError(f"model file {str(path)!r}: float model is inconsistent: "
+                             f"{type(error).__name__}: {error}") from None
+    return spec, params
 
 
 def load_network(path):

@@ -30,7 +30,8 @@ from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, check_bits,
 
 __all__ = ["Conv", "Dense", "MaxPool", "NetworkSpec", "ResolvedLayer", "LinearParams",
            "QuantizedNetwork", "Trace", "quantize_network", "random_parameters",
-           "execute", "execute_float", "BN_EPSILON"]
+           "execute", "execute_float", "BN_EPSILON", "spec_to_dict", "spec_from_dict",
+           "with_bits"]
 
 #: Batch-norm epsilon used when folding: ``slope = gamma / sqrt(var + BN_EPSILON)``.
 BN_EPSILON = 1e-5
@@ -199,6 +200,58 @@ class NetworkSpec:
             resolved.append(ResolvedLayer(name, layer, tuple(shape), out_shape, bits, out_bits))
             shape, bits = out_shape, out_bits
         return resolved
+
+
+_LAYER_KINDS = {"conv": Conv, "dense": Dense, "maxpool": MaxPool}
+
+
+def spec_to_dict(spec):
+    """A JSON-ready description of ``spec`` (read back by :func:`spec_from_dict`)."""
+    from dataclasses import asdict
+    kinds = {cls: name for name, cls in _LAYER_KINDS.items()}
+    return {"input_shape": list(spec.input_shape), "input_bits": spec.input_bits,
+            "width": spec.width,
+            "layers": [{"type": kinds[type(layer)], **{k: list(v) if isinstance(v, tuple) else v
+                                                       for k, v in asdict(layer).items()}}
+                       for layer in spec.layers]}
+
+
+def spec_from_dict(entry):
+    """The :class:`NetworkSpec` of a :func:`spec_to_dict` description.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        An unknown layer type or field, or a description the spec itself rejects.
+    """
+    layers = []
+    for layer in entry["layers"]:
+        fields = dict(layer)
+        kind = fields.pop("type")
+        if kind not in _LAYER_KINDS:
+            raise ValueError(f"layer type must be one of {', '.join(_LAYER_KINDS)}, "
+                             f"not {kind!r}")
+        layers.append(_LAYER_KINDS[kind](**{k: tuple(v) if isinstance(v, list) else v
+                                            for k, v in fields.items()}))
+    return NetworkSpec(tuple(entry["input_shape"]), entry["input_bits"], layers,
+                       width=entry["width"])
+
+
+def with_bits(spec, *, weight_bits=None, act_bits=None):
+    """``spec`` with every Conv/Dense layer's weight bits and every hidden layer's output
+    (activation) bits replaced (None keeps them); the image bits and logits stay."""
+    from dataclasses import replace
+    layers = []
+    for layer in spec.layers:
+        if isinstance(layer, (Conv, Dense)):
+            changes = {}
+            if weight_bits is not None:
+                changes["weight_bits"] = weight_bits
+            if act_bits is not None and layer.out_bits is not None:
+                changes["out_bits"] = act_bits
+            layer = replace(layer, **changes)
+        layers.append(layer)
+    return NetworkSpec(spec.input_shape, spec.input_bits, layers, width=spec.width)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Built-in network descriptions."""
 from .network import Conv, Dense, MaxPool, NetworkSpec
 
-__all__ = ["digits_cnn", "DEFAULT_MODEL", "load_default_model"]
+__all__ = ["digits_cnn", "DEFAULT_MODEL", "default_model_path", "load_default_model"]
 
 #: The trained default network shipped in the package: ``digits_cnn()`` (2x wide, 2-bit
 #: weights, 4-bit activations) trained by ``wrpn-rtl train`` with seed 0 and 40 epochs.
@@ -24,9 +24,14 @@ def digits_cnn(*, width=2.0, weight_bits=2, act_bits=4, input_bits=8):
     ], width=width)
 
 
+def default_model_path():
+    """Path of the shipped model file (inside the installed package)."""
+    from importlib import resources
+    from pathlib import Path
+    return Path(str(resources.files("wrpn_rtl") / "data" / DEFAULT_MODEL))
+
+
 def load_default_model():
     """The shipped trained default network (a :class:`QuantizedNetwork`); no training needed."""
-    from importlib import resources
     from .modelfile import load_network
-    with resources.as_file(resources.files("wrpn_rtl") / "data" / DEFAULT_MODEL) as path:
-        return load_network(path)
+    return load_network(default_model_path())

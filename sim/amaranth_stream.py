@@ -7,7 +7,9 @@ from the first input transfer to the last output transfer are counted.
 import numpy as np
 from amaranth.sim import Simulator
 
-__all__ = ["stream_put", "stream_get", "lanes", "run_stream"]
+from .words import unpack
+
+__all__ = ["stream_put", "stream_get", "lanes", "fields", "run_stream"]
 
 
 async def stream_put(ctx, port, payload, *, rng=None, stall=0.0):
@@ -36,14 +38,20 @@ def lanes(payload, count):
     return [int(payload[i]) for i in range(count)]
 
 
-def run_stream(dut, words_in, count_out, *, width, rng=None, stall_in=0.0, stall_out=0.0,
-               max_cycles=None):
+def fields(payload, layout_fields):
+    """A sampled payload of any layout cut into ``[(width, signed)]`` fields (lowest first)."""
+    return unpack(payload.as_bits(), layout_fields)
+
+
+def run_stream(dut, words_in, count_out, *, width=None, out_fields=None, rng=None, stall_in=0.0,
+               stall_out=0.0, max_cycles=None):
     """Drive ``words_in`` (lists of lane values) into ``dut`` and collect ``count_out`` words.
 
     Returns
     -------
     (outputs, cycles)
-        Output words as lists of ``width`` lane values, and the cycles from the first input
+        Output words as lists of ``width`` lane values (or of the ``out_fields``, ``[(width,
+        signed)]`` lowest bits first, for any other layout), and the cycles from the first input
         transfer to the last output transfer.
 
     Raises
@@ -62,8 +70,9 @@ def run_stream(dut, words_in, count_out, *, width, rng=None, stall_in=0.0, stall
 
     async def consumer(ctx):
         for _ in range(count_out):
-            received.append(lanes(await stream_get(ctx, dut.output, rng=rng, stall=stall_out),
-                                  width))
+            payload = await stream_get(ctx, dut.output, rng=rng, stall=stall_out)
+            received.append(lanes(payload, width) if out_fields is None
+                            else fields(payload, out_fields))
         marks["last_out"] = marks["cycle"]
 
     async def clock(ctx):

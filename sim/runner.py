@@ -38,9 +38,10 @@ def check_simulator(simulator):
         require("make", "the Debian package 'make'")
 
 
-def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, out_lanes,
-                     out_width, out_signed, simulator, build_dir, stall_in=0.0, stall_out=0.0,
-                     seed=0, max_cycles=100_000):
+def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simulator,
+                     build_dir, out_lanes=None, out_width=None, out_signed=False,
+                     out_fields=None, stall_in=0.0, stall_out=0.0, seed=0, max_cycles=100_000,
+                     check=True):
     """Simulate a one-input, one-output stream component against expected output words.
 
     Parameters
@@ -49,8 +50,15 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, out_
         Verilog of the design, whose top module is ``toplevel``.
     inputs, expected : list of list of int
         Input words and expected output words, as lane values.
-    in_width, out_width : int
-        Bits per lane on the input and output; ``out_signed`` says how to read output lanes.
+    in_width : int
+        Bits per input lane.
+    out_lanes, out_width, out_signed :
+        An output word of ``out_lanes`` equal lanes of ``out_width`` bits (signed or not)...
+    out_fields : list of (width, signed), optional
+        ... or of these fields, lowest bits first (e.g. a struct payload).
+    check : bool
+        Fail on a mismatching word (default); when False only record the outputs, so the
+        caller can report every mismatch.
     simulator : "icarus" or "verilator"
     build_dir : path
         Folder for this case (created); the simulator builds in ``build_dir/<simulator>``.
@@ -69,11 +77,13 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, out_
     check_simulator(simulator)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
+    if out_fields is None:
+        out_fields = [(out_width, bool(out_signed))] * out_lanes
     config = {"inputs": [list(map(int, w)) for w in inputs],
               "expected": [list(map(int, w)) for w in expected],
-              "in_width": in_width, "out_lanes": out_lanes, "out_width": out_width,
-              "out_signed": bool(out_signed), "stall_in": stall_in, "stall_out": stall_out,
-              "seed": seed, "max_cycles": max_cycles}
+              "in_width": in_width, "out_fields": [[int(w), bool(s)] for w, s in out_fields],
+              "stall_in": stall_in, "stall_out": stall_out, "seed": seed,
+              "max_cycles": max_cycles, "check": bool(check)}
     config_path = build_dir / "bench.json"
     with atomic_write(config_path, "w") as handle:
         json.dump(config, handle)

@@ -38,6 +38,7 @@ class Target:
     family: str          # "ice40", "ecp5" or "asic"
     device: str = ""     # nextpnr device flag, e.g. "up5k", "25k"
     package: str = ""
+    logic_capacity: object = None    # ICESTORM_LC / TRELLIS_COMB of the device (None: asic)
 
     @property
     def logic_bel(self):
@@ -45,10 +46,10 @@ class Target:
 
 
 TARGETS = {t.name: t for t in [
-    Target("ice40-up5k", "ice40", "up5k", "sg48"),
-    Target("ice40-hx8k", "ice40", "hx8k", "ct256"),
-    Target("ecp5-25k", "ecp5", "25k", "CABGA256"),
-    Target("ecp5-85k", "ecp5", "85k", "CABGA381"),
+    Target("ice40-up5k", "ice40", "up5k", "sg48", 5280),
+    Target("ice40-hx8k", "ice40", "hx8k", "ct256", 7680),
+    Target("ecp5-25k", "ecp5", "25k", "CABGA256", 24288),
+    Target("ecp5-85k", "ecp5", "85k", "CABGA381", 83640),
     Target("asic", "asic"),
 ]}
 

@@ -9,8 +9,10 @@ the dense layer's window order), and a max-pool with no convolution before it be
 :class:`~wrpn_rtl.pool.MaxPool2d`. Where one stage's output folding differs from what the next
 takes, a :class:`~wrpn_rtl.convert.WidthConverter` regroups the codes.
 
-The input is the image, ``input_simd`` codes per word (HWC order); the output is the last
-layer's stream: ``PE`` logits (accumulator plus bias) or codes per word.
+The input is the image, ``input_simd`` codes per word (HWC order). When the last layer gives
+logits, a :class:`~wrpn_rtl.classify.ClassifierHead` ends the stream and the output is one word
+per image: all logits (accumulator plus bias) and the index of the largest; otherwise the
+output is the last layer's codes, ``PE`` per word.
 """
 from dataclasses import dataclass
 
@@ -18,6 +20,8 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import cost
+from .classify import ClassifierHead
 from .conv import ConvLayer
 from .convert import WidthConverter
 from .golden.checks import check_positive_int
@@ -73,7 +77,10 @@ class Accelerator(wiring.Component):
     -------
     input : In(stream.Signature(ArrayLayout(unsigned(input_bits), input_simd)))
         The image, ``H * W * C / input_simd`` words.
-    output : Out(stream.Signature(ArrayLayout(<last lane shape>, last PE)))
+    output : Out(stream.Signature(...))
+        A logits network: ``StructLayout({"logits": ArrayLayout(<logit shape>, classes),
+        "label": unsigned(...)})``, one word per image. Otherwise the last layer's codes,
+        ``ArrayLayout(unsigned(out_bits), last PE)``.
 
     Raises
     ------
@@ -94,6 +101,7 @@ class Accelerator(wiring.Component):
             raise ValueError(f"input_simd must divide the image channels "
                              f"{network.input_shape[2]}, not {input_simd}")
         self._network = network
+        self._input_simd = input_simd
         self._stages = []       # (name, component)
         lanes, bits = input_simd, network.input_bits
         layers, folds = list(network.layers), iter(foldings)
@@ -122,6 +130,13 @@ class Accelerator(wiring.Component):
                     in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                     padding=layer.padding, simd=lanes, bits=bits)))
             index += 1
+        last_layer = layers[-1]
+        if isinstance(last_layer, QuantConv2d) and last_layer.is_logits:
+            mvu = self._stages[-1][1]
+            self._stages.append(("classify", ClassifierHead(
+                classes=last_layer.out_channels * last_layer.out_shape[0]
+                * last_layer.out_shape[1], lanes=lanes,
+                shape=mvu.output.payload.shape().elem_shape)))
         first, last = self._stages[0][1], self._stages[-1][1]
         super().__init__({"input": In(first.input.signature.flip()),
                           "output": Out(last.output.signature)})
@@ -132,6 +147,7 @@ class Accelerator(wiring.Component):
                                  WidthConverter(in_lanes=lanes, out_lanes=wanted, bits=bits)))
 
     network = property(lambda self: self._network)
+    input_simd = property(lambda self: self._input_simd)
 
     @property
     def stages(self):
@@ -140,14 +156,23 @@ class Accelerator(wiring.Component):
 
     @property
     def cycles_per_image(self):
-        """Expected steady-state cycles per image with no stall: the slowest stage."""
-        cycles = []
+        """Expected steady-state cycles per image with no stall: the slowest stage (the image's
+        own input words included)."""
+        height, width, channels = self._network.input_shape
+        cycles = [height * width * channels // self._input_simd]
         for _, stage in self._stages:
             if isinstance(stage, MatrixVectorUnit):
                 cycles.append(stage.cycles_per_vector)
             elif hasattr(stage, "cycles_per_frame"):
                 cycles.append(stage.cycles_per_frame)
         return max(cycles)
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: every stage's estimate added up,
+        and ``device_logic_cells``, the iCE40 logic cells they are expected to take."""
+        total = cost.add(*(stage.estimate() for _, stage in self._stages))
+        total["device_logic_cells"] = cost.device_logic_cells(total)
+        return total
 
     def elaborate(self, platform):
         m = Module()

@@ -15,6 +15,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import cost
 from .convert import WidthConverter
 from .golden.layers import QuantConv2d, QuantMaxPool
 from .mvu import MatrixVectorUnit
@@ -87,6 +88,13 @@ class ConvLayer(wiring.Component):
         if self._pool is not None:
             stages.append(self._pool.cycles_per_frame)
         return max(stages)
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window, converter, MVU and pool
+        estimates added up."""
+        parts = [self._window.estimate(), self._mvu.estimate()]
+        parts += [part.estimate() for part in (self._converter, self._pool) if part is not None]
+        return cost.add(*parts)
 
     def elaborate(self, platform):
         m = Module()

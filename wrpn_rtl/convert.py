@@ -13,6 +13,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import cost
 from .golden.checks import check_positive_int
 from .golden.quant import ACTIVATION_BITS, check_bits
 
@@ -103,6 +104,18 @@ class WidthConverter(wiring.Component):
         super().__init__({
             "input": In(stream.Signature(data.ArrayLayout(unsigned(bits), self._in))),
             "output": Out(stream.Signature(data.ArrayLayout(unsigned(bits), self._out)))})
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's held words and output
+        register, the scatter's held word and its lane multiplexer."""
+        wide = self._group * self._bits
+        flops, cells = 0, 0
+        if self._group > self._in:
+            flops, cells = flops + 2 * wide, cells + 12
+        if self._group > self._out:
+            flops += wide
+            cells += self._out * self._bits * (self._group // self._out - 1) // 2 + 8
+        return {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
 
     @property
     def group(self):

@@ -49,6 +49,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from . import cost
 from .golden.layers import QuantConv2d, integer_range_shape
 from .fifo import StreamFIFO
 from .golden.quant import weight_code_range
@@ -264,13 +265,14 @@ class MatrixVectorUnit(wiring.Component):
     def estimate(self):
         """First-order resource estimate, for reports beside the measurement.
 
-        Counts one logic cell (LUT4 with carry) per adder, comparator and leaf bit, and the
-        pipeline registers; memories are counted in bits.
+        Counts one logic cell (LUT4 with carry) per adder, comparator and leaf bit, the
+        pipeline registers, the output FIFO, and the memories by where they go
+        (:func:`wrpn_rtl.cost.memory`: block RAM in ``memory_bits``, small ones in logic).
 
         Returns
         -------
         dict
-            ``logic_cells``, ``flip_flops``, ``memory_bits`` (total), and
+            ``logic_cells``, ``flip_flops``, ``memory_bits`` (block RAM), and
             ``partial_product_bound`` (``SIMD * PE * in_bits * max(1, weight_bits - 1)``).
         """
         a, pe, planes = self._layer.in_bits, self._pe, self._planes
@@ -288,14 +290,23 @@ class MatrixVectorUnit(wiring.Component):
         if self._layer.is_logits:
             cells += self._acc_shape.width * pe
             flops += self._acc_shape.width * pe
+            table_width = self._acc_shape.width * pe
         else:
             levels = (1 << self._layer.out_bits) - 1
             cells += levels * self._threshold_shape().width * pe // 2 + levels * pe
             flops += (levels + self._layer.out_bits) * pe
+            table_width = pe * (1 + levels * self._threshold_shape().width)
         flops += 2 * self._simd * a + self._weight_word_layout().size   # operand registers
-        return {"logic_cells": int(cells), "flip_flops": int(flops),
-                "memory_bits": int(sum(self.memory_bits().values())),
-                "partial_product_bound": self._simd * pe * a * planes}
+        datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
+        memories = [cost.memory(self._weight_word_layout().size, self._nf * self._sf,
+                                writable=False),
+                    cost.memory(table_width, self._nf, writable=False)]
+        if self._nf > 1:
+            memories.append(cost.memory(self._simd * a, self._sf, writable=True))
+        total = cost.add(datapath, *memories,
+                         cost.fifo(self.output.payload.shape().size, self.fifo_depth))
+        total["partial_product_bound"] = self._simd * pe * a * planes
+        return total
 
     # -- hardware ----------------------------------------------------------------------------
     def elaborate(self, platform):

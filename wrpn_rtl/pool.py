@@ -12,6 +12,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import cost
 from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
@@ -50,6 +51,10 @@ class MaxPoolReducer(wiring.Component):
         word = data.ArrayLayout(unsigned(self._bits), simd)
         super().__init__({"input": In(stream.Signature(word)),
                           "output": Out(stream.Signature(word))})
+
+    groups = property(lambda self: self._groups)
+    simd = property(lambda self: self._simd)
+    bits = property(lambda self: self._bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -122,6 +127,13 @@ class MaxPool2d(wiring.Component):
     @property
     def cycles_per_frame(self):
         return self._window.cycles_per_frame
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window's, plus the reducer's
+        running maxima (``groups`` words of ``simd`` codes, a comparator and a LUT per bit)."""
+        stored = self._reducer.groups * self._reducer.simd * self._reducer.bits
+        reducer = {"logic_cells": stored + 40, "flip_flops": stored + 15, "memory_bits": 0}
+        return cost.add(self._window.estimate(), reducer)
 
     def elaborate(self, platform):
         m = Module()

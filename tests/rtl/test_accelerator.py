@@ -4,18 +4,19 @@ import pytest
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.accelerator import Accelerator, Folding
+from wrpn_rtl.compiler import expected_outputs, output_fields
 from wrpn_rtl.golden.zoo import digits_cnn
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 
 def run_network(net, foldings, images, rng, *, input_simd=1, stall=0.0):
     dut = Accelerator(net, foldings=foldings, input_simd=input_simd)
-    ref = g.execute(net, images).outputs[-1]
-    pe = foldings[-1].pe
-    words, cycles = run_stream(dut, images.reshape(-1, input_simd).tolist(), ref.size // pe,
-                               width=pe, rng=rng, stall_in=stall, stall_out=stall,
+    ref = expected_outputs(dut, g.execute(net, images).outputs[-1])
+    words, cycles = run_stream(dut, images.reshape(-1, input_simd).tolist(), len(ref),
+                               out_fields=output_fields(dut), rng=rng, stall_in=stall,
+                               stall_out=stall,
                                max_cycles=len(images) * dut.cycles_per_image * 6 + 3000)
-    return np.array(words).reshape(ref.shape), ref, cycles, dut
+    return np.array(words), np.array(ref), cycles, dut
 
 
 def test_default_digits_network_matches_golden(rng):

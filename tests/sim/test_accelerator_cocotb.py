@@ -1,28 +1,64 @@
 # amaranth: UnusedElaboratable=no
-"""cocotb benches of the exported default digits accelerator on Icarus and Verilator."""
+"""cocotb benches of exported whole-network accelerators on Icarus and Verilator: the default
+digits network (trained weights, compiler-chosen folding) and small random networks of odd
+shapes and several precisions, every output word against the golden model."""
 import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.accelerator import Accelerator, Folding
-from wrpn_rtl.export import write_verilog
-from wrpn_rtl.golden.zoo import digits_cnn
+from wrpn_rtl.accelerator import Folding
+from wrpn_rtl.compiler import (build_accelerator, choose_foldings, expected_outputs,
+                               output_fields, write_design)
+from wrpn_rtl.golden.train import load_digits_split
+from wrpn_rtl.golden.zoo import load_default_model
 from wrpn_rtl.sim.runner import run_stream_bench
 
 
-@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_exported_default_network_matches_golden(simulator, tmp_path, rng):
-    spec = digits_cnn()
+def small_network(case, rng):
+    """Two small networks with odd sizes; the second ends in codes, not logits."""
+    if case == "odd_w3a2":
+        spec = g.NetworkSpec((5, 6, 2), 3, [
+            g.Conv(3, (2, 3), padding=1, weight_bits=3, out_bits=2), g.MaxPool(2, stride=1),
+            g.Dense(5, weight_bits=1, out_bits=3),
+            g.Dense(3, weight_bits=2, out_bits=None, batch_norm=False)], width=1.5)
+        foldings = [Folding(pe=5, simd=6, window_simd=2), Folding(pe=4, simd=5),
+                    Folding(pe=3, simd=4)]
+    else:
+        spec = g.NetworkSpec((7, 3, 3), 2, [
+            g.Conv(5, 3, stride=2, padding=1, weight_bits=5, out_bits=1),
+            g.Dense(6, weight_bits=4, out_bits=4)])
+        foldings = [Folding(pe=5, simd=9, window_simd=3), Folding(pe=2, simd=10)]
     net = g.quantize_network(spec, g.random_parameters(spec, rng))
-    dut = Accelerator(net, foldings=[Folding(pe=4, simd=9, window_simd=1),
-                                     Folding(pe=4, simd=16), Folding(pe=2, simd=16)])
-    lane = dut.output.payload.shape().elem_shape
-    verilog = write_verilog(dut, tmp_path / "net.v", name="net")
-    images = rng.integers(0, 256, (3, 8, 8, 1))
-    expected = g.execute(net, images).outputs[-1].reshape(-1, 2)
+    return net, foldings
+
+
+def run_case(net, foldings, images, simulator, tmp_path, rng):
+    dut = build_accelerator(net, foldings)
+    verilog, _, info = write_design(dut, tmp_path / "design", name="net")
+    expected = expected_outputs(dut, g.execute(net, images).outputs[-1])
     result = run_stream_bench(verilog, toplevel="net", inputs=images.reshape(-1, 1),
-                              expected=expected, in_width=8, out_lanes=2,
-                              out_width=lane.width, out_signed=lane.signed, simulator=simulator,
+                              expected=expected, in_width=net.input_bits,
+                              out_fields=output_fields(dut), simulator=simulator,
                               build_dir=tmp_path / "bench", stall_in=0.2, stall_out=0.3,
-                              seed=int(rng.integers(1 << 30)), max_cycles=20_000)
-    np.testing.assert_array_equal(np.array(result.outputs), expected)
+                              seed=int(rng.integers(1 << 30)),
+                              max_cycles=len(images) * info["cycles_per_image"] * 4 + 5000)
+    assert result.outputs == expected
+    return result, info
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_default_network_with_compiled_folding(simulator, tmp_path, rng):
+    net = load_default_model()
+    foldings = choose_foldings(net, target_cycles=2048)
+    images = net.quantize_input(load_digits_split()[2][:3])
+    result, info = run_case(net, foldings, images, simulator, tmp_path, rng)
+    labels = [word[-1] for word in result.outputs]
+    assert labels == list(np.argmax(g.execute(net, images).outputs[-1].reshape(3, -1), axis=1))
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2"])
+def test_small_random_networks(case, simulator, tmp_path, rng):
+    net, foldings = small_network(case, rng)
+    images = rng.integers(0, 1 << net.input_bits, (3,) + net.input_shape)
+    run_case(net, foldings, images, simulator, tmp_path, rng)

@@ -1,0 +1,107 @@
+"""The classifier head: a logits stream in, one word per image out (all logits and their argmax).
+
+The last layer of a network streams its logits ``lanes`` per word, ``classes / lanes`` words
+per image. :class:`ClassifierHead` collects them, then scans them one per cycle for the
+largest (ties go to the lowest class index, as ``numpy.argmax``), and offers one word per
+image: ``{"logits": classes logits, "label": index}``. Per image it takes
+``classes / lanes + classes + 1`` cycles, far fewer than any convolution layer before it;
+``valid`` is a register and never depends on ``ready``.
+"""
+from amaranth.hdl import Module, Shape, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .golden.checks import check_positive_int
+
+__all__ = ["ClassifierHead"]
+
+
+class ClassifierHead(wiring.Component):
+    """Collect one image's logits and find the class with the largest one.
+
+    Parameters
+    ----------
+    classes : int
+        Logits per image, >= 1.
+    lanes : int
+        Logits per input word; must divide ``classes``.
+    shape : Shape
+        One logit (signed or unsigned).
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(shape, lanes)))
+        ``classes / lanes`` words per image, class ``i`` in word ``i // lanes``, lane
+        ``i % lanes``.
+    output : Out(stream.Signature(StructLayout({"logits": ArrayLayout(shape, classes),
+                                                "label": unsigned(ceil_log2(classes))})))
+        One word per image; ``logits`` occupies the low bits, ``label`` the high bits.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``classes`` or ``lanes`` not a positive integer, ``lanes`` not dividing ``classes``.
+    """
+
+    def __init__(self, *, classes, lanes, shape):
+        self._classes = check_positive_int("classes", classes)
+        self._lanes = check_positive_int("lanes", lanes)
+        if self._classes % self._lanes:
+            raise ValueError(f"lanes must divide classes {self._classes}, not {self._lanes}")
+        self._shape = Shape.cast(shape)
+        self._label_shape = unsigned(max(1, (self._classes - 1).bit_length()))
+        out = data.StructLayout({"logits": data.ArrayLayout(self._shape, self._classes),
+                                 "label": self._label_shape})
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(self._shape, self._lanes))),
+            "output": Out(stream.Signature(out))})
+
+    classes = property(lambda self: self._classes)
+    lanes = property(lambda self: self._lanes)
+    label_shape = property(lambda self: self._label_shape)
+
+    @property
+    def cycles_per_frame(self):
+        """Cycles per image with no stall: collect, scan, hand over."""
+        return self._classes // self._lanes + self._classes + 1
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the logit registers (one LUT in
+        front of each bit), the scan multiplexer and one comparator."""
+        width, count = self._shape.width, self._classes
+        return {"logic_cells": int(count * width + (count // 3 + 2) * width + 16),
+                "flip_flops": int(count * width + width + 2 * self._label_shape.width + 8),
+                "memory_bits": 0}
+
+    def elaborate(self, platform):
+        m = Module()
+        words = self._classes // self._lanes
+        logits = self.output.payload.logits
+        word_index = Signal(range(words), name="word_index")
+        scanning = Signal(name="scanning")
+        scan = Signal(range(self._classes), name="scan")
+        best = Signal(self._shape, name="best", reset_less=True)
+
+        m.d.comb += self.input.ready.eq(~scanning & ~self.output.valid)
+        with m.If(self.input.valid & self.input.ready):
+            for index in range(words):
+                with m.If(word_index == index):
+                    for lane in range(self._lanes):
+                        m.d.sync += logits[index * self._lanes + lane].eq(self.input.payload[lane])
+            with m.If(word_index == words - 1):
+                m.d.sync += [word_index.eq(0), scanning.eq(1)]
+            with m.Else():
+                m.d.sync += word_index.eq(word_index + 1)
+
+        candidate = logits[scan]
+        with m.If(scanning):
+            with m.If((scan == 0) | (candidate > best)):
+                m.d.sync += [best.eq(candidate), self.output.payload.label.eq(scan)]
+            with m.If(scan == self._classes - 1):
+                m.d.sync += [scan.eq(0), scanning.eq(0), self.output.valid.eq(1)]
+            with m.Else():
+                m.d.sync += scan.eq(scan + 1)
+
+        with m.If(self.output.valid & self.output.ready):
+            m.d.sync += self.output.valid.eq(0)
+        return m

@@ -1,0 +1,382 @@
+# amaranth: UnusedElaboratable=no
+# (accelerators are built as cost models and exported; Amaranth's simulator never runs here.)
+"""The steps of the main job, as plain functions (the CLI prints; tests call them directly).
+
+``prepare_network`` (a model file or the built-in default, re-quantized or re-trained at the
+chosen bits and width) -> ``generate`` (foldings, Verilog, ``manifest.json``) -> ``simulate``
+(cocotb on Icarus or Verilator, every output against the golden model) -> ``synthesize``
+(Yosys + nextpnr or the gate-level ASIC estimate). Each raises :class:`StepError` with a message
+meant for the user; each returns a JSON-ready dict.
+"""
+from dataclasses import dataclass, replace
+import json
+from pathlib import Path
+import time
+
+import numpy as np
+
+__all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "test_images",
+           "generate", "simulate", "synthesize", "DEFAULT_TARGETS", "FIT_MARGIN"]
+
+#: ``flow`` with no arguments: the default network on these devices.
+DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
+#: Share of the smallest device's logic cells the automatic folding may plan for (the
+#: estimate is first-order; the rest is headroom for placement and estimate error).
+FIT_MARGIN = 0.85
+
+
+class StepError(Exception):
+    """A step failed for a reason the user can act on; the message says which and why."""
+
+
+def _quiet(message):
+    pass
+
+
+@dataclass
+class Prepared:
+    """The network a run works on, and where it came from."""
+
+    network: object              # QuantizedNetwork
+    source: str                  # "built-in default", a path, or "re-trained ..."
+    weight_bits: object
+    act_bits: object
+    width: object
+    float_model: object = None   # (NetworkSpec, [LinearParams]) when known
+
+
+def _model_bits(network):
+    from .golden.layers import QuantConv2d
+    linear = [l for l in network.layers if isinstance(l, QuantConv2d)]
+    weights = {l.weight_bits for l in linear}
+    acts = {l.out_bits for l in linear if not l.is_logits}
+    return (weights.pop() if len(weights) == 1 else None,
+            acts.pop() if len(acts) == 1 else None)
+
+
+def prepare_network(model=None, *, wbits=None, abits=None, width=None, train=False, epochs=40,
+                    seed=0, progress=_quiet):
+    """Load ``model`` (default: the built-in network) at the asked precision and width.
+
+    Bits that differ from the model's are reached by re-quantizing its float parameters
+    (stored in model files written by ``wrpn-rtl train``), or by re-training when ``train``;
+    a different width always needs ``train``.
+
+    Raises
+    ------
+    StepError
+        An unreadable model file, or a change the model cannot make without re-training.
+    """
+    from .golden import ModelFileError, load_float_model, load_network, quantize_network
+    from .golden.network import with_bits
+    from .golden.zoo import default_model_path
+    path = Path(model) if model is not None else default_model_path()
+    source = str(path) if model is not None else "built-in default (digits CNN)"
+    try:
+        network = load_network(path)
+        float_model = load_float_model(path)
+    except ModelFileError as error:
+        raise StepError(str(error)) from None
+    model_w, model_a = _model_bits(network)
+    model_width = float_model[0].width if float_model else network.metadata.get("width")
+    want_w = model_w if wbits is None else wbits
+    want_a = model_a if abits is None else abits
+    want_width = model_width if width is None else width
+    if train:
+        if float_model is None:
+            raise StepError(f"--train needs the float network the model came from; "
+                            f"{source} has none (write it with wrpn-rtl train)")
+        spec = with_bits(replace(float_model[0], width=want_width), weight_bits=want_w,
+                         act_bits=want_a)
+        network, float_model = train_digits(spec, epochs=epochs, seed=seed, progress=progress)
+        return Prepared(network, f"re-trained from {source}", want_w, want_a, want_width,
+                        float_model)
+    if width is not None and width != model_width:
+        raise StepError(f"--width {width:g} differs from the model's width "
+                        f"{model_width if model_width is not None else 'unknown'}: a different "
+                        f"width needs re-training; add --train")
+    if (want_w, want_a) != (model_w, model_a):
+        if float_model is None:
+            raise StepError(f"--wbits/--abits {want_w}/{want_a} differ from the model's "
+                            f"{model_w}/{model_a} and {source} keeps no float parameters to "
+                            f"re-quantize from; add --train")
+        spec = with_bits(float_model[0], weight_bits=want_w, act_bits=want_a)
+        try:
+            network = quantize_network(spec, float_model[1], metadata=dict(
+                network.metadata, wbits=want_w, abits=want_a, requantized_from=[model_w,
+                                                                                  model_a]))
+        except (TypeError, ValueError) as error:
+            raise StepError(f"cannot re-quantize to w{want_w}a{want_a}: {error}") from None
+        float_model = (spec, float_model[1])
+        source = f"{source}, re-quantized to w{want_w}a{want_a} (not re-trained)"
+    return Prepared(network, source, want_w, want_a, want_width, float_model)
+
+
+def train_digits(spec, *, epochs=40, seed=0, progress=_quiet):
+    """QAT-train ``spec`` on the bundled digits; also the full-precision baseline.
+
+    Returns
+    -------
+    (QuantizedNetwork, (NetworkSpec, [LinearParams]))
+        The network's metadata holds ``test_accuracy`` and ``float_test_accuracy``.
+    """
+    from .golden.train import TrainConfig, accuracy, float_accuracy, load_digits_split, train
+    if tuple(spec.input_shape) != (8, 8, 1):
+        raise StepError(f"training uses the 8x8 digits: the network input must be (8, 8, 1), "
+                        f"not {tuple(spec.input_shape)}")
+    x_train, y_train, x_test, y_test = load_digits_split()
+    started = time.monotonic()
+
+    def report(epoch, loss, acc):
+        if (epoch + 1) % 10 == 0 or epoch == 0:
+            progress(f"  epoch {epoch + 1:3d}/{epochs}: loss {loss:.3f}, "
+                     f"train accuracy {acc:.3f}")
+
+    weights, acts = _spec_bits(spec)
+    progress(f"training the w{weights}a{acts} x{spec.width:g} WRPN digits CNN "
+             f"({len(x_train)} train / {len(x_test)} test images, seed {seed})")
+    result = train(spec, x_train, y_train, TrainConfig(epochs=epochs, seed=seed),
+                   progress=report)
+    network = result.network
+    network.metadata.update(name="digits_cnn", wbits=weights, abits=acts, width=spec.width,
+                            seed=seed, epochs=epochs,
+                            test_accuracy=accuracy(network, x_test, y_test))
+    progress(f"  trained in {time.monotonic() - started:.1f} s; training the full-precision "
+             f"baseline")
+    baseline = train(spec, x_train, y_train, TrainConfig(epochs=epochs, seed=seed,
+                                                         float_model=True, learning_rate=0.01))
+    network.metadata["float_test_accuracy"] = float_accuracy(spec, baseline.params, x_test,
+                                                             y_test)
+    return network, (spec, result.params)
+
+
+def _spec_bits(spec):
+    from .golden.network import Conv, Dense
+    linear = [l for l in spec.layers if isinstance(l, (Conv, Dense))]
+    return linear[0].weight_bits, next((l.out_bits for l in linear if l.out_bits), None)
+
+
+def test_images(network, count, *, seed=0):
+    """``count`` test images as input codes, and their labels.
+
+    The digits test split for an 8x8x1 network (labels known); otherwise seeded random codes
+    (labels None).
+    """
+    if network.input_shape == (8, 8, 1):
+        from .golden.train import load_digits_split
+        _, _, x_test, y_test = load_digits_split()
+        count = min(count, len(x_test))
+        return network.quantize_input(x_test[:count]), y_test[:count]
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 1 << network.input_bits, (count,) + network.input_shape), None
+
+
+def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
+           target="ice40-up5k"):
+    """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
+    or by default the fastest design within :data:`FIT_MARGIN` of ``target``'s logic)."""
+    from .compiler import choose_foldings, read_foldings
+    from .synth.flow import TARGETS
+    given = [v is not None for v in (folding_file, target_cycles, max_lc)]
+    if sum(given) > 1:
+        raise StepError("give at most one of --folding, --target-cycles and --max-lc")
+    try:
+        if folding_file is not None:
+            return read_foldings(folding_file, network), f"from {folding_file}"
+        if target_cycles is not None:
+            return (choose_foldings(network, target_cycles=target_cycles),
+                    f"balanced for {target_cycles} cycles per image")
+        if max_lc is None:
+            capacity = TARGETS[target].logic_capacity
+            if capacity is None:
+                return (choose_foldings(network, max_logic_cells=10 ** 9),
+                        "fastest design (no device limit)")
+            max_lc = int(capacity * FIT_MARGIN)
+            how = f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} logic cells"
+        else:
+            how = f"fastest design within {max_lc} logic cells (estimated)"
+        return choose_foldings(network, max_logic_cells=max_lc), how
+    except ValueError as error:
+        raise StepError(str(error).replace("target_cycles", "--target-cycles")
+                        .replace("max_logic_cells", "--max-lc")) from None
+
+
+def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
+             target="ice40-up5k", name="wrpn_accel", progress=_quiet):
+    """Choose foldings, build the accelerator, write ``<name>.v`` and ``manifest.json``.
+
+    Returns
+    -------
+    (accelerator, summary dict)
+    """
+    from .compiler import build_accelerator, write_design
+    foldings, how = choose(prepared.network, folding_file=folding_file,
+                           target_cycles=target_cycles, max_lc=max_lc, target=target)
+    progress(f"generating the accelerator: foldings {how}: "
+             + ", ".join(f"PE {f.pe} x SIMD {f.simd}" for f in foldings))
+    try:
+        accelerator = build_accelerator(prepared.network, foldings)
+    except (TypeError, ValueError) as error:
+        raise StepError(f"the foldings do not fit the network: {error}") from None
+    verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
+                                                model=prepared.source)
+    progress(f"  wrote {verilog} and {manifest_path}: {info['cycles_per_image']} cycles per "
+             f"image expected, about {info['estimate']['device_logic_cells']} logic cells "
+             f"estimated")
+    return accelerator, {"verilog": str(verilog), "manifest": str(manifest_path),
+                         "folding_rule": how, "foldings": info["foldings"],
+                         "cycles_per_image": info["cycles_per_image"],
+                         "estimate": info["estimate"], "top": name}
+
+
+def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progress=_quiet,
+             stall=0.0, seed=0):
+    """Run ``images`` through the generated Verilog with cocotb and compare every output word
+    with the golden model.
+
+    Returns
+    -------
+    dict
+        ``mismatched_images`` (per image: which logits / codes differ, and the labels),
+        ``mismatches`` (count of differing fields), ``accuracy`` (RTL labels against the true
+        labels, when known), ``golden_accuracy``, ``cycles_per_image`` (measured: first input to
+        last output, divided by the images, so it includes one pipeline fill) and
+        ``expected_cycles_per_image``.
+    """
+    from .compiler import expected_outputs, output_fields
+    from .golden import execute
+    from .sim.runner import SimulationFailed, run_stream_bench
+    from .tools import ToolMissing
+    count = len(images)
+    trace = execute(accelerator.network, images)
+    expected = expected_outputs(accelerator, trace.outputs[-1])
+    classify = accelerator.stages[-1][0] == "classify"
+    progress(f"simulating {count} images through {Path(verilog).name} on {simulator} (cocotb)")
+    started = time.monotonic()
+    try:
+        result = run_stream_bench(
+            verilog, toplevel=Path(verilog).stem, inputs=np.asarray(images).reshape(-1, 1),
+            expected=expected, in_width=accelerator.network.input_bits,
+            out_fields=output_fields(accelerator), simulator=simulator, build_dir=work_dir,
+            stall_in=stall, stall_out=stall, seed=seed, check=False,
+            max_cycles=(count + 2) * accelerator.cycles_per_image * (4 if stall else 2) + 5000)
+    except ToolMissing as error:
+        raise StepError(str(error)) from None
+    except (SimulationFailed, ValueError) as error:
+        raise StepError(f"simulation failed: {error}") from None
+    per_word = len(expected) // count
+    mismatched, fields = [], 0
+    for index in range(count):
+        got = result.outputs[index * per_word:(index + 1) * per_word]
+        want = expected[index * per_word:(index + 1) * per_word]
+        if got != want:
+            diff = [i for i, (a, b) in enumerate(zip(np.ravel(got), np.ravel(want))) if a != b]
+            fields += len(diff)
+            entry = {"image": index, "fields": diff}
+            if classify:
+                entry.update(rtl_label=got[0][-1], golden_label=want[0][-1])
+            mismatched.append(entry)
+    summary = {"simulator": simulator, "images": count, "mismatches": fields,
+               "mismatched_images": mismatched,
+               "cycles_per_image": round(result.cycles / count, 1),
+               "expected_cycles_per_image": accelerator.cycles_per_image,
+               "seconds": round(time.monotonic() - started, 1)}
+    if classify:
+        rtl_labels = np.array([word[-1] for word in result.outputs])
+        summary["golden_accuracy"] = (None if labels is None else
+                                      float((trace.classes == labels).mean()))
+        summary["accuracy"] = (None if labels is None else
+                               float((rtl_labels == np.asarray(labels)).mean()))
+    progress(f"  {fields} mismatching fields in {len(mismatched)} of {count} images; "
+             f"{summary['cycles_per_image']} cycles per image measured "
+             f"({summary['expected_cycles_per_image']} expected); {summary['seconds']} s")
+    return summary
+
+
+def synthesize(accelerator, out_dir, target, *, cycles_per_image, freq_mhz=None,
+               progress=_quiet):
+    """Synthesize the accelerator (inside the serial I/O harness) for ``target``.
+
+    Returns
+    -------
+    dict
+        Measured logic cells / LUT4, flip-flops, BRAM, DSP, Fmax and images per second at
+        Fmax (FPGAs), or generic cells and transistors (asic); the estimate beside them.
+
+    Raises
+    ------
+    StepError
+        An unknown target, missing tools, a design that does not fit (naming the resource and
+        the numbers), or an Fmax below ``freq_mhz``.
+    """
+    from .export import write_verilog
+    from .synth.flow import TARGETS, SynthError, synthesize as run_synthesis
+    from .synth.harness import SerialHarness
+    from .tools import ToolMissing
+    if target not in TARGETS:
+        raise StepError(f"--target must be one of {', '.join(TARGETS)}, not {target!r}")
+    work = Path(out_dir) / f"synth_{target}"
+    work.mkdir(parents=True, exist_ok=True)
+    verilog = write_verilog(SerialHarness(accelerator), work / "top.v", name="top")
+    progress(f"synthesizing for {target} (Yosys{'' if target == 'asic' else ' + nextpnr'}); "
+             f"this takes minutes")
+    started = time.monotonic()
+    try:
+        result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz)
+    except ToolMissing as error:
+        raise StepError(str(error)) from None
+    except SynthError as error:
+        raise StepError(f"{target}: {error.reason} (see {error.log})") from None
+    estimate = accelerator.estimate()
+    row = {"target": target, "estimate": estimate,
+           "seconds": round(time.monotonic() - started, 1), "lut_mapper": result.lut_mapper}
+    if target == "asic":
+        row.update(cells=result.logic_cells, flip_flops=result.flip_flops,
+                   transistors=result.transistors)
+    else:
+        fmax = result.fmax_mhz
+        row.update(logic_cells=result.logic_cells, flip_flops=result.flip_flops,
+                   bram=result.bram, dsp=result.dsp, fmax_mhz=fmax,
+                   logic_capacity=TARGETS[target].logic_capacity,
+                   images_per_second=(round(fmax * 1e6 / cycles_per_image)
+                                      if fmax else None),
+                   utilization=result.utilization)
+        if freq_mhz and fmax is not None and fmax < freq_mhz:
+            raise StepError(f"{target}: timing failed: Fmax {fmax:.1f} MHz is below the "
+                            f"--freq {freq_mhz:g} MHz asked for")
+    progress(f"  {target}: " + _synth_line(row))
+    return row
+
+
+def _synth_line(row):
+    if row["target"] == "asic":
+        return f"{row['cells']} generic cells, about {row['transistors']} transistors"
+    fmax = row["fmax_mhz"]
+    return (f"{row['logic_cells']} of {row['logic_capacity']} logic cells, {row['bram']} BRAM, "
+            f"{row['dsp']} DSP, " + (f"{fmax:.1f} MHz, {row['images_per_second']} images/s"
+                                     if fmax else "no clock"))
+
+
+def synth_markdown(rows, *, cycles_per_image):
+    """People's table of :func:`synthesize` rows."""
+    lines = [f"| target | logic (measured / estimate) | FF | BRAM | DSP | Fmax MHz | "
+             f"images/s ({cycles_per_image} cycles/image) |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        est = row["estimate"]
+        if row["target"] == "asic":
+            lines.append(f"| asic (generic CMOS) | {row['cells']} cells, ~{row['transistors']} "
+                         f"transistors | {row['flip_flops']} | - | - | - | - |")
+            continue
+        fmax = row["fmax_mhz"]
+        lines.append(f"| {row['target']} | {row['logic_cells']} of {row['logic_capacity']} / "
+                     f"{est['device_logic_cells']} | {row['flip_flops']} | {row['bram']} | "
+                     f"{row['dsp']} | {fmax:.1f} | {row['images_per_second']} |"
+                     if fmax else f"| {row['target']} | {row['logic_cells']} | - | - | - | - |")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path, data):
+    """``data`` as JSON at ``path``, atomically."""
+    from .golden.atomic import atomic_write
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=1, default=str)
