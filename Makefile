@@ -15,7 +15,7 @@ setup:
 	@$(PYTHON) tools/setup.py
 
 demo: setup
-	$(BIN)/wrpn-rtl demo
+	$(BIN)/wrpn-rtl flow
 
 test: setup
 	@echo "verilator: $$(command -v verilator)"

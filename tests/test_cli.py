@@ -1,11 +1,22 @@
+# amaranth: UnusedElaboratable=no
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from wrpn_rtl import __version__
+from wrpn_rtl import golden as g
 from wrpn_rtl.cli import main
+from wrpn_rtl.compiler import build_accelerator, choose_foldings, write_design
+from wrpn_rtl.steps import FIT_MARGIN, simulate
+
+
+def run_json(capsys, argv):
+    code = main(argv + ["--json"])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if code == 0 else None), captured.err
 
 
 def test_version_and_help(capsys):
@@ -16,7 +27,7 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("demo", "train", "golden"):
+    for command in ("generate", "sim", "synth", "flow", "train", "golden", "bench"):
         assert command in out
 
 
@@ -26,35 +37,150 @@ def test_console_script_is_installed():
     assert result.stdout.strip() == f"wrpn-rtl {__version__}"
 
 
+def test_shared_flags_are_spelled_alike(capsys):
+    for command in ("generate", "sim", "synth", "flow"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        for flag in ("--model", "--wbits", "--abits", "--width", "--out", "--target", "--json",
+                     "--folding", "--target-cycles", "--max-lc"):
+            assert flag in out, (command, flag)
+    for command in ("sim", "flow"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "--images" in out and "--simulator" in out
+
+
+def test_generate_default_fits_the_up5k_budget(tmp_path, capsys):
+    code, summary, _ = run_json(capsys, ["generate", "--out", str(tmp_path)])
+    assert code == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["estimate"]["device_logic_cells"] <= FIT_MARGIN * 5280
+    assert manifest["cycles_per_image"] == summary["cycles_per_image"]
+    assert len(manifest["foldings"]) == 3
+    assert manifest["output"]["words_per_image"] == 1
+    assert manifest["output"]["fields"][-1] == {"width": 4, "signed": False}   # the label
+    assert [p["name"] for p in manifest["ports"]][:2] == ["clk", "rst"]
+    assert all("accumulator_bits" in s for s in manifest["stages"] if "pe" in s)
+    assert "module wrpn_accel" in (tmp_path / "wrpn_accel.v").read_text()
+    assert g.load_network(tmp_path / "model.npz").layers[0].weight_bits == 2
+
+
+def test_generate_from_a_folding_file_and_a_cycle_target(tmp_path, capsys):
+    folding = tmp_path / "folding.json"
+    folding.write_text(json.dumps({"foldings": [{"pe": 2, "simd": 3, "window_simd": 1},
+                                                {"pe": 2, "simd": 8}, {"pe": 1, "simd": 8}]}))
+    code, summary, _ = run_json(capsys, ["generate", "--out", str(tmp_path / "a"),
+                                         "--folding", str(folding)])
+    assert code == 0 and summary["cycles_per_image"] == 4608
+    assert [f["pe"] for f in summary["foldings"]] == [2, 2, 1]
+    code, summary, _ = run_json(capsys, ["generate", "--out", str(tmp_path / "b"),
+                                         "--target-cycles", "1000"])
+    assert code == 0 and summary["cycles_per_image"] <= 1000
+
+
+def test_requantize_the_default_at_other_bits(tmp_path, capsys):
+    code, summary, _ = run_json(capsys, ["generate", "--out", str(tmp_path), "--wbits", "1",
+                                         "--abits", "3", "--target-cycles", "4096"])
+    assert code == 0
+    network = g.load_network(tmp_path / "model.npz")
+    assert {layer.weight_bits for layer in network.layers if hasattr(layer, "weight_bits")} == {1}
+    assert network.layers[0].out_bits == 3
+    assert "re-quantized to w1a3" in json.loads((tmp_path / "manifest.json").read_text())["model"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target-cycles", "10"], r"--target-cycles must be an integer >= 576 \(the fewest "
+                                r"cycles per image this network can take\), not 10"),
+    (["--max-lc", "100"], r"--max-lc must be at least \d+ \(the estimate of the smallest design "
+                          r"this network allows\), not 100"),
+    (["--target", "xc7a35t"], r"--target must be one of ice40-up5k, ice40-hx8k, ecp5-25k, "
+                              r"ecp5-85k, asic, not 'xc7a35t'"),
+    (["--max-lc", "9000", "--target-cycles", "5000"], r"give at most one of --folding, "
+                                                      r"--target-cycles and --max-lc"),
+    (["--width", "3"], r"--width 3 differs from the model's width 2.0: a different width needs "
+                       r"re-training; add --train"),
+    (["--wbits", "0"], r"weight_bits must be an integer in \[1, 16\], not 0"),
+    (["--model", "missing.npz"], r"model file 'missing.npz' does not exist"),
+])
+def test_generate_rejects_bad_input_and_writes_nothing(argv, message, tmp_path, capsys,
+                                                       monkeypatch):
+    import re
+    monkeypatch.chdir(tmp_path)
+    assert main(["generate", "--out", "out"] + argv) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not (tmp_path / "out" / "wrpn_accel.v").exists()
+
+
+def test_bad_folding_files(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
+    assert "must be JSON" in capsys.readouterr().err
+    bad.write_text(json.dumps({"foldings": [{"pe": 3, "simd": 9}, {"pe": 1, "simd": 1},
+                                            {"pe": 1, "simd": 1}]}))
+    assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
+    assert "pe must be a positive divisor of out_features 16, not 3" in capsys.readouterr().err
+    bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 1}]}))
+    assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
+    assert "one folding per Conv/Dense layer (3), not 1" in capsys.readouterr().err
+
+
+def test_flags_are_checked_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "--images", "0"])
+    assert exit_info.value.code == 2
+    assert "--images: must be a positive integer, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sim", "--simulator", "modelsim"])
+    assert "invalid choice: 'modelsim'" in capsys.readouterr().err
+
+
+def test_sim_runs_test_images_bit_exact(tmp_path, capsys):
+    code, summary, err = run_json(capsys, ["sim", "--out", str(tmp_path), "--images", "4",
+                                           "--target-cycles", "2048"])
+    assert code == 0, err
+    assert summary["mismatches"] == 0 and summary["images"] == 4
+    assert summary["accuracy"] == summary["golden_accuracy"]
+    expected = summary["expected_cycles_per_image"]
+    assert expected <= summary["cycles_per_image"] <= 1.6 * expected   # plus one pipeline fill
+    assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
+
+
+def test_sim_reports_mismatches_by_image(tmp_path, rng):
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(3, 3, padding=1, out_bits=2),
+                                         g.Dense(4, out_bits=None, batch_norm=False)])
+    params = g.random_parameters(spec, rng)
+    right = g.quantize_network(spec, params)
+    params[-1].bias[:] += 100.0                  # a different last layer: wrong logits
+    wrong = g.quantize_network(spec, params)
+    foldings = choose_foldings(right, target_cycles=512)
+    verilog, _, _ = write_design(build_accelerator(right, foldings), tmp_path, name="net")
+    images = rng.integers(0, 16, (3, 4, 4, 1))
+    summary = simulate(build_accelerator(wrong, foldings), verilog, images=images,
+                       labels=None, simulator="icarus", work_dir=tmp_path / "sim")
+    assert [entry["image"] for entry in summary["mismatched_images"]] == [0, 1, 2]
+    assert summary["mismatches"] > 0
+
+
 def test_train_then_golden_round_trip(tmp_path, capsys):
-    assert main(["train", "--out", str(tmp_path), "--epochs", "3", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert (tmp_path / "model.npz").is_file()
+    code, summary, _ = run_json(capsys, ["train", "--out", str(tmp_path), "--epochs", "3"])
+    assert code == 0 and (tmp_path / "model.npz").is_file()
     assert 0.3 < summary["test_accuracy"] <= 1.0   # 3 epochs: far above chance (0.1)
-    assert main(["golden", "--model", str(tmp_path / "model.npz"), "--json"]) == 0
-    checked = json.loads(capsys.readouterr().out)
+    assert g.load_float_model(tmp_path / "model.npz") is not None
+    code, checked, _ = run_json(capsys, ["golden", "--model", str(tmp_path / "model.npz")])
+    assert code == 0
     assert checked["accuracy"] == pytest.approx(summary["test_accuracy"])
-    assert checked["class_mismatches"] == 0
-    assert set(checked["mismatches_by_layer"].values()) == {0}
+    assert checked["integer_vs_float_mismatches"] == 0
 
 
-def test_bad_inputs_are_reported(tmp_path, capsys):
-    assert main(["golden", "--model", str(tmp_path / "missing.npz")]) == 1
-    assert "does not exist" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path), "--wbits", "0"]) == 1
-    assert "weight_bits must be an integer in [1, 16], not 0" in capsys.readouterr().err
-    assert main(["train", "--out", str(tmp_path), "--width", "-1"]) == 1
-    assert "--width must be > 0, not -1.0" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_demo_runs_the_rtl_bit_exact(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--epochs", "2", "--images", "3",
-                 "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["rtl_images"] == 3 and summary["rtl_mismatches"] == 0
-    assert summary["class_mismatches"] == 0
-    assert (tmp_path / "digits_cnn.v").read_text().count("module ") > 5
-    assert summary["rtl_cycles_per_image"] <= 1.05 * summary["expected_cycles_per_image"] + 200
-    assert main(["demo", "--out", str(tmp_path), "--images", "0"]) == 1
-    assert "--images must be >= 1, not 0" in capsys.readouterr().err
+def test_retrain_at_another_width(tmp_path, capsys):
+    code, summary, err = run_json(capsys, ["generate", "--out", str(tmp_path), "--train",
+                                           "--width", "1", "--wbits", "1", "--epochs", "2",
+                                           "--target-cycles", "2000"])
+    assert code == 0, err
+    network = g.load_network(tmp_path / "model.npz")
+    assert network.layers[0].out_shape[2] == 8 and network.layers[0].weight_bits == 1
+    assert "re-trained" in summary["source"]

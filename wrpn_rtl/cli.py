@@ -2,28 +2,32 @@
 
 Subcommands
 -----------
-``demo``
-    The main job on the built-in default: train the default WRPN digits CNN (fixed seed, fixed
-    split), run the golden integer model and the float quantized model on every test image,
-    check they agree bit for bit, generate the streaming accelerator (Verilog in ``DIR``), and
-    run test images through it in Amaranth's simulator, bit-exact against the golden model.
-``train``
-    Train a WRPN network on the bundled digits and write a model file.
-``golden``
-    Run a model file's golden model on the digits test set.
-``bench mvu``
-    Synthesize the MVU beside the naive dot product and the fabric limit (iCE40 UP5K,
-    ECP5-25k, generic CMOS) and write ``DIR/mvu.json`` and ``DIR/mvu.md``.
-``bench window`` / ``bench conv``
-    Representative sliding windows / convolution layers: buffer bits, logic, BRAM, Fmax, and
-    cycles per frame measured in simulation against expected (``DIR/window.*``, ``DIR/conv.*``).
+``generate``
+    Verilog and ``manifest.json`` for a model file or the built-in default network, at the
+    chosen bits and width; foldings from ``--folding FILE``, ``--target-cycles N``,
+    ``--max-lc N``, or by default the fastest design that fits ``--target``.
+``sim``
+    Generate, then run ``--images N`` test images through the Verilog with cocotb
+    (``--simulator icarus|verilator``): every output against the golden model, accuracy, and
+    cycles per image measured against expected.
+``synth``
+    Generate, then synthesize for each ``--target`` (ice40-up5k, ice40-hx8k, ecp5-25k, ecp5-85k,
+    asic): logic, flip-flops, BRAM, DSP, Fmax, images/s; JSON and a Markdown table.
+``flow``
+    generate -> golden check -> sim -> synth with one summary table. With no arguments: the
+    built-in network on iCE40 UP5K and ECP5-25k (what ``make demo`` runs).
+``train`` / ``golden``
+    Train a WRPN digits CNN (and its full-precision baseline) / run a model's golden paths.
+``bench mvu|window|conv``
+    Synthesis benchmarks of the building blocks against their baselines.
 
-Exit status is 0 only when everything asked for succeeded.
+Every subcommand spells the shared flags the same way. Progress goes to stderr; ``--json``
+prints a machine-readable summary on stdout. Exit status is 0 only when everything asked for
+succeeded (for ``sim``: zero mismatches).
 """
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from . import __version__
@@ -40,58 +44,235 @@ def _progress(args, message):
         print(message, file=sys.stderr, flush=True)
 
 
-def _common(parser):
-    parser.add_argument("--out", type=Path, default=Path("build"),
-                        help="output folder (default: build/)")
-    parser.add_argument("--json", action="store_true",
-                        help="print a machine-readable summary on stdout")
-
-
-def _network_flags(parser):
-    parser.add_argument("--wbits", type=int, default=2, help="weight bits (default 2)")
-    parser.add_argument("--abits", type=int, default=4, help="activation bits (default 4)")
-    parser.add_argument("--width", type=float, default=2.0,
-                        help="WRPN width multiplier of hidden layers (default 2)")
-    parser.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-
-
-def _check_positive(name, value):
-    if value <= 0:
-        raise CommandError(f"{name} must be > 0, not {value!r}")
-
-
-def _train_default(args):
-    from .golden import zoo
-    from .golden.train import TrainConfig, accuracy, float_accuracy, load_digits_split, train
-    _check_positive("--epochs", args.epochs)
-    _check_positive("--width", args.width)
+# -- flags: one definition each, so every subcommand spells them the same way ---------------
+def _positive_int(text):
     try:
-        spec = zoo.digits_cnn(width=args.width, weight_bits=args.wbits, act_bits=args.abits)
-    except (TypeError, ValueError) as error:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+_FLAGS = {
+    "model": (["--model"], dict(type=Path, metavar="FILE",
+                                help="model file (.npz; default: the built-in network)")),
+    "wbits": (["--wbits"], dict(type=int, metavar="N", help="weight bits (default: the model's)")),
+    "abits": (["--abits"], dict(type=int, metavar="N",
+                                help="activation bits (default: the model's)")),
+    "width": (["--width"], dict(type=_positive_float, metavar="X",
+                                help="WRPN width multiplier (default: the model's)")),
+    "train": (["--train"], dict(action="store_true",
+                                help="re-train at the chosen bits and width (QAT on digits)")),
+    "epochs": (["--epochs"], dict(type=_positive_int, default=40, metavar="N",
+                                  help="training epochs (default 40)")),
+    "seed": (["--seed"], dict(type=int, default=0, metavar="N", help="seed (default 0)")),
+    "out": (["--out"], dict(type=Path, default=Path("build"), metavar="DIR",
+                            help="output folder (default: build/)")),
+    "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
+                                  help="test images simulated (default 20)")),
+    "simulator": (["--simulator"], dict(choices=["icarus", "verilator"], default="icarus",
+                                        help="cocotb simulator (default icarus)")),
+    "target": (["--target"], dict(action="append", metavar="NAME",
+                                  help="ice40-up5k, ice40-hx8k, ecp5-25k, ecp5-85k or asic "
+                                       "(repeatable)")),
+    "freq": (["--freq"], dict(type=_positive_float, metavar="MHZ",
+                              help="required Fmax: a lower one is a timing failure")),
+    "folding": (["--folding"], dict(type=Path, metavar="FILE",
+                                    help='foldings from a JSON file {"foldings": [{"pe": N, '
+                                         '"simd": N}, ...]}')),
+    "target_cycles": (["--target-cycles"], dict(type=_positive_int, metavar="N",
+                                                help="balance the layers for N cycles per "
+                                                     "image")),
+    "max_lc": (["--max-lc"], dict(type=_positive_int, metavar="N",
+                                  help="fastest design within N estimated logic cells")),
+    "json": (["--json"], dict(action="store_true",
+                              help="print a machine-readable summary on stdout")),
+}
+
+_NETWORK = ("model", "wbits", "abits", "width", "train", "epochs", "seed")
+_DESIGN = ("folding", "target_cycles", "max_lc")
+
+
+def _add(parser, *names):
+    for name in names:
+        flags, options = _FLAGS[name]
+        parser.add_argument(*flags, dest=name, **options)
+
+
+# -- the steps, with CLI errors ---------------------------------------------------------------
+def _prepared(args):
+    from .steps import StepError, prepare_network
+    try:
+        return prepare_network(args.model, wbits=args.wbits, abits=args.abits, width=args.width,
+                               train=args.train, epochs=args.epochs, seed=args.seed,
+                               progress=lambda text: _progress(args, text))
+    except StepError as error:
         raise CommandError(str(error)) from None
-    x_train, y_train, x_test, y_test = load_digits_split()
-    started = time.monotonic()
 
-    def report(epoch, loss, acc):
-        if (epoch + 1) % 10 == 0 or epoch == 0:
-            _progress(args, f"  epoch {epoch + 1:3d}/{args.epochs}: loss {loss:.3f}, "
-                            f"train accuracy {acc:.3f}")
 
-    _progress(args, f"training w{args.wbits}a{args.abits} x{args.width:g} WRPN digits CNN "
-                    f"({len(x_train)} train / {len(x_test)} test images)")
-    result = train(spec, x_train, y_train, TrainConfig(epochs=args.epochs, seed=args.seed),
-                   progress=report)
-    network = result.network
-    network.metadata.update(name="digits_cnn", wbits=args.wbits, abits=args.abits,
-                            test_accuracy=accuracy(network, x_test, y_test))
-    _progress(args, f"  trained in {time.monotonic() - started:.1f} s")
-    _progress(args, "training the full-precision baseline (float weights and activations)")
-    baseline = train(spec, x_train, y_train,
-                     TrainConfig(epochs=args.epochs, seed=args.seed, float_model=True,
-                                 learning_rate=0.01))
-    network.metadata["float_test_accuracy"] = float_accuracy(spec, baseline.params, x_test, y_test)
-    return network, (x_test, y_test)
+def _targets(args, default):
+    from .synth.flow import TARGETS
+    targets = args.target or list(default)
+    for target in targets:
+        if target not in TARGETS:
+            raise CommandError(f"--target must be one of {', '.join(TARGETS)}, "
+                               f"not {target!r}")
+    return targets
+
+
+def _generate(args, prepared, targets):
+    """Generate for the smallest of ``targets`` (its logic sets the default budget)."""
+    from .golden import save_network
+    from .steps import StepError, generate
+    from .synth.flow import TARGETS
+    fpga = [t for t in targets if TARGETS[t].logic_capacity]
+    budget_target = min(fpga, key=lambda t: TARGETS[t].logic_capacity) if fpga else targets[0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_network(prepared.network, args.out / "model.npz", float_model=prepared.float_model)
+    try:
+        accelerator, summary = generate(
+            prepared, args.out, folding_file=args.folding, target_cycles=args.target_cycles,
+            max_lc=args.max_lc, target=budget_target, progress=lambda t: _progress(args, t))
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    summary["model"] = str(args.out / "model.npz")
+    return accelerator, summary
+
+
+def _simulate(args, prepared, accelerator, generated):
+    from .steps import StepError, simulate, test_images, write_json
+    images, labels = test_images(prepared.network, args.images, seed=args.seed)
+    try:
+        summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
+                           simulator=args.simulator,
+                           work_dir=args.out / f"sim_{args.simulator}",
+                           progress=lambda t: _progress(args, t), seed=args.seed)
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    write_json(args.out / "sim.json", summary)
+    return summary
+
+
+def _synthesize(args, accelerator, generated, targets):
+    from .steps import StepError, synth_markdown, synthesize, write_json
+    from .golden.atomic import atomic_write
+    rows, failures = [], []
+    for target in targets:
+        try:
+            rows.append(synthesize(accelerator, args.out, target,
+                                   cycles_per_image=generated["cycles_per_image"],
+                                   freq_mhz=args.freq, progress=lambda t: _progress(args, t)))
+        except StepError as error:
+            _progress(args, f"  {error}")
+            failures.append(str(error))
+    table = synth_markdown(rows, cycles_per_image=generated["cycles_per_image"])
+    write_json(args.out / "synth.json", {"rows": rows, "failures": failures})
+    with atomic_write(args.out / "synth.md", "w") as handle:
+        handle.write(table)
+    return rows, failures, table
+
+
+# -- subcommands -------------------------------------------------------------------------------
+def cmd_generate(args):
+    prepared = _prepared(args)
+    _, summary = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
+    summary["source"] = prepared.source
+    if not args.json:
+        print(f"{summary['verilog']}: {summary['cycles_per_image']} cycles per image; "
+              f"foldings {summary['folding_rule']}")
+    return summary
+
+
+def cmd_sim(args):
+    prepared = _prepared(args)
+    accelerator, generated = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
+    summary = _simulate(args, prepared, accelerator, generated)
+    summary["generate"] = generated
+    if not args.json:
+        print(_sim_text(summary))
+    if summary["mismatches"]:
+        raise CommandError(f"the RTL disagrees with the golden model: {_sim_text(summary)}",
+                           ) from None
+    return summary
+
+
+def _sim_text(summary):
+    text = (f"{summary['simulator']}: {summary['images']} images, {summary['mismatches']} "
+            f"mismatching outputs")
+    for entry in summary["mismatched_images"][:10]:
+        text += f"\n  image {entry['image']}: output fields {entry['fields']} differ"
+        if "rtl_label" in entry:
+            text += f" (label {entry['rtl_label']}, golden {entry['golden_label']})"
+    if summary.get("accuracy") is not None:
+        text += f"; accuracy {summary['accuracy']:.4f} (golden {summary['golden_accuracy']:.4f})"
+    text += (f"; {summary['cycles_per_image']} cycles per image measured, "
+             f"{summary['expected_cycles_per_image']} expected")
+    return text
+
+
+def cmd_synth(args):
+    targets = _targets(args, ["ice40-up5k"])
+    prepared = _prepared(args)
+    accelerator, generated = _generate(args, prepared, targets)
+    rows, failures, table = _synthesize(args, accelerator, generated, targets)
+    if not args.json:
+        print(table)
+    if failures:
+        raise CommandError("; ".join(failures))
+    return {"generate": generated, "rows": rows}
+
+
+def cmd_flow(args):
+    from .golden.atomic import atomic_write
+    from .steps import DEFAULT_TARGETS, write_json
+    targets = _targets(args, DEFAULT_TARGETS)
+    prepared = _prepared(args)
+    golden = _golden_summary(args, prepared.network)
+    accelerator, generated = _generate(args, prepared, targets)
+    sim = _simulate(args, prepared, accelerator, generated)
+    rows, failures, table = _synthesize(args, accelerator, generated, targets)
+    summary = {"source": prepared.source, "golden": golden, "generate": generated, "sim": sim,
+               "synth": rows, "failures": failures}
+    markdown = _flow_markdown(prepared, summary)
+    write_json(args.out / "summary.json", summary)
+    with atomic_write(args.out / "summary.md", "w") as handle:
+        handle.write(markdown)
+    if not args.json:
+        print(markdown)
+    problems = list(failures)
+    if sim["mismatches"]:
+        problems.append(f"the RTL disagrees with the golden model ({sim['mismatches']} outputs)")
+    if golden and golden["integer_vs_float_mismatches"]:
+        problems.append("the integer and float golden paths disagree")
+    if problems:
+        raise CommandError("; ".join(problems))
+    return summary
+
+
+def _golden_summary(args, network):
+    """Both golden paths on the whole digits test set (None for other inputs)."""
+    if network.input_shape != (8, 8, 1):
+        return None
+    from .golden.train import load_digits_split
+    _, _, x_test, y_test = load_digits_split()
+    _progress(args, f"golden model: integer and float quantized paths on {len(x_test)} test "
+                    f"images")
+    summary = _golden_check(network, x_test, y_test)
+    _progress(args, f"  accuracy {summary['accuracy']:.4f}; integer vs float mismatches "
+                    f"{summary['integer_vs_float_mismatches']}")
+    return summary
 
 
 def _golden_check(network, images, labels):
@@ -100,25 +281,73 @@ def _golden_check(network, images, labels):
     from .golden import execute, execute_float
     ref = execute(network, network.quantize_input(images))
     flt = execute_float(network, images)
-    mismatches = {}
+    by_layer = {}
     for layer, a, b in zip(network.layers, ref.outputs, flt.outputs):
         if layer.is_logits:
             a = a * layer.output.scale
-        mismatches[layer.name] = int(np.count_nonzero(a != b))
-    return {
-        "images": int(len(images)),
-        "accuracy": float((ref.classes == labels).mean()),
-        "float_path_accuracy": float((flt.classes == labels).mean()),
-        "mismatches_by_layer": mismatches,
-        "class_mismatches": int(np.count_nonzero(ref.classes != flt.classes)),
-    }
+        by_layer[layer.name] = int(np.count_nonzero(a != b))
+    class_mismatches = int(np.count_nonzero(ref.classes != flt.classes))
+    return {"images": int(len(images)), "accuracy": float((ref.classes == labels).mean()),
+            "float_path_accuracy": float((flt.classes == labels).mean()),
+            "full_precision_accuracy": network.metadata.get("float_test_accuracy"),
+            "mismatches_by_layer": by_layer, "class_mismatches": class_mismatches,
+            "integer_vs_float_mismatches": sum(by_layer.values()) + class_mismatches}
+
+
+def _flow_markdown(prepared, summary):
+    network, generated, sim, golden = (prepared.network, summary["generate"], summary["sim"],
+                                       summary["golden"])
+    layers = " -> ".join(f"{type(l).__name__.replace('Quant', '')}{l.out_shape}"
+                         for l in network.layers)
+    rows = [("network", f"{prepared.source}: w{prepared.weight_bits}a{prepared.act_bits}, "
+                        f"width x{prepared.width}"),
+            ("layers", layers),
+            ("foldings (PE x SIMD)", ", ".join(f"{f['pe']}x{f['simd']}"
+                                               for f in generated["foldings"])
+             + f" ({generated['folding_rule']})")]
+    if golden:
+        full = golden["full_precision_accuracy"]
+        rows += [("test accuracy: integer golden / float quantized / full precision",
+                  f"{golden['accuracy']:.4f} / {golden['float_path_accuracy']:.4f} / "
+                  + (f"{full:.4f}" if full is not None else "-")),
+                 ("golden integer vs float mismatches", str(golden["integer_vs_float_mismatches"]))]
+    rows += [(f"RTL vs golden, {sim['images']} images ({sim['simulator']})",
+              f"{sim['mismatches']} mismatches"
+              + (f", accuracy {sim['accuracy']:.4f}" if sim.get("accuracy") is not None else "")),
+             ("cycles per image: measured / expected",
+              f"{sim['cycles_per_image']} / {sim['expected_cycles_per_image']}")]
+    lines = ["| what | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines += ["", "| target | logic cells (of device) | estimate | FF | BRAM | DSP | Fmax MHz "
+                  "| images/s |", "|---|---|---|---|---|---|---|---|"]
+    for row in summary["synth"]:
+        if row["target"] == "asic":
+            lines.append(f"| asic | {row['cells']} generic cells, ~{row['transistors']} "
+                         f"transistors | {row['estimate']['logic_cells']} | "
+                         f"{row['flip_flops']} | - | - | - | - |")
+            continue
+        fmax = row["fmax_mhz"]
+        lines.append(f"| {row['target']} | {row['logic_cells']} ({row['logic_capacity']}) | "
+                     f"{row['estimate']['device_logic_cells']} | {row['flip_flops']} | "
+                     f"{row['bram']} | {row['dsp']} | "
+                     + (f"{fmax:.1f} | {row['images_per_second']} |" if fmax else "- | - |"))
+    for failure in summary["failures"]:
+        lines.append(f"| failed | {failure} | | | | | | |")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_train(args):
     from .golden import save_network
-    network, _ = _train_default(args)
+    from .golden.zoo import digits_cnn
+    from .steps import StepError, train_digits
+    try:
+        spec = digits_cnn(width=args.width or 2.0, weight_bits=args.wbits or 2,
+                          act_bits=args.abits or 4)
+        network, float_model = train_digits(spec, epochs=args.epochs, seed=args.seed,
+                                            progress=lambda t: _progress(args, t))
+    except (TypeError, ValueError, StepError) as error:
+        raise CommandError(str(error)) from None
     path = args.out / "model.npz"
-    save_network(network, path)
+    save_network(network, path, float_model=float_model)
     summary = {"model": str(path), **{k: network.metadata[k] for k in
                                        ("test_accuracy", "float_test_accuracy")}}
     _progress(args, f"wrote {path}: test accuracy {summary['test_accuracy']:.4f} "
@@ -129,90 +358,21 @@ def cmd_train(args):
 def cmd_golden(args):
     from .golden import ModelFileError, load_network
     from .golden.train import load_digits_split
+    from .golden.zoo import default_model_path
     try:
-        network = load_network(args.model)
+        network = load_network(args.model or default_model_path())
     except ModelFileError as error:
         raise CommandError(str(error)) from None
+    if network.input_shape != (8, 8, 1):
+        raise CommandError(f"golden runs the digits test set: the model input must be "
+                           f"(8, 8, 1), not {network.input_shape}")
     _, _, x_test, y_test = load_digits_split()
     summary = _golden_check(network, x_test, y_test)
-    _print_golden(args, summary)
-    if summary["class_mismatches"] or any(summary["mismatches_by_layer"].values()):
-        raise CommandError("the integer and float golden paths disagree")
-    return summary
-
-
-def _print_golden(args, summary):
-    bad = sum(summary["mismatches_by_layer"].values()) + summary["class_mismatches"]
     _progress(args, f"golden model on {summary['images']} test images: accuracy "
-                    f"{summary['accuracy']:.4f}; integer vs float path mismatches: {bad}")
-
-
-def _rtl_check(args, network, x_test, y_test):
-    """Generate the accelerator, write its Verilog, and run test images through it in
-    Amaranth's simulator against the golden model."""
-    import numpy as np
-    from .accelerator import Accelerator, simple_foldings
-    from .export import write_verilog
-    from .golden import execute
-    from .sim.amaranth_stream import run_stream
-    count = min(args.images, len(x_test))
-    foldings = simple_foldings(network)
-    _progress(args, "generating the accelerator (PE x SIMD per layer: "
-              + ", ".join(f"{f.pe}x{f.simd}" for f in foldings) + ")")
-    verilog = write_verilog(Accelerator(network, foldings=foldings), args.out / "digits_cnn.v",
-                            name="digits_cnn")
-    dut = Accelerator(network, foldings=foldings)
-    codes = network.quantize_input(x_test[:count])
-    golden = execute(network, codes)
-    expected = golden.outputs[-1].reshape(count, -1)
-    pe = foldings[-1].pe
-    _progress(args, f"simulating {count} test images through the RTL (Amaranth simulator)")
-    words, cycles = run_stream(dut, codes.reshape(-1, 1).tolist(), expected.size // pe,
-                               width=pe, max_cycles=count * dut.cycles_per_image * 4 + 5000)
-    logits = np.array(words).reshape(count, -1)
-    return {"verilog": str(verilog), "rtl_images": count,
-            "rtl_mismatches": int(np.count_nonzero(logits != expected)),
-            "rtl_accuracy": float((logits.argmax(axis=1) == y_test[:count]).mean()),
-            "rtl_cycles_per_image": cycles / count,
-            "expected_cycles_per_image": dut.cycles_per_image,
-            "foldings": [[f.pe, f.simd] for f in foldings]}
-
-
-def cmd_demo(args):
-    from .golden import save_network
-    if args.images < 1:
-        raise CommandError(f"--images must be >= 1, not {args.images}")
-    network, (x_test, y_test) = _train_default(args)
-    path = args.out / "model.npz"
-    save_network(network, path)
-    summary = _golden_check(network, x_test, y_test)
-    summary.update(model=str(path), float_test_accuracy=network.metadata["float_test_accuracy"])
-    _print_golden(args, summary)
-    summary.update(_rtl_check(args, network, x_test, y_test))
-    if not args.json:
-        rows = [("network", f"digits CNN, w{args.wbits}a{args.abits}, width x{args.width:g}"),
-                ("layers", " -> ".join(f"{type(l).__name__.replace('Quant', '')}"
-                                       f"{l.out_shape}" for l in network.layers)),
-                ("test accuracy (integer golden)", f"{summary['accuracy']:.4f}"),
-                ("test accuracy (float quantized)", f"{summary['float_path_accuracy']:.4f}"),
-                ("test accuracy (full precision)", f"{summary['float_test_accuracy']:.4f}"),
-                ("integer vs float mismatches", str(sum(summary["mismatches_by_layer"].values())
-                                                    + summary["class_mismatches"])),
-                ("model file", str(path)),
-                ("RTL (Verilog)", summary["verilog"]),
-                (f"RTL vs golden on {summary['rtl_images']} test images",
-                 f"{summary['rtl_mismatches']} mismatching logits, accuracy "
-                 f"{summary['rtl_accuracy']:.4f}"),
-                ("RTL cycles per image (expected)",
-                 f"{summary['rtl_cycles_per_image']:.0f} ({summary['expected_cycles_per_image']})")]
-        print("\n| what | value |\n|---|---|")
-        for key, value in rows:
-            print(f"| {key} | {value} |")
-    if summary["class_mismatches"] or any(summary["mismatches_by_layer"].values()):
+                    f"{summary['accuracy']:.4f}; integer vs float path mismatches: "
+                    f"{summary['integer_vs_float_mismatches']}")
+    if summary["integer_vs_float_mismatches"]:
         raise CommandError("the integer and float golden paths disagree")
-    if summary["rtl_mismatches"]:
-        raise CommandError(f"the RTL disagrees with the golden model on "
-                           f"{summary['rtl_mismatches']} logits")
     return summary
 
 
@@ -240,23 +400,27 @@ def build_parser():
                     "verified bit-exact against a NumPy golden model.")
     parser.add_argument("--version", action="version", version=f"wrpn-rtl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="the main job on the built-in default network")
-    _common(demo)
-    _network_flags(demo)
-    demo.add_argument("--images", type=int, default=20,
-                      help="test images simulated through the RTL (default 20)")
-    demo.set_defaults(run=cmd_demo)
-    train = sub.add_parser("train", help="train a WRPN digits CNN and write a model file")
-    _common(train)
-    _network_flags(train)
-    train.set_defaults(run=cmd_train)
-    golden = sub.add_parser("golden", help="run a model file's golden model on the digits test set")
-    _common(golden)
-    golden.add_argument("--model", type=Path, required=True, help="model file (.npz)")
-    golden.set_defaults(run=cmd_golden)
+    commands = [
+        ("generate", cmd_generate, "Verilog + manifest.json for a network",
+         _NETWORK + _DESIGN + ("target", "out", "json")),
+        ("sim", cmd_sim, "generate, then simulate test images with cocotb against golden",
+         _NETWORK + _DESIGN + ("images", "simulator", "target", "out", "json")),
+        ("synth", cmd_synth, "generate, then synthesize (Yosys, nextpnr, ASIC estimate)",
+         _NETWORK + _DESIGN + ("target", "freq", "out", "json")),
+        ("flow", cmd_flow, "generate -> golden -> sim -> synth; no arguments: the main job",
+         _NETWORK + _DESIGN + ("images", "simulator", "target", "freq", "out", "json")),
+        ("train", cmd_train, "train a WRPN digits CNN and write DIR/model.npz",
+         ("wbits", "abits", "width", "epochs", "seed", "out", "json")),
+        ("golden", cmd_golden, "a model's golden integer and float paths on the digits test set",
+         ("model", "json")),
+    ]
+    for name, run, text, flags in commands:
+        command = sub.add_parser(name, help=text, description=text)
+        _add(command, *flags)
+        command.set_defaults(run=run)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
     bench.add_argument("what", choices=["mvu", "window", "conv"], help="what to benchmark")
-    _common(bench)
+    _add(bench, "out", "json")
     bench.add_argument("--quick", action="store_true",
                        help="a small subset (mvu: PE=1, w/a 1/1 2/2 4/4; window/conv: two "
                             "layers on iCE40)")
@@ -275,8 +439,11 @@ def main(argv=None):
     except CommandError as error:
         print(f"wrpn-rtl: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("wrpn-rtl: interrupted", file=sys.stderr)
+        return 130
     if args.json:
-        print(json.dumps(summary, indent=2, sort_keys=True))
+        print(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return 0
 
 

@@ -86,8 +86,11 @@ def prepare_network(model=None, *, wbits=None, abits=None, width=None, train=Fal
         if float_model is None:
             raise StepError(f"--train needs the float network the model came from; "
                             f"{source} has none (write it with wrpn-rtl train)")
-        spec = with_bits(replace(float_model[0], width=want_width), weight_bits=want_w,
-                         act_bits=want_a)
+        try:
+            spec = with_bits(replace(float_model[0], width=want_width), weight_bits=want_w,
+                             act_bits=want_a)
+        except (TypeError, ValueError) as error:
+            raise StepError(str(error)) from None
         network, float_model = train_digits(spec, epochs=epochs, seed=seed, progress=progress)
         return Prepared(network, f"re-trained from {source}", want_w, want_a, want_width,
                         float_model)
@@ -100,8 +103,8 @@ def prepare_network(model=None, *, wbits=None, abits=None, width=None, train=Fal
             raise StepError(f"--wbits/--abits {want_w}/{want_a} differ from the model's "
                             f"{model_w}/{model_a} and {source} keeps no float parameters to "
                             f"re-quantize from; add --train")
-        spec = with_bits(float_model[0], weight_bits=want_w, act_bits=want_a)
         try:
+            spec = with_bits(float_model[0], weight_bits=want_w, act_bits=want_a)
             network = quantize_network(spec, float_model[1], metadata=dict(
                 network.metadata, wbits=want_w, abits=want_a, requantized_from=[model_w,
                                                                                   model_a]))
@@ -138,8 +141,7 @@ def train_digits(spec, *, epochs=40, seed=0, progress=_quiet):
     result = train(spec, x_train, y_train, TrainConfig(epochs=epochs, seed=seed),
                    progress=report)
     network = result.network
-    network.metadata.update(name="digits_cnn", wbits=weights, abits=acts, width=spec.width,
-                            seed=seed, epochs=epochs,
+    network.metadata.update(name="digits_cnn", wbits=weights, abits=acts,
                             test_accuracy=accuracy(network, x_test, y_test))
     progress(f"  trained in {time.monotonic() - started:.1f} s; training the full-precision "
              f"baseline")
