@@ -39,6 +39,7 @@ class Target:
     device: str = ""     # nextpnr device flag, e.g. "up5k", "25k"
     package: str = ""
     logic_capacity: object = None    # ICESTORM_LC / TRELLIS_COMB of the device (None: asic)
+    ram_capacity: object = None      # block RAM in 4-kbit units (an ECP5 DP16KD counts 4)
 
     @property
     def logic_bel(self):
@@ -46,10 +47,10 @@ class Target:
 
 
 TARGETS = {t.name: t for t in [
-    Target("ice40-up5k", "ice40", "up5k", "sg48", 5280),
-    Target("ice40-hx8k", "ice40", "hx8k", "ct256", 7680),
-    Target("ecp5-25k", "ecp5", "25k", "CABGA256", 24288),
-    Target("ecp5-85k", "ecp5", "85k", "CABGA381", 83640),
+    Target("ice40-up5k", "ice40", "up5k", "sg48", 5280, 30),
+    Target("ice40-hx8k", "ice40", "hx8k", "ct256", 7680, 32),
+    Target("ecp5-25k", "ecp5", "25k", "CABGA256", 24288, 4 * 56),
+    Target("ecp5-85k", "ecp5", "85k", "CABGA381", 83640, 4 * 208),
     Target("asic", "asic"),
 ]}
 
@@ -149,9 +150,9 @@ def _yosys(work, script, log_name, target):
 
 
 def _run(argv, cwd, log_name):
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     log = Path(cwd) / log_name
-    log.write_text(result.stdout + result.stderr)
+    with open(log, "w") as handle:      # written as the tool runs: `tail -f` shows progress
+        result = subprocess.run(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
     return result.returncode, log
 
 

@@ -98,7 +98,7 @@ def _cheapest_within(options, budget):
     return min(fitting, key=lambda option: (option[2], option[1])) if fitting else None
 
 
-def choose_foldings(network, *, target_cycles=None, max_logic_cells=None):
+def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None):
     """Balanced per-layer foldings for a cycle budget, or the fastest within a logic budget.
 
     Parameters
@@ -108,6 +108,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None):
         Cycles per image every layer must meet.
     max_logic_cells : int, optional
         Estimated iCE40 logic cells the whole accelerator may take (exactly one of the two).
+    max_block_rams : int, optional
+        With ``max_logic_cells``: the 4-kbit block RAMs the design may take.
 
     Returns
     -------
@@ -136,12 +138,18 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None):
 
     overhead = _fixed_cost(network)
     budgets = sorted({c for options in per_layer for _, c, _, _ in options if c >= fastest})
+    rams_allowed = float("inf") if max_block_rams is None else max_block_rams
     for budget in budgets:
         chosen = [_cheapest_within(options, budget) for options in per_layer]
-        if sum(option[2] for option in chosen) + overhead <= max_logic_cells:
+        rams = sum(option[3]["block_rams"] for option in chosen)
+        if sum(option[2] for option in chosen) + overhead <= max_logic_cells \
+                and rams <= rams_allowed:
             return [option[0] for option in chosen]
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
     least = sum(option[2] for option in slowest) + overhead
+    if least <= max_logic_cells:
+        raise ValueError(f"max_block_rams must be at least the block RAMs of a design within "
+                         f"{max_logic_cells} logic cells, not {max_block_rams!r}")
     raise ValueError(f"max_logic_cells must be at least {least} (the estimate of the smallest "
                      f"design this network allows), not {max_logic_cells!r}")
 

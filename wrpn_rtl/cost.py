@@ -1,7 +1,8 @@
 """First-order resource estimates: the one place their rules of thumb live.
 
-Every component's ``estimate()`` returns ``{"logic_cells", "flip_flops", "memory_bits"}``:
-LUT4-with-carry cells of logic, flip-flops, and bits held in block RAM. The rules below were
+Every component's ``estimate()`` returns ``{"logic_cells", "flip_flops", "memory_bits",
+"block_rams"}``: LUT4-with-carry cells of logic, flip-flops, bits held in block RAM, and the
+iCE40 4-kbit block RAMs (SB_RAM40_4K) those take. The rules below were
 fitted to Yosys ``synth_ice40`` cell counts of the components (per-module statistics of the
 digits network at two foldings); they steer the compiler's folding search and are printed
 beside the synthesis measurement, never instead of it.
@@ -12,7 +13,10 @@ from .pipeline import memory_style
 
 __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells"]
 
-ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0}
+ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0}
+
+#: The iCE40 block RAM's shapes (depth, width): 4 kbit each.
+ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
 
 # Share of flip-flops that find no LUT of their own to pair with in an iCE40 logic cell
 # (pipeline copies, FIFO slots, operand registers): measured 0.74 on the digits network.
@@ -26,8 +30,7 @@ def add(*estimates):
 
 def fifo(width, depth):
     """A :class:`~wrpn_rtl.fifo.StreamFIFO` of ``depth`` words of ``width`` bits."""
-    return {"logic_cells": width * depth + 3 * depth, "flip_flops": width * depth + 3 * depth,
-            "memory_bits": 0}
+    return dict(ZERO, logic_cells=width * depth + 3 * depth, flip_flops=width * depth + 3 * depth)
 
 
 def memory(width, depth, *, writable):
@@ -37,12 +40,12 @@ def memory(width, depth, *, writable):
     if depth <= 1 and not writable:
         return dict(ZERO)
     if memory_style(depth, writable=writable) == "block":
-        return {"logic_cells": 0, "flip_flops": 0, "memory_bits": width * depth}
+        blocks = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in ICE40_RAM_SHAPES)
+        return {"logic_cells": 0, "flip_flops": 0, "memory_bits": width * depth,
+                "block_rams": blocks}
     if writable:
-        return {"logic_cells": int(width * depth * 1.5), "flip_flops": width * depth,
-                "memory_bits": 0}
-    return {"logic_cells": width * math.ceil(depth / 16) + width * (depth > 16),
-            "flip_flops": 0, "memory_bits": 0}
+        return dict(ZERO, logic_cells=int(width * depth * 1.5), flip_flops=width * depth)
+    return dict(ZERO, logic_cells=width * math.ceil(depth / 16) + width * (depth > 16))
 
 
 def device_logic_cells(estimate):

@@ -197,7 +197,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             how = f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} logic cells"
         else:
             how = f"fastest design within {max_lc} logic cells (estimated)"
-        return choose_foldings(network, max_logic_cells=max_lc), how
+        rams = TARGETS[target].ram_capacity
+        return choose_foldings(network, max_logic_cells=max_lc, max_block_rams=rams), how
     except ValueError as error:
         raise StepError(str(error).replace("target_cycles", "--target-cycles")
                         .replace("max_logic_cells", "--max-lc")) from None
