@@ -19,11 +19,13 @@ class SimulationFailed(AssertionError):
 
 @dataclass
 class BenchResult:
-    """What a bench observed: output words (lists of lane ints) and cycles from the first
+    """What a bench observed: output words (lists of lane ints), the cycle of each output
+    transfer counted from the first input transfer, and cycles from the first
     input transfer to the last output transfer."""
 
     outputs: list
     cycles: int
+    output_cycles: list = None
 
 
 def check_simulator(simulator):
@@ -113,7 +115,8 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         raise SimulationFailed(f"{simulator}: {failed} of {total} cocotb tests failed\n"
                                f"{_log_tail(build_dir)}")
     observed = json.loads(observed_path.read_text())
-    return BenchResult(outputs=observed["outputs"], cycles=observed["cycles"])
+    return BenchResult(outputs=observed["outputs"], cycles=observed["cycles"],
+                       output_cycles=observed["output_cycles"])
 
 
 def _log_tail(build_dir, lines=20):

@@ -38,6 +38,7 @@ class TB:
         self.cycle = 0
         self.first_input_cycle = None
         self.last_output_cycle = None
+        self.output_cycles = []
         self.received = []
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         cocotb.start_soon(self._count_cycles())
@@ -82,6 +83,7 @@ class TB:
                 value = as_int(self.dut.output__payload)
                 self.received.append(unpack(value, config["out_fields"]))
                 self.last_output_cycle = self.cycle
+                self.output_cycles.append(self.cycle)
         self.dut.output__ready.value = 0
 
 
@@ -101,7 +103,8 @@ async def stream_matches_expected(dut):
         assert tb.cycle < timeout, (f"timeout after {timeout} cycles: {len(tb.received)} of "
                                     f"{len(expected)} output words")
     observed = {"outputs": tb.received,
-                "cycles": tb.last_output_cycle - tb.first_input_cycle + 1}
+                "cycles": tb.last_output_cycle - tb.first_input_cycle + 1,
+                "output_cycles": [c - tb.first_input_cycle for c in tb.output_cycles]}
     (config_path.parent / "observed.json").write_text(json.dumps(observed))
     if not config["check"]:
         return

@@ -5,7 +5,9 @@
 Stages, in network order: each convolution becomes a :class:`~wrpn_rtl.conv.ConvLayer` (a max-
 pool right after it is fused into it), a dense layer becomes a
 :class:`~wrpn_rtl.mvu.MatrixVectorUnit` reading the map as it streams (the HWC stream order is
-the dense layer's window order), and a max-pool with no convolution before it becomes a
+the dense layer's window order; with more than one neuron fold a
+:class:`~wrpn_rtl.replay.VectorReplay` in front replays the map once per fold while taking the
+next image's, so the dense layer never stalls the layer before it), and a max-pool with no convolution before it becomes a
 :class:`~wrpn_rtl.pool.MaxPool2d`. Where one stage's output folding differs from what the next
 takes, a :class:`~wrpn_rtl.convert.WidthConverter` regroups the codes.
 
@@ -29,6 +31,7 @@ from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
 from .pool import MaxPool2d
+from .replay import VectorReplay
 
 __all__ = ["Folding", "Accelerator", "simple_foldings"]
 
@@ -111,8 +114,12 @@ class Accelerator(wiring.Component):
             if isinstance(layer, QuantDense):
                 fold = next(folds)
                 self._convert(layer.name, lanes, fold.simd, bits)
-                self._stages.append((layer.name, MatrixVectorUnit(layer, pe=fold.pe,
-                                                                  simd=fold.simd)))
+                mvu = MatrixVectorUnit(layer, pe=fold.pe, simd=fold.simd, replayed=True)
+                if mvu.neuron_fold > 1:
+                    self._stages.append((f"{layer.name}_replay", VectorReplay(
+                        words=mvu.synapse_fold, times=mvu.neuron_fold,
+                        shape=mvu.input.payload.shape())))
+                self._stages.append((layer.name, mvu))
                 lanes, bits = fold.pe, layer.out_bits
             elif isinstance(layer, QuantConv2d):
                 fold = next(folds)

@@ -38,6 +38,7 @@ from .golden.atomic import atomic_write
 from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
+from .replay import VectorReplay
 
 __all__ = ["choose_foldings", "layer_options", "read_foldings", "foldings_to_json",
            "build_accelerator", "manifest", "write_design", "expected_outputs",
@@ -79,14 +80,19 @@ def layer_options(layer, pool=None):
         for simd in _divisors(layer.window_size):
             if isinstance(layer, QuantDense):
                 folding = Folding(pe=pe, simd=simd)
-                stage = MatrixVectorUnit(layer, pe=pe, simd=simd)
+                stage = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
                 cycles = stage.cycles_per_vector
+                estimate = stage.estimate()
+                if stage.neuron_fold > 1:
+                    estimate = cost.add(estimate, VectorReplay(
+                        words=stage.synapse_fold, times=stage.neuron_fold,
+                        shape=stage.input.payload.shape()).estimate())
             else:
                 folding = Folding(pe=pe, simd=simd, window_simd=math.gcd(simd, layer.in_channels))
                 stage = ConvLayer(layer, pe=pe, simd=simd, window_simd=folding.window_simd,
                                   pool=pool)
                 cycles = stage.cycles_per_frame
-            estimate = stage.estimate()
+                estimate = stage.estimate()
             options.append((folding, cycles, cost.device_logic_cells(estimate), estimate))
     options.sort(key=lambda option: (option[1], option[2]))
     return options

@@ -1,13 +1,15 @@
 # amaranth: UnusedElaboratable=no
 # (inner components are always elaborated with the outer one; the outer one still warns.)
-"""A streaming convolution layer: sliding window -> (width converter) -> MVU -> (max-pool).
+"""A streaming convolution layer: window -> (width converter) -> (replay) -> MVU -> (max-pool).
 
 The input is the layer's folded map (``window_simd`` codes per word), the output the next
 map folded ``pe`` codes per word (after the optional pool). The window emits ``window_simd``
 lanes (a divisor of ``C_in``); the MVU takes ``simd`` lanes (a divisor of
 ``K_h * K_w * C_in``); a :class:`~wrpn_rtl.convert.WidthConverter` refolds between them when
 they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
-window per cycle.
+window per cycle. With more than one neuron fold a :class:`~wrpn_rtl.replay.VectorReplay`
+replays each window once per fold while the window generator already produces the next one, so
+the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 """
 import math
 
@@ -20,6 +22,7 @@ from .convert import WidthConverter
 from .golden.layers import QuantConv2d, QuantMaxPool
 from .mvu import MatrixVectorUnit
 from .pool import MaxPool2d
+from .replay import VectorReplay
 from .window import SlidingWindow, check_simd
 
 __all__ = ["ConvLayer"]
@@ -59,7 +62,10 @@ class ConvLayer(wiring.Component):
                                  f"{layer.out_shape}, not {pool.in_shape}")
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
-        self._mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+        self._mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
+        self._replay = (VectorReplay(words=self._mvu.synapse_fold, times=self._mvu.neuron_fold,
+                                     shape=self._mvu.input.payload.shape())
+                        if self._mvu.neuron_fold > 1 else None)
         self._window = SlidingWindow(in_shape=layer.in_shape, kernel=layer.kernel,
                                      stride=layer.stride, padding=layer.padding,
                                      simd=window_simd, bits=layer.in_bits)
@@ -93,7 +99,8 @@ class ConvLayer(wiring.Component):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window, converter, MVU and pool
         estimates added up."""
         parts = [self._window.estimate(), self._mvu.estimate()]
-        parts += [part.estimate() for part in (self._converter, self._pool) if part is not None]
+        parts += [part.estimate() for part in (self._converter, self._replay, self._pool)
+                  if part is not None]
         return cost.add(*parts)
 
     def elaborate(self, platform):
@@ -106,6 +113,10 @@ class ConvLayer(wiring.Component):
             m.submodules.converter = self._converter
             wiring.connect(m, source, self._converter.input)
             source = self._converter.output
+        if self._replay is not None:
+            m.submodules.replay = self._replay
+            wiring.connect(m, source, self._replay.input)
+            source = self._replay.output
         wiring.connect(m, source, self._mvu.input)
         source = self._mvu.output
         if self._pool is not None:

@@ -82,11 +82,17 @@ class MatrixVectorUnit(wiring.Component):
         Output channels in parallel; must divide ``layer.out_channels``.
     simd : int
         Input lanes in parallel; must divide ``layer.window_size``.
+    replayed : bool
+        The input carries each vector once per neuron fold (``NF * SF`` words, e.g. from a
+        :class:`~wrpn_rtl.replay.VectorReplay`), so the unit keeps no input buffer. Default
+        False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
+        own buffer for folds 1..NF-1 (input is refused meanwhile).
 
     Members
     -------
     input : In(stream.Signature(ArrayLayout(unsigned(in_bits), simd)))
-        ``SF`` words per vector; lane ``i`` of word ``sf`` is window element ``sf*simd + i``.
+        ``SF`` words per vector (``NF * SF`` when ``replayed``); lane ``i`` of word ``sf`` is
+        window element ``sf*simd + i``.
     output : Out(stream.Signature(ArrayLayout(shape, pe)))
         ``NF`` words per vector; lane ``p`` of word ``nf`` is channel ``nf*pe + p``. ``shape`` is
         ``unsigned(out_bits)`` codes, or the accumulator shape for a logits layer
@@ -99,7 +105,7 @@ class MatrixVectorUnit(wiring.Component):
         dimension; weight codes do not fit ``weight_bits``.
     """
 
-    def __init__(self, layer, *, pe, simd):
+    def __init__(self, layer, *, pe, simd, replayed=False):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         self._pe = _check_fold("pe", pe, layer.out_channels, "out_features")
@@ -113,6 +119,8 @@ class MatrixVectorUnit(wiring.Component):
         self._layer = layer
         self._sf = layer.window_size // self._simd
         self._nf = layer.out_channels // self._pe
+        self._replayed = bool(replayed)
+        self._buffered = self._nf > 1 and not self._replayed
         self._planes = max(1, layer.weight_bits - 1)
         # acc = X + offset per channel; X >= 0 is what the hardware accumulates.
         top = (1 << layer.in_bits) - 1
@@ -135,6 +143,7 @@ class MatrixVectorUnit(wiring.Component):
     layer = property(lambda self: self._layer)
     pe = property(lambda self: self._pe)
     simd = property(lambda self: self._simd)
+    replayed = property(lambda self: self._replayed)
 
     @property
     def synapse_fold(self):
@@ -242,7 +251,7 @@ class MatrixVectorUnit(wiring.Component):
         """Bits of each memory: ``{"weights", "input_buffer", "thresholds"}`` (thresholds: the
         per-channel comparison table, or the logit bias table)."""
         weight_bits = self._weight_word_layout().size * self._nf * self._sf
-        buffer_bits = self._simd * self._layer.in_bits * self._sf if self._nf > 1 else 0
+        buffer_bits = self._simd * self._layer.in_bits * self._sf if self._buffered else 0
         if self._layer.is_logits:
             bias = self._layer.output.bias + self._offset
             width, _ = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
@@ -258,7 +267,7 @@ class MatrixVectorUnit(wiring.Component):
         def style(depth, writable):
             return _memory_attrs(depth, writable=writable)["ram_style"]
         return {"weights": style(self._nf * self._sf, False),
-                "input_buffer": style(self._sf, True) if self._nf > 1 else None,
+                "input_buffer": style(self._sf, True) if self._buffered else None,
                 "thresholds": style(self._nf, False) if self._nf > 1 else "logic"}
 
     # -- resource estimate -------------------------------------------------------------------
@@ -301,7 +310,7 @@ class MatrixVectorUnit(wiring.Component):
         memories = [cost.memory(self._weight_word_layout().size, self._nf * self._sf,
                                 writable=False),
                     cost.memory(table_width, self._nf, writable=False)]
-        if self._nf > 1:
+        if self._buffered:
             memories.append(cost.memory(self._simd * a, self._sf, writable=True))
         total = cost.add(datapath, *memories,
                          cost.fifo(self.output.payload.shape().size, self.fifo_depth))
@@ -335,7 +344,7 @@ class MatrixVectorUnit(wiring.Component):
                          waddr.eq(Mux(waddr == nf_count * sf_count - 1, 0, waddr + 1))]
             with m.If(last_step):
                 m.d.sync += [nf.eq(Mux(nf == nf_count - 1, 0, nf + 1)),
-                             from_stream.eq((nf_count == 1) | (nf == nf_count - 1))]
+                             from_stream.eq((not self._buffered) | (nf == nf_count - 1))]
 
         m.d.comb += room.eq(output_credit(m, depth=self.fifo_depth, taken=fire & last_step,
                                           transfer=self.output.valid & self.output.ready))
@@ -351,7 +360,7 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += [valid1.eq(fire), last1.eq(last_step), nf1.eq(nf),
                      sf1.eq(sf), stream1.eq(from_stream),
                      in_word.eq(self.input.payload.as_value())]
-        if nf_count > 1:
+        if self._buffered:
             # The first neuron fold stores its words (from the stage-1 register, so the write
             # enable is a register too); the other folds replay them.
             m.submodules.input_buffer = buf = Memory(

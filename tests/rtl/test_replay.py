@@ -1,0 +1,39 @@
+# amaranth: UnusedElaboratable=no
+import pytest
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from wrpn_rtl.replay import VectorReplay
+from wrpn_rtl.sim.amaranth_stream import run_stream
+
+
+@pytest.mark.parametrize("words, times, stall", [(1, 1, 0.0), (1, 4, 0.3), (5, 1, 0.3),
+                                                 (7, 3, 0.0), (7, 3, 0.4), (20, 2, 0.2),
+                                                 (3, 10, 0.5)])
+def test_every_vector_comes_out_times_over(words, times, stall, rng):
+    dut = VectorReplay(words=words, times=times, shape=data.ArrayLayout(unsigned(5), 2))
+    vectors = rng.integers(0, 32, (4, words, 2))
+    rtl, _ = run_stream(dut, vectors.reshape(-1, 2).tolist(), 4 * words * times, width=2,
+                        rng=rng, stall_in=stall, stall_out=stall)
+    ref = [list(map(int, word)) for vector in vectors for _ in range(times) for word in vector]
+    assert rtl == ref
+
+
+def test_replay_overlaps_the_next_vector(rng):
+    # Without stalls the output side never waits for input after the first vector: the
+    # next vector is written while the current one is replayed.
+    words, times, count = 6, 4, 5
+    dut = VectorReplay(words=words, times=times, shape=data.ArrayLayout(unsigned(8), 1))
+    vectors = rng.integers(0, 256, (count, words))
+    rtl, cycles = run_stream(dut, [[v] for v in vectors.ravel()], count * words * times,
+                             width=1)
+    assert [w[0] for w in rtl] == [int(v) for vector in vectors for _ in range(times)
+                                   for v in vector]
+    assert cycles <= count * dut.cycles_per_frame + words + 6
+
+
+def test_replay_errors():
+    with pytest.raises(ValueError, match=r"^words must be a positive integer, not 0$"):
+        VectorReplay(words=0, times=1, shape=unsigned(2))
+    with pytest.raises(TypeError, match=r"^times must be a positive integer, not 1.5$"):
+        VectorReplay(words=1, times=1.5, shape=unsigned(2))

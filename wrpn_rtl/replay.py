@@ -1,0 +1,123 @@
+"""Double-buffered vector replay: each input vector comes out ``times`` times, back to back.
+
+A dense layer folded into ``NF > 1`` neuron folds reads its input vector ``NF`` times. An MVU
+that buffers the vector itself refuses input while it replays folds 1..NF-1, which stalls the
+layer before it for ``(NF - 1) * SF`` cycles per image. :class:`VectorReplay` holds two vectors
+instead: while one is replayed, the next one is written, so the dense layer takes
+``NF * SF`` cycles per image *in parallel* with the layer feeding it.
+
+The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.pipeline.memory_style`);
+its synchronous read feeds a 5-word :class:`~wrpn_rtl.fifo.StreamFIFO` under a credit counter,
+so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
+"""
+from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import cost
+from .fifo import StreamFIFO
+from .golden.checks import check_positive_int
+from .pipeline import memory_style, output_credit
+
+__all__ = ["VectorReplay"]
+
+_QUEUE = 5   # a slot comes back 4 cycles after it is taken (read, FIFO, transfer, return)
+
+
+class VectorReplay(wiring.Component):
+    """Take vectors of ``words`` words; give each one ``times`` times over.
+
+    Parameters
+    ----------
+    words : int
+        Words per vector (>= 1).
+    times : int
+        Copies of each vector out (>= 1).
+    shape : Shape or Layout
+        One word (e.g. ``ArrayLayout(unsigned(bits), simd)``).
+
+    Members
+    -------
+    input : In(stream.Signature(shape))
+        ``words`` words per vector.
+    output : Out(stream.Signature(shape))
+        ``times * words`` words per vector: the vector, ``times`` times in a row.
+    """
+
+    def __init__(self, *, words, times, shape):
+        self._words = check_positive_int("words", words)
+        self._times = check_positive_int("times", times)
+        self._shape = shape
+        super().__init__({"input": In(stream.Signature(shape)),
+                          "output": Out(stream.Signature(shape))})
+
+    words = property(lambda self: self._words)
+    times = property(lambda self: self._times)
+
+    @property
+    def cycles_per_frame(self):
+        """Cycles per vector with no stall (the reading side): ``words * times``."""
+        return self._words * self._times
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: the two-vector
+        memory, the output queue and about 30 cells of pointers and flags."""
+        width = len(Value.cast(Signal(self._shape)))
+        control = dict(cost.ZERO, logic_cells=30, flip_flops=30)
+        return cost.add(control, cost.memory(width, 2 * self._words, writable=True),
+                        cost.fifo(width, _QUEUE))
+
+    def elaborate(self, platform):
+        m = Module()
+        words, times = self._words, self._times
+        depth = 2 * words
+        m.submodules.buffer = buffer = Memory(shape=self._shape, depth=depth, init=[],
+                                              attrs={"ram_style": memory_style(depth,
+                                                                               writable=True)})
+        write, read = buffer.write_port(), buffer.read_port()
+
+        # Writing: a half is "full" from its last word until its last replay has been read.
+        full = Signal(2, name="full")
+        write_half = Signal(name="write_half")
+        write_count = Signal(range(words), name="write_count")
+        take = self.input.valid & self.input.ready
+        m.d.comb += [self.input.ready.eq(~full.bit_select(write_half, 1)),
+                     write.addr.eq(Mux(write_half, words, 0) + write_count),
+                     write.data.eq(self.input.payload), write.en.eq(take)]
+        set_full, clear_full = Signal(2), Signal(2)
+        with m.If(take):
+            with m.If(write_count == words - 1):
+                m.d.sync += [write_count.eq(0), write_half.eq(~write_half)]
+                m.d.comb += set_full.eq(Mux(write_half, 0b10, 0b01))
+            with m.Else():
+                m.d.sync += write_count.eq(write_count + 1)
+
+        # Reading: `times` passes over the half, then release it.
+        read_half = Signal(name="read_half")
+        read_count = Signal(range(words), name="read_count")
+        read_pass = Signal(range(times), name="read_pass")
+        room = Signal(name="room")
+        issue = Signal(name="issue")
+        m.d.comb += [issue.eq(full.bit_select(read_half, 1) & room),
+                     read.addr.eq(Mux(read_half, words, 0) + read_count)]
+        with m.If(issue):
+            with m.If(read_count == words - 1):
+                m.d.sync += read_count.eq(0)
+                with m.If(read_pass == times - 1):
+                    m.d.sync += [read_pass.eq(0), read_half.eq(~read_half)]
+                    m.d.comb += clear_full.eq(Mux(read_half, 0b10, 0b01))
+                with m.Else():
+                    m.d.sync += read_pass.eq(read_pass + 1)
+            with m.Else():
+                m.d.sync += read_count.eq(read_count + 1)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        m.submodules.queue = queue = StreamFIFO(self._shape, depth=_QUEUE)
+        m.d.comb += room.eq(output_credit(m, depth=_QUEUE, taken=issue,
+                                          transfer=self.output.valid & self.output.ready))
+        read_valid = Signal(name="read_valid")
+        m.d.sync += read_valid.eq(issue)
+        m.d.comb += [queue.input.valid.eq(read_valid), queue.input.payload.eq(read.data)]
+        wiring.connect(m, queue.output, wiring.flipped(self.output))
+        return m
