@@ -184,3 +184,28 @@ def test_retrain_at_another_width(tmp_path, capsys):
     network = g.load_network(tmp_path / "model.npz")
     assert network.layers[0].out_shape[2] == 8 and network.layers[0].weight_bits == 1
     assert "re-trained" in summary["source"]
+
+
+def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
+    spec = g.NetworkSpec((6, 6, 1), 4, [g.Conv(4, 3, padding=1, weight_bits=2, out_bits=2),
+                                         g.MaxPool(2),
+                                         g.Dense(3, weight_bits=2, out_bits=None,
+                                                 batch_norm=False)])
+    params = g.random_parameters(spec, rng)
+    g.save_network(g.quantize_network(spec, params), tmp_path / "tiny.npz",
+                   float_model=(spec, params))
+    code, summary, err = run_json(capsys, ["synth", "--model", str(tmp_path / "tiny.npz"),
+                                           "--out", str(tmp_path / "out"), "--target",
+                                           "ice40-up5k", "--target", "asic"])
+    assert code == 0, err
+    ice40, asic = summary["rows"]
+    assert 0 < ice40["logic_cells"] < 5280 and ice40["fmax_mhz"] > 5
+    assert ice40["images_per_second"] == round(ice40["fmax_mhz"] * 1e6
+                                               / summary["generate"]["cycles_per_image"])
+    assert asic["cells"] > 0 and asic["transistors"] > 4 * asic["cells"] // 2
+    table = (tmp_path / "out" / "synth.md").read_text()
+    assert "ice40-up5k" in table and "asic" in table
+    # A timing target the design cannot meet is a failure with the numbers.
+    assert main(["synth", "--model", str(tmp_path / "tiny.npz"), "--out",
+                 str(tmp_path / "out2"), "--target", "ice40-up5k", "--freq", "900"]) == 1
+    assert "timing failed: Fmax" in capsys.readouterr().err

@@ -7,9 +7,10 @@ pool right after it is fused into it), a dense layer becomes a
 :class:`~wrpn_rtl.mvu.MatrixVectorUnit` reading the map as it streams (the HWC stream order is
 the dense layer's window order; with more than one neuron fold a
 :class:`~wrpn_rtl.replay.VectorReplay` in front replays the map once per fold while taking the
-next image's, so the dense layer never stalls the layer before it), and a max-pool with no convolution before it becomes a
-:class:`~wrpn_rtl.pool.MaxPool2d`. Where one stage's output folding differs from what the next
-takes, a :class:`~wrpn_rtl.convert.WidthConverter` regroups the codes.
+next image's, so the dense layer never stalls the layer before it), and a max-pool with no
+convolution before it becomes :func:`~wrpn_rtl.pool.max_pool` (a block pool when the stride is
+the kernel). Where one stage's output folding differs from what the next takes, a
+:class:`~wrpn_rtl.convert.WidthConverter` regroups the codes.
 
 The input is the image, ``input_simd`` codes per word (HWC order). When the last layer gives
 logits, a :class:`~wrpn_rtl.classify.ClassifierHead` ends the stream and the output is one word
@@ -30,7 +31,7 @@ from .golden.checks import check_positive_int
 from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
-from .pool import MaxPool2d
+from .pool import max_pool
 from .replay import VectorReplay
 
 __all__ = ["Folding", "Accelerator", "simple_foldings"]
@@ -133,7 +134,7 @@ class Accelerator(wiring.Component):
                                                            window_simd=window_simd, pool=pool)))
                 lanes, bits = fold.pe, layer.out_bits
             else:
-                self._stages.append((layer.name, MaxPool2d(
+                self._stages.append((layer.name, max_pool(
                     in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                     padding=layer.padding, simd=lanes, bits=bits)))
             index += 1

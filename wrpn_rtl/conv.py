@@ -21,7 +21,7 @@ from . import cost
 from .convert import WidthConverter
 from .golden.layers import QuantConv2d, QuantMaxPool
 from .mvu import MatrixVectorUnit
-from .pool import MaxPool2d
+from .pool import max_pool
 from .replay import VectorReplay
 from .window import SlidingWindow, check_simd
 
@@ -71,7 +71,7 @@ class ConvLayer(wiring.Component):
                                      simd=window_simd, bits=layer.in_bits)
         self._converter = (WidthConverter(in_lanes=window_simd, out_lanes=simd,
                                           bits=layer.in_bits) if window_simd != simd else None)
-        self._pool = (MaxPool2d(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+        self._pool = (max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
                                 padding=pool.padding, simd=pe, bits=layer.out_bits)
                       if pool is not None else None)
         self._layer, self._golden_pool = layer, pool

@@ -10,15 +10,18 @@ golden ``max_pool2d``.
 """
 from amaranth.hdl import Array, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from . import cost
+from .fifo import StreamFIFO
 from .golden.checks import check_positive_int
 from .golden.ops import check_window
 from .golden.quant import ACTIVATION_BITS, check_bits
+from .pipeline import memory_style, output_credit
 from .window import SlidingWindow, check_simd
 
-__all__ = ["MaxPoolReducer", "MaxPool2d"]
+__all__ = ["MaxPoolReducer", "MaxPool2d", "BlockMaxPool", "max_pool"]
 
 
 class MaxPoolReducer(wiring.Component):
@@ -143,3 +146,156 @@ class MaxPool2d(wiring.Component):
         wiring.connect(m, self._window.output, self._reducer.input)
         wiring.connect(m, self._reducer.output, wiring.flipped(self.output))
         return m
+
+
+class BlockMaxPool(wiring.Component):
+    """Max-pool whose stride equals its kernel and which has no padding, straight off the map
+    stream: no window generator.
+
+    Each input word ``(row, col, group)`` is max-ed into a partial maximum kept per output
+    column and channel group (``W_out * C / SIMD`` words, one memory: block RAM from 16 words),
+    and the word that completes a block is sent out. Rows and columns past the last whole block
+    are read and dropped, as in the golden ``max_pool2d``. The memory is read one cycle and
+    written the next; a word whose partial maximum was written in the cycle before takes it
+    from a forwarding register instead of the memory. Outputs go through a 5-word
+    :class:`~wrpn_rtl.fifo.StreamFIFO` under a credit counter, so ``valid`` never depends on
+    ``ready``.
+
+    Parameters
+    ----------
+    in_shape : (H, W, C)
+    kernel : int or (K_h, K_w)
+        Also the stride.
+    simd : int
+        Codes per word; must divide ``C``.
+    bits : int
+        Code width, 1..16.
+
+    Members
+    -------
+    input, output : stream of ``ArrayLayout(unsigned(bits), simd)`` words, folded maps in HWC
+        order: ``H * W * C / SIMD`` words in, ``H_out * W_out * C / SIMD`` out.
+    """
+
+    def __init__(self, *, in_shape, kernel, simd, bits):
+        kernel, _, _, out_hw = check_window(tuple(in_shape), kernel, kernel, 0)
+        check_simd(simd, in_shape[2])
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._in_shape = tuple(int(v) for v in in_shape)
+        self._kernel, self._out_hw, self._simd = kernel, out_hw, int(simd)
+        self._groups = self._in_shape[2] // self._simd
+        word = data.ArrayLayout(unsigned(self._bits), self._simd)
+        super().__init__({"input": In(stream.Signature(word)),
+                          "output": Out(stream.Signature(word))})
+
+    @property
+    def out_shape(self):
+        return self._out_hw + (self._in_shape[2],)
+
+    @property
+    def cycles_per_frame(self):
+        """One input word per cycle: ``H * W * C / SIMD``."""
+        return self._in_shape[0] * self._in_shape[1] * self._groups
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: counters, the
+        lane-wise max, three word registers, the partial-maximum memory and the output FIFO."""
+        word = self._simd * self._bits
+        control = dict(cost.ZERO, logic_cells=50 + 2 * word, flip_flops=40 + 3 * word)
+        return cost.add(control, cost.memory(word, self._out_hw[1] * self._groups,
+                                             writable=True), cost.fifo(word, 5))
+
+    def elaborate(self, platform):
+        m = Module()
+        height, width, _ = self._in_shape
+        (k_h, k_w), (out_h, out_w) = self._kernel, self._out_hw
+        groups, word = self._groups, self.input.payload.shape()
+        depth = out_w * groups
+        m.submodules.partial = partial = Memory(shape=word, depth=depth, init=[],
+                                                attrs={"ram_style": memory_style(
+                                                    depth, writable=True)})
+        write, read = partial.write_port(), partial.read_port()
+
+        # Position of the incoming word: row (and its band of K_h rows), column (and its block
+        # of K_w columns), channel group; `base` = block * groups addresses the partial maxima.
+        row, col = Signal(range(height), name="row"), Signal(range(width), name="col")
+        row_in_band = Signal(range(k_h), name="row_in_band")
+        band = Signal(range(out_h + 1), name="band")          # out_h: rows being dropped
+        col_in_block = Signal(range(k_w), name="col_in_block")
+        block = Signal(range(out_w + 1), name="block")        # out_w: columns being dropped
+        group = Signal(range(groups), name="group")
+        base = Signal(range(depth + groups), name="base")
+
+        room = Signal(name="room")
+        m.d.comb += self.input.ready.eq(room)
+        take = self.input.valid & room
+        address = base + group
+        inside = (block < out_w) & (band < out_h)
+        completes = (row_in_band == k_h - 1) & (col_in_block == k_w - 1)
+        m.d.comb += read.addr.eq(address)
+        with m.If(take):
+            m.d.sync += group.eq(Mux(group == groups - 1, 0, group + 1))
+            with m.If((group == groups - 1) & (col == width - 1)):      # end of a row
+                m.d.sync += [col.eq(0), col_in_block.eq(0), block.eq(0), base.eq(0)]
+                with m.If(row == height - 1):                            # end of the frame
+                    m.d.sync += [row.eq(0), row_in_band.eq(0), band.eq(0)]
+                with m.Else():
+                    m.d.sync += row.eq(row + 1)
+                    with m.If(row_in_band == k_h - 1):
+                        m.d.sync += [row_in_band.eq(0), band.eq(band + 1)]
+                    with m.Else():
+                        m.d.sync += row_in_band.eq(row_in_band + 1)
+            with m.Elif(group == groups - 1):                            # next column
+                m.d.sync += col.eq(col + 1)
+                with m.If(col_in_block == k_w - 1):
+                    m.d.sync += [col_in_block.eq(0), block.eq(block + 1),
+                                 base.eq(base + groups)]
+                with m.Else():
+                    m.d.sync += col_in_block.eq(col_in_block + 1)
+
+        # Stage B: the word, its flags and address, one cycle later with the memory's data.
+        valid_b = Signal(name="valid_b")
+        x_b = Signal(word, name="x_b", reset_less=True)
+        address_b = Signal(range(depth + groups), name="address_b", reset_less=True)
+        first_b, last_b = Signal(name="first_b"), Signal(name="last_b")
+        m.d.sync += [valid_b.eq(take & inside), x_b.eq(self.input.payload),
+                     address_b.eq(address),
+                     first_b.eq((row_in_band == 0) & (col_in_block == 0)),
+                     last_b.eq(completes)]
+        # Stage C: the partial maximum written in the cycle before, for forwarding.
+        valid_c = Signal(name="valid_c")
+        value_c = Signal(word, name="value_c", reset_less=True)
+        address_c = Signal(range(depth + groups), name="address_c", reset_less=True)
+        forward = valid_c & (address_c == address_b)
+        previous = Signal(word, name="previous")
+        m.d.comb += previous.eq(Mux(forward, value_c, read.data))
+        value = Signal(word, name="value")
+        for lane in range(self._simd):
+            m.d.comb += value[lane].eq(Mux(first_b | (x_b[lane] > previous[lane]),
+                                           x_b[lane], previous[lane]))
+        m.d.comb += [write.addr.eq(address_b), write.data.eq(value),
+                     write.en.eq(valid_b & ~last_b)]
+        m.d.sync += [valid_c.eq(valid_b & ~last_b), value_c.eq(value),
+                     address_c.eq(address_b)]
+
+        m.submodules.out_fifo = out_fifo = StreamFIFO(word, depth=5)
+        out_valid = Signal(name="out_valid")
+        out_word = Signal(word, name="out_word", reset_less=True)
+        m.d.sync += [out_valid.eq(valid_b & last_b), out_word.eq(value)]
+        m.d.comb += [out_fifo.input.valid.eq(out_valid), out_fifo.input.payload.eq(out_word),
+                     room.eq(output_credit(m, depth=5, taken=take & inside & completes,
+                                           transfer=self.output.valid & self.output.ready))]
+        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+        return m
+
+
+def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits):
+    """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
+    stride is the kernel and there is no padding, else :class:`MaxPool2d`."""
+    from .golden.ops import as_pair
+    kernel_pair = as_pair("kernel", kernel)
+    stride_pair = kernel_pair if stride is None else as_pair("stride", stride)
+    if stride_pair == kernel_pair and padding == 0:
+        return BlockMaxPool(in_shape=in_shape, kernel=kernel_pair, simd=simd, bits=bits)
+    return MaxPool2d(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
+                     simd=simd, bits=bits)

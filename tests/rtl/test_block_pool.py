@@ -1,0 +1,42 @@
+# amaranth: UnusedElaboratable=no
+import numpy as np
+import pytest
+
+from wrpn_rtl.golden.ops import as_pair, max_pool2d
+from wrpn_rtl.pool import BlockMaxPool, MaxPool2d, max_pool
+from wrpn_rtl.sim.amaranth_stream import run_stream
+
+
+@pytest.mark.parametrize("in_shape, kernel, simd, stall", [
+    ((8, 8, 16), 2, 1, 0.0), ((8, 8, 16), 2, 4, 0.3), ((4, 4, 32), 2, 2, 0.2),
+    ((5, 7, 3), 2, 1, 0.3),            # odd sizes: the last row and column are dropped
+    ((6, 6, 2), 3, 2, 0.0), ((5, 6, 4), (2, 3), 2, 0.4), ((3, 4, 1), 1, 1, 0.2),
+    ((4, 5, 6), (1, 2), 3, 0.3), ((7, 3, 5), (3, 1), 5, 0.0), ((2, 2, 1), 2, 1, 0.5),
+])
+def test_block_pool_matches_golden(in_shape, kernel, simd, stall, rng):
+    dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3)
+    frames = 3
+    x = rng.integers(0, 8, (frames,) + in_shape)
+    ref = max_pool2d(x, as_pair("kernel", kernel), as_pair("kernel", kernel), 0)
+    rtl, cycles = run_stream(dut, x.reshape(-1, simd).tolist(), ref.size // simd, width=simd,
+                             rng=rng, stall_in=stall, stall_out=stall)
+    np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
+    if stall == 0.0:
+        assert cycles <= frames * dut.cycles_per_frame + 8
+
+
+def test_max_pool_picks_the_block_pool_only_when_it_applies():
+    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, simd=1, bits=2), BlockMaxPool)
+    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, stride=(2, 2), simd=1, bits=2),
+                      BlockMaxPool)
+    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, stride=1, simd=1, bits=2),
+                      MaxPool2d)
+    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, padding=1, simd=1, bits=2),
+                      MaxPool2d)
+
+
+def test_block_pool_errors():
+    with pytest.raises(ValueError, match=r"simd"):
+        BlockMaxPool(in_shape=(4, 4, 6), kernel=2, simd=4, bits=2)
+    with pytest.raises(ValueError, match=r"kernel"):
+        BlockMaxPool(in_shape=(2, 2, 1), kernel=3, simd=1, bits=2)
