@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from .words import unpack
 
-__all__ = ["stream_put", "stream_get", "lanes", "fields", "run_stream"]
+__all__ = ["stream_put", "stream_get", "lanes", "fields", "run_stream", "record_streams"]
 
 
 async def stream_put(ctx, port, payload, *, rng=None, stall=0.0):
@@ -89,3 +89,43 @@ def run_stream(dut, words_in, count_out, *, width=None, out_fields=None, rng=Non
     sim.run_until(limit * 1e-8)
     assert len(received) == count_out, f"only {len(received)} of {count_out} words came out"
     return received, marks["last_out"] - marks["first_in"]
+
+
+def record_streams(dut, words_in, count_out, *, taps, out_fields, max_cycles):
+    """Like :func:`run_stream` without stalls, also recording every transfer on ``taps``.
+
+    Parameters
+    ----------
+    taps : dict of name -> (stream port inside ``dut``, lane count)
+        Internal streams to watch (e.g. each stage's output).
+
+    Returns
+    -------
+    (outputs, {name: [lane lists]})
+    """
+    received, seen = [], {name: [] for name in taps}
+
+    async def producer(ctx):
+        for word in words_in:
+            await stream_put(ctx, dut.input, [int(v) for v in word])
+
+    async def consumer(ctx):
+        for _ in range(count_out):
+            received.append(fields(await stream_get(ctx, dut.output), out_fields))
+
+    def monitor(name, port, count):
+        async def watch(ctx):
+            async for _, _, valid, ready, payload in ctx.tick().sample(port.valid, port.ready,
+                                                                       port.payload):
+                if valid and ready:
+                    seen[name].append(lanes(payload, count))
+        return watch
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    for name, (port, count) in taps.items():
+        sim.add_testbench(monitor(name, port, count), background=True)
+    sim.run_until(max_cycles * 1e-8)
+    return received, seen

@@ -215,6 +215,12 @@ def _sim_text(summary):
         text += f"\n  image {entry['image']}: output fields {entry['fields']} differ"
         if "rtl_label" in entry:
             text += f" (label {entry['rtl_label']}, golden {entry['golden_label']})"
+    for entry in summary.get("by_layer", []):
+        text += (f"\n  in Amaranth's simulator, stage {entry['stage']} (golden {entry['layer']}): "
+                 f"{entry['mismatching_words']} of {entry['words']} words differ")
+    if summary.get("by_layer") and not any(e["mismatching_words"] for e in summary["by_layer"]):
+        text += ("\n  (Amaranth's simulator agrees with the golden model at every layer: the "
+                 "difference is in the exported Verilog or the simulator)")
     if summary.get("accuracy") is not None:
         text += f"; accuracy {summary['accuracy']:.4f} (golden {summary['golden_accuracy']:.4f})"
     text += (f"; {summary['cycles_per_image']} cycles per image measured in steady state, "

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 __all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "test_images",
-           "generate", "simulate", "synthesize", "DEFAULT_TARGETS", "FIT_MARGIN"]
+           "generate", "simulate", "localize", "synthesize", "DEFAULT_TARGETS", "FIT_MARGIN"]
 
 #: ``flow`` with no arguments: the default network on these devices.
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
@@ -286,6 +286,11 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
                "latency_cycles": result.output_cycles[per_word - 1],
                "expected_cycles_per_image": accelerator.cycles_per_image,
                "seconds": round(time.monotonic() - started, 1)}
+    if mismatched:
+        last = mismatched[0]["image"] + 1
+        progress(f"  localizing the first mismatch: every stage of images 0..{last - 1} in "
+                 f"Amaranth's simulator against the golden layers")
+        summary["by_layer"] = localize(accelerator, images[:last])
     if classify:
         rtl_labels = np.array([word[-1] for word in result.outputs])
         summary["golden_accuracy"] = (None if labels is None else
@@ -297,6 +302,55 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
              f"({summary['expected_cycles_per_image']} expected), latency "
              f"{summary['latency_cycles']}; {summary['seconds']} s")
     return summary
+
+
+def localize(accelerator, images, trace=None):
+    """Each stage's output stream, simulated in Amaranth's simulator, against the golden
+    output of the layer it computes (``trace``: ``golden.execute`` of ``images``, by default
+    computed here).
+
+    Returns
+    -------
+    list of dict
+        In stream order: ``stage``, ``layer``, ``words`` compared, ``mismatching_words`` and
+        ``first_image`` (the image of the first differing word, or None); the last entry is the
+        accelerator's own output.
+    """
+    from .compiler import expected_outputs, output_fields
+    from .conv import ConvLayer
+    from .golden import execute
+    from .golden.layers import QuantMaxPool
+    from .sim.amaranth_stream import record_streams
+    images = np.asarray(images)
+    trace = trace if trace is not None else execute(accelerator.network, images)
+    layers = accelerator.network.layers
+    index_of = {layer.name: i for i, layer in enumerate(layers)}
+    taps, golden = {}, {}
+    for name, stage in accelerator.stages:
+        if name not in index_of:
+            continue
+        index = index_of[name]
+        if (isinstance(stage, ConvLayer) and index + 1 < len(layers)
+                and isinstance(layers[index + 1], QuantMaxPool)
+                and stage.out_shape == layers[index + 1].out_shape):
+            index += 1                              # the pool fused into the conv stage
+        count = stage.output.payload.shape().length
+        taps[name] = (stage.output, count)
+        golden[name] = (layers[index].name, trace.outputs[index].reshape(-1, count).tolist())
+    expected = expected_outputs(accelerator, trace.outputs[-1])
+    received, seen = record_streams(
+        accelerator, images.reshape(-1, accelerator.input_simd).tolist(), len(expected),
+        taps=taps, out_fields=output_fields(accelerator),
+        max_cycles=(len(images) + 2) * accelerator.cycles_per_image * 2 + 5000)
+    report = []
+    for name, (layer_name, want) in list(golden.items()) + [("output", ("output", expected))]:
+        got = received if name == "output" else seen[name]
+        per_image = len(want) // len(images)
+        wrong = [i for i in range(len(want)) if i >= len(got) or got[i] != want[i]]
+        report.append({"stage": name, "layer": layer_name, "words": len(want),
+                       "mismatching_words": len(wrong),
+                       "first_image": wrong[0] // per_image if wrong else None})
+    return report
 
 
 def _steady_cycles(output_cycles, count, per_image):
