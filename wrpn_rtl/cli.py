@@ -297,6 +297,8 @@ def _golden_check(network, images, labels):
     return {"images": int(len(images)), "accuracy": float((ref.classes == labels).mean()),
             "float_path_accuracy": float((flt.classes == labels).mean()),
             "full_precision_accuracy": network.metadata.get("float_test_accuracy"),
+            "full_precision_width1_accuracy": network.metadata.get(
+                "float_width1_test_accuracy"),
             "mismatches_by_layer": by_layer, "class_mismatches": class_mismatches,
             "integer_vs_float_mismatches": sum(by_layer.values()) + class_mismatches}
 
@@ -313,10 +315,12 @@ def _flow_markdown(prepared, summary):
                                                for f in generated["foldings"])
              + f" ({generated['folding_rule']})")]
     if golden:
-        full = golden["full_precision_accuracy"]
-        rows += [("test accuracy: integer golden / float quantized / full precision",
+        full, narrow = (golden["full_precision_accuracy"],
+                        golden["full_precision_width1_accuracy"])
+        rows += [("test accuracy (360 images): integer golden / float quantized / full "
+                  "precision, same width / full precision, width 1",
                   f"{golden['accuracy']:.4f} / {golden['float_path_accuracy']:.4f} / "
-                  + (f"{full:.4f}" if full is not None else "-")),
+                  + " / ".join(f"{v:.4f}" if v is not None else "-" for v in (full, narrow))),
                  ("golden integer vs float mismatches", str(golden["integer_vs_float_mismatches"]))]
     rows += [(f"RTL vs golden, {sim['images']} images ({sim['simulator']})",
               f"{sim['mismatches']} mismatches"
@@ -357,9 +361,11 @@ def cmd_train(args):
     path = args.out / "model.npz"
     save_network(network, path, float_model=float_model)
     summary = {"model": str(path), **{k: network.metadata[k] for k in
-                                       ("test_accuracy", "float_test_accuracy")}}
-    _progress(args, f"wrote {path}: test accuracy {summary['test_accuracy']:.4f} "
-                    f"(full precision {summary['float_test_accuracy']:.4f})")
+                                       ("test_accuracy", "float_test_accuracy",
+                                        "float_width1_test_accuracy")}}
+    _progress(args, f"wrote {path}: test accuracy {summary['test_accuracy']:.4f} (full "
+                    f"precision {summary['float_test_accuracy']:.4f}; at width 1 "
+                    f"{summary['float_width1_test_accuracy']:.4f})")
     return summary
 
 

@@ -121,7 +121,9 @@ def train_digits(spec, *, epochs=40, seed=0, progress=_quiet):
     Returns
     -------
     (QuantizedNetwork, (NetworkSpec, [LinearParams]))
-        The network's metadata holds ``test_accuracy`` and ``float_test_accuracy``.
+        The network's metadata holds ``test_accuracy``, ``float_test_accuracy`` (the same
+        network in full precision) and ``float_width1_test_accuracy`` (full precision at width
+        1: the baseline WRPN widens).
     """
     from .golden.train import TrainConfig, accuracy, float_accuracy, load_digits_split, train
     if tuple(spec.input_shape) != (8, 8, 1):
@@ -149,6 +151,13 @@ def train_digits(spec, *, epochs=40, seed=0, progress=_quiet):
                                                          float_model=True, learning_rate=0.01))
     network.metadata["float_test_accuracy"] = float_accuracy(spec, baseline.params, x_test,
                                                              y_test)
+    narrow = replace(spec, width=1.0)
+    if spec.width != 1.0:
+        progress("  training the full-precision baseline at width 1")
+        baseline = train(narrow, x_train, y_train, TrainConfig(
+            epochs=epochs, seed=seed, float_model=True, learning_rate=0.01))
+    network.metadata["float_width1_test_accuracy"] = float_accuracy(narrow, baseline.params,
+                                                                    x_test, y_test)
     return network, (spec, result.params)
 
 
