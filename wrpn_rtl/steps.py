@@ -396,8 +396,9 @@ def synthesize(accelerator, out_dir, target, *, cycles_per_image, freq_mhz=None,
     work = Path(out_dir) / f"synth_{target}"
     work.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog(SerialHarness(accelerator), work / "top.v", name="top")
+    tool_log = work / "run" / ("yosys.log" if target == "asic" else "nextpnr.log")
     progress(f"synthesizing for {target} (Yosys{'' if target == 'asic' else ' + nextpnr'}); "
-             f"this takes minutes")
+             f"this takes minutes; the tools log as they go to {tool_log}")
     started = time.monotonic()
     try:
         result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz)
