@@ -34,36 +34,21 @@ from .mvu import MatrixVectorUnit
 from .pool import max_pool
 from .replay import VectorReplay
 
-__all__ = ["Folding", "Accelerator", "simple_foldings"]
+__all__ = ["Folding", "Accelerator"]
 
 
 @dataclass(frozen=True)
 class Folding:
-    """PE x SIMD of one Conv/Dense layer (and the window's input lanes for a convolution)."""
+    """PE x SIMD of one Conv/Dense layer (and the window's input lanes for a convolution).
+
+    ``window_simd``: codes per word into a convolution's sliding window (a divisor of
+    ``C_in``); None takes the lanes the stage before gives (no converter in front). The
+    compiler always sets it, to ``gcd(SIMD, C_in)``. Dense layers ignore it.
+    """
 
     pe: int
     simd: int
-    window_simd: object = None   # int, or None for gcd(simd, C_in)
-
-
-def _largest_divisor(total, limit):
-    return max(d for d in range(1, min(total, limit) + 1) if total % d == 0)
-
-
-def simple_foldings(network, *, max_pe=4, max_simd=16):
-    """One plain folding per Conv/Dense layer: the largest PE <= ``max_pe`` dividing the
-    outputs, the largest SIMD <= ``max_simd`` dividing the window, and for convolutions the
-    window lanes ``gcd(SIMD, C_in)``. Not balanced across layers (that is the compiler's job)."""
-    import math
-    foldings = []
-    for layer in network.layers:
-        if isinstance(layer, QuantConv2d):
-            simd = _largest_divisor(layer.window_size, max_simd)
-            window_simd = None if isinstance(layer, QuantDense) else math.gcd(simd,
-                                                                             layer.in_channels)
-            foldings.append(Folding(pe=_largest_divisor(layer.out_channels, max_pe), simd=simd,
-                                    window_simd=window_simd))
-    return foldings
+    window_simd: object = None
 
 
 class Accelerator(wiring.Component):
