@@ -2,7 +2,8 @@
 
 The last layer of a network streams its logits ``lanes`` per word, ``classes / lanes`` words
 per image. :class:`ClassifierHead` collects them, then scans them one per cycle for the
-largest (ties go to the lowest class index, as ``numpy.argmax``), and offers one word per
+largest (ties go to the lowest class index, as ``numpy.argmax``) by rotating them past one
+comparator, and offers one word per
 image: ``{"logits": classes logits, "label": index}``. Per image it takes
 ``classes / lanes + classes + 1`` cycles, far fewer than any convolution layer before it;
 ``valid`` is a register and never depends on ``ready``.
@@ -67,9 +68,9 @@ class ClassifierHead(wiring.Component):
 
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the logit registers (one LUT in
-        front of each bit), the scan multiplexer and one comparator."""
+        front of each bit: load or rotate), one comparator, counters."""
         width, count = self._shape.width, self._classes
-        return {"logic_cells": int(count * width + (count // 3 + 2) * width + 16),
+        return {"logic_cells": int(count * width + width + 16),
                 "flip_flops": int(count * width + width + 2 * self._label_shape.width + 8),
                 "memory_bits": 0}
 
@@ -93,8 +94,13 @@ class ClassifierHead(wiring.Component):
             with m.Else():
                 m.d.sync += word_index.eq(word_index + 1)
 
-        candidate = logits[scan]
+        # The scan rotates the logits by one class per cycle and compares the one at the
+        # front (no multiplexer in front of the comparator); after `classes` steps they are
+        # back in order for the output word.
+        candidate = logits[0]
         with m.If(scanning):
+            m.d.sync += [logits[i].eq(logits[(i + 1) % self._classes])
+                         for i in range(self._classes)]
             with m.If((scan == 0) | (candidate > best)):
                 m.d.sync += [best.eq(candidate), self.output.payload.label.eq(scan)]
             with m.If(scan == self._classes - 1):
