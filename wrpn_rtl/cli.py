@@ -189,9 +189,12 @@ def cmd_generate(args):
     prepared = _prepared(args)
     _, summary = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
     summary["source"] = prepared.source
+    summary["test_accuracy"] = _digits_accuracy(prepared.network)
     if not args.json:
+        accuracy = summary["test_accuracy"]
         print(f"{summary['verilog']}: {summary['cycles_per_image']} cycles per image; "
-              f"foldings {summary['folding_rule']}")
+              f"foldings {summary['folding_rule']}"
+              + (f"; golden test accuracy {accuracy:.4f}" if accuracy is not None else ""))
     return summary
 
 
@@ -266,6 +269,16 @@ def cmd_flow(args):
     if problems:
         raise CommandError("; ".join(problems))
     return summary
+
+
+def _digits_accuracy(network):
+    """Integer golden accuracy on the digits test set (None for other inputs)."""
+    if network.input_shape != (8, 8, 1):
+        return None
+    from .golden import execute
+    from .golden.train import load_digits_split
+    _, _, x_test, y_test = load_digits_split()
+    return float((execute(network, network.quantize_input(x_test)).classes == y_test).mean())
 
 
 def _golden_summary(args, network):

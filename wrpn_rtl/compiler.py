@@ -29,6 +29,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from amaranth.lib import data
 
 from . import __version__, cost
 from .accelerator import Accelerator, Folding
@@ -228,7 +229,7 @@ def output_fields(accelerator):
     """``[(width, signed)]`` of the output word, lowest bits first (logits, then the label; or
     ``PE`` codes)."""
     layout = accelerator.output.payload.shape()
-    if hasattr(layout, "members") and "label" in dict(layout.members):
+    if isinstance(layout, data.StructLayout):             # the classifier head's word
         members = dict(layout.members)
         logits = members["logits"]
         return ([(logits.elem_shape.width, logits.elem_shape.signed)] * logits.length
@@ -301,9 +302,8 @@ def manifest(accelerator, *, name, model=None):
 def _output_words_per_image(accelerator):
     if accelerator.stages[-1][0] == "classify":
         return 1
-    last = accelerator.network.layers[-1]
-    shape = getattr(last, "out_shape")
-    return int(np.prod(shape)) // len(output_fields(accelerator))
+    return int(np.prod(accelerator.network.layers[-1].out_shape)) // len(
+        output_fields(accelerator))
 
 
 def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None):
