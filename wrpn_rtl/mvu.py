@@ -429,13 +429,14 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += running.eq(total)
             accumulators.append(result)
         done = Signal(name="acc_done")
-        m.d.sync += done.eq(valid_a & last_a)
+        done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)
+        m.d.sync += [done.eq(valid_a & last_a), done_nf.eq(nf_a)]
 
         # ---- output stage: requantize or add the logit bias ---------------------------
         if layer.is_logits:
-            results, out_valid = self._logits_stage(m, accumulators, nf_a, done)
+            results, out_valid = self._logits_stage(m, accumulators, nf_a, done_nf, done)
         else:
-            results, out_valid = self._threshold_stage(m, accumulators, nf_a, done)
+            results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
         m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(),
                                                      depth=self.fifo_depth)
@@ -444,23 +445,22 @@ class MatrixVectorUnit(wiring.Component):
         wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
         return m
 
-    def _per_fold_table(self, m, name, shape, rows, address):
+    def _per_fold_table(self, m, name, shape, rows, address, address_q):
         """A per-fold constant table (``rows[nf]``: a list over PE), valid in the cycle after
-        ``address``. Deep tables are block-RAM ROMs read through their port; shallow ones are
-        logic on ``address`` into a register (a LUT4 ROM per bit for up to 16 folds, with its
-        flip-flop in the same logic cell), so the comparators behind start from a register;
-        a single fold is a constant."""
+        ``address`` (``address_q`` is that address registered). Deep tables are block-RAM ROMs
+        read through their port; shallow ones are plain logic on ``address_q`` (no read
+        register: the constants fold into the comparators), and a single fold is a constant."""
         layout = data.ArrayLayout(shape, self._pe)
         if self._nf == 1:
             return layout.const(rows[0])
         if _memory_attrs(self._nf, writable=False)["ram_style"] == "logic":
-            # A multiplexer expression: a `Switch` would become an `always @*` block, which
-            # Icarus does not run until its index changes.
+            # A multiplexer expression (a continuous assignment in Verilog): a `Switch` would
+            # become an `always @*` block, which Icarus does not run until its index changes.
             selected = Value.cast(layout.const(rows[0]))
             for nf, row in enumerate(rows[1:], 1):
-                selected = Mux(address == nf, Value.cast(layout.const(row)), selected)
-            value = Signal(layout, name=name, reset_less=True)
-            m.d.sync += value.eq(selected)
+                selected = Mux(address_q == nf, Value.cast(layout.const(row)), selected)
+            value = Signal(layout, name=name)
+            m.d.comb += value.eq(selected)
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
                         attrs=_memory_attrs(self._nf, writable=False))
@@ -469,13 +469,13 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += port.addr.eq(address)
         return port.data
 
-    def _logits_stage(self, m, accumulators, nf_a, done):
+    def _logits_stage(self, m, accumulators, nf_a, done_nf, done):
         # logit = acc + bias = X + (C + bias): one adder per output word
         bias = self._layer.output.bias + self._offset
         rows = [[int(bias[nf * self._pe + p]) for p in range(self._pe)] for nf in range(self._nf)]
         width, is_signed = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
         table = self._per_fold_table(m, "logit_bias", signed(width) if is_signed else
-                                     unsigned(width), rows, nf_a)
+                                     unsigned(width), rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
             out = Signal(self._acc_shape, name=f"pe{p}_logit", reset_less=True)
@@ -485,7 +485,7 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += valid.eq(done)
         return results, valid
 
-    def _threshold_stage(self, m, accumulators, nf_a, done):
+    def _threshold_stage(self, m, accumulators, nf_a, done_nf, done):
         tables = self._threshold_tables()
         levels = (1 << self._layer.out_bits) - 1
         t_shape = self._threshold_shape()
@@ -494,7 +494,7 @@ class MatrixVectorUnit(wiring.Component):
         rows = [[{"invert": tables[nf * self._pe + p][0],
                   "thresholds": tables[nf * self._pe + p][1]} for p in range(self._pe)]
                 for nf in range(self._nf)]
-        table = self._per_fold_table(m, "thresholds", entry, rows, nf_a)
+        table = self._per_fold_table(m, "thresholds", entry, rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
             compares = []
