@@ -27,7 +27,8 @@ from pathlib import Path
 from ..tools import ToolMissing
 
 __all__ = ["TARGETS", "Target", "SynthResult", "SynthError", "synthesize",
-           "parse_nextpnr_report", "parse_yosys_stat", "parse_nextpnr_log_failure"]
+           "nextpnr_timeout_reason", "parse_nextpnr_report", "parse_yosys_stat",
+           "parse_nextpnr_log_failure", "NEXTPNR_TIMEOUT_S"]
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,36 @@ def _yosys(work, script, log_name, target):
         raise SynthError(f"yosys failed for {target.name}; see {log}", log=log)
 
 
-def _run(argv, cwd, log_name):
+def _run(argv, cwd, log_name, *, timeout_s=None):
+    """Run a tool, its output going to ``cwd/log_name`` as it runs (``tail -f`` shows progress).
+    Returns ``(exit code, log path)``; the code is None when ``timeout_s`` ran out (the tool is
+    killed)."""
     log = Path(cwd) / log_name
-    with open(log, "w") as handle:      # written as the tool runs: `tail -f` shows progress
-        result = subprocess.run(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+    with open(log, "w") as handle:
+        try:
+            result = subprocess.run(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
+                                    timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None, log
     return result.returncode, log
 
+
+_LOGIC_FILL = re.compile(r"^Info:\s+(ICESTORM_LC|TRELLIS_COMB):\s+(\d+)/\s*(\d+)\s+(\d+)%",
+                         re.MULTILINE)
+
+
+def nextpnr_timeout_reason(text, timeout_s):
+    """Why a nextpnr run that ran out of time was stopped, with the logic fill it had."""
+    match = _LOGIC_FILL.search(text)
+    fill = (f" with {match.group(1)} {match.group(2)} of {match.group(3)} used "
+            f"({match.group(4)}%): placement this full can stall; ask for a smaller design "
+            f"(e.g. --max-lc)" if match else "")
+    return f"nextpnr did not finish within {timeout_s:g} s{fill}"
+
+
+#: nextpnr runs longer than this are stopped: on a nearly full UP5K its placer was seen to
+#: stall for good (placements that succeed take 1-2 minutes on the designs here).
+NEXTPNR_TIMEOUT_S = 900
 
 #: Transistors per cell of ``abc -g cmos2`` netlists (static CMOS); flip-flops are not in
 #: Yosys's ``-tech cmos`` table, so a D flip-flop is counted as 24 (a static master-slave DFF
@@ -238,7 +263,8 @@ def parse_nextpnr_log_failure(text):
     return "nextpnr failed"
 
 
-def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None):
+def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
+               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
 
     The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
@@ -253,6 +279,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None):
         Created if needed; keeps logs, netlists and reports.
     freq_mhz : float or None
         Timing constraint for nextpnr (it only steers effort; Fmax is measured either way).
+    nextpnr_timeout_s : float or None
+        Stop nextpnr after this long and report it (its placer can stall on a nearly full
+        device instead of failing).
 
     Returns
     -------
@@ -308,7 +337,10 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None):
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]
     (work / "report.json").unlink(missing_ok=True)
-    code, log = _run(argv, work, "nextpnr.log")
+    code, log = _run(argv, work, "nextpnr.log", timeout_s=nextpnr_timeout_s)
+    if code is None:
+        reason = nextpnr_timeout_reason(log.read_text(errors="replace"), nextpnr_timeout_s)
+        raise SynthError(f"{target.name}: {reason}; see {log}", reason=reason, log=log)
     if code != 0 or not (work / "report.json").exists():
         reason = parse_nextpnr_log_failure(log.read_text(errors="replace"))
         raise SynthError(f"nextpnr failed for {target.name}: {reason}; see {log}",

@@ -22,7 +22,7 @@ __all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "test_ima
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
 #: Share of the smallest device's logic cells the automatic folding may plan for (the
 #: estimate is first-order; the rest is headroom for placement and estimate error).
-FIT_MARGIN = 0.85
+FIT_MARGIN = 0.80
 
 
 class StepError(Exception):

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from wrpn_rtl.synth.flow import (parse_nextpnr_log_failure, parse_nextpnr_report,
-                                 parse_yosys_stat)
+from wrpn_rtl.synth.flow import (_run, nextpnr_timeout_reason, parse_nextpnr_log_failure,
+                                 parse_nextpnr_report, parse_yosys_stat)
 
 DATA = Path(__file__).parent.parent / "data" / "synth"
 
@@ -58,3 +58,19 @@ def test_design_that_does_not_fit_names_resource_and_numbers():
 ])
 def test_nextpnr_failure_reasons(log, reason):
     assert parse_nextpnr_log_failure(log) == reason
+
+
+def test_a_stalled_placement_is_named_with_its_fill():
+    # The log of a real UP5K run whose analytical placer made no progress for minutes.
+    log = (DATA / "ice40_stalled_nextpnr.log").read_text()
+    assert nextpnr_timeout_reason(log, 900) == (
+        "nextpnr did not finish within 900 s with ICESTORM_LC 4590 of 5280 used (86%): "
+        "placement this full can stall; ask for a smaller design (e.g. --max-lc)")
+    assert nextpnr_timeout_reason("", 60) == "nextpnr did not finish within 60 s"
+
+
+def test_a_tool_run_past_its_timeout_is_stopped(tmp_path):
+    code, log = _run(["sleep", "30"], tmp_path, "tool.log", timeout_s=0.5)
+    assert code is None and log.exists()
+    code, _ = _run(["true"], tmp_path, "tool.log", timeout_s=5)
+    assert code == 0
