@@ -257,6 +257,11 @@ def parse_nextpnr_log_failure(text):
         match = _UNPLACEABLE.search(line)
         if match:
             return f"placement failed for cell {match.group(1)}"
+    if "Unable to find legal placement" in text:
+        fill = _LOGIC_FILL.search(text)
+        return ("placement failed: the placer found no legal place for a logic cell"
+                + (f" ({fill.group(1)} {fill.group(2)} of {fill.group(3)} used, "
+                   f"{fill.group(4)}%)" if fill else ""))
     for line in text.splitlines():
         if line.startswith("ERROR"):
             return line.strip()

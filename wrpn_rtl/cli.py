@@ -206,8 +206,9 @@ def cmd_sim(args):
     if not args.json:
         print(_sim_text(summary))
     if summary["mismatches"]:
-        raise CommandError(f"the RTL disagrees with the golden model: {_sim_text(summary)}",
-                           ) from None
+        raise CommandError(f"the RTL disagrees with the golden model on {summary['mismatches']} "
+                           f"outputs of {len(summary['mismatched_images'])} images (details in "
+                           f"{args.out / 'sim.json'})")
     return summary
 
 

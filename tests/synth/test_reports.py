@@ -74,3 +74,10 @@ def test_a_tool_run_past_its_timeout_is_stopped(tmp_path):
     assert code is None and log.exists()
     code, _ = _run(["true"], tmp_path, "tool.log", timeout_s=5)
     assert code == 0
+
+
+def test_a_placement_too_full_to_legalize_names_the_fill():
+    log = (DATA / "ice40_legalizer_nextpnr.log").read_text()
+    reason = parse_nextpnr_log_failure(log)
+    assert reason == ("placement failed: the placer found no legal place for a logic cell "
+                      "(ICESTORM_LC 4303 of 5280 used, 81%)")
