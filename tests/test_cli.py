@@ -231,3 +231,20 @@ def test_localize_names_the_first_layer_that_differs(rng):
     report = localize(dut, images, trace)
     assert report[0]["mismatching_words"] == 1 and report[0]["first_image"] == 1
     assert report[1]["mismatching_words"] == 0
+
+
+def test_a_model_without_its_float_parameters_cannot_change_bits(tmp_path, capsys, rng):
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(2, 3, padding=1, out_bits=2),
+                                         g.Dense(3, out_bits=None, batch_norm=False)])
+    g.save_network(g.quantize_network(spec, g.random_parameters(spec, rng)),
+                   tmp_path / "codes_only.npz")
+    model = str(tmp_path / "codes_only.npz")
+    assert main(["generate", "--model", model, "--out", str(tmp_path), "--wbits", "3"]) == 1
+    assert ("--wbits/--abits 3/2 differ from the model's 2/2 and " + model
+            + " keeps no float parameters to re-quantize from; add --train"
+            ) in capsys.readouterr().err
+    assert main(["generate", "--model", model, "--out", str(tmp_path), "--train"]) == 1
+    assert f"--train needs the float network the model came from; {model} has none" \
+        in capsys.readouterr().err
+    # Its own bits need neither: the codes are compiled as they are.
+    assert main(["generate", "--model", model, "--out", str(tmp_path)]) == 0
