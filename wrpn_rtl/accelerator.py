@@ -143,6 +143,11 @@ class Accelerator(wiring.Component):
     input_simd = property(lambda self: self._input_simd)
 
     @property
+    def classifies(self):
+        """True when the output is the classifier's word (logits and label) per image."""
+        return self._stages[-1][0] == "classify"
+
+    @property
     def stages(self):
         """``[(name, component)]`` in stream order."""
         return list(self._stages)

@@ -11,10 +11,11 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
 
 * ``choose_foldings(network, target_cycles=T)``: that design, or a ``ValueError`` naming the
   fastest ``T`` the network allows;
-* ``choose_foldings(network, max_logic_cells=L)``: the fastest such design whose estimated iCE40
-  logic cells (:func:`wrpn_rtl.cost.device_logic_cells`) stay within ``L`` (the cost of the
-  cheapest design meeting ``T`` never grows with ``T``, so the smallest feasible ``T`` among
-  the cycle counts the layers can take is the answer);
+* ``choose_foldings(network, max_logic_cells=L, max_block_rams=B)``: the fastest such design
+  whose estimated iCE40 logic cells (:func:`wrpn_rtl.cost.device_logic_cells`) stay within
+  ``L`` and block RAMs within ``B`` (the cost of the cheapest design meeting ``T`` never grows
+  with ``T``, so the smallest feasible ``T`` among the cycle counts the layers can take is the
+  answer);
 * ``read_foldings(path)``: foldings given explicitly, in a JSON file
   ``{"foldings": [{"pe": 4, "simd": 9, "window_simd": 1}, ...]}`` (one per Conv/Dense layer;
   ``window_simd`` optional).
@@ -27,6 +28,7 @@ then a rename), so an interrupted run never leaves a file that looks complete.
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from amaranth.lib import data
@@ -41,7 +43,7 @@ from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
 from .replay import VectorReplay
 
-__all__ = ["choose_foldings", "layer_options", "read_foldings", "foldings_to_json",
+__all__ = ["choose_foldings", "LayerOption", "layer_options", "read_foldings", "foldings_to_json",
            "build_accelerator", "manifest", "write_design", "expected_outputs",
            "MANIFEST_VERSION"]
 
@@ -65,6 +67,15 @@ def _linear_layers(network):
     return result
 
 
+class LayerOption(NamedTuple):
+    """One folding of one layer, with what it costs."""
+
+    folding: Folding
+    cycles: int          # per image
+    logic_cells: int     # estimated iCE40 logic cells (cost.device_logic_cells)
+    estimate: dict       # the stage's estimate()
+
+
 def layer_options(layer, pool=None):
     """Every folding of one Conv/Dense layer, with its cycles per image and estimate.
 
@@ -73,7 +84,7 @@ def layer_options(layer, pool=None):
 
     Returns
     -------
-    list of (Folding, cycles, device_logic_cells, estimate)
+    list of LayerOption
         Sorted by cycles, then logic cells.
     """
     options = []
@@ -94,15 +105,17 @@ def layer_options(layer, pool=None):
                                   pool=pool)
                 cycles = stage.cycles_per_frame
                 estimate = stage.estimate()
-            options.append((folding, cycles, cost.device_logic_cells(estimate), estimate))
-    options.sort(key=lambda option: (option[1], option[2]))
+            options.append(LayerOption(folding, cycles, cost.device_logic_cells(estimate),
+                                       estimate))
+    options.sort(key=lambda option: (option.cycles, option.logic_cells))
     return options
 
 
 def _cheapest_within(options, budget):
     """The option with the fewest logic cells among those of at most ``budget`` cycles."""
-    fitting = [option for option in options if option[1] <= budget]
-    return min(fitting, key=lambda option: (option[2], option[1])) if fitting else None
+    fitting = [option for option in options if option.cycles <= budget]
+    return (min(fitting, key=lambda option: (option.logic_cells, option.cycles)) if fitting
+            else None)
 
 
 def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None):
@@ -136,24 +149,25 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     height, width, channels = network.input_shape
     floor = height * width * channels       # one image code per input word
     per_layer = [layer_options(layer, pool) for layer, pool in _linear_layers(network)]
-    fastest = max([floor] + [options[0][1] for options in per_layer])
+    fastest = max([floor] + [options[0].cycles for options in per_layer])
     if target_cycles is not None:
         if not isinstance(target_cycles, int) or target_cycles < fastest:
             raise ValueError(f"target_cycles must be an integer >= {fastest} (the fewest cycles "
                              f"per image this network can take), not {target_cycles!r}")
-        return [_cheapest_within(options, target_cycles)[0] for options in per_layer]
+        return [_cheapest_within(options, target_cycles).folding for options in per_layer]
 
     overhead = _fixed_cost(network)
-    budgets = sorted({c for options in per_layer for _, c, _, _ in options if c >= fastest})
+    budgets = sorted({option.cycles for options in per_layer for option in options
+                      if option.cycles >= fastest})
     rams_allowed = float("inf") if max_block_rams is None else max_block_rams
     for budget in budgets:
         chosen = [_cheapest_within(options, budget) for options in per_layer]
-        rams = sum(option[3]["block_rams"] for option in chosen)
-        if sum(option[2] for option in chosen) + overhead <= max_logic_cells \
+        rams = sum(option.estimate["block_rams"] for option in chosen)
+        if sum(option.logic_cells for option in chosen) + overhead <= max_logic_cells \
                 and rams <= rams_allowed:
-            return [option[0] for option in chosen]
+            return [option.folding for option in chosen]
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
-    least = sum(option[2] for option in slowest) + overhead
+    least = sum(option.logic_cells for option in slowest) + overhead
     if least <= max_logic_cells:
         raise ValueError(f"max_block_rams must be at least the block RAMs of a design within "
                          f"{max_logic_cells} logic cells, not {max_block_rams!r}")
@@ -244,7 +258,7 @@ def expected_outputs(accelerator, trace_outputs):
     last = np.asarray(trace_outputs)
     fields = output_fields(accelerator)
     flat = last.reshape(len(last), -1)
-    if accelerator.stages[-1][0] == "classify":
+    if accelerator.classifies:
         return [list(map(int, row)) + [int(np.argmax(row))] for row in flat]
     return flat.reshape(-1, len(fields)).tolist()
 
@@ -291,7 +305,7 @@ def manifest(accelerator, *, name, model=None):
                    "words_per_image": _output_words_per_image(accelerator),
                    "meaning": ("per image: all logits (class 0 in the lowest bits), then the "
                                "label (argmax, lowest index on ties)")
-                   if accelerator.stages[-1][0] == "classify" else
+                   if accelerator.classifies else
                    "the last layer's codes, HWC order"},
         "foldings": foldings,
         "stages": stages,
@@ -301,7 +315,7 @@ def manifest(accelerator, *, name, model=None):
 
 
 def _output_words_per_image(accelerator):
-    if accelerator.stages[-1][0] == "classify":
+    if accelerator.classifies:
         return 1
     return int(np.prod(accelerator.network.layers[-1].out_shape)) // len(
         output_fields(accelerator))

@@ -263,7 +263,7 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
     count = len(images)
     trace = execute(accelerator.network, images)
     expected = expected_outputs(accelerator, trace.outputs[-1])
-    classify = accelerator.stages[-1][0] == "classify"
+    classify = accelerator.classifies
     progress(f"simulating {count} images through {Path(verilog).name} on {simulator} (cocotb)")
     started = time.monotonic()
     try:
