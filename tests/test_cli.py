@@ -248,3 +248,23 @@ def test_a_model_without_its_float_parameters_cannot_change_bits(tmp_path, capsy
         in capsys.readouterr().err
     # Its own bits need neither: the codes are compiled as they are.
     assert main(["generate", "--model", model, "--out", str(tmp_path)]) == 0
+
+
+def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
+    spec = g.NetworkSpec((5, 5, 2), 3, [g.Conv(3, 3, padding=1, weight_bits=3, out_bits=2),
+                                         g.MaxPool(2),
+                                         g.Dense(4, weight_bits=2, out_bits=None,
+                                                 batch_norm=False)])
+    params = g.random_parameters(spec, rng)
+    g.save_network(g.quantize_network(spec, params), tmp_path / "small.npz",
+                   float_model=(spec, params))
+    code, summary, err = run_json(capsys, ["flow", "--model", str(tmp_path / "small.npz"),
+                                           "--target", "asic", "--images", "3",
+                                           "--out", str(tmp_path / "out")])
+    assert code == 0, err
+    assert summary["golden"] is None                 # not a digits network: no test set
+    assert summary["sim"]["mismatches"] == 0 and summary["sim"]["images"] == 3
+    assert summary["synth"][0]["target"] == "asic" and summary["synth"][0]["cells"] > 0
+    table = (tmp_path / "out" / "summary.md").read_text()
+    assert "Conv2d(5, 5, 3) w3 a2 -> MaxPool(2, 2, 3) -> Dense(1, 1, 4) w2 logits" in table
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["failures"] == []

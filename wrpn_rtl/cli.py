@@ -320,10 +320,18 @@ def _golden_check(network, images, labels):
 def _flow_markdown(prepared, summary):
     network, generated, sim, golden = (prepared.network, summary["generate"], summary["sim"],
                                        summary["golden"])
-    layers = " -> ".join(f"{type(l).__name__.replace('Quant', '')}{l.out_shape}"
-                         for l in network.layers)
-    rows = [("network", f"{prepared.source}: w{prepared.weight_bits}a{prepared.act_bits}, "
-                        f"width x{prepared.width}"),
+    def describe(layer):
+        text = f"{type(layer).__name__.replace('Quant', '')}{layer.out_shape}"
+        if hasattr(layer, "weight_bits"):
+            text += f" w{layer.weight_bits} " + ("logits" if layer.is_logits
+                                                 else f"a{layer.out_bits}")
+        return text
+
+    layers = " -> ".join(describe(layer) for layer in network.layers)
+    bits = (f"w{prepared.weight_bits}a{prepared.act_bits}"
+            if None not in (prepared.weight_bits, prepared.act_bits) else "bits per layer")
+    width = f", width x{prepared.width}" if prepared.width is not None else ""
+    rows = [("network", f"{prepared.source}: {bits}{width}"),
             ("layers", layers),
             ("foldings (PE x SIMD)", ", ".join(f"{f['pe']}x{f['simd']}"
                                                for f in generated["foldings"])
@@ -348,8 +356,7 @@ def _flow_markdown(prepared, summary):
     for row in summary["synth"]:
         if row["target"] == "asic":
             lines.append(f"| asic | {row['cells']} generic cells, ~{row['transistors']} "
-                         f"transistors | {row['estimate']['logic_cells']} | "
-                         f"{row['flip_flops']} | - | - | - | - |")
+                         f"transistors | - | {row['flip_flops']} | - | - | - | - |")
             continue
         fmax = row["fmax_mhz"]
         lines.append(f"| {row['target']} | {row['logic_cells']} ({row['logic_capacity']}) | "
