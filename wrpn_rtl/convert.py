@@ -13,7 +13,6 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import cost
 from .golden.checks import check_positive_int
 from .golden.quant import ACTIVATION_BITS, check_bits
 

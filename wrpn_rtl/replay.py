@@ -11,7 +11,7 @@ its synchronous read feeds a 5-word :class:`~wrpn_rtl.fifo.StreamFIFO` under a c
 so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
 """
 from amaranth.hdl import Module, Mux, Signal, Value
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
