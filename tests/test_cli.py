@@ -12,6 +12,14 @@ from wrpn_rtl.compiler import build_accelerator, choose_foldings, write_design
 from wrpn_rtl.steps import FIT_MARGIN, simulate
 
 
+def model_file(path, spec, rng, *, with_float=True):
+    """A model file of ``spec`` with random parameters (and its float model)."""
+    params = g.random_parameters(spec, rng)
+    g.save_network(g.quantize_network(spec, params), path,
+                   float_model=(spec, params) if with_float else None)
+    return str(path)
+
+
 def run_json(capsys, argv):
     code = main(argv + ["--json"])
     captured = capsys.readouterr()
@@ -194,10 +202,8 @@ def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
                                          g.MaxPool(2),
                                          g.Dense(3, weight_bits=2, out_bits=None,
                                                  batch_norm=False)])
-    params = g.random_parameters(spec, rng)
-    g.save_network(g.quantize_network(spec, params), tmp_path / "tiny.npz",
-                   float_model=(spec, params))
-    code, summary, err = run_json(capsys, ["synth", "--model", str(tmp_path / "tiny.npz"),
+    model = model_file(tmp_path / "tiny.npz", spec, rng)
+    code, summary, err = run_json(capsys, ["synth", "--model", model,
                                            "--out", str(tmp_path / "out"), "--target",
                                            "ice40-up5k", "--target", "asic"])
     assert code == 0, err
@@ -209,7 +215,7 @@ def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
     table = (tmp_path / "out" / "synth.md").read_text()
     assert "ice40-up5k" in table and "asic" in table
     # A timing target the design cannot meet is a failure with the numbers.
-    assert main(["synth", "--model", str(tmp_path / "tiny.npz"), "--out",
+    assert main(["synth", "--model", model, "--out",
                  str(tmp_path / "out2"), "--target", "ice40-up5k", "--freq", "900"]) == 1
     assert "timing failed: Fmax" in capsys.readouterr().err
 
@@ -235,9 +241,7 @@ def test_localize_names_the_first_layer_that_differs(rng):
 def test_a_model_without_its_float_parameters_cannot_change_bits(tmp_path, capsys, rng):
     spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(2, 3, padding=1, out_bits=2),
                                          g.Dense(3, out_bits=None, batch_norm=False)])
-    g.save_network(g.quantize_network(spec, g.random_parameters(spec, rng)),
-                   tmp_path / "codes_only.npz")
-    model = str(tmp_path / "codes_only.npz")
+    model = model_file(tmp_path / "codes_only.npz", spec, rng, with_float=False)
     assert main(["generate", "--model", model, "--out", str(tmp_path), "--wbits", "3"]) == 1
     assert ("--wbits/--abits 3/2 differ from the model's 2/2 and " + model
             + " keeps no float parameters to re-quantize from; add --train"
@@ -254,10 +258,8 @@ def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
                                          g.MaxPool(2),
                                          g.Dense(4, weight_bits=2, out_bits=None,
                                                  batch_norm=False)])
-    params = g.random_parameters(spec, rng)
-    g.save_network(g.quantize_network(spec, params), tmp_path / "small.npz",
-                   float_model=(spec, params))
-    code, summary, err = run_json(capsys, ["flow", "--model", str(tmp_path / "small.npz"),
+    model = model_file(tmp_path / "small.npz", spec, rng)
+    code, summary, err = run_json(capsys, ["flow", "--model", model,
                                            "--target", "asic", "--images", "3",
                                            "--out", str(tmp_path / "out")])
     assert code == 0, err

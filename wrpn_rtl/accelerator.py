@@ -31,8 +31,9 @@ from .golden.checks import check_positive_int
 from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
+from .pipeline import chain_stages
 from .pool import max_pool
-from .replay import VectorReplay
+from .replay import replay_for
 
 __all__ = ["Folding", "Accelerator"]
 
@@ -101,10 +102,9 @@ class Accelerator(wiring.Component):
                 fold = next(folds)
                 self._convert(layer.name, lanes, fold.simd, bits)
                 mvu = MatrixVectorUnit(layer, pe=fold.pe, simd=fold.simd, replayed=True)
-                if mvu.neuron_fold > 1:
-                    self._stages.append((f"{layer.name}_replay", VectorReplay(
-                        words=mvu.synapse_fold, times=mvu.neuron_fold,
-                        shape=mvu.input.payload.shape())))
+                replay = replay_for(mvu)
+                if replay is not None:
+                    self._stages.append((f"{layer.name}_replay", replay))
                 self._stages.append((layer.name, mvu))
                 lanes, bits = fold.pe, layer.out_bits
             elif isinstance(layer, QuantConv2d):
@@ -174,10 +174,5 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        source = wiring.flipped(self.input)
-        for name, stage in self._stages:
-            m.submodules[name] = stage
-            wiring.connect(m, source, stage.input)
-            source = stage.output
-        wiring.connect(m, source, wiring.flipped(self.output))
+        chain_stages(m, self, self._stages)
         return m

@@ -152,8 +152,8 @@ def _generate(args, prepared, targets):
 
 
 def _simulate(args, prepared, accelerator, generated):
-    from .steps import StepError, simulate, test_images, write_json
-    images, labels = test_images(prepared.network, args.images, seed=args.seed)
+    from .steps import StepError, simulate, sample_images, write_json
+    images, labels = sample_images(prepared.network, args.images, seed=args.seed)
     try:
         summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
                            simulator=args.simulator,
@@ -177,7 +177,7 @@ def _synthesize(args, accelerator, generated, targets):
         except StepError as error:
             _progress(args, f"  {error}")
             failures.append(str(error))
-    table = synth_markdown(rows, cycles_per_image=generated["cycles_per_image"])
+    table = synth_markdown(rows, failures)
     write_json(args.out / "synth.json", {"rows": rows, "failures": failures})
     with atomic_write(args.out / "synth.md", "w") as handle:
         handle.write(table)
@@ -318,6 +318,7 @@ def _golden_check(network, images, labels):
 
 
 def _flow_markdown(prepared, summary):
+    from .steps import synth_markdown
     network, generated, sim, golden = (prepared.network, summary["generate"], summary["sim"],
                                        summary["golden"])
     def describe(layer):
@@ -339,8 +340,8 @@ def _flow_markdown(prepared, summary):
     if golden:
         full, narrow = (golden["full_precision_accuracy"],
                         golden["full_precision_width1_accuracy"])
-        rows += [("test accuracy (360 images): integer golden / float quantized / full "
-                  "precision, same width / full precision, width 1",
+        rows += [(f"test accuracy ({golden['images']} images): integer golden / float "
+                  "quantized / full precision, same width / full precision, width 1",
                   f"{golden['accuracy']:.4f} / {golden['float_path_accuracy']:.4f} / "
                   + " / ".join(f"{v:.4f}" if v is not None else "-" for v in (full, narrow))),
                  ("golden integer vs float mismatches", str(golden["integer_vs_float_mismatches"]))]
@@ -351,20 +352,7 @@ def _flow_markdown(prepared, summary):
               f"{sim['cycles_per_image']} / {sim['expected_cycles_per_image']}"),
              ("latency (first pixel in to label out), cycles", str(sim["latency_cycles"]))]
     lines = ["| what | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", "| target | logic cells (of device) | estimate | FF | BRAM | DSP | Fmax MHz "
-                  "| images/s |", "|---|---|---|---|---|---|---|---|"]
-    for row in summary["synth"]:
-        if row["target"] == "asic":
-            lines.append(f"| asic | {row['cells']} generic cells, ~{row['transistors']} "
-                         f"transistors | - | {row['flip_flops']} | - | - | - | - |")
-            continue
-        fmax = row["fmax_mhz"]
-        lines.append(f"| {row['target']} | {row['logic_cells']} ({row['logic_capacity']}) | "
-                     f"{row['estimate']['device_logic_cells']} | {row['flip_flops']} | "
-                     f"{row['bram']} | {row['dsp']} | "
-                     + (f"{fmax:.1f} | {row['images_per_second']} |" if fmax else "- | - |"))
-    for failure in summary["failures"]:
-        lines.append(f"| failed | {failure} | | | | | | |")
+    lines += ["", synth_markdown(summary["synth"], summary["failures"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

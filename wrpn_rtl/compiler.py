@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from . import __version__, cost
@@ -41,7 +42,7 @@ from .golden.atomic import atomic_write
 from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
-from .replay import VectorReplay
+from .replay import replay_for
 
 __all__ = ["choose_foldings", "LayerOption", "layer_options", "read_foldings", "foldings_to_json",
            "build_accelerator", "manifest", "write_design", "expected_outputs",
@@ -94,11 +95,9 @@ def layer_options(layer, pool=None):
                 folding = Folding(pe=pe, simd=simd)
                 stage = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
                 cycles = stage.cycles_per_vector
-                estimate = stage.estimate()
-                if stage.neuron_fold > 1:
-                    estimate = cost.add(estimate, VectorReplay(
-                        words=stage.synapse_fold, times=stage.neuron_fold,
-                        shape=stage.input.payload.shape()).estimate())
+                replay = replay_for(stage)
+                estimate = cost.add(stage.estimate(),
+                                    replay.estimate() if replay is not None else cost.ZERO)
             else:
                 folding = Folding(pe=pe, simd=simd, window_simd=math.gcd(simd, layer.in_channels))
                 stage = ConvLayer(layer, pe=pe, simd=simd, window_simd=folding.window_simd,
@@ -183,10 +182,10 @@ def _fixed_cost(network):
     last = network.layers[-1]
     head = 0
     if isinstance(last, QuantConv2d) and last.is_logits:
+        width, is_signed = last.acc_shape         # a logit: the accumulator plus bias
         head = cost.device_logic_cells(ClassifierHead(
             classes=int(np.prod(last.out_shape)), lanes=1,
-            shape=MatrixVectorUnit(last, pe=1, simd=1).output.payload.shape().elem_shape
-        ).estimate())
+            shape=signed(width) if is_signed else unsigned(width)).estimate())
     converters = 40 * len(_linear_layers(network))
     return head + converters
 

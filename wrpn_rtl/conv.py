@@ -21,8 +21,9 @@ from . import cost
 from .convert import WidthConverter
 from .golden.layers import QuantConv2d, QuantMaxPool
 from .mvu import MatrixVectorUnit
+from .pipeline import chain_stages
 from .pool import max_pool
-from .replay import VectorReplay
+from .replay import replay_for
 from .window import SlidingWindow, check_simd
 
 __all__ = ["ConvLayer"]
@@ -63,17 +64,19 @@ class ConvLayer(wiring.Component):
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
         self._mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
-        self._replay = (VectorReplay(words=self._mvu.synapse_fold, times=self._mvu.neuron_fold,
-                                     shape=self._mvu.input.payload.shape())
-                        if self._mvu.neuron_fold > 1 else None)
         self._window = SlidingWindow(in_shape=layer.in_shape, kernel=layer.kernel,
                                      stride=layer.stride, padding=layer.padding,
                                      simd=window_simd, bits=layer.in_bits)
-        self._converter = (WidthConverter(in_lanes=window_simd, out_lanes=simd,
-                                          bits=layer.in_bits) if window_simd != simd else None)
+        converter = (WidthConverter(in_lanes=window_simd, out_lanes=simd, bits=layer.in_bits)
+                     if window_simd != simd else None)
         self._pool = (max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
                                 padding=pool.padding, simd=pe, bits=layer.out_bits)
                       if pool is not None else None)
+        # The parts in stream order (those that exist).
+        self._parts = [(name, part) for name, part in [
+            ("window", self._window), ("converter", converter),
+            ("replay", replay_for(self._mvu)), ("mvu", self._mvu), ("pool", self._pool)]
+            if part is not None]
         self._layer, self._golden_pool = layer, pool
         super().__init__({"input": In(self._window.input.signature.flip()),
                           "output": Out(self._mvu.output.signature)})
@@ -96,32 +99,11 @@ class ConvLayer(wiring.Component):
         return max(stages)
 
     def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window, converter, MVU and pool
-        estimates added up."""
-        parts = [self._window.estimate(), self._mvu.estimate()]
-        parts += [part.estimate() for part in (self._converter, self._replay, self._pool)
-                  if part is not None]
-        return cost.add(*parts)
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window, converter, replay, MVU
+        and pool estimates added up."""
+        return cost.add(*(part.estimate() for _, part in self._parts))
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.window = self._window
-        m.submodules.mvu = self._mvu
-        wiring.connect(m, wiring.flipped(self.input), self._window.input)
-        source = self._window.output
-        if self._converter is not None:
-            m.submodules.converter = self._converter
-            wiring.connect(m, source, self._converter.input)
-            source = self._converter.output
-        if self._replay is not None:
-            m.submodules.replay = self._replay
-            wiring.connect(m, source, self._replay.input)
-            source = self._replay.output
-        wiring.connect(m, source, self._mvu.input)
-        source = self._mvu.output
-        if self._pool is not None:
-            m.submodules.pool = self._pool
-            wiring.connect(m, source, self._pool.input)
-            source = self._pool.output
-        wiring.connect(m, source, wiring.flipped(self.output))
+        chain_stages(m, self, self._parts)
         return m

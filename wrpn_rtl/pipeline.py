@@ -4,9 +4,10 @@ Every register here is free-running (no clock enable): flow control is done with
 and output credit, so the datapath never fans a stall signal out to its registers.
 """
 from amaranth.hdl import Cat, Signal, signed, unsigned, Shape
+from amaranth.lib import wiring
 
 __all__ = ["pipelined_sum", "delay", "sum_shape", "output_credit", "memory_style",
-           "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
+           "chain_stages", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
@@ -103,3 +104,15 @@ def output_credit(m, *, depth, taken, transfer, name="reserved"):
     with m.Elif(returned & ~taken):
         m.d.sync += reserved.eq(reserved[1:])
     return ~reserved[-1]
+
+
+def chain_stages(m, component, stages):
+    """Add ``stages`` (``[(name, component)]``, each with ``input`` and ``output`` streams) to
+    ``m`` as submodules and connect them in order between ``component``'s own ``input`` and
+    ``output``."""
+    source = wiring.flipped(component.input)
+    for name, stage in stages:
+        m.submodules[name] = stage
+        wiring.connect(m, source, stage.input)
+        source = stage.output
+    wiring.connect(m, source, wiring.flipped(component.output))

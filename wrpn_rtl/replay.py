@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (replay_for also builds replays as cost models for the compiler, never elaborated.)
 """Double-buffered vector replay: each input vector comes out ``times`` times, back to back.
 
 A dense layer folded into ``NF > 1`` neuron folds reads its input vector ``NF`` times. An MVU
@@ -20,9 +22,18 @@ from .fifo import StreamFIFO
 from .golden.checks import check_positive_int
 from .pipeline import memory_style, output_credit
 
-__all__ = ["VectorReplay"]
+__all__ = ["VectorReplay", "replay_for"]
 
 _QUEUE = 5   # a slot comes back 4 cycles after it is taken (read, FIFO, transfer, return)
+
+
+def replay_for(mvu):
+    """The :class:`VectorReplay` that feeds ``mvu`` (built with ``replayed=True``): each
+    ``SF``-word vector ``NF`` times; None when the unit has a single neuron fold."""
+    if mvu.neuron_fold == 1:
+        return None
+    return VectorReplay(words=mvu.synapse_fold, times=mvu.neuron_fold,
+                        shape=mvu.input.payload.shape())
 
 
 class VectorReplay(wiring.Component):

@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 
-__all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "test_images",
-           "generate", "simulate", "localize", "synthesize", "DEFAULT_TARGETS", "FIT_MARGIN"]
+__all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "sample_images",
+           "generate", "simulate", "localize", "synthesize", "synth_markdown", "write_json",
+           "DEFAULT_TARGETS", "FIT_MARGIN"]
 
 #: ``flow`` with no arguments: the default network on these devices.
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
@@ -167,7 +168,7 @@ def _spec_bits(spec):
     return linear[0].weight_bits, next((l.out_bits for l in linear if l.out_bits), None)
 
 
-def test_images(network, count, *, seed=0):
+def sample_images(network, count, *, seed=0):
     """``count`` test images as input codes, and their labels.
 
     The digits test split for an 8x8x1 network (labels known); otherwise seeded random codes
@@ -436,21 +437,22 @@ def _synth_line(row):
                                      if fmax else "no clock"))
 
 
-def synth_markdown(rows, *, cycles_per_image):
-    """People's table of :func:`synthesize` rows."""
-    lines = [f"| target | logic (measured / estimate) | FF | BRAM | DSP | Fmax MHz | "
-             f"images/s ({cycles_per_image} cycles/image) |", "|---|---|---|---|---|---|---|"]
+def synth_markdown(rows, failures=()):
+    """People's table of :func:`synthesize` rows (and of the targets that failed)."""
+    lines = ["| target | logic cells (of device) | estimate | FF | BRAM | DSP | Fmax MHz "
+             "| images/s |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        est = row["estimate"]
         if row["target"] == "asic":
-            lines.append(f"| asic (generic CMOS) | {row['cells']} cells, ~{row['transistors']} "
-                         f"transistors | {row['flip_flops']} | - | - | - | - |")
+            lines.append(f"| asic | {row['cells']} generic cells, ~{row['transistors']} "
+                         f"transistors | - | {row['flip_flops']} | - | - | - | - |")
             continue
         fmax = row["fmax_mhz"]
-        lines.append(f"| {row['target']} | {row['logic_cells']} of {row['logic_capacity']} / "
-                     f"{est['device_logic_cells']} | {row['flip_flops']} | {row['bram']} | "
-                     f"{row['dsp']} | {fmax:.1f} | {row['images_per_second']} |"
-                     if fmax else f"| {row['target']} | {row['logic_cells']} | - | - | - | - |")
+        lines.append(f"| {row['target']} | {row['logic_cells']} ({row['logic_capacity']}) | "
+                     f"{row['estimate']['device_logic_cells']} | {row['flip_flops']} | "
+                     f"{row['bram']} | {row['dsp']} | "
+                     + (f"{fmax:.1f} | {row['images_per_second']} |" if fmax else "- | - |"))
+    for failure in failures:
+        lines.append(f"| failed | {failure} | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
