@@ -11,14 +11,20 @@ each other without a gap or a reset.
 
 Line storage
 ------------
-``R = min(K_h + S_h, H)`` input rows live in one memory of ``R * W * CG`` words (row slots
-reused in turn). The writer may start a row only when its slot is no longer needed by the
-window being read (``ahead < R``); the reader emits a word only once the writer has passed it.
-``K_h + S_h`` rows (rather than the bare minimum of ``K_h - 1`` rows plus a window) let the
-writer fill the next ``S_h`` rows while the current output row is read, so the reader never
-waits for the buffer, only for input that has not arrived yet - also at a frame boundary,
-where the next frame's first window needs ``K_h - padding`` fresh rows. (With one row fewer a
-3x3, stride-2, unpadded window measured 13 % above its expected cycles per frame.)
+``R`` input rows live in one memory of ``R * W * CG`` words (row slots reused in turn). The
+writer may start a row only when its slot is no longer needed by the window being read
+(``ahead < R``); the reader emits a word only once the writer has passed it. ``R`` is the
+larger of ``min(K_h, H) + S_h`` (rather than the bare minimum of ``K_h - 1`` rows plus a
+window: the writer fills the next ``S_h`` rows while the current output row is read) and, at a
+frame boundary, the rows the last output row still needs plus those the next frame's first
+output row needs (``K_h - padding``), at most ``2 H``. So the reader never waits for the
+buffer, only for input that has not arrived yet. (With one row fewer a 3x3, stride-2,
+unpadded window measured 13 % above its expected cycles per frame; with ``R <= H`` a kernel as
+tall as the map ran up to 58 % above.)
+
+The lowest row still needed is tracked clamped to ``[0, H]``: padding deeper than the kernel
+puts whole windows above or below the image, and a window below it needs no row of its frame
+(row ``H`` is the next frame's first row).
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
@@ -87,7 +93,7 @@ class SlidingWindow(wiring.Component):
         self._out_hw = out_hw
         self._simd = int(simd)
         self._groups = self._in_shape[2] // self._simd
-        self._rows = min(kernel[0] + stride[0], self._in_shape[0])
+        self._rows = self._buffer_rows_needed()
         word = data.ArrayLayout(unsigned(self._bits), self._simd)
         super().__init__({"input": In(stream.Signature(word)),
                           "output": Out(stream.Signature(word))})
@@ -121,6 +127,21 @@ class SlidingWindow(wiring.Component):
     def buffer_rows(self):
         """``R``: input rows held."""
         return self._rows
+
+    def _buffer_rows_needed(self):
+        """``R``, the fewest row slots with which only missing input stalls the reader.
+
+        Inside a frame the window spans ``min(K_h, H)`` rows and the writer fills the next
+        ``S_h``; at a frame boundary the last output row still holds the frame's bottom rows
+        while the writer fills the rows the next frame's first output row needs. Never more
+        than two whole frames.
+        """
+        height = self._in_shape[0]
+        (k_h, _), (s_h, _), pad = self._kernel, self._stride, self._padding
+        last_row_base = (self._out_hw[0] - 1) * s_h - pad
+        rows_last = height - min(height, max(0, last_row_base))
+        rows_first = max(0, min(height, k_h - pad))
+        return min(2 * height, max(min(k_h, height) + s_h, rows_last + rows_first))
 
     def buffer_bits(self):
         """``(stored, minimum)``: bits of the line buffer, and the bare minimum
@@ -189,7 +210,12 @@ class SlidingWindow(wiring.Component):
         col_base = Signal(col_span, init=-pad, name="col_base")   # ow * S_w - pad
         ih = Signal(row_span, init=-pad, name="ih")               # row_base + kh
         iw = Signal(col_span, init=-pad, name="iw")               # col_base + kw
-        need_low = Mux(row_base < 0, 0, row_base)                  # lowest row still needed
+        # The lowest input row still needed, clamped to [0, H]: a window wholly below the image
+        # (padding deeper than the kernel) needs no row of this frame, and row H is the next
+        # frame's first row.
+        def clamp_row(row):
+            return Mux(row < 0, 0, Mux(row > height, height, row))
+        need_low = clamp_row(row_base)
         base_slot = Signal(range(rows), name="base_slot")         # slot of row need_low
 
         inside = (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
@@ -200,8 +226,8 @@ class SlidingWindow(wiring.Component):
         last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
         last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
         leave_row = last_cg & last_kw & last_kh & last_ow
-        frame_end_step = height - max(0, (out_h - 1) * s_h - pad)
-        next_low = Mux(row_base + s_h < 0, 0, row_base + s_h)
+        frame_end_step = height - min(height, max(0, (out_h - 1) * s_h - pad))
+        next_low = clamp_row(row_base + s_h)
         max_step = max(frame_end_step, s_h)
         row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
 

@@ -9,11 +9,19 @@ from wrpn_rtl.window import SlidingWindow
 
 from ..rtl.test_window import window_words
 
-CASES = [((5, 6, 4), 3, 1, 1, 2), ((6, 5, 2), (3, 2), 2, 2, 1)]
+CASES = {
+    "k3s1p1": ((5, 6, 4), 3, 1, 1, 2),
+    "k3x2s2p2": ((6, 5, 2), (3, 2), 2, 2, 1),
+    # padding deeper than the kernel: whole output rows above and below the image
+    "k1x5s1p2": ((4, 5, 2), (1, 5), 1, 2, 2),
+    "k1x3s2x1p2": ((5, 3, 1), (1, 3), (2, 1), 2, 1),
+    # the kernel as tall as the map: one output row, frames overlap in the buffer
+    "k3x1s1p0": ((3, 4, 2), (3, 1), 1, 0, 1),
+}
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("case", CASES, ids=["k3s1p1", "k3x2s2p2"])
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
 def test_exported_window_matches_im2col(case, simulator, tmp_path, rng):
     in_shape, kernel, stride, padding, simd = case
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
