@@ -9,7 +9,8 @@ from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, weight_leve
                     quantize_activations, dequantize_activations,
                     quantize_weights, dequantize_weights)
 from .ops import im2col, conv2d, max_pool2d, conv_output_size
-from .thresholds import Requantizer, derive_thresholds, apply_thresholds, preactivation
+from .thresholds import (AffineRequantizer, Requantizer, apply_thresholds, derive_affine,
+                         derive_thresholds, preactivation)
 from .layers import (Requantization, Logits, QuantConv2d, QuantDense, QuantMaxPool,
                      integer_range_shape)
 from .network import (Conv, Dense, MaxPool, NetworkSpec, LinearParams, QuantizedNetwork, Trace,

@@ -19,14 +19,34 @@ reproduce it exactly, rounding ties included. Thresholds are clamped to the reac
 accumulator range: ``T`` lies in ``[lo, hi + 1]`` of the value compared (``lo`` means "always",
 ``hi + 1`` "never"), which also bounds the comparator width. A channel with ``multiplier == 0``
 is constant and gets ``direction = +1`` with thresholds ``lo`` (up to its level) and ``hi + 1``.
+
+Arithmetic form
+---------------
+``L`` comparators per channel stop being practical beyond a few bits (``L = 65535`` at 16 bits),
+so the same staircase is also given, where it is exact, as one multiply-add-shift:
+
+    ``code(acc) = clip(floor((direction * acc * M[c] + B[c]) / 2**S), 0, L)``
+
+with integers ``M[c] >= 0``, ``B[c]`` and one shift ``S`` per layer (:class:`AffineRequantizer`).
+In real arithmetic the float function *is* such a map (``M / 2**S = L * |multiplier|``,
+``B / 2**S = L * offset + 1/2``; float64 values are dyadic), and float rounding only moves a
+threshold that sits within an ulp of a tie. :func:`derive_affine` looks for the smallest ``S``
+whose rounded coefficients reproduce every derived threshold and accepts nothing else: both
+maps are non-decreasing staircases in ``direction * acc``, and they agree on the whole reachable
+range exactly when, for every ``j``, the least value reaching code ``j`` is the same - which is
+checked for all ``L`` thresholds in exact integer arithmetic. Channels where no such form
+exists (a float rounding anomaly) leave the layer with thresholds only.
 """
+from fractions import Fraction
 from dataclasses import dataclass
+import functools
 
 import numpy as np
 
 from .quant import ACTIVATION_BITS, activation_levels, check_bits, quantize_activations
 
-__all__ = ["Requantizer", "preactivation", "derive_thresholds", "apply_thresholds"]
+__all__ = ["Requantizer", "AffineRequantizer", "preactivation", "derive_thresholds",
+           "apply_thresholds", "derive_affine"]
 
 
 def preactivation(acc, multiplier, offset):
@@ -122,6 +142,135 @@ def apply_thresholds(acc, direction, thresholds):
     return codes
 
 
+def _exact_integers(limit):
+    """The NumPy dtype for exact integer arithmetic on magnitudes up to ``limit``: int64 while
+    that is safe, Python integers (object) beyond."""
+    return np.int64 if limit < (1 << 62) else object
+
+
+def _affine_least_values(M, B, shift, levels, v_low, v_high):
+    """For ``j = 1..levels``: the least ``v`` in ``[v_low, v_high + 1]`` with
+    ``floor((v * M + B) / 2**shift) >= j`` (``v_high + 1``: none), in exact integers."""
+    dtype = _exact_integers((levels << shift) + abs(B))
+    need = (np.arange(1, levels + 1).astype(dtype) << shift) - B     # v * M >= need
+    if M == 0:
+        least = np.where(need <= 0, v_low, v_high + 1)
+    else:
+        least = -((-need) // M)                                         # ceil(need / M)
+    return np.minimum(np.maximum(least, v_low), v_high + 1)
+
+
+def _affine_for_channel(thresholds, slope, intercept, shift, v_low, v_high):
+    """``(M, B)`` at ``shift`` reproducing ``thresholds`` on ``[v_low, v_high]``, or None.
+
+    ``M`` is the real slope rounded (and its neighbours); ``B`` the least value the threshold
+    inequalities allow for that ``M``."""
+    levels = len(thresholds)
+    centre = round(slope * (1 << shift))
+    reach = max(abs(v_low), abs(v_high)) + 2
+    dtype = _exact_integers(reach * (centre + 2) + (levels << shift))
+    t = np.asarray(thresholds, dtype=np.int64).astype(dtype)
+    j = np.arange(1, levels + 1).astype(dtype) << shift
+    passes = t <= v_high                 # code j is reached at v = t: t*M + B >= j * 2**S
+    below = t > v_low                    # ... and not at t - 1: (t-1)*M + B <= j * 2**S - 1
+    for M in (centre, centre - 1, centre + 1):
+        if M < 0:
+            continue
+        low = max((j - t * M)[passes], default=None)
+        high = min((j - 1 - (t - 1) * M)[below], default=None)
+        if low is None:
+            B = high if high is not None else round(intercept * (1 << shift))
+        elif high is not None and low > high:
+            continue
+        else:
+            B = low
+        B = int(B)
+        if np.array_equal(_affine_least_values(M, B, shift, levels, v_low, v_high), t):
+            return M, B
+    return None
+
+
+def derive_affine(multiplier, offset, out_bits, direction, thresholds, acc_low, acc_high):
+    """The arithmetic form of the thresholds, exact over the reachable range, or None.
+
+    Parameters
+    ----------
+    multiplier, offset : array_like of float64, shape (C,)
+    out_bits : int
+    direction, thresholds : the output of :func:`derive_thresholds` for these parameters.
+    acc_low, acc_high : array_like of int, shape (C,)
+
+    Returns
+    -------
+    AffineRequantizer or None
+        None when some channel has no exact form with a shift of at most 96 bits.
+    """
+    levels = activation_levels(out_bits)
+    found = []
+    for c in range(len(direction)):
+        slope = Fraction(levels) * abs(Fraction(float(multiplier[c])))
+        intercept = Fraction(levels) * Fraction(float(offset[c])) + Fraction(1, 2)
+        v_low = int(acc_low[c]) if direction[c] > 0 else -int(acc_high[c])
+        v_high = int(acc_high[c]) if direction[c] > 0 else -int(acc_low[c])
+        # Doubling then bisection on the shift: a form exact at S is exact at S + 1 too
+        # (M and B doubled), and every candidate is verified, so the search only affects how
+        # small S gets.
+        def attempt(shift):
+            return _affine_for_channel(thresholds[c], slope, intercept, shift, v_low, v_high)
+        shift, result, failed = 0, attempt(0), -1
+        while result is None and shift < 96:
+            failed, shift = shift, max(1, 2 * shift)
+            result = attempt(min(shift, 96))
+            shift = min(shift, 96)
+        if result is None:
+            return None
+        while shift - failed > 1:
+            middle = (failed + shift) // 2
+            trial = attempt(middle)
+            if trial is None:
+                failed = middle
+            else:
+                shift, result = middle, trial
+        found.append((shift, result))
+    common = max(shift for shift, _ in found)
+    return AffineRequantizer(
+        multipliers=tuple(M << (common - shift) for shift, (M, _) in found),
+        biases=tuple(B << (common - shift) for shift, (_, B) in found),
+        shift=common, out_bits=out_bits, direction=tuple(int(d) for d in direction))
+
+
+@dataclass(frozen=True)
+class AffineRequantizer:
+    """``code = clip(floor((direction[c] * acc * multipliers[c] + biases[c]) / 2**shift), 0, L)``.
+
+    Parameters
+    ----------
+    multipliers : tuple of int, length C
+        ``M[c] >= 0`` (Python ints: they may exceed 64 bits).
+    biases : tuple of int, length C
+    shift : int
+        ``S``, shared by every channel.
+    out_bits : int
+    direction : tuple of int, length C
+        +1 or -1, as in :func:`derive_thresholds`.
+    """
+
+    multipliers: tuple
+    biases: tuple
+    shift: int
+    out_bits: int
+    direction: tuple
+
+    def codes(self, acc):
+        """Integer codes of ``acc`` (array_like of int, shape (..., C)), exactly."""
+        acc = np.asarray(acc, dtype=np.int64).astype(object)
+        signed = acc * np.asarray(self.direction, dtype=object)
+        value = (signed * np.asarray(self.multipliers, dtype=object)
+                 + np.asarray(self.biases, dtype=object)) >> self.shift
+        levels = activation_levels(self.out_bits)
+        return np.clip(value, 0, levels).astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class Requantizer:
     """Per-channel requantization of one layer: accumulator -> ``out_bits``-bit activation code.
@@ -180,3 +329,10 @@ class Requantizer:
     def integer_codes(self, acc):
         """The integer path: threshold comparisons on the accumulator."""
         return apply_thresholds(acc, self.direction, self.thresholds)
+
+    @functools.cached_property
+    def affine(self):
+        """The same map as one multiply-add-shift per channel (:class:`AffineRequantizer`),
+        exact over ``[acc_low, acc_high]`` (proved threshold by threshold), or None."""
+        return derive_affine(self.multiplier, self.offset, self.out_bits, self.direction,
+                             self.thresholds, self.acc_low, self.acc_high)

@@ -43,8 +43,9 @@ class Folding:
     """PE x SIMD of one Conv/Dense layer (and the window's input lanes for a convolution).
 
     ``window_simd``: codes per word into a convolution's sliding window (a divisor of
-    ``C_in``); None takes the lanes the stage before gives (no converter in front). The
-    compiler always sets it, to ``gcd(SIMD, C_in)``. Dense layers ignore it.
+    ``C_in``); None means ``gcd(SIMD, C_in)``, what the compiler's search chooses (a width
+    converter in front regroups the stage before's lanes when they differ). Dense layers
+    ignore it.
     """
 
     pe: int
@@ -113,10 +114,10 @@ class Accelerator(wiring.Component):
                 if index + 1 < len(layers) and isinstance(layers[index + 1], QuantMaxPool):
                     pool = layers[index + 1]
                     index += 1
-                window_simd = fold.window_simd or lanes
-                self._convert(layer.name, lanes, window_simd, bits)
-                self._stages.append((layer.name, ConvLayer(layer, pe=fold.pe, simd=fold.simd,
-                                                           window_simd=window_simd, pool=pool)))
+                conv = ConvLayer(layer, pe=fold.pe, simd=fold.simd,
+                                 window_simd=fold.window_simd, pool=pool)
+                self._convert(layer.name, lanes, conv.input.payload.shape().length, bits)
+                self._stages.append((layer.name, conv))
                 lanes, bits = fold.pe, layer.out_bits
             else:
                 self._stages.append((layer.name, max_pool(

@@ -18,7 +18,7 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   answer);
 * ``read_foldings(path)``: foldings given explicitly, in a JSON file
   ``{"foldings": [{"pe": 4, "simd": 9, "window_simd": 1}, ...]}`` (one per Conv/Dense layer;
-  ``window_simd`` optional).
+  ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses).
 
 Outputs
 -------
@@ -42,6 +42,7 @@ from .golden.atomic import atomic_write
 from .golden.layers import QuantConv2d, QuantDense, QuantMaxPool
 from .golden.network import QuantizedNetwork
 from .mvu import MatrixVectorUnit
+from .pool import max_pool
 from .replay import replay_for
 
 __all__ = ["choose_foldings", "LayerOption", "layer_options", "read_foldings", "foldings_to_json",
@@ -57,15 +58,39 @@ def _divisors(n):
 
 def _linear_layers(network):
     """``[(layer, pool)]`` for each Conv/Dense layer, with the max-pool fused after it."""
-    layers, result = list(network.layers), []
-    for index, layer in enumerate(layers):
+    return [(layer, pool) for layer, pool, _ in _layer_groups(network)[1]]
+
+
+def _layer_groups(network):
+    """The network cut at its Conv/Dense layers.
+
+    Returns
+    -------
+    (leading_pools, [(layer, fused_pool, trailing_pools)])
+        ``leading_pools``: max-pools before the first Conv/Dense layer (they read the image
+        stream). Per Conv/Dense layer: the max-pool fused into a convolution's stage (or None),
+        and the stand-alone max-pools after it, which read its ``PE`` lanes.
+    """
+    leading, groups = [], []
+    for layer in network.layers:
         if isinstance(layer, QuantConv2d):
-            pool = None
-            if (not isinstance(layer, QuantDense) and index + 1 < len(layers)
-                    and isinstance(layers[index + 1], QuantMaxPool)):
-                pool = layers[index + 1]
-            result.append((layer, pool))
-    return result
+            groups.append((layer, None, []))
+        elif not groups:
+            leading.append(layer)
+        else:
+            owner, fused, trailing = groups[-1]
+            if fused is None and not trailing and not isinstance(owner, QuantDense):
+                groups[-1] = (owner, layer, trailing)
+            else:
+                trailing.append(layer)
+    return leading, groups
+
+
+def _pool_stages(pools, *, lanes, bits):
+    """Stand-alone max-pool stages reading ``lanes`` codes per word (as the accelerator builds
+    them)."""
+    return [max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                     padding=pool.padding, simd=lanes, bits=bits) for pool in pools]
 
 
 class LayerOption(NamedTuple):
@@ -77,11 +102,13 @@ class LayerOption(NamedTuple):
     estimate: dict       # the stage's estimate()
 
 
-def layer_options(layer, pool=None):
+def layer_options(layer, pool=None, trailing_pools=()):
     """Every folding of one Conv/Dense layer, with its cycles per image and estimate.
 
     Candidates: PE any divisor of the output channels, SIMD any divisor of the window size; a
-    convolution's window gives ``gcd(SIMD, C_in)`` codes per word.
+    convolution's window gives ``gcd(SIMD, C_in)`` codes per word. ``trailing_pools``: stand-
+    alone max-pools after the layer; they read its ``PE`` lanes, so their cycles and cost
+    belong to the option.
 
     Returns
     -------
@@ -104,6 +131,9 @@ def layer_options(layer, pool=None):
                                   pool=pool)
                 cycles = stage.cycles_per_frame
                 estimate = stage.estimate()
+            pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
+            cycles = max([cycles] + [p.cycles_per_frame for p in pools])
+            estimate = cost.add(estimate, *(p.estimate() for p in pools))
             options.append(LayerOption(folding, cycles, cost.device_logic_cells(estimate),
                                        estimate))
     options.sort(key=lambda option: (option.cycles, option.logic_cells))
@@ -146,8 +176,11 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     if (target_cycles is None) == (max_logic_cells is None):
         raise ValueError("give exactly one of target_cycles and max_logic_cells")
     height, width, channels = network.input_shape
-    floor = height * width * channels       # one image code per input word
-    per_layer = [layer_options(layer, pool) for layer, pool in _linear_layers(network)]
+    leading, groups = _layer_groups(network)
+    leading_pools = _pool_stages(leading, lanes=1, bits=network.input_bits)
+    # one image code per input word, and the pools that read the image stream
+    floor = max([height * width * channels] + [p.cycles_per_frame for p in leading_pools])
+    per_layer = [layer_options(layer, pool, trailing) for layer, pool, trailing in groups]
     fastest = max([floor] + [options[0].cycles for options in per_layer])
     if target_cycles is not None:
         if not isinstance(target_cycles, int) or target_cycles < fastest:
@@ -155,13 +188,15 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
                              f"per image this network can take), not {target_cycles!r}")
         return [_cheapest_within(options, target_cycles).folding for options in per_layer]
 
-    overhead = _fixed_cost(network)
-    budgets = sorted({option.cycles for options in per_layer for option in options
-                      if option.cycles >= fastest})
+    leading_cost = cost.add(cost.ZERO, *(p.estimate() for p in leading_pools))
+    overhead = _fixed_cost(network) + cost.device_logic_cells(leading_cost)
+    budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
+                                  if option.cycles >= fastest})
     rams_allowed = float("inf") if max_block_rams is None else max_block_rams
     for budget in budgets:
         chosen = [_cheapest_within(options, budget) for options in per_layer]
-        rams = sum(option.estimate["block_rams"] for option in chosen)
+        rams = leading_cost["block_rams"] + sum(option.estimate["block_rams"]
+                                                for option in chosen)
         if sum(option.logic_cells for option in chosen) + overhead <= max_logic_cells \
                 and rams <= rams_allowed:
             return [option.folding for option in chosen]
@@ -280,6 +315,7 @@ def manifest(accelerator, *, name, model=None):
                 "weight_bits": layer.weight_bits, "in_bits": layer.in_bits,
                 "out_bits": layer.out_bits, "accumulator_bits": mvu.accumulator_shape.width,
                 "accumulator_signed": mvu.accumulator_shape.signed,
+                "requantization": mvu.requantization,
                 "memory_styles": mvu.memory_styles(), "latency": mvu.latency})
             foldings.append({"pe": mvu.pe, "simd": mvu.simd,
                              "window_simd": entry["window_simd"]})

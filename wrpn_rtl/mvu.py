@@ -32,9 +32,14 @@ into the logit bias that a logits layer adds once per output. ``X`` lies in
 ``[acc_low - C, acc_high - C]`` of the golden bound (zero-padded inputs included), so its
 register is exactly as wide as that range needs.
 
-Requantization compares ``X`` with the golden thresholds shifted by ``C`` (direction -1
-channels are folded in too: ``-acc >= T  <=>  not (X >= 1 - T - C)``), all in parallel, and
-counts the passed thresholds with a pipelined adder tree.
+Requantization takes the cheaper of the golden model's two exact forms (:attr:`requantization`):
+*thresholds* compare ``X`` with the golden thresholds shifted by ``C`` (direction -1 channels
+are folded in too: ``-acc >= T  <=>  not (X >= 1 - T - C)``), all in parallel, and count the
+passed thresholds with a pipelined adder tree (``2**out_bits - 1`` comparators per PE, cheap at
+a few bits); the *affine* form (:class:`~wrpn_rtl.golden.thresholds.AffineRequantizer`, proved
+equal to the thresholds over the reachable range) computes
+``clip((d * M * X + K) >> S, 0, L)`` with ``K = d * C * M + B``: one multiplier, one adder
+and a clamp per PE in three registered steps, whatever the output bits.
 
 Flow control: all datapath registers are free-running; the unit issues a step only when the
 output FIFO has room reserved for the word it will finish, so stalls on the output never reach
@@ -88,6 +93,9 @@ class MatrixVectorUnit(wiring.Component):
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
         own buffer for folds 1..NF-1 (input is refused meanwhile).
 
+    requantization : None, "thresholds" or "affine"
+        The requantizer's form (see :attr:`requantization`); None picks the cheaper exact one.
+
     Members
     -------
     input : In(stream.Signature(ArrayLayout(unsigned(in_bits), simd)))
@@ -105,9 +113,19 @@ class MatrixVectorUnit(wiring.Component):
         dimension; weight codes do not fit ``weight_bits``.
     """
 
-    def __init__(self, layer, *, pe, simd, replayed=False):
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
+        if requantization not in (None, "thresholds", "affine"):
+            raise ValueError(f"requantization must be None, 'thresholds' or 'affine', "
+                             f"not {requantization!r}")
+        if requantization is not None and layer.is_logits:
+            raise ValueError(f"requantization must be None for a logits layer, "
+                             f"not {requantization!r}")
+        if requantization == "affine" and layer.requantizer.affine is None:
+            raise ValueError(f"requantization must be 'thresholds' or None for {layer.name}: "
+                             f"its thresholds have no exact affine form, not 'affine'")
+        self._requantization_asked = requantization
         self._pe = _check_fold("pe", pe, layer.out_channels, "out_features")
         self._simd = _check_fold("simd", simd, layer.window_size, "in_features")
         low, high = weight_code_range(layer.weight_bits)
@@ -188,8 +206,38 @@ class MatrixVectorUnit(wiring.Component):
     def _output_depth(self):
         if self._layer.is_logits:
             return 1
+        if self.requantization == "affine":
+            return 3
         levels = (1 << self._layer.out_bits) - 1
         return 1 + (math.ceil(math.log2(levels)) if levels > 1 else 0)
+
+    @property
+    def requantization(self):
+        """How codes are made: "thresholds" (parallel comparators), "affine" (multiply, add,
+        shift, clamp) or None for a logits layer - the form with the fewer estimated logic
+        cells among those the golden model proves exact (unless one was asked for)."""
+        if self._layer.is_logits:
+            return None
+        if self._requantization_asked is not None:
+            return self._requantization_asked
+        affine = self._layer.requantizer.affine
+        if affine is None:
+            return "thresholds"
+        return ("affine" if self._affine_cells_per_pe(affine) < self._threshold_cells_per_pe()
+                else "thresholds")
+
+    def _threshold_cells_per_pe(self):
+        """Comparators (a cell per two bits) and the pipelined count of passed thresholds."""
+        levels = (1 << self._layer.out_bits) - 1
+        return levels * self._threshold_shape().width // 2 + levels
+
+    def _affine_cells_per_pe(self, affine):
+        """An array multiplier of ``X`` by ``M`` (a cell per partial-product bit), the
+        adder, and the clamp."""
+        x_bits = self._x_shape.width
+        m_bits = max(1, max(affine.multipliers).bit_length())
+        sum_bits = self._affine_sum_shape(affine).width
+        return x_bits * m_bits + 2 * sum_bits + self._layer.out_bits
 
     @property
     def latency(self):
@@ -247,6 +295,25 @@ class MatrixVectorUnit(wiring.Component):
     def _threshold_shape(self):
         return unsigned(max(1, (int(self._x_high.max()) + 1).bit_length()))
 
+    def _affine_tables(self, affine):
+        """Per channel ``(negate, M, K)`` with ``t = (-1)**negate * M * X + K`` equal to the
+        golden ``direction * acc * M + B`` (``acc = X + C``)."""
+        tables = []
+        for c in range(self._layer.out_channels):
+            d, M, B = affine.direction[c], affine.multipliers[c], affine.biases[c]
+            tables.append((int(d < 0), M, d * int(self._offset[c]) * M + B))
+        return tables
+
+    def _affine_sum_shape(self, affine):
+        """Shape holding ``t`` for every channel and every reachable ``X``."""
+        low = high = 0
+        for c, (negate, M, K) in enumerate(self._affine_tables(affine)):
+            reach = M * int(self._x_high[c])
+            low = min(low, K - reach if negate else K)
+            high = max(high, K if negate else K + reach)
+        width, is_signed = integer_range_shape(low, high)
+        return signed(width) if is_signed else unsigned(width)
+
     def memory_bits(self):
         """Bits of each memory: ``{"weights", "input_buffer", "thresholds"}`` (thresholds: the
         per-channel comparison table, or the logit bias table)."""
@@ -257,9 +324,22 @@ class MatrixVectorUnit(wiring.Component):
             width, _ = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
             table_bits = self._layer.out_channels * width
         else:
-            levels = (1 << self._layer.out_bits) - 1
-            table_bits = self._layer.out_channels * (1 + levels * self._threshold_shape().width)
+            table_bits = self._layer.out_channels * self._requantization_entry().size
         return {"weights": weight_bits, "input_buffer": buffer_bits, "thresholds": table_bits}
+
+    def _requantization_entry(self):
+        """Layout of one channel's requantization constants."""
+        if self.requantization == "affine":
+            affine = self._layer.requantizer.affine
+            tables = self._affine_tables(affine)
+            m_bits = max(1, max(M for _, M, _ in tables).bit_length())
+            k_width, k_signed = integer_range_shape(min(0, min(K for *_, K in tables)),
+                                                    max(0, max(K for *_, K in tables)))
+            return data.StructLayout({"negate": unsigned(1), "multiplier": unsigned(m_bits),
+                                      "bias": signed(k_width) if k_signed else unsigned(k_width)})
+        levels = (1 << self._layer.out_bits) - 1
+        return data.StructLayout({"invert": unsigned(1),
+                                  "thresholds": data.ArrayLayout(self._threshold_shape(), levels)})
 
     def memory_styles(self):
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
@@ -300,11 +380,17 @@ class MatrixVectorUnit(wiring.Component):
             cells += self._acc_shape.width * pe
             flops += self._acc_shape.width * pe
             table_width = self._acc_shape.width * pe
+        elif self.requantization == "affine":
+            affine = self._layer.requantizer.affine
+            cells += self._affine_cells_per_pe(affine) * pe
+            flops += (x_bits + max(affine.multipliers).bit_length()
+                      + 2 * self._affine_sum_shape(affine).width + self._layer.out_bits) * pe
+            table_width = pe * self._requantization_entry().size
         else:
             levels = (1 << self._layer.out_bits) - 1
-            cells += levels * self._threshold_shape().width * pe // 2 + levels * pe
+            cells += self._threshold_cells_per_pe() * pe
             flops += (levels + self._layer.out_bits) * pe
-            table_width = pe * (1 + levels * self._threshold_shape().width)
+            table_width = pe * self._requantization_entry().size
         flops += 2 * self._simd * a + self._weight_word_layout().size   # operand registers
         datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
         memories = [cost.memory(self._weight_word_layout().size, self._nf * self._sf,
@@ -435,6 +521,8 @@ class MatrixVectorUnit(wiring.Component):
         # ---- output stage: requantize or add the logit bias ---------------------------
         if layer.is_logits:
             results, out_valid = self._logits_stage(m, accumulators, nf_a, done_nf, done)
+        elif self.requantization == "affine":
+            results, out_valid = self._affine_stage(m, accumulators, nf_a, done_nf, done)
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
@@ -488,9 +576,7 @@ class MatrixVectorUnit(wiring.Component):
     def _threshold_stage(self, m, accumulators, nf_a, done_nf, done):
         tables = self._threshold_tables()
         levels = (1 << self._layer.out_bits) - 1
-        t_shape = self._threshold_shape()
-        entry = data.StructLayout({"invert": unsigned(1),
-                                   "thresholds": data.ArrayLayout(t_shape, levels)})
+        entry = self._requantization_entry()
         rows = [[{"invert": tables[nf * self._pe + p][0],
                   "thresholds": tables[nf * self._pe + p][1]} for p in range(self._pe)]
                 for nf in range(self._nf)]
@@ -504,5 +590,42 @@ class MatrixVectorUnit(wiring.Component):
                 compares.append(bit)
             code, _ = pipelined_sum(m, compares, name=f"pe{p}_count")
             results.append(code[:self._layer.out_bits] if len(compares) > 1 else code)
+        valid = delay(m, done, self._output_depth, name="code_valid")
+        return results, valid
+
+    def _affine_stage(self, m, accumulators, nf_a, done_nf, done):
+        # t = (-1)**negate * M * X + K; code = clip(t >> S, 0, L): product, sum, clamp, each
+        # registered.
+        affine = self._layer.requantizer.affine
+        tables = self._affine_tables(affine)
+        rows = [[{"negate": tables[nf * self._pe + p][0],
+                  "multiplier": tables[nf * self._pe + p][1],
+                  "bias": tables[nf * self._pe + p][2]} for p in range(self._pe)]
+                for nf in range(self._nf)]
+        layout = self._requantization_entry()
+        table = self._per_fold_table(m, "requantization", layout, rows, nf_a, done_nf)
+        levels = (1 << self._layer.out_bits) - 1
+        sum_shape = self._affine_sum_shape(affine)
+        m_bits = layout.members["multiplier"].width
+        results = []
+        for p, acc in enumerate(accumulators):
+            entry = table[p]
+            product = Signal(unsigned(len(acc) + m_bits), name=f"pe{p}_product",
+                             reset_less=True)
+            negate = Signal(name=f"pe{p}_negate", reset_less=True)
+            bias = Signal(layout.members["bias"], name=f"pe{p}_bias", reset_less=True)
+            m.d.sync += [product.eq(acc * entry.multiplier), negate.eq(entry.negate),
+                         bias.eq(entry.bias)]
+            total = Signal(sum_shape, name=f"pe{p}_sum", reset_less=True)
+            m.d.sync += total.eq(Mux(negate, bias - product, bias + product))
+            scaled = total.as_signed() >> affine.shift if sum_shape.signed else \
+                total >> affine.shift
+            code = Signal(unsigned(self._layer.out_bits), name=f"pe{p}_code", reset_less=True)
+            if sum_shape.signed:
+                clamped = Mux(scaled < 0, 0, Mux(scaled > levels, levels, scaled))
+            else:
+                clamped = Mux(scaled > levels, levels, scaled)
+            m.d.sync += code.eq(clamped)
+            results.append(code)
         valid = delay(m, done, self._output_depth, name="code_valid")
         return results, valid

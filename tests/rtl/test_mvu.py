@@ -184,3 +184,40 @@ def test_mvu_memory_styles_follow_depth(rng):
                                         in_bits=2, out_bits=2), pe=2, simd=4)
     assert deep.memory_styles() == {"weights": "block", "input_buffer": "block",
                                     "thresholds": "logic"}
+
+
+REQUANTIZATION_CASES = [(1, 2, 3), (2, 3, 2), (4, 1, 6), (6, 6, 1), (8, 2, 6), (12, 3, 3),
+                        (16, 2, 2)]
+
+
+@pytest.mark.parametrize("out_bits, pe, simd, form", [
+    case + (form,) for case in REQUANTIZATION_CASES for form in ("thresholds", "affine")
+    if form == "affine" or case[0] <= 8])
+def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
+    """Both exact requantizers against golden, from 1 to 16 output bits (thresholds only up to
+    8 bits: 65,535 comparators per PE is what the affine form is for)."""
+    layer = dense_layer(rng, in_features=6, out_features=6, weight_bits=3, in_bits=4,
+                        out_bits=out_bits)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=form)
+    assert mvu.requantization == form
+    vectors = np.concatenate([rng.integers(0, 16, (6, 6)), np.zeros((1, 6), int),
+                              np.full((1, 6), 15)])
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    want = reference(layer, vectors)
+    np.testing.assert_array_equal(rtl_out, want)
+    assert len(np.unique(want)) > 2 or out_bits == 1       # the codes are not all clipped
+
+
+@pytest.mark.parametrize("out_bits, form", [(4, "thresholds"), (8, "affine"), (16, "affine")])
+def test_mvu_picks_the_cheaper_requantizer(out_bits, form, rng):
+    layer = dense_layer(rng, in_features=16, out_features=4, weight_bits=2, in_bits=4,
+                        out_bits=out_bits)
+    assert MatrixVectorUnit(layer, pe=2, simd=4).requantization == form
+
+
+def test_mvu_rejects_a_bad_requantization(rng):
+    layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
+                        out_bits=2)
+    with pytest.raises(ValueError, match=r"^requantization must be None, 'thresholds' or "
+                                         r"'affine', not 'lut'$"):
+        MatrixVectorUnit(layer, pe=1, simd=1, requantization="lut")

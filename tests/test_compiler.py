@@ -1,0 +1,83 @@
+# amaranth: UnusedElaboratable=no
+"""The folding search: budgets it accepts are met by the design it builds, for every network
+shape (pools before the first layer, stand-alone pools after one, pools fused into a conv)."""
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from wrpn_rtl import golden as g
+from wrpn_rtl.accelerator import Accelerator, Folding
+from wrpn_rtl.compiler import build_accelerator, choose_foldings, layer_options, read_foldings
+
+NETWORKS = {
+    # a pool reads the image stream: its cycles bound the design, whatever the foldings
+    "pool-first": g.NetworkSpec((6, 6, 1), 3, [g.MaxPool(2), g.Conv(2, 1, out_bits=2),
+                                              g.Dense(3, out_bits=None, batch_norm=False)]),
+    "overlapping-pool-first": g.NetworkSpec((6, 6, 2), 3, [
+        g.MaxPool(3, stride=1), g.Conv(4, 3, padding=1, out_bits=2),
+        g.Dense(3, out_bits=None, batch_norm=False)]),
+    # the second pool stands alone after the fused one and reads the conv's PE lanes
+    "two-pools": g.NetworkSpec((8, 8, 1), 4, [g.Conv(4, 3, padding=1, out_bits=2),
+                                             g.MaxPool(2), g.MaxPool(2, stride=1),
+                                             g.Dense(3, out_bits=None, batch_norm=False)]),
+    "digits-like": g.NetworkSpec((8, 8, 1), 8, [g.Conv(4, 3, padding=1, out_bits=3),
+                                               g.MaxPool(2), g.Conv(6, 3, padding=1,
+                                                                    out_bits=3),
+                                               g.MaxPool(2),
+                                               g.Dense(10, out_bits=None, batch_norm=False)]),
+}
+
+
+def quantized(spec, seed=0):
+    return g.quantize_network(spec, g.random_parameters(spec, np.random.default_rng(seed)))
+
+
+def fewest_cycles(network):
+    """The floor that an impossible cycle target's error names."""
+    with pytest.raises(ValueError, match=r"^target_cycles must be an integer >= \d+ ") as info:
+        choose_foldings(network, target_cycles=1)
+    return int(re.search(r">= (\d+)", str(info.value)).group(1))
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_every_accepted_cycle_target_is_met(name):
+    network = quantized(NETWORKS[name])
+    fewest = fewest_cycles(network)
+    fastest = build_accelerator(network, choose_foldings(network, target_cycles=fewest))
+    assert fastest.cycles_per_image == fewest        # the floor named is reached
+    targets = sorted({fewest, fewest + 1, 2 * fewest, 10 * fewest})
+    for target in targets:
+        accelerator = build_accelerator(network, choose_foldings(network, target_cycles=target))
+        assert accelerator.cycles_per_image <= target, (target, accelerator.cycles_per_image)
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_a_logic_budget_gives_the_fastest_design(name):
+    network = quantized(NETWORKS[name])
+    fastest = build_accelerator(network, choose_foldings(network, max_logic_cells=10 ** 9))
+    assert fastest.cycles_per_image == fewest_cycles(network)
+
+
+def test_a_pool_on_the_image_stream_is_counted_in_cycles_and_cost():
+    network = quantized(NETWORKS["pool-first"])
+    pool_cycles = 6 * 6                                  # one image code per cycle
+    conv_options = layer_options(network.layers[1])
+    assert all(option.cycles < pool_cycles for option in conv_options)
+    assert build_accelerator(network, choose_foldings(
+        network, max_logic_cells=10 ** 9)).cycles_per_image == pool_cycles
+
+
+def test_a_folding_file_without_window_simd_takes_the_searched_lanes(tmp_path):
+    network = quantized(NETWORKS["digits-like"])
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps({"foldings": [{"pe": 2, "simd": 9}, {"pe": 3, "simd": 12},
+                                             {"pe": 2, "simd": 8}]}))
+    implicit = build_accelerator(network, read_foldings(path, network))
+    explicit = Accelerator(network, foldings=[
+        Folding(pe=2, simd=9, window_simd=math.gcd(9, 1)),
+        Folding(pe=3, simd=12, window_simd=math.gcd(12, 4)), Folding(pe=2, simd=8)])
+    assert implicit.cycles_per_image == explicit.cycles_per_image
+    assert [name for name, _ in implicit.stages] == [name for name, _ in explicit.stages]
