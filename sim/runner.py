@@ -20,12 +20,14 @@ class SimulationFailed(AssertionError):
 @dataclass
 class BenchResult:
     """What a bench observed: output words (lists of lane ints), the cycle of each output
-    transfer counted from the first input transfer, and cycles from the first
-    input transfer to the last output transfer."""
+    transfer counted from the first input transfer, cycles from the first input transfer to
+    the last output transfer, and whether the cycle limit ended the run before every expected
+    word arrived (only with ``check=False``; ``outputs`` then holds those that did)."""
 
     outputs: list
     cycles: int
     output_cycles: list = None
+    timed_out: bool = False
 
 
 def check_simulator(simulator):
@@ -59,8 +61,8 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
     out_fields : list of (width, signed), optional
         ... or of these fields, lowest bits first (e.g. a struct payload).
     check : bool
-        Fail on a mismatching word (default); when False only record the outputs, so the
-        caller can report every mismatch.
+        Fail on a mismatching word or a timeout (default); when False only record the outputs
+        that arrived, so the caller can report every mismatch.
     simulator : "icarus" or "verilator"
     build_dir : path
         Folder for this case (created); the simulator builds in ``build_dir/<simulator>``.
@@ -116,7 +118,8 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                                f"{_log_tail(build_dir)}")
     observed = json.loads(observed_path.read_text())
     return BenchResult(outputs=observed["outputs"], cycles=observed["cycles"],
-                       output_cycles=observed["output_cycles"])
+                       output_cycles=observed["output_cycles"],
+                       timed_out=observed["timed_out"])
 
 
 def _log_tail(build_dir, lines=20):

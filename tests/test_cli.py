@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
 import json
+import re
 import subprocess
 import sys
 
@@ -176,6 +177,58 @@ def test_sim_reports_mismatches_by_image(tmp_path, rng):
     assert [e["mismatching_words"] for e in summary["by_layer"]] == [0, 0, 0]
 
 
+def test_sim_compares_what_arrived_before_a_timeout(tmp_path, rng):
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(3, 3, padding=1, out_bits=2),
+                                         g.Dense(4, out_bits=None, batch_norm=False)])
+    network = g.quantize_network(spec, g.random_parameters(spec, rng))
+    accelerator = build_accelerator(network, choose_foldings(network, target_cycles=512))
+    verilog, _, _ = write_design(accelerator, tmp_path, name="net")
+    images = rng.integers(0, 16, (6, 4, 4, 1))
+    # a limit that only the first images can meet stands in for a design that hangs
+    limit = 3 * accelerator.cycles_per_image
+    summary = simulate(accelerator, verilog, images=images, labels=None, simulator="icarus",
+                       work_dir=tmp_path / "sim", max_cycles=limit)
+    assert summary["timed_out"] and 0 < summary["words_received"] < 6
+    arrived = summary["words_received"]
+    assert [e["image"] for e in summary["mismatched_images"]] == list(range(arrived, 6))
+    assert all(e["missing_words"] == 1 for e in summary["mismatched_images"])
+    assert summary["by_layer"][-1]["mismatching_words"] == 0     # Amaranth's run completes
+
+
+def test_sim_with_stalls_from_the_command_line(tmp_path, capsys, rng):
+    spec = g.NetworkSpec((5, 4, 2), 3, [g.Conv(3, 3, padding=2, out_bits=3), g.MaxPool(2),
+                                         g.Dense(3, out_bits=None, batch_norm=False)])
+    model = model_file(tmp_path / "m.npz", spec, rng)
+    code, summary, err = run_json(capsys, ["sim", "--model", model, "--out",
+                                           str(tmp_path / "o"), "--images", "5",
+                                           "--stall", "0.4", "--target-cycles", "400"])
+    assert code == 0, err
+    assert summary["mismatches"] == 0 and not summary["timed_out"]
+    config = json.loads((tmp_path / "o" / "sim_icarus" / "bench.json").read_text())
+    assert config["stall_in"] == config["stall_out"] == 0.4
+    assert config["inputs"][:20] == [[0]] * 20                   # the all-zero image first
+    assert config["inputs"][40:60] == [[7]] * 20                 # then the all-maximum one
+
+
+@pytest.mark.parametrize("stall", ["1", "-0.1", "x"])
+def test_stall_must_be_a_probability(stall, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "--stall", stall])
+    assert exit_info.value.code == 2
+    assert re.search(r"argument --stall: must be a probability in \[0, 1\), not ",
+                     capsys.readouterr().err)
+
+
+def test_golden_on_a_model_that_is_not_the_digits(tmp_path, capsys, rng):
+    spec = g.NetworkSpec((6, 5, 3), 6, [g.Conv(4, 3, stride=2, padding=1, out_bits=5),
+                                         g.Dense(4, out_bits=None, batch_norm=False)])
+    model = model_file(tmp_path / "m.npz", spec, rng)
+    code, summary, err = run_json(capsys, ["golden", "--model", model])
+    assert code == 0, err
+    assert summary["accuracy"] is None and not summary["labelled"]
+    assert summary["images"] > 100 and summary["integer_vs_float_mismatches"] == 0
+
+
 def test_train_then_golden_round_trip(tmp_path, capsys):
     code, summary, _ = run_json(capsys, ["train", "--out", str(tmp_path), "--epochs", "3"])
     assert code == 0 and (tmp_path / "model.npz").is_file()
@@ -263,7 +316,10 @@ def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
                                            "--target", "asic", "--images", "3",
                                            "--out", str(tmp_path / "out")])
     assert code == 0, err
-    assert summary["golden"] is None                 # not a digits network: no test set
+    golden = summary["golden"]                       # not a digits network: no test set,
+    assert golden["accuracy"] is None and golden["integer_vs_float_mismatches"] == 0   # no labels
+    assert "golden integer vs float mismatches (256 sample images) | 0" in (
+        tmp_path / "out" / "summary.md").read_text()
     assert summary["sim"]["mismatches"] == 0 and summary["sim"]["images"] == 3
     assert summary["synth"][0]["target"] == "asic" and summary["synth"][0]["cells"] > 0
     table = (tmp_path / "out" / "summary.md").read_text()

@@ -17,7 +17,8 @@ Subcommands
     generate -> golden check -> sim -> synth with one summary table. With no arguments: the
     built-in network on iCE40 UP5K and ECP5-25k (what ``make demo`` runs).
 ``train`` / ``golden``
-    Train a WRPN digits CNN (and its full-precision baseline) / run a model's golden paths.
+    Train a WRPN digits CNN (and its full-precision baseline) / run a model's golden paths
+    (the digits test set, or sample images with the extremes for any other input).
 ``bench mvu|window|conv``
     Synthesis benchmarks of the building blocks against their baselines.
 
@@ -65,6 +66,17 @@ def _positive_float(text):
     return value
 
 
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), not {text!r}") \
+            from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), not {text}")
+    return value
+
+
 _FLAGS = {
     "model": (["--model"], dict(type=Path, metavar="FILE",
                                 help="model file (.npz; default: the built-in network)")),
@@ -82,6 +94,9 @@ _FLAGS = {
                             help="output folder (default: build/)")),
     "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
                                   help="test images simulated (default 20)")),
+    "stall": (["--stall"], dict(type=_probability, default=0.0, metavar="P",
+                                help="random stalls: each cycle the input idles and the output "
+                                     "refuses with probability P (default 0)")),
     "simulator": (["--simulator"], dict(choices=["icarus", "verilator"], default="icarus",
                                         help="cocotb simulator (default icarus)")),
     "target": (["--target"], dict(action="append", metavar="NAME",
@@ -158,7 +173,8 @@ def _simulate(args, prepared, accelerator, generated):
         summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
                            simulator=args.simulator,
                            work_dir=args.out / f"sim_{args.simulator}",
-                           progress=lambda t: _progress(args, t), seed=args.seed)
+                           progress=lambda t: _progress(args, t), seed=args.seed,
+                           stall=args.stall)
     except StepError as error:
         raise CommandError(str(error)) from None
     write_json(args.out / "sim.json", summary)
@@ -205,18 +221,35 @@ def cmd_sim(args):
     summary["generate"] = generated
     if not args.json:
         print(_sim_text(summary))
-    if summary["mismatches"]:
-        raise CommandError(f"the RTL disagrees with the golden model on {summary['mismatches']} "
-                           f"outputs of {len(summary['mismatched_images'])} images (details in "
-                           f"{args.out / 'sim.json'})")
+    problem = _sim_problem(summary)
+    if problem:
+        raise CommandError(f"{problem} (details in {args.out / 'sim.json'})")
     return summary
+
+
+def _sim_problem(summary):
+    """What went wrong in a simulation summary, or None."""
+    if not summary["mismatches"]:
+        return None
+    first = summary["mismatched_images"][0]["image"]
+    text = (f"the RTL disagrees with the golden model on {summary['mismatches']} outputs of "
+            f"{len(summary['mismatched_images'])} images, first image {first}")
+    if summary.get("timed_out"):
+        text += (f"; it timed out with {summary['words_received']} of "
+                 f"{summary['words_expected']} output words")
+    return text
 
 
 def _sim_text(summary):
     text = (f"{summary['simulator']}: {summary['images']} images, {summary['mismatches']} "
             f"mismatching outputs")
+    if summary.get("timed_out"):
+        text += (f"\n  timeout: {summary['words_received']} of {summary['words_expected']} "
+                 f"output words arrived; those were compared")
     for entry in summary["mismatched_images"][:10]:
         text += f"\n  image {entry['image']}: output fields {entry['fields']} differ"
+        if entry.get("missing_words"):
+            text += f", {entry['missing_words']} output words missing"
         if "rtl_label" in entry:
             text += f" (label {entry['rtl_label']}, golden {entry['golden_label']})"
     for entry in summary.get("by_layer", []):
@@ -263,8 +296,8 @@ def cmd_flow(args):
     if not args.json:
         print(markdown)
     problems = list(failures)
-    if sim["mismatches"]:
-        problems.append(f"the RTL disagrees with the golden model ({sim['mismatches']} outputs)")
+    if _sim_problem(sim):
+        problems.append(_sim_problem(sim))
     if golden and golden["integer_vs_float_mismatches"]:
         problems.append("the integer and float golden paths disagree")
     if problems:
@@ -283,38 +316,17 @@ def _digits_accuracy(network):
 
 
 def _golden_summary(args, network):
-    """Both golden paths on the whole digits test set (None for other inputs)."""
-    if network.input_shape != (8, 8, 1):
-        return None
-    from .golden.train import load_digits_split
-    _, _, x_test, y_test = load_digits_split()
-    _progress(args, f"golden model: integer and float quantized paths on {len(x_test)} test "
-                    f"images")
-    summary = _golden_check(network, x_test, y_test)
-    _progress(args, f"  accuracy {summary['accuracy']:.4f}; integer vs float mismatches "
-                    f"{summary['integer_vs_float_mismatches']}")
+    """Both golden paths on the digits test set, or for any other input on
+    :data:`~wrpn_rtl.steps.GOLDEN_IMAGES` sample images (extremes first; no accuracy)."""
+    from .steps import GOLDEN_IMAGES, golden_check, sample_inputs
+    images, labels = sample_inputs(network, GOLDEN_IMAGES if network.input_shape != (8, 8, 1)
+                                   else 10 ** 6, seed=args.seed)
+    what = "test images" if labels is not None else "sample images (no labels)"
+    _progress(args, f"golden model: integer and float quantized paths on {len(images)} {what}")
+    summary = golden_check(network, images, labels)
+    _progress(args, (f"  accuracy {summary['accuracy']:.4f}; " if labels is not None else "  ")
+              + f"integer vs float mismatches {summary['integer_vs_float_mismatches']}")
     return summary
-
-
-def _golden_check(network, images, labels):
-    """Run both golden paths on ``images``; return a summary dict (mismatches must be 0)."""
-    import numpy as np
-    from .golden import execute, execute_float
-    ref = execute(network, network.quantize_input(images))
-    flt = execute_float(network, images)
-    by_layer = {}
-    for layer, a, b in zip(network.layers, ref.outputs, flt.outputs):
-        if layer.is_logits:
-            a = a * layer.output.scale
-        by_layer[layer.name] = int(np.count_nonzero(a != b))
-    class_mismatches = int(np.count_nonzero(ref.classes != flt.classes))
-    return {"images": int(len(images)), "accuracy": float((ref.classes == labels).mean()),
-            "float_path_accuracy": float((flt.classes == labels).mean()),
-            "full_precision_accuracy": network.metadata.get("float_test_accuracy"),
-            "full_precision_width1_accuracy": network.metadata.get(
-                "float_width1_test_accuracy"),
-            "mismatches_by_layer": by_layer, "class_mismatches": class_mismatches,
-            "integer_vs_float_mismatches": sum(by_layer.values()) + class_mismatches}
 
 
 def _flow_markdown(prepared, summary):
@@ -337,7 +349,10 @@ def _flow_markdown(prepared, summary):
             ("foldings (PE x SIMD)", ", ".join(f"{f['pe']}x{f['simd']}"
                                                for f in generated["foldings"])
              + f" ({generated['folding_rule']})")]
-    if golden:
+    if golden and not golden["labelled"]:
+        rows += [(f"golden integer vs float mismatches ({golden['images']} sample images)",
+                  str(golden["integer_vs_float_mismatches"]))]
+    elif golden:
         full, narrow = (golden["full_precision_accuracy"],
                         golden["full_precision_width1_accuracy"])
         rows += [(f"test accuracy ({golden['images']} images): integer golden / float "
@@ -380,20 +395,12 @@ def cmd_train(args):
 
 def cmd_golden(args):
     from .golden import ModelFileError, load_network
-    from .golden.train import load_digits_split
     from .golden.zoo import default_model_path
     try:
         network = load_network(args.model or default_model_path())
     except ModelFileError as error:
         raise CommandError(str(error)) from None
-    if network.input_shape != (8, 8, 1):
-        raise CommandError(f"golden runs the digits test set: the model input must be "
-                           f"(8, 8, 1), not {network.input_shape}")
-    _, _, x_test, y_test = load_digits_split()
-    summary = _golden_check(network, x_test, y_test)
-    _progress(args, f"golden model on {summary['images']} test images: accuracy "
-                    f"{summary['accuracy']:.4f}; integer vs float path mismatches: "
-                    f"{summary['integer_vs_float_mismatches']}")
+    summary = _golden_summary(args, network)
     if summary["integer_vs_float_mismatches"]:
         raise CommandError("the integer and float golden paths disagree")
     return summary
@@ -427,15 +434,17 @@ def build_parser():
         ("generate", cmd_generate, "Verilog + manifest.json for a network",
          _NETWORK + _DESIGN + ("target", "out", "json")),
         ("sim", cmd_sim, "generate, then simulate test images with cocotb against golden",
-         _NETWORK + _DESIGN + ("images", "simulator", "target", "out", "json")),
+         _NETWORK + _DESIGN + ("images", "stall", "simulator", "target", "out", "json")),
         ("synth", cmd_synth, "generate, then synthesize (Yosys, nextpnr, ASIC estimate)",
          _NETWORK + _DESIGN + ("target", "freq", "out", "json")),
         ("flow", cmd_flow, "generate -> golden -> sim -> synth; no arguments: the main job",
-         _NETWORK + _DESIGN + ("images", "simulator", "target", "freq", "out", "json")),
+         _NETWORK + _DESIGN + ("images", "stall", "simulator", "target", "freq", "out",
+                                "json")),
         ("train", cmd_train, "train a WRPN digits CNN and write DIR/model.npz",
          ("wbits", "abits", "width", "epochs", "seed", "out", "json")),
-        ("golden", cmd_golden, "a model's golden integer and float paths on the digits test set",
-         ("model", "json")),
+        ("golden", cmd_golden, "a model's golden integer and float paths: on the digits test "
+                               "set (with accuracy), or on sample images for any other input",
+         ("model", "seed", "json")),
     ]
     for name, run, text, flags in commands:
         command = sub.add_parser(name, help=text, description=text)

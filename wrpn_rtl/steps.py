@@ -15,12 +15,15 @@ import time
 
 import numpy as np
 
-__all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "sample_images",
+__all__ = ["StepError", "Prepared", "prepare_network", "train_digits", "sample_inputs",
+           "sample_images", "golden_check",
            "generate", "simulate", "localize", "synthesize", "synth_markdown", "write_json",
            "DEFAULT_TARGETS", "FIT_MARGIN"]
 
 #: ``flow`` with no arguments: the default network on these devices.
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
+#: Images the golden check runs for a model without labelled data (the digits have 360).
+GOLDEN_IMAGES = 256
 #: Share of the smallest device's logic cells the automatic folding may plan for (the
 #: estimate is first-order; the rest is headroom for placement and estimate error).
 FIT_MARGIN = 0.80
@@ -168,19 +171,54 @@ def _spec_bits(spec):
     return linear[0].weight_bits, next((l.out_bits for l in linear if l.out_bits), None)
 
 
-def sample_images(network, count, *, seed=0):
-    """``count`` test images as input codes, and their labels.
+def sample_inputs(network, count, *, seed=0):
+    """``count`` float images in [0, 1] for ``network``, and their labels.
 
-    The digits test split for an 8x8x1 network (labels known); otherwise seeded random codes
-    (labels None).
+    The digits test split for an 8x8x1 network (labels known). Otherwise (labels None) the
+    extremes first - an all-zero and an all-maximum image - then seeded random images on the
+    input code grid (``code / (2**input_bits - 1)``, so quantizing gives the codes back).
     """
     if network.input_shape == (8, 8, 1):
         from .golden.train import load_digits_split
         _, _, x_test, y_test = load_digits_split()
         count = min(count, len(x_test))
-        return network.quantize_input(x_test[:count]), y_test[:count]
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 1 << network.input_bits, (count,) + network.input_shape), None
+        return x_test[:count], y_test[:count]
+    from .golden.quant import activation_levels
+    top = activation_levels(network.input_bits)
+    codes = np.random.default_rng(seed).integers(0, top + 1, (count,) + network.input_shape)
+    codes[:1] = 0
+    codes[1:2] = top
+    return codes / top, None
+
+
+def sample_images(network, count, *, seed=0):
+    """:func:`sample_inputs` as input codes: ``(codes, labels)``."""
+    images, labels = sample_inputs(network, count, seed=seed)
+    return network.quantize_input(images), labels
+
+
+def golden_check(network, images, labels=None):
+    """Both golden paths on float ``images``: accuracy (None without labels) and mismatches
+    between the integer and the float path per layer (all must be 0)."""
+    from .golden import execute, execute_float
+    ref = execute(network, network.quantize_input(images))
+    flt = execute_float(network, images)
+    by_layer = {}
+    for layer, a, b in zip(network.layers, ref.outputs, flt.outputs):
+        if getattr(layer, "is_logits", False):
+            a = a * layer.output.scale
+        by_layer[layer.name] = int(np.count_nonzero(a != b))
+    class_mismatches = int(np.count_nonzero(ref.classes != flt.classes))
+
+    def accuracy(classes):
+        return None if labels is None else float((classes == labels).mean())
+    return {"images": int(len(images)), "labelled": labels is not None,
+            "accuracy": accuracy(ref.classes), "float_path_accuracy": accuracy(flt.classes),
+            "full_precision_accuracy": network.metadata.get("float_test_accuracy"),
+            "full_precision_width1_accuracy": network.metadata.get(
+                "float_width1_test_accuracy"),
+            "mismatches_by_layer": by_layer, "class_mismatches": class_mismatches,
+            "integer_vs_float_mismatches": sum(by_layer.values()) + class_mismatches}
 
 
 def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
@@ -243,15 +281,18 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
 
 
 def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progress=_quiet,
-             stall=0.0, seed=0):
+             stall=0.0, seed=0, max_cycles=None):
     """Run ``images`` through the generated Verilog with cocotb and compare every output word
-    with the golden model.
+    with the golden model. ``stall``: probability of an idle input / a refused output each
+    cycle; ``max_cycles``: the simulation's limit (default: ample for the expected cycles).
 
     Returns
     -------
     dict
-        ``mismatched_images`` (per image: which logits / codes differ, and the labels),
-        ``mismatches`` (count of differing fields), ``accuracy`` (RTL labels against the true
+        ``mismatched_images`` (per image: which logits / codes differ, how many output words
+        never arrived, and the labels), ``mismatches`` (count of differing fields, missing
+        ones included), ``timed_out`` with ``words_received`` / ``words_expected`` (a run that
+        hangs still compares every word that arrived), ``accuracy`` (RTL labels against the true
         labels, when known), ``golden_accuracy``, ``cycles_per_image`` (measured in steady
         state: from the first image's last output word to the last image's, per image),
         ``latency_cycles`` (first input to the first image's last output word) and
@@ -265,15 +306,17 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
     trace = execute(accelerator.network, images)
     expected = expected_outputs(accelerator, trace.outputs[-1])
     classify = accelerator.classifies
-    progress(f"simulating {count} images through {Path(verilog).name} on {simulator} (cocotb)")
+    progress(f"simulating {count} images through {Path(verilog).name} on {simulator} (cocotb)"
+             + (f", random stalls on both streams with probability {stall:g}" if stall else ""))
+    if max_cycles is None:
+        max_cycles = int((count + 2) * accelerator.cycles_per_image * (2 + 8 * stall) + 5000)
     started = time.monotonic()
     try:
         result = run_stream_bench(
             verilog, toplevel=Path(verilog).stem, inputs=np.asarray(images).reshape(-1, 1),
             expected=expected, in_width=accelerator.network.input_bits,
             out_fields=output_fields(accelerator), simulator=simulator, build_dir=work_dir,
-            stall_in=stall, stall_out=stall, seed=seed, check=False,
-            max_cycles=(count + 2) * accelerator.cycles_per_image * (4 if stall else 2) + 5000)
+            stall_in=stall, stall_out=stall, seed=seed, check=False, max_cycles=max_cycles)
     except ToolMissing as error:
         raise StepError(str(error)) from None
     except (SimulationFailed, ValueError) as error:
@@ -285,17 +328,24 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
         want = expected[index * per_word:(index + 1) * per_word]
         if got != want:
             diff = [i for i, (a, b) in enumerate(zip(np.ravel(got), np.ravel(want))) if a != b]
-            fields += len(diff)
-            entry = {"image": index, "fields": diff}
-            if classify:
+            missing = per_word - len(got)
+            fields += len(diff) + missing * len(want[0])
+            entry = {"image": index, "fields": diff, "missing_words": missing}
+            if classify and got:
                 entry.update(rtl_label=got[0][-1], golden_label=want[0][-1])
             mismatched.append(entry)
+    complete = len(result.outputs) // per_word
     summary = {"simulator": simulator, "images": count, "mismatches": fields,
-               "mismatched_images": mismatched,
-               "cycles_per_image": _steady_cycles(result.output_cycles, count, per_word),
-               "latency_cycles": result.output_cycles[per_word - 1],
+               "mismatched_images": mismatched, "timed_out": result.timed_out,
+               "words_received": len(result.outputs), "words_expected": len(expected),
+               "cycles_per_image": (_steady_cycles(result.output_cycles, complete, per_word)
+                                    if complete else None),
+               "latency_cycles": result.output_cycles[per_word - 1] if complete else None,
                "expected_cycles_per_image": accelerator.cycles_per_image,
                "seconds": round(time.monotonic() - started, 1)}
+    if result.timed_out:
+        progress(f"  timeout: {len(result.outputs)} of {len(expected)} output words arrived "
+                 f"within {max_cycles} cycles; comparing those")
     if mismatched:
         last = mismatched[0]["image"] + 1
         progress(f"  localizing the first mismatch: every stage of images 0..{last - 1} in "
@@ -305,11 +355,12 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
         rtl_labels = np.array([word[-1] for word in result.outputs])
         summary["golden_accuracy"] = (None if labels is None else
                                       float((trace.classes == labels).mean()))
-        summary["accuracy"] = (None if labels is None else
+        summary["accuracy"] = (None if labels is None or result.timed_out else
                                float((rtl_labels == np.asarray(labels)).mean()))
     progress(f"  {fields} mismatching fields in {len(mismatched)} of {count} images; "
              f"{summary['cycles_per_image']} cycles per image measured in steady state "
-             f"({summary['expected_cycles_per_image']} expected), latency "
+             f"({summary['expected_cycles_per_image']} expected"
+             + (", with stalls" if stall else "") + f"), latency "
              f"{summary['latency_cycles']}; {summary['seconds']} s")
     return summary
 
