@@ -9,7 +9,7 @@ per cycle; ``valid`` is always a register.
 """
 import math
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -66,8 +66,13 @@ class _Scatter(wiring.Component):
         hold = Signal(width * self._factor, name="hold", reset_less=True)
         index = Signal(range(self._factor), name="index")
         last = index == self._factor - 1
-        pieces = Array(hold[i * width:(i + 1) * width] for i in range(self._factor))
-        m.d.comb += [Value.cast(self.output.payload).eq(pieces[index]),
+        # A multiplexer chain (continuous assignments in Verilog), not an Array index: Icarus
+        # runs the `always @*` block an Array becomes only once its index changes, so the
+        # first word after reset came out undefined there.
+        selected = hold[:width]
+        for i in range(1, self._factor):
+            selected = Mux(index == i, hold[i * width:(i + 1) * width], selected)
+        m.d.comb += [Value.cast(self.output.payload).eq(selected),
                      self.input.ready.eq(~self.output.valid | (self.output.ready & last))]
         with m.If(self.output.valid & self.output.ready):
             m.d.sync += index.eq(Mux(last, 0, index + 1))

@@ -8,7 +8,7 @@ lane-wise maximum of its channel group over the window. :class:`MaxPool2d` is th
 window followed by the reducer. Padding is code 0, which never exceeds a real code, as in the
 golden ``max_pool2d``.
 """
-from amaranth.hdl import Array, Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -64,13 +64,18 @@ class MaxPoolReducer(wiring.Component):
         simd, groups, size = self._simd, self._groups, self._window_size
         position = Signal(range(size), name="position")
         group = Signal(range(groups), name="group")
-        running = Array(Signal(self.input.payload.shape(), name=f"max{i}", reset_less=True)
-                        for i in range(groups))
+        running = [Signal(self.input.payload.shape(), name=f"max{i}", reset_less=True)
+                   for i in range(groups)]
         last = position == size - 1
         m.d.comb += self.input.ready.eq(~last | ~self.output.valid | self.output.ready)
         take = self.input.valid & self.input.ready
         incoming = self.input.payload
-        previous = running[group]
+        # A multiplexer chain rather than an Array index (see convert._Scatter: Icarus does not
+        # run the `always @*` block of an Array until its index changes).
+        previous = Value.cast(running[0])
+        for index in range(1, groups):
+            previous = Mux(group == index, running[index], previous)
+        previous = self.input.payload.shape()(previous)
         best = Signal(self.input.payload.shape(), name="best")
         for lane in range(simd):
             m.d.comb += best[lane].eq(Mux((position == 0) | (incoming[lane] > previous[lane]),
@@ -84,7 +89,9 @@ class MaxPoolReducer(wiring.Component):
             with m.If(last):
                 m.d.sync += [self.output.payload.eq(best), self.output.valid.eq(1)]
             with m.Else():
-                m.d.sync += running[group].eq(best)
+                for index in range(groups):
+                    with m.If(group == index):
+                        m.d.sync += running[index].eq(best)
         return m
 
 

@@ -17,8 +17,8 @@ writer may start a row only when its slot is no longer needed by the window bein
 larger of ``min(K_h, H) + S_h`` (rather than the bare minimum of ``K_h - 1`` rows plus a
 window: the writer fills the next ``S_h`` rows while the current output row is read) and, at a
 frame boundary, the rows the last output row still needs plus those the next frame's first
-output row needs (``K_h - padding``), at most ``2 H``. So the reader never waits for the
-buffer, only for input that has not arrived yet. (With one row fewer a 3x3, stride-2,
+output row needs (``K_h - padding``), at most ``2 H`` (one more when a row is a single word).
+So the reader never waits for the buffer, only for input that has not arrived yet. (With one row fewer a 3x3, stride-2,
 unpadded window measured 13 % above its expected cycles per frame; with ``R <= H`` a kernel as
 tall as the map ran up to 58 % above.)
 
@@ -141,7 +141,12 @@ class SlidingWindow(wiring.Component):
         last_row_base = (self._out_hw[0] - 1) * s_h - pad
         rows_last = height - min(height, max(0, last_row_base))
         rows_first = max(0, min(height, k_h - pad))
-        return min(2 * height, max(min(k_h, height) + s_h, rows_last + rows_first))
+        rows = min(2 * height, max(min(k_h, height) + s_h, rows_last + rows_first))
+        # A row of one word is written and read in one cycle each, faster than the writer's
+        # progress reaches the reader (`ahead` is a register, and a row step lands a cycle
+        # late): one more slot keeps such maps at a word per cycle (measured 1.5 without).
+        single_word_rows = self._in_shape[1] * self._groups == 1
+        return rows + 1 if single_word_rows else rows
 
     def buffer_bits(self):
         """``(stored, minimum)``: bits of the line buffer, and the bare minimum

@@ -65,14 +65,15 @@ def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, rng):
 
 
 def _geometry_sweep():
-    """Every window geometry up to a bound: maps 3x4 and 4x3, kernels 1..3, strides 1..3 and
-    padding 0..3 on each axis independently, wherever the kernel fits the padded map (648
-    geometries). Padding deeper than the kernel puts whole output rows above or below the
-    image, and kernels as tall as the map leave one or two output rows per frame."""
-    for height, width in [(3, 4), (4, 3)]:
+    """Every window geometry up to a bound: maps 3x4, 4x3 and the tiny 1x1, 2x1, 1x2,
+    kernels 1..3, strides 1..3 and padding 0..3 on each axis independently, wherever the kernel
+    fits the padded map. Padding deeper than the kernel puts whole output rows above or below
+    the image, kernels as tall as the map leave one or two output rows per frame, and the
+    tiny maps (with SIMD 2) have rows and frames of a single word."""
+    for height, width in [(3, 4), (4, 3), (1, 1), (2, 1), (1, 2)]:
         for kernel in itertools.product([1, 2, 3], repeat=2):
             for stride in itertools.product([1, 2, 3], repeat=2):
-                for padding in range(4):
+                for padding in range(4 if height * width > 2 else 2):
                     try:
                         check_window((height, width, 2), kernel, stride, padding)
                     except ValueError:

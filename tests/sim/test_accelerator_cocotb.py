@@ -15,7 +15,7 @@ from wrpn_rtl.sim.runner import run_stream_bench
 
 
 def small_network(case, rng):
-    """Two small networks with odd sizes; the second ends in codes, not logits."""
+    """Small networks with odd sizes (one ends in codes, not logits) and tiny ones."""
     if case == "odd_w3a2":
         spec = g.NetworkSpec((5, 6, 2), 3, [
             g.Conv(3, (2, 3), padding=1, weight_bits=3, out_bits=2), g.MaxPool(2, stride=1),
@@ -23,6 +23,19 @@ def small_network(case, rng):
             g.Dense(3, weight_bits=2, out_bits=None, batch_norm=False)], width=1.5)
         foldings = [Folding(pe=5, simd=6, window_simd=2), Folding(pe=4, simd=5),
                     Folding(pe=3, simd=4)]
+    elif case == "one_logit":
+        # a 2 -> 1 lane converter first offers its word right after reset (an Array index
+        # there came out undefined on Icarus), and a single class
+        spec = g.NetworkSpec((3, 3, 3), 2, [
+            g.Conv(2, 2, weight_bits=1, out_bits=1),
+            g.Dense(1, weight_bits=1, out_bits=None, batch_norm=False)])
+        foldings = [Folding(pe=2, simd=3, window_simd=3), Folding(pe=1, simd=1)]
+    elif case == "one_pixel":
+        # frames and rows of a single word through a window and a pool
+        spec = g.NetworkSpec((1, 1, 2), 2, [
+            g.MaxPool(1, stride=2), g.Conv(3, 1, weight_bits=2, out_bits=2),
+            g.Dense(2, weight_bits=2, out_bits=None, batch_norm=False)])
+        foldings = [Folding(pe=3, simd=2, window_simd=2), Folding(pe=2, simd=3)]
     else:
         spec = g.NetworkSpec((7, 3, 3), 2, [
             g.Conv(5, 3, stride=2, padding=1, weight_bits=5, out_bits=1),
@@ -32,14 +45,14 @@ def small_network(case, rng):
     return net, foldings
 
 
-def run_case(net, foldings, images, simulator, tmp_path, rng):
+def run_case(net, foldings, images, simulator, tmp_path, rng, *, stall_in=0.2, stall_out=0.3):
     dut = build_accelerator(net, foldings)
     verilog, _, info = write_design(dut, tmp_path / "design", name="net")
     expected = expected_outputs(dut, g.execute(net, images).outputs[-1])
     result = run_stream_bench(verilog, toplevel="net", inputs=images.reshape(-1, 1),
                               expected=expected, in_width=net.input_bits,
                               out_fields=output_fields(dut), simulator=simulator,
-                              build_dir=tmp_path / "bench", stall_in=0.2, stall_out=0.3,
+                              build_dir=tmp_path / "bench", stall_in=stall_in, stall_out=stall_out,
                               seed=int(rng.integers(1 << 30)),
                               max_cycles=len(images) * info["cycles_per_image"] * 4 + 5000)
     assert result.outputs == expected
@@ -57,8 +70,12 @@ def test_default_network_with_compiled_folding(simulator, tmp_path, rng):
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2"])
+@pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2", "one_logit", "one_pixel"])
 def test_small_random_networks(case, simulator, tmp_path, rng):
     net, foldings = small_network(case, rng)
-    images = rng.integers(0, 1 << net.input_bits, (3,) + net.input_shape)
+    images = rng.integers(0, 1 << net.input_bits, (6,) + net.input_shape)
     run_case(net, foldings, images, simulator, tmp_path, rng)
+    if case.startswith("one_"):
+        # without stalls every stage takes a word the cycle it is offered
+        run_case(net, foldings, images, simulator, tmp_path / "no_stall", rng, stall_in=0,
+                 stall_out=0)
