@@ -218,8 +218,11 @@ class SlidingWindow(wiring.Component):
         # The lowest input row still needed, clamped to [0, H]: a window wholly below the image
         # (padding deeper than the kernel) needs no row of this frame, and row H is the next
         # frame's first row.
+        below_image = (out_h - 1) * s_h - pad + s_h > height    # can a row pass H at all?
+
         def clamp_row(row):
-            return Mux(row < 0, 0, Mux(row > height, height, row))
+            upper = Mux(row > height, height, row) if below_image else row
+            return Mux(row < 0, 0, upper)
         need_low = clamp_row(row_base)
         base_slot = Signal(range(rows), name="base_slot")         # slot of row need_low
 
