@@ -36,6 +36,15 @@ def small_network(case, rng):
             g.MaxPool(1, stride=2), g.Conv(3, 1, weight_bits=2, out_bits=2),
             g.Dense(2, weight_bits=2, out_bits=None, batch_norm=False)])
         foldings = [Folding(pe=3, simd=2, window_simd=2), Folding(pe=2, simd=3)]
+    elif case == "wide_a16":
+        # 16- and 12-bit activations: the affine requantizer (65,535 thresholds per channel
+        # would be impractical)
+        spec = g.NetworkSpec((4, 3, 2), 8, [
+            g.Conv(3, 3, padding=1, weight_bits=4, out_bits=16),
+            g.Dense(4, weight_bits=8, out_bits=12),
+            g.Dense(2, weight_bits=3, out_bits=None, batch_norm=False)])
+        foldings = [Folding(pe=3, simd=6, window_simd=2), Folding(pe=2, simd=9),
+                    Folding(pe=1, simd=4)]
     else:
         spec = g.NetworkSpec((7, 3, 3), 2, [
             g.Conv(5, 3, stride=2, padding=1, weight_bits=5, out_bits=1),
@@ -70,11 +79,15 @@ def test_default_network_with_compiled_folding(simulator, tmp_path, rng):
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2", "one_logit", "one_pixel"])
+@pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2", "one_logit", "one_pixel",
+                                  "wide_a16"])
 def test_small_random_networks(case, simulator, tmp_path, rng):
     net, foldings = small_network(case, rng)
     images = rng.integers(0, 1 << net.input_bits, (6,) + net.input_shape)
-    run_case(net, foldings, images, simulator, tmp_path, rng)
+    _, info = run_case(net, foldings, images, simulator, tmp_path, rng)
+    if case == "wide_a16":
+        assert [stage.get("requantization") for stage in info["stages"]
+                if "requantization" in stage] == ["affine", "affine", None]
     if case.startswith("one_"):
         # without stalls every stage takes a word the cycle it is offered
         run_case(net, foldings, images, simulator, tmp_path / "no_stall", rng, stall_in=0,
