@@ -7,7 +7,7 @@ from the first input transfer to the last output transfer are counted.
 import numpy as np
 from amaranth.sim import Simulator
 
-from .words import unpack
+from wrpn_rtl.sim.words import unpack
 
 __all__ = ["stream_put", "stream_get", "lanes", "fields", "run_stream", "record_streams"]
 

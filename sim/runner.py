@@ -5,8 +5,8 @@ import json
 import os
 from pathlib import Path
 
-from ..golden.atomic import atomic_write
-from ..tools import ensure_verilator_on_path, require
+from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.toolchain import ensure_verilator_on_path, require
 
 __all__ = ["SIMULATORS", "SimulationFailed", "BenchResult", "run_stream_bench", "check_simulator"]
 
@@ -63,6 +63,9 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
     check : bool
         Fail on a mismatching word or a timeout (default); when False only record the outputs
         that arrived, so the caller can report every mismatch.
+    stall_in, stall_out : float or str
+        Share of idle input / refused output cycles (random, from ``seed``), or a deterministic
+        pattern: "alternate" (every other cycle) or "bursts" (32 cycles of 48).
     simulator : "icarus" or "verilator"
     build_dir : path
         Folder for this case (created); the simulator builds in ``build_dir/<simulator>``.

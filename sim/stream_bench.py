@@ -7,7 +7,7 @@ arrays of lanes (lane ``i`` at bits ``[i*width, (i+1)*width)``).
 The bench reads its case from the JSON file named by the plusarg ``+bench_config=FILE``
 (written by :func:`wrpn_rtl.sim.runner.run_stream_bench`): input words, expected output words,
 the input lane width, the output fields (``[width, signed]``, lowest bits first), stall
-probabilities, a seed, a cycle limit, and whether to fail on a mismatch or a timeout
+settings (a probability, or a deterministic pattern of :data:`STALL_PATTERNS`), a seed, a cycle limit, and whether to fail on a mismatch or a timeout
 (``check``; without it the words that did arrive are still written for the caller to compare). It drives the words with random idle cycles,
 takes outputs with random back-pressure, checks every output word, and writes what it saw to
 ``observed.json`` beside the config (words and cycle counts) for the caller's report.
@@ -27,6 +27,22 @@ def as_int(signal):
     """Unsigned value of a port, whether cocotb hands back a Logic (1 bit) or a LogicArray."""
     value = signal.value
     return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+
+
+#: Deterministic stall patterns beside random ones: a stall setting is a probability in
+#: [0, 1) (random idle / refused cycles, seeded) or one of these names.
+STALL_PATTERNS = {
+    "alternate": lambda cycle: cycle % 2 == 1,          # every other cycle
+    "bursts": lambda cycle: cycle % 48 >= 32,           # 32 cycles on, 16 off
+}
+
+
+def stall_schedule(setting, rng):
+    """``cycle -> bool`` (True: stall this cycle) for a stall setting (see
+    :data:`STALL_PATTERNS`)."""
+    if isinstance(setting, str):
+        return STALL_PATTERNS[setting]
+    return lambda cycle: rng.random() < setting
 
 
 class TB:
@@ -60,8 +76,9 @@ class TB:
 
     async def source(self, words):
         config = self.config
+        stall = stall_schedule(config["stall_in"], self.rng)
         for word in words:
-            while self.rng.random() < config["stall_in"]:
+            while stall(self.cycle):
                 self.dut.input__valid.value = 0
                 await RisingEdge(self.dut.clk)
             self.dut.input__payload.value = pack(word, config["in_width"])
@@ -75,14 +92,14 @@ class TB:
         self.dut.input__valid.value = 0
 
     async def sink(self, count):
-        config = self.config
+        stall = stall_schedule(self.config["stall_out"], self.rng)
         while len(self.received) < count:
-            ready = self.rng.random() >= config["stall_out"]
+            ready = not stall(self.cycle)
             self.dut.output__ready.value = int(ready)
             await RisingEdge(self.dut.clk)
             if ready and as_int(self.dut.output__valid):
                 value = as_int(self.dut.output__payload)
-                self.received.append(unpack(value, config["out_fields"]))
+                self.received.append(unpack(value, self.config["out_fields"]))
                 self.last_output_cycle = self.cycle
                 self.output_cycles.append(self.cycle)
         self.dut.output__ready.value = 0

@@ -20,21 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..golden.atomic import atomic_write
+from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.synth.flow import DEFAULT_TARGETS
 
 __all__ = ["PRECISIONS", "run_mvu_bench", "mvu_markdown", "build_core", "conv_bench_layers"]
 
 PRECISIONS = [(1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (8, 8)]
 SIMD = 16
 PES = (1, 4)
-FPGA_TARGETS = ("ice40-up5k", "ecp5-25k")
 FMAX_GOAL = 0.85        # of the registered adder's Fmax on the same fabric
 LOGIC_GOAL = 2.0        # x the partial-product bound
 
 
 def bench_layer(weight_bits, act_bits, pe, *, seed=0):
     """The golden dense layer benchmarked: ``4 * SIMD`` inputs, ``pe`` outputs, raw logits."""
-    from ..golden import Dense, NetworkSpec, quantize_network, random_parameters
+    from wrpn_rtl.golden import Dense, NetworkSpec, quantize_network, random_parameters
     spec = NetworkSpec((1, 1, 4 * SIMD), act_bits,
                        [Dense(pe, weight_bits=weight_bits, out_bits=None, batch_norm=False)])
     params = random_parameters(spec, np.random.default_rng(seed))
@@ -44,10 +44,10 @@ def bench_layer(weight_bits, act_bits, pe, *, seed=0):
 
 def build_core(kind, params):
     """The component a benchmark job synthesizes, rebuilt from picklable ``params``."""
-    from ..conv import ConvLayer
-    from ..mvu import MatrixVectorUnit
-    from ..window import SlidingWindow
-    from .harness import NaiveDotProduct, RegisteredAdder
+    from wrpn_rtl.hardware.conv import ConvLayer
+    from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+    from wrpn_rtl.hardware.window import SlidingWindow
+    from wrpn_rtl.synth.harness import NaiveDotProduct, RegisteredAdder
     if kind == "mvu":
         return MatrixVectorUnit(bench_layer(params["w"], params["a"], params["pe"]),
                                 pe=params["pe"], simd=SIMD)
@@ -68,7 +68,7 @@ def build_core(kind, params):
 
 def conv_bench_layers(params):
     """Golden conv (and pool) of a conv benchmark point, with seeded random weights."""
-    from ..golden import Conv, MaxPool, NetworkSpec, quantize_network, random_parameters
+    from wrpn_rtl.golden import Conv, MaxPool, NetworkSpec, quantize_network, random_parameters
     layers = [Conv(params["channels"], params["kernel"], stride=params["stride"],
                    padding=params["padding"], weight_bits=params["wbits"],
                    out_bits=params["out_bits"])]
@@ -81,9 +81,9 @@ def conv_bench_layers(params):
 
 def _synth_job(job):
     """Build one design's Verilog and synthesize it (runs in a worker process)."""
-    from ..export import write_verilog
-    from .flow import SynthError, synthesize
-    from .harness import SerialHarness
+    from wrpn_rtl.compiler.export import write_verilog
+    from wrpn_rtl.synth.flow import SynthError, synthesize
+    from wrpn_rtl.synth.harness import SerialHarness
     target, work = job["target"], Path(job["work"])
     core = build_core(job["kind"], job["params"])
     work.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,7 @@ def _run_jobs(jobs, progress, workers=None):
 
 
 def _jobs(precisions, pes, targets, work):
-    from ..mvu import MatrixVectorUnit
+    from wrpn_rtl.hardware.mvu import MatrixVectorUnit
     jobs, widths = [], {}
     for w, a in precisions:
         for pe in pes:
@@ -131,7 +131,7 @@ def _jobs(precisions, pes, targets, work):
 
 
 def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisions=None,
-                  pes=None, fpga_targets=FPGA_TARGETS):
+                  pes=None, fpga_targets=DEFAULT_TARGETS):
     """Run the benchmark; write ``out_dir/mvu.json`` and ``out_dir/mvu.md``; return the report.
 
     Parameters
@@ -141,7 +141,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisi
     precisions, pes, fpga_targets :
         Override the sets benchmarked (tests use a single point).
     """
-    from ..mvu import MatrixVectorUnit
+    from wrpn_rtl.hardware.mvu import MatrixVectorUnit
     out_dir = Path(out_dir)
     precisions = precisions or ([(1, 1), (2, 2), (4, 4)] if quick else PRECISIONS)
     pes = pes or ((1,) if quick else PES)
@@ -201,7 +201,7 @@ def mvu_markdown(report):
              "CMOS gates (NAND/NOR/NOT) on asic. Fmax is for the design inside a serial harness. "
              "`bound` is SIMD x PE x a x max(1, w-1) cells; `fabric` is the Fmax of a registered "
              "adder of the accumulator width on the same FPGA, in the same run.", ""]
-    for target in report.get("fpga_targets", FPGA_TARGETS):
+    for target in report.get("fpga_targets", DEFAULT_TARGETS):
         lines += [f"## {target}", "",
                   "| w/a | PE | MVU LUT | naive LUT | MVU/naive | MVU/bound | MVU FF | BRAM | DSP (MVU/naive) "
                   "| MVU MHz | naive MHz | fabric MHz | MVU/fabric | goals (Fmax, logic) |",

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..golden.atomic import atomic_write
-from .bench import _fmt, _run_jobs, build_core, conv_bench_layers
+from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.synth.flow import DEFAULT_TARGETS
+from wrpn_rtl.synth.bench import _fmt, _run_jobs, build_core, conv_bench_layers
 
 __all__ = ["WINDOW_LAYERS", "CONV_LAYERS", "run_layer_bench"]
 
-TARGETS = ("ice40-up5k", "ecp5-25k")
 FRAMES = 3
 
 #: (name, SlidingWindow parameters)
@@ -54,7 +54,7 @@ CONV_LAYERS = [
 
 def _measure_cycles(kind, params):
     """Cycles per frame of the component in Amaranth's simulator, no stall, FRAMES frames."""
-    from ..sim.amaranth_stream import run_stream
+    from wrpn_rtl.sim.amaranth_stream import run_stream
     dut = build_core(kind, params)
     rng = np.random.default_rng(0)
     shape = tuple(params["in_shape"])
@@ -79,7 +79,7 @@ def _measure_cycles(kind, params):
 
 
 def run_layer_bench(kind, out_dir, *, quick=False, progress=print, workers=None,
-                    targets=TARGETS):
+                    targets=DEFAULT_TARGETS):
     """Benchmark the window or conv layers; write ``DIR/<kind>.json`` and ``DIR/<kind>.md``.
 
     Parameters

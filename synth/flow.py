@@ -24,9 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..tools import ToolMissing
+from wrpn_rtl.toolchain import ToolMissing
 
-__all__ = ["TARGETS", "Target", "SynthResult", "SynthError", "synthesize",
+__all__ = ["TARGETS", "DEFAULT_TARGETS", "target_named", "Target", "SynthResult", "SynthError", "synthesize",
            "nextpnr_timeout_reason", "parse_nextpnr_report", "parse_yosys_stat",
            "parse_nextpnr_log_failure", "NEXTPNR_TIMEOUT_S"]
 
@@ -46,6 +46,10 @@ class Target:
     def logic_bel(self):
         return {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}.get(self.family)
 
+
+#: The devices a run synthesizes for when none is named (``flow`` with no arguments, the
+#: benchmarks): the smallest iCE40 with DSPs and the smallest ECP5.
+DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
 
 TARGETS = {t.name: t for t in [
     Target("ice40-up5k", "ice40", "up5k", "sg48", 5280, 30),
@@ -268,6 +272,13 @@ def parse_nextpnr_log_failure(text):
     return "nextpnr failed"
 
 
+def target_named(name, *, flag="target"):
+    """The :class:`Target` called ``name``, or a ValueError naming ``flag`` and the known ones."""
+    if name not in TARGETS:
+        raise ValueError(f"{flag} must be one of {', '.join(TARGETS)}, not {name!r}")
+    return TARGETS[name]
+
+
 def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
                nextpnr_timeout_s=NEXTPNR_TIMEOUT_S):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
@@ -301,9 +312,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         resource and the numbers).
     """
     if isinstance(target, str):
-        if target not in TARGETS:
-            raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-        target = TARGETS[target]
+        target = target_named(target)
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(verilog_path, work / "design.v")

@@ -3,14 +3,17 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from wrpn_rtl import __version__
 from wrpn_rtl import golden as g
 from wrpn_rtl.cli import main
-from wrpn_rtl.compiler import build_accelerator, choose_foldings, write_design
-from wrpn_rtl.steps import FIT_MARGIN, simulate
+from wrpn_rtl.compiler.folding import choose_foldings
+from wrpn_rtl.compiler.manifest import build_accelerator, write_design
+from wrpn_rtl.job.design import FIT_MARGIN
+from wrpn_rtl.job.simulate import simulate
 
 
 def model_file(path, spec, rng, *, with_float=True):
@@ -35,29 +38,33 @@ def test_version_and_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("generate", "sim", "synth", "flow", "train", "golden", "bench"):
-        assert command in out
+    # each subcommand listed on a line of its own with its help text
+    listed = set(re.findall(r"^\s{4}(\w+)\s{2,}\S", out, flags=re.M))
+    assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench"}
 
 
 def test_console_script_is_installed():
-    result = subprocess.run([sys.executable, "-m", "wrpn_rtl", "--version"],
-                            capture_output=True, text=True, check=True)
+    script = Path(sys.executable).with_name("wrpn-rtl")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            check=True)
     assert result.stdout.strip() == f"wrpn-rtl {__version__}"
 
 
-def test_shared_flags_are_spelled_alike(capsys):
-    for command in ("generate", "sim", "synth", "flow"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
-        out = capsys.readouterr().out
-        for flag in ("--model", "--wbits", "--abits", "--width", "--out", "--target", "--json",
-                     "--folding", "--target-cycles", "--max-lc"):
-            assert flag in out, (command, flag)
-    for command in ("sim", "flow"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
-        out = capsys.readouterr().out
-        assert "--images" in out and "--simulator" in out
+def _flags(command, capsys):
+    """The option strings of ``wrpn-rtl COMMAND --help`` (each as a whole word)."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", capsys.readouterr().out))
+
+
+@pytest.mark.parametrize("command, extra", [
+    ("generate", set()), ("synth", {"--freq"}),
+    ("sim", {"--images", "--stall", "--simulator"}),
+    ("flow", {"--images", "--stall", "--simulator", "--freq"})])
+def test_shared_flags_are_spelled_alike(command, extra, capsys):
+    shared = {"--help", "--model", "--wbits", "--abits", "--width", "--train", "--epochs",
+              "--seed", "--out", "--target", "--json", "--folding", "--target-cycles", "--max-lc"}
+    assert _flags(command, capsys) == shared | extra
 
 
 def test_generate_default_fits_the_up5k_budget(tmp_path, capsys):
@@ -274,7 +281,7 @@ def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
 
 
 def test_localize_names_the_first_layer_that_differs(rng):
-    from wrpn_rtl.steps import localize
+    from wrpn_rtl.job.simulate import localize
     spec = g.NetworkSpec((4, 4, 2), 3, [g.Conv(3, 3, padding=1, out_bits=2), g.MaxPool(2),
                                          g.Dense(4, out_bits=None, batch_norm=False)])
     net = g.quantize_network(spec, g.random_parameters(spec, rng))

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.accelerator import Accelerator, Folding
-from wrpn_rtl.compiler import build_accelerator, choose_foldings, layer_options, read_foldings
+from wrpn_rtl.compiler.stages import Folding
+from wrpn_rtl.hardware.accelerator import Accelerator
+from wrpn_rtl.compiler.folding import choose_foldings, layer_options, read_foldings
+from wrpn_rtl.compiler.manifest import build_accelerator
 
 NETWORKS = {
     # a pool reads the image stream: its cycles bound the design, whatever the foldings

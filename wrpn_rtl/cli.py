@@ -31,7 +31,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
+from wrpn_rtl import __version__
 
 __all__ = ["main"]
 
@@ -128,7 +128,8 @@ def _add(parser, *names):
 
 # -- the steps, with CLI errors ---------------------------------------------------------------
 def _prepared(args):
-    from .steps import StepError, prepare_network
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import prepare_network
     try:
         return prepare_network(args.model, wbits=args.wbits, abits=args.abits, width=args.width,
                                train=args.train, epochs=args.epochs, seed=args.seed,
@@ -137,21 +138,28 @@ def _prepared(args):
         raise CommandError(str(error)) from None
 
 
+def _golden(args, network):
+    from wrpn_rtl.job.network import golden_summary
+    return golden_summary(network, seed=args.seed, progress=lambda t: _progress(args, t))
+
+
 def _targets(args, default):
-    from .synth.flow import TARGETS
+    from wrpn_rtl.synth.flow import target_named
     targets = args.target or list(default)
     for target in targets:
-        if target not in TARGETS:
-            raise CommandError(f"--target must be one of {', '.join(TARGETS)}, "
-                               f"not {target!r}")
+        try:
+            target_named(target, flag="--target")
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     return targets
 
 
 def _generate(args, prepared, targets):
     """Generate for the smallest of ``targets`` (its logic sets the default budget)."""
-    from .golden import save_network
-    from .steps import StepError, generate
-    from .synth.flow import TARGETS
+    from wrpn_rtl.golden import save_network
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import generate
+    from wrpn_rtl.synth.flow import TARGETS
     fpga = [t for t in targets if TARGETS[t].logic_capacity]
     budget_target = min(fpga, key=lambda t: TARGETS[t].logic_capacity) if fpga else targets[0]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -167,7 +175,9 @@ def _generate(args, prepared, targets):
 
 
 def _simulate(args, prepared, accelerator, generated):
-    from .steps import StepError, simulate, sample_images, write_json
+    from wrpn_rtl.job.common import StepError, write_json
+    from wrpn_rtl.job.network import sample_images
+    from wrpn_rtl.job.simulate import simulate
     images, labels = sample_images(prepared.network, args.images, seed=args.seed)
     try:
         summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
@@ -182,8 +192,10 @@ def _simulate(args, prepared, accelerator, generated):
 
 
 def _synthesize(args, accelerator, generated, targets):
-    from .steps import StepError, synth_markdown, synthesize, write_json
-    from .golden.atomic import atomic_write
+    from wrpn_rtl.job.common import StepError, write_json
+    from wrpn_rtl.job.reports import synth_markdown
+    from wrpn_rtl.job.synthesize import synthesize
+    from wrpn_rtl.golden.atomic import atomic_write
     rows, failures = [], []
     for target in targets:
         try:
@@ -202,10 +214,11 @@ def _synthesize(args, accelerator, generated, targets):
 
 # -- subcommands -------------------------------------------------------------------------------
 def cmd_generate(args):
+    from wrpn_rtl.job.network import golden_accuracy
     prepared = _prepared(args)
     _, summary = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
     summary["source"] = prepared.source
-    summary["test_accuracy"] = _digits_accuracy(prepared.network)
+    summary["test_accuracy"] = golden_accuracy(prepared.network)
     if not args.json:
         accuracy = summary["test_accuracy"]
         print(f"{summary['verilog']}: {summary['cycles_per_image']} cycles per image; "
@@ -279,17 +292,19 @@ def cmd_synth(args):
 
 
 def cmd_flow(args):
-    from .golden.atomic import atomic_write
-    from .steps import DEFAULT_TARGETS, write_json
+    from wrpn_rtl.golden.atomic import atomic_write
+    from wrpn_rtl.job.common import write_json
+    from wrpn_rtl.job.reports import flow_markdown
+    from wrpn_rtl.synth.flow import DEFAULT_TARGETS
     targets = _targets(args, DEFAULT_TARGETS)
     prepared = _prepared(args)
-    golden = _golden_summary(args, prepared.network)
+    golden = _golden(args, prepared.network)
     accelerator, generated = _generate(args, prepared, targets)
     sim = _simulate(args, prepared, accelerator, generated)
     rows, failures, table = _synthesize(args, accelerator, generated, targets)
     summary = {"source": prepared.source, "golden": golden, "generate": generated, "sim": sim,
                "synth": rows, "failures": failures}
-    markdown = _flow_markdown(prepared, summary)
+    markdown = flow_markdown(prepared, summary)
     write_json(args.out / "summary.json", summary)
     with atomic_write(args.out / "summary.md", "w") as handle:
         handle.write(markdown)
@@ -305,76 +320,11 @@ def cmd_flow(args):
     return summary
 
 
-def _digits_accuracy(network):
-    """Integer golden accuracy on the digits test set (None for other inputs)."""
-    if network.input_shape != (8, 8, 1):
-        return None
-    from .golden import execute
-    from .golden.train import load_digits_split
-    _, _, x_test, y_test = load_digits_split()
-    return float((execute(network, network.quantize_input(x_test)).classes == y_test).mean())
-
-
-def _golden_summary(args, network):
-    """Both golden paths on the digits test set, or for any other input on
-    :data:`~wrpn_rtl.steps.GOLDEN_IMAGES` sample images (extremes first; no accuracy)."""
-    from .steps import GOLDEN_IMAGES, golden_check, sample_inputs
-    images, labels = sample_inputs(network, GOLDEN_IMAGES if network.input_shape != (8, 8, 1)
-                                   else 10 ** 6, seed=args.seed)
-    what = "test images" if labels is not None else "sample images (no labels)"
-    _progress(args, f"golden model: integer and float quantized paths on {len(images)} {what}")
-    summary = golden_check(network, images, labels)
-    _progress(args, (f"  accuracy {summary['accuracy']:.4f}; " if labels is not None else "  ")
-              + f"integer vs float mismatches {summary['integer_vs_float_mismatches']}")
-    return summary
-
-
-def _flow_markdown(prepared, summary):
-    from .steps import synth_markdown
-    network, generated, sim, golden = (prepared.network, summary["generate"], summary["sim"],
-                                       summary["golden"])
-    def describe(layer):
-        text = f"{type(layer).__name__.replace('Quant', '')}{layer.out_shape}"
-        if hasattr(layer, "weight_bits"):
-            text += f" w{layer.weight_bits} " + ("logits" if layer.is_logits
-                                                 else f"a{layer.out_bits}")
-        return text
-
-    layers = " -> ".join(describe(layer) for layer in network.layers)
-    bits = (f"w{prepared.weight_bits}a{prepared.act_bits}"
-            if None not in (prepared.weight_bits, prepared.act_bits) else "bits per layer")
-    width = f", width x{prepared.width}" if prepared.width is not None else ""
-    rows = [("network", f"{prepared.source}: {bits}{width}"),
-            ("layers", layers),
-            ("foldings (PE x SIMD)", ", ".join(f"{f['pe']}x{f['simd']}"
-                                               for f in generated["foldings"])
-             + f" ({generated['folding_rule']})")]
-    if golden and not golden["labelled"]:
-        rows += [(f"golden integer vs float mismatches ({golden['images']} sample images)",
-                  str(golden["integer_vs_float_mismatches"]))]
-    elif golden:
-        full, narrow = (golden["full_precision_accuracy"],
-                        golden["full_precision_width1_accuracy"])
-        rows += [(f"test accuracy ({golden['images']} images): integer golden / float "
-                  "quantized / full precision, same width / full precision, width 1",
-                  f"{golden['accuracy']:.4f} / {golden['float_path_accuracy']:.4f} / "
-                  + " / ".join(f"{v:.4f}" if v is not None else "-" for v in (full, narrow))),
-                 ("golden integer vs float mismatches", str(golden["integer_vs_float_mismatches"]))]
-    rows += [(f"RTL vs golden, {sim['images']} images ({sim['simulator']})",
-              f"{sim['mismatches']} mismatches"
-              + (f", accuracy {sim['accuracy']:.4f}" if sim.get("accuracy") is not None else "")),
-             ("cycles per image: measured (steady state) / expected",
-              f"{sim['cycles_per_image']} / {sim['expected_cycles_per_image']}"),
-             ("latency (first pixel in to label out), cycles", str(sim["latency_cycles"]))]
-    lines = ["| what | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
-    lines += ["", synth_markdown(summary["synth"], summary["failures"]).rstrip("\n")]
-    return "\n".join(lines) + "\n"
-
-
 def cmd_train(args):
-    from .golden import save_network
-    from .golden.zoo import digits_cnn
-    from .steps import StepError, train_digits
+    from wrpn_rtl.golden import save_network
+    from wrpn_rtl.golden.zoo import digits_cnn
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import train_digits
     try:
         spec = digits_cnn(width=args.width or 2.0, weight_bits=args.wbits or 2,
                           act_bits=args.abits or 4)
@@ -394,22 +344,22 @@ def cmd_train(args):
 
 
 def cmd_golden(args):
-    from .golden import ModelFileError, load_network
-    from .golden.zoo import default_model_path
+    from wrpn_rtl.golden import ModelFileError, load_network
+    from wrpn_rtl.golden.zoo import default_model_path
     try:
         network = load_network(args.model or default_model_path())
     except ModelFileError as error:
         raise CommandError(str(error)) from None
-    summary = _golden_summary(args, network)
+    summary = _golden(args, network)
     if summary["integer_vs_float_mismatches"]:
         raise CommandError("the integer and float golden paths disagree")
     return summary
 
 
 def cmd_bench(args):
-    from .synth.bench import run_mvu_bench
-    from .synth.bench_layers import run_layer_bench
-    from .tools import ToolMissing
+    from wrpn_rtl.synth.bench import run_mvu_bench
+    from wrpn_rtl.synth.bench_layers import run_layer_bench
+    from wrpn_rtl.toolchain import ToolMissing
     progress = lambda text: _progress(args, text)   # noqa: E731
     try:
         if args.what == "mvu":

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.accelerator import Accelerator, Folding
-from wrpn_rtl.compiler import expected_outputs, output_fields
+from wrpn_rtl.compiler.stages import Folding
+from wrpn_rtl.hardware.accelerator import Accelerator
+from wrpn_rtl.compiler.manifest import expected_outputs, output_fields
 from wrpn_rtl.golden.zoo import digits_cnn
 from wrpn_rtl.sim.amaranth_stream import run_stream
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from wrpn_rtl.golden.ops import as_pair, max_pool2d
-from wrpn_rtl.pool import BlockMaxPool, MaxPool2d, max_pool
+from wrpn_rtl.hardware.pool import BlockMaxPool, MaxPool2d, max_pool
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 

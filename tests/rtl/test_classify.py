@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 
-from wrpn_rtl.classify import ClassifierHead
+from wrpn_rtl.hardware.classifier import ClassifierHead
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.conv import ConvLayer
+from wrpn_rtl.hardware.conv import ConvLayer
 
 from .test_window import run_stream
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from wrpn_rtl.convert import WidthConverter
+from wrpn_rtl.hardware.width_converter import WidthConverter
 
 from .test_window import run_stream
 

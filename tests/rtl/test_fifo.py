@@ -4,7 +4,7 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator
 
-from wrpn_rtl.fifo import StreamFIFO
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 
 from wrpn_rtl.sim.amaranth_stream import stream_get, stream_put
 

@@ -4,7 +4,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.mvu import MatrixVectorUnit
+from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 
 from wrpn_rtl.sim.amaranth_stream import lanes, stream_get, stream_put
 
@@ -63,14 +63,17 @@ def reference(layer, vectors):
     return layer.integer_forward(x)[1].reshape(len(vectors), -1)
 
 
-PRECISIONS = [(w, a) for w in (1, 2, 3, 4, 8) for a in (1, 2, 4, 8)]
+# Every precision pair, each with one of four foldings and output bits 1..4 in turn (the
+# folding and output axes are covered in full by the tests below).
+PRECISIONS = [(w, a, out, pe, simd) for index, (w, a) in
+              enumerate((w, a) for w in (1, 2, 3, 4, 8) for a in (1, 2, 4, 8))
+              for out, (pe, simd) in [(1 + index % 4, [(2, 4), (3, 3), (1, 12), (6, 2)][index % 4])]]
 
 
-@pytest.mark.parametrize("weight_bits, in_bits", PRECISIONS)
-def test_mvu_matches_golden_under_stalls(weight_bits, in_bits, rng):
+@pytest.mark.parametrize("weight_bits, in_bits, out_bits, pe, simd", PRECISIONS)
+def test_mvu_matches_golden_under_stalls(weight_bits, in_bits, out_bits, pe, simd, rng):
     layer = dense_layer(rng, in_features=12, out_features=6, weight_bits=weight_bits,
-                        in_bits=in_bits, out_bits=int(rng.integers(1, 5)))
-    pe, simd = [(2, 4), (3, 3), (1, 12), (6, 2)][int(rng.integers(4))]
+                        in_bits=in_bits, out_bits=out_bits)
     mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
     vectors = rng.integers(0, 1 << in_bits, (4, 12))
     vectors[0] = (1 << in_bits) - 1     # an extreme vector: all inputs at full scale
@@ -91,13 +94,19 @@ FOLDINGS = [
 ]
 
 
-@pytest.mark.parametrize("in_features, out_features, pe, simd", FOLDINGS)
+# Each folding with its own precision (weight, input, output bits) in turn.
+FOLDING_PRECISIONS = [folding + precision for folding, precision in zip(
+    FOLDINGS, [(2, 4, 2), (1, 2, 3), (4, 3, 1), (5, 1, 2)] * 2)]
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd, weight_bits, in_bits, out_bits",
+                         FOLDING_PRECISIONS)
 @pytest.mark.parametrize("logits", [False, True])
-def test_mvu_foldings_and_odd_sizes(in_features, out_features, pe, simd, logits, rng):
-    weight_bits, in_bits = [(2, 4), (1, 2), (4, 3), (5, 1)][int(rng.integers(4))]
+def test_mvu_foldings_and_odd_sizes(in_features, out_features, pe, simd, weight_bits, in_bits,
+                                    out_bits, logits, rng):
     layer = dense_layer(rng, in_features=in_features, out_features=out_features,
                         weight_bits=weight_bits, in_bits=in_bits,
-                        out_bits=None if logits else int(rng.integers(1, 4)))
+                        out_bits=None if logits else out_bits)
     mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
     vectors = rng.integers(0, 1 << in_bits, (5, in_features))
     rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.5, stall_out=0.5)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.pool import MaxPool2d, MaxPoolReducer
+from wrpn_rtl.hardware.pool import MaxPool2d, MaxPoolReducer
 
 from .test_window import run_stream
 

@@ -3,7 +3,7 @@ import pytest
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from wrpn_rtl.replay import VectorReplay
+from wrpn_rtl.hardware.replay import VectorReplay
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 

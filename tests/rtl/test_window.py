@@ -6,7 +6,7 @@ import pytest
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.golden.ops import check_window
-from wrpn_rtl.window import SlidingWindow
+from wrpn_rtl.hardware.window import SlidingWindow
 
 from wrpn_rtl.sim.amaranth_stream import run_stream as sim_run_stream
 

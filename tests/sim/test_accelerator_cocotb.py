@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.accelerator import Folding
-from wrpn_rtl.compiler import (build_accelerator, choose_foldings, expected_outputs,
-                               output_fields, write_design)
+from wrpn_rtl.compiler.stages import Folding
+from wrpn_rtl.compiler.folding import choose_foldings
+from wrpn_rtl.compiler.manifest import build_accelerator, expected_outputs, output_fields, write_design
 from wrpn_rtl.golden.train import load_digits_split
 from wrpn_rtl.golden.zoo import load_default_model
 from wrpn_rtl.sim.runner import run_stream_bench

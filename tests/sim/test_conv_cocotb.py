@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.conv import ConvLayer
-from wrpn_rtl.export import write_verilog
-from wrpn_rtl.pool import MaxPool2d
+from wrpn_rtl.hardware.conv import ConvLayer
+from wrpn_rtl.compiler.export import write_verilog
+from wrpn_rtl.hardware.pool import MaxPool2d
 from wrpn_rtl.sim.runner import run_stream_bench
 
 from ..rtl.test_conv import conv_network

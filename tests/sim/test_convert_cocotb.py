@@ -7,8 +7,8 @@ the registers' initial values and never again while its inputs keep them)."""
 import numpy as np
 import pytest
 
-from wrpn_rtl.convert import WidthConverter
-from wrpn_rtl.export import write_verilog
+from wrpn_rtl.hardware.width_converter import WidthConverter
+from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.sim.runner import run_stream_bench
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from wrpn_rtl.export import write_verilog
+from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.sim.runner import run_stream_bench
-from wrpn_rtl.window import SlidingWindow
+from wrpn_rtl.hardware.window import SlidingWindow
 
 from ..rtl.test_window import window_words
 

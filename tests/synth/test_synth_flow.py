@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from wrpn_rtl.export import write_verilog
-from wrpn_rtl.mvu import MatrixVectorUnit
+from wrpn_rtl.compiler.export import write_verilog
+from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 from wrpn_rtl.synth.bench import run_mvu_bench
 from wrpn_rtl.synth.flow import synthesize
 from wrpn_rtl.synth.harness import SerialHarness

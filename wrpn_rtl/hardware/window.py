@@ -32,12 +32,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from . import cost
-from .fifo import StreamFIFO
-from .pipeline import memory_style, output_credit
-from .golden.checks import check_positive_int
-from .golden.ops import check_window
-from .golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.golden.ops import check_window
+from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
 __all__ = ["SlidingWindow", "check_simd"]
 
@@ -159,7 +160,7 @@ class SlidingWindow(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: request generator, issuer and
         counters (about 200 LUTs and 110 flip-flops at any size, fitted to synthesis), the
-        5-word output FIFO and the line buffer (:func:`wrpn_rtl.cost.memory`)."""
+        5-word output FIFO and the line buffer (:func:`wrpn_rtl.compiler.cost.memory`)."""
         word = self._simd * self._bits
         depth = self._rows * self._in_shape[1] * self._groups
         control = {"logic_cells": 200, "flip_flops": 110, "memory_bits": 0}

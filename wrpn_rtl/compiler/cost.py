@@ -9,7 +9,7 @@ beside the synthesis measurement, never instead of it.
 """
 import math
 
-from .pipeline import memory_style
+from wrpn_rtl.hardware.memories import memory_style
 
 __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells"]
 
@@ -29,7 +29,7 @@ def add(*estimates):
 
 
 def fifo(width, depth):
-    """A :class:`~wrpn_rtl.fifo.StreamFIFO` of ``depth`` words of ``width`` bits."""
+    """A :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` of ``depth`` words of ``width`` bits."""
     return dict(ZERO, logic_cells=width * depth + 3 * depth, flip_flops=width * depth + 3 * depth)
 
 

@@ -13,8 +13,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .golden.checks import check_positive_int
-from .golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
 __all__ = ["WidthConverter"]
 

@@ -54,11 +54,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from . import cost
-from .golden.layers import QuantConv2d, integer_range_shape
-from .fifo import StreamFIFO
-from .golden.quant import weight_code_range
-from .pipeline import delay, memory_style, output_credit, pipelined_sum
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.golden.layers import QuantConv2d, integer_range_shape
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+from wrpn_rtl.golden.quant import weight_code_range
+from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
+from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.streams import output_credit
 
 __all__ = ["MatrixVectorUnit"]
 
@@ -89,7 +91,7 @@ class MatrixVectorUnit(wiring.Component):
         Input lanes in parallel; must divide ``layer.window_size``.
     replayed : bool
         The input carries each vector once per neuron fold (``NF * SF`` words, e.g. from a
-        :class:`~wrpn_rtl.replay.VectorReplay`), so the unit keeps no input buffer. Default
+        :class:`~wrpn_rtl.hardware.replay.VectorReplay`), so the unit keeps no input buffer. Default
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
         own buffer for folds 1..NF-1 (input is refused meanwhile).
 
@@ -356,7 +358,7 @@ class MatrixVectorUnit(wiring.Component):
 
         Counts one logic cell (LUT4 with carry) per adder, comparator and leaf bit, the
         pipeline registers, the output FIFO, and the memories by where they go
-        (:func:`wrpn_rtl.cost.memory`: block RAM in ``memory_bits``, small ones in logic).
+        (:func:`wrpn_rtl.compiler.cost.memory`: block RAM in ``memory_bits``, small ones in logic).
 
         Returns
         -------

@@ -1,7 +1,7 @@
 """Verilog export of Amaranth components (Amaranth's builtin Yosys)."""
 from amaranth.back import verilog
 
-from .golden.atomic import atomic_write
+from wrpn_rtl.golden.atomic import atomic_write
 
 __all__ = ["to_verilog", "write_verilog"]
 

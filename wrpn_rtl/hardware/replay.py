@@ -8,8 +8,8 @@ layer before it for ``(NF - 1) * SF`` cycles per image. :class:`VectorReplay` ho
 instead: while one is replayed, the next one is written, so the dense layer takes
 ``NF * SF`` cycles per image *in parallel* with the layer feeding it.
 
-The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.pipeline.memory_style`);
-its synchronous read feeds a 5-word :class:`~wrpn_rtl.fifo.StreamFIFO` under a credit counter,
+The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardware.memories.memory_style`);
+its synchronous read feeds a 5-word :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter,
 so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
 """
 from amaranth.hdl import Module, Mux, Signal, Value
@@ -17,10 +17,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from . import cost
-from .fifo import StreamFIFO
-from .golden.checks import check_positive_int
-from .pipeline import memory_style, output_credit
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.streams import output_credit
 
 __all__ = ["VectorReplay", "replay_for"]
 

@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .golden.checks import check_positive_int
+from wrpn_rtl.golden.checks import check_positive_int
 
 __all__ = ["ClassifierHead"]
 

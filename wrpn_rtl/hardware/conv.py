@@ -5,9 +5,9 @@
 The input is the layer's folded map (``window_simd`` codes per word), the output the next
 map folded ``pe`` codes per word (after the optional pool). The window emits ``window_simd``
 lanes (a divisor of ``C_in``); the MVU takes ``simd`` lanes (a divisor of
-``K_h * K_w * C_in``); a :class:`~wrpn_rtl.convert.WidthConverter` refolds between them when
+``K_h * K_w * C_in``); a :class:`~wrpn_rtl.hardware.width_converter.WidthConverter` refolds between them when
 they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
-window per cycle. With more than one neuron fold a :class:`~wrpn_rtl.replay.VectorReplay`
+window per cycle. With more than one neuron fold a :class:`~wrpn_rtl.hardware.replay.VectorReplay`
 replays each window once per fold while the window generator already produces the next one, so
 the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 """
@@ -17,14 +17,14 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from . import cost
-from .convert import WidthConverter
-from .golden.layers import QuantConv2d, QuantMaxPool
-from .mvu import MatrixVectorUnit
-from .pipeline import chain_stages
-from .pool import max_pool
-from .replay import replay_for
-from .window import SlidingWindow, check_simd
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.width_converter import WidthConverter
+from wrpn_rtl.golden.layers import QuantConv2d, QuantMaxPool
+from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+from wrpn_rtl.hardware.streams import chain_stages
+from wrpn_rtl.hardware.pool import max_pool
+from wrpn_rtl.hardware.replay import replay_for
+from wrpn_rtl.hardware.window import SlidingWindow, check_simd
 
 __all__ = ["ConvLayer"]
 
@@ -37,7 +37,7 @@ class ConvLayer(wiring.Component):
     layer : wrpn_rtl.golden.QuantConv2d
         Requantized output (a logits convolution is allowed when there is no pool).
     pe, simd : int
-        The MVU folding (see :class:`~wrpn_rtl.mvu.MatrixVectorUnit`).
+        The MVU folding (see :class:`~wrpn_rtl.hardware.mvu.MatrixVectorUnit`).
     window_simd : int or None
         Codes per input word; must divide ``C_in``. Defaults to ``gcd(simd, C_in)``.
     pool : wrpn_rtl.golden.QuantMaxPool or None

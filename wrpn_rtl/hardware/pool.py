@@ -13,13 +13,14 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from . import cost
-from .fifo import StreamFIFO
-from .golden.checks import check_positive_int
-from .golden.ops import check_window
-from .golden.quant import ACTIVATION_BITS, check_bits
-from .pipeline import memory_style, output_credit
-from .window import SlidingWindow, check_simd
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.golden.ops import check_window
+from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.hardware.window import SlidingWindow, check_simd
 
 __all__ = ["MaxPoolReducer", "MaxPool2d", "BlockMaxPool", "max_pool"]
 
@@ -96,7 +97,7 @@ class MaxPoolReducer(wiring.Component):
 
 
 class MaxPool2d(wiring.Component):
-    """Streaming max-pool: :class:`~wrpn_rtl.window.SlidingWindow` then :class:`MaxPoolReducer`.
+    """Streaming max-pool: :class:`~wrpn_rtl.hardware.window.SlidingWindow` then :class:`MaxPoolReducer`.
 
     Parameters
     ----------
@@ -165,7 +166,7 @@ class BlockMaxPool(wiring.Component):
     are read and dropped, as in the golden ``max_pool2d``. The memory is read one cycle and
     written the next; a word whose partial maximum was written in the cycle before takes it
     from a forwarding register instead of the memory. Outputs go through a 5-word
-    :class:`~wrpn_rtl.fifo.StreamFIFO` under a credit counter, so ``valid`` never depends on
+    :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter, so ``valid`` never depends on
     ``ready``.
 
     Parameters
@@ -299,7 +300,7 @@ class BlockMaxPool(wiring.Component):
 def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits):
     """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
     stride is the kernel and there is no padding, else :class:`MaxPool2d`."""
-    from .golden.ops import as_pair
+    from wrpn_rtl.golden.ops import as_pair
     kernel_pair = as_pair("kernel", kernel)
     stride_pair = kernel_pair if stride is None else as_pair("stride", stride)
     if stride_pair == kernel_pair and padding == 0:

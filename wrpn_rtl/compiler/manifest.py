@@ -1,0 +1,137 @@
+"""What the compiler writes: the accelerator for a network and foldings, its Verilog and its
+``manifest.json`` (ports, stream widths, output fields, per-stage folding, bits, accumulator
+widths, requantizer, memory styles, latency, cycles and estimates).
+
+:func:`write_design` writes both files atomically (a temporary name, then a rename) and removes
+an old manifest first, so a folder with a manifest always holds a whole design.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+from amaranth.lib import data
+
+from wrpn_rtl import __version__
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.compiler.export import to_verilog
+from wrpn_rtl.compiler.stages import StageKind
+from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.hardware.accelerator import Accelerator
+
+__all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest", "write_design",
+           "MANIFEST_VERSION"]
+
+MANIFEST_VERSION = 1
+
+
+def build_accelerator(network, foldings):
+    """The accelerator, one image code per input word."""
+    return Accelerator(network, foldings=foldings, input_simd=1)
+
+
+def _stream_ports(accelerator):
+    """Port names and widths of the flattened Verilog top (Amaranth's naming)."""
+    in_shape = accelerator.input.payload.shape()
+    out_shape = accelerator.output.payload.shape()
+    ports = {"clk": 1, "rst": 1, "input__payload": in_shape.size, "input__valid": 1,
+             "input__ready": 1, "output__payload": out_shape.size, "output__valid": 1,
+             "output__ready": 1}
+    return [{"name": name, "width": width,
+             "direction": "out" if name in ("input__ready", "output__payload", "output__valid")
+             else "in"} for name, width in ports.items()]
+
+
+def output_fields(accelerator):
+    """``[(width, signed)]`` of the output word, lowest bits first (logits, then the label; or
+    ``PE`` codes)."""
+    layout = accelerator.output.payload.shape()
+    if isinstance(layout, data.StructLayout):             # the classifier head's word
+        members = dict(layout.members)
+        logits = members["logits"]
+        return ([(logits.elem_shape.width, logits.elem_shape.signed)] * logits.length
+                + [(members["label"].width, False)])
+    return [(layout.elem_shape.width, layout.elem_shape.signed)] * layout.length
+
+
+def expected_outputs(accelerator, trace_outputs):
+    """The output words the accelerator must give for golden ``execute(...).outputs[-1]``
+    (``(N, H, W, C)``): per image all logits and ``argmax``; or the codes ``PE`` per word."""
+    last = np.asarray(trace_outputs)
+    fields = output_fields(accelerator)
+    flat = last.reshape(len(last), -1)
+    if accelerator.classifies:
+        return [list(map(int, row)) + [int(np.argmax(row))] for row in flat]
+    return flat.reshape(-1, len(fields)).tolist()
+
+
+def manifest(accelerator, *, name, model=None):
+    """Everything a user of the generated Verilog needs, as a JSON-ready dict."""
+    network = accelerator.network
+    stages, foldings = [], []
+    for stage, (_, component), cycles in zip(accelerator.plan, accelerator.stages,
+                                             accelerator.stage_cycles()):
+        entry = {"name": stage.name, "kind": type(component).__name__}
+        if stage.kind in (StageKind.CONV, StageKind.DENSE):
+            layer = stage.layer
+            mvu = component.mvu if stage.kind is StageKind.CONV else component
+            window_simd = stage.in_lanes if stage.kind is StageKind.CONV else None
+            entry.update({
+                "layer": repr(layer), "pool": repr(stage.pool) if stage.pool else None,
+                "pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd,
+                "weight_bits": layer.weight_bits, "in_bits": layer.in_bits,
+                "out_bits": layer.out_bits, "accumulator_bits": mvu.accumulator_shape.width,
+                "accumulator_signed": mvu.accumulator_shape.signed,
+                "requantization": mvu.requantization,
+                "memory_styles": mvu.memory_styles(), "latency": mvu.latency})
+            foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd})
+        entry["cycles_per_image"] = cycles
+        entry["estimate"] = {k: v for k, v in component.estimate().items() if k in cost.ZERO}
+        stages.append(entry)
+    height, width, channels = network.input_shape
+    return {
+        "format": "wrpn-rtl manifest", "version": MANIFEST_VERSION,
+        "generator": f"wrpn-rtl {__version__}", "top": name, "model": model,
+        "network": {"input_shape": [height, width, channels], "input_bits": network.input_bits,
+                    "layers": [repr(layer) for layer in network.layers]},
+        "ports": _stream_ports(accelerator),
+        "input": {"words_per_image": height * width * channels // accelerator.input_simd,
+                  "lanes": accelerator.input_simd, "lane_bits": network.input_bits,
+                  "order": "HWC (row, column, channel fastest), one image after another"},
+        "output": {"fields": [{"width": w, "signed": s} for w, s in output_fields(accelerator)],
+                   "words_per_image": _output_words_per_image(accelerator),
+                   "meaning": ("per image: all logits (class 0 in the lowest bits), then the "
+                               "label (argmax, lowest index on ties)")
+                   if accelerator.classifies else
+                   "the last layer's codes, HWC order"},
+        "foldings": foldings,
+        "stages": stages,
+        "cycles_per_image": accelerator.cycles_per_image,
+        "estimate": accelerator.estimate(),
+    }
+
+
+def _output_words_per_image(accelerator):
+    if accelerator.classifies:
+        return 1
+    return int(np.prod(accelerator.network.layers[-1].out_shape)) // len(
+        output_fields(accelerator))
+
+
+def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None):
+    """Write ``out_dir/<name>.v`` and ``out_dir/manifest.json`` atomically.
+
+    Returns
+    -------
+    (verilog_path, manifest_path, manifest_dict)
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = to_verilog(accelerator, name=name)
+    info = manifest(accelerator, name=name, model=model)
+    verilog_path, manifest_path = out_dir / f"{name}.v", out_dir / "manifest.json"
+    manifest_path.unlink(missing_ok=True)    # the manifest, written last, marks a whole design
+    with atomic_write(verilog_path, "w") as handle:
+        handle.write(text)
+    with atomic_write(manifest_path, "w") as handle:
+        json.dump(info, handle, indent=1)
+    return verilog_path, manifest_path, info

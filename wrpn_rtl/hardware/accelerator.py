@@ -1,0 +1,148 @@
+# amaranth: UnusedElaboratable=no
+# (the stages are always elaborated with the accelerator; the accelerator itself still warns.)
+"""A whole quantized network as one streaming accelerator, with explicit per-layer folding.
+
+The stages come from the compiler's stage plan (:func:`~wrpn_rtl.compiler.stages.plan_stages`,
+which states the fusion and naming rules once); this component builds one part per stage and
+chains them: a :class:`~wrpn_rtl.hardware.conv.ConvLayer` per convolution (with its fused
+max-pool), a :class:`~wrpn_rtl.hardware.mvu.MatrixVectorUnit` per dense layer reading the map as
+it streams (the HWC stream order is the dense layer's window order), a
+:class:`~wrpn_rtl.hardware.replay.VectorReplay` in front of a dense layer with several neuron
+folds (so it never stalls the layer before it), :func:`~wrpn_rtl.hardware.pool.max_pool` for a
+stand-alone max-pool, a :class:`~wrpn_rtl.hardware.width_converter.WidthConverter` where lanes
+change, and the :class:`~wrpn_rtl.hardware.classifier.ClassifierHead` after logits.
+
+The input is the image, ``input_simd`` codes per word (HWC order). When the last layer gives
+logits, the output is one word per image: all logits (accumulator plus bias) and the index of
+the largest; otherwise the last layer's codes, ``PE`` per word.
+"""
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.compiler.stages import Folding, StageKind, plan_stages
+from wrpn_rtl.hardware.classifier import ClassifierHead
+from wrpn_rtl.hardware.conv import ConvLayer
+from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+from wrpn_rtl.hardware.pool import max_pool
+from wrpn_rtl.hardware.replay import VectorReplay
+from wrpn_rtl.hardware.streams import chain_stages
+from wrpn_rtl.hardware.width_converter import WidthConverter
+
+__all__ = ["Accelerator"]
+
+
+class Accelerator(wiring.Component):
+    """Streaming accelerator for a golden :class:`QuantizedNetwork`.
+
+    Parameters
+    ----------
+    network : QuantizedNetwork
+    foldings : sequence of Folding
+        One per Conv/Dense layer, in order.
+    input_simd : int
+        Image codes per input word; must divide the image's channels.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(input_bits), input_simd)))
+        The image, ``H * W * C / input_simd`` words.
+    output : Out(stream.Signature(...))
+        A logits network: ``StructLayout({"logits": ArrayLayout(<logit shape>, classes),
+        "label": unsigned(...)})``, one word per image. Otherwise the last layer's codes,
+        ``ArrayLayout(unsigned(out_bits), last PE)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A folding count or value that does not fit the network, naming the layer.
+    """
+
+    def __init__(self, network, *, foldings, input_simd=1):
+        self._plan = plan_stages(network, foldings, input_simd=input_simd)
+        self._network, self._input_simd = network, int(input_simd)
+        self._stages = [(stage.name, _build(stage)) for stage in self._plan]
+        first, last = self._stages[0][1], self._stages[-1][1]
+        super().__init__({"input": In(first.input.signature.flip()),
+                          "output": Out(last.output.signature)})
+
+    network = property(lambda self: self._network)
+    input_simd = property(lambda self: self._input_simd)
+
+    @property
+    def classifies(self):
+        """True when the output is the classifier's word (logits and label) per image."""
+        return self._plan[-1].kind is StageKind.CLASSIFY
+
+    @property
+    def plan(self):
+        """The :class:`~wrpn_rtl.compiler.stages.Stage` list the accelerator was built from."""
+        return list(self._plan)
+
+    @property
+    def stages(self):
+        """``[(name, component)]`` in stream order (one per stage of :attr:`plan`)."""
+        return list(self._stages)
+
+    def stage_cycles(self):
+        """Expected steady-state cycles per image of each stage with no stall, in stream order
+        (None for a converter, which keeps pace with its neighbours; a dense layer's vector is
+        the whole image)."""
+        cycles = []
+        for stage, (_, component) in zip(self._plan, self._stages):
+            if stage.kind is StageKind.DENSE:
+                cycles.append(component.cycles_per_vector)
+            elif stage.kind is StageKind.CONVERT:
+                cycles.append(None)
+            else:
+                cycles.append(component.cycles_per_frame)
+        return cycles
+
+    @property
+    def cycles_per_image(self):
+        """Expected steady-state cycles per image with no stall: the slowest stage, the image's
+        own input words included."""
+        height, width, channels = self._network.input_shape
+        return max([height * width * channels // self._input_simd]
+                   + [c for c in self.stage_cycles() if c is not None])
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: every stage's estimate added up,
+        and ``device_logic_cells``, the iCE40 logic cells they are expected to take."""
+        total = cost.add(*(stage.estimate() for _, stage in self._stages))
+        total["device_logic_cells"] = cost.device_logic_cells(total)
+        return total
+
+    def elaborate(self, platform):
+        m = Module()
+        chain_stages(m, self, self._stages)
+        return m
+
+
+def _build(stage):
+    """The component of one planned stage."""
+    kind = stage.kind
+    if kind is StageKind.CONVERT:
+        return WidthConverter(in_lanes=stage.in_lanes, out_lanes=stage.out_lanes,
+                              bits=stage.bits)
+    if kind is StageKind.CONV:
+        return ConvLayer(stage.layer, pe=stage.folding.pe, simd=stage.folding.simd,
+                         window_simd=stage.in_lanes, pool=stage.pool)
+    if kind is StageKind.REPLAY:
+        layer, fold = stage.layer, stage.folding
+        return VectorReplay(words=layer.window_size // fold.simd,
+                            times=layer.out_channels // fold.pe,
+                            shape=data.ArrayLayout(unsigned(stage.bits), fold.simd))
+    if kind is StageKind.DENSE:
+        return MatrixVectorUnit(stage.layer, pe=stage.folding.pe, simd=stage.folding.simd,
+                                replayed=True)
+    if kind is StageKind.POOL:
+        pool = stage.layer
+        return max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                        padding=pool.padding, simd=stage.in_lanes, bits=stage.bits)
+    layer = stage.layer                      # CLASSIFY: the logits layer
+    width, is_signed = layer.acc_shape       # a logit: the accumulator plus bias
+    return ClassifierHead(classes=layer.out_channels * layer.out_shape[0] * layer.out_shape[1],
+                          lanes=stage.in_lanes,
+                          shape=signed(width) if is_signed else unsigned(width))

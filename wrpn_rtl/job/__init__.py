@@ -1,0 +1,1 @@
+"""The main job: prepare a network, generate, simulate, synthesize, report (the CLI's steps)."""

@@ -1,0 +1,67 @@
+"""Choose the foldings of a run and write the design (Verilog and manifest)."""
+from wrpn_rtl.job.common import StepError, quiet
+
+__all__ = ["choose", "generate", "FIT_MARGIN"]
+
+#: Share of the smallest device's logic cells the automatic folding may plan for (the
+#: estimate is first-order; the rest is headroom for placement and estimate error).
+FIT_MARGIN = 0.80
+
+
+def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
+           target="ice40-up5k"):
+    """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
+    or by default the fastest design within :data:`FIT_MARGIN` of ``target``'s logic)."""
+    from wrpn_rtl.compiler.folding import choose_foldings, read_foldings
+    from wrpn_rtl.synth.flow import TARGETS
+    given = [v is not None for v in (folding_file, target_cycles, max_lc)]
+    if sum(given) > 1:
+        raise StepError("give at most one of --folding, --target-cycles and --max-lc")
+    try:
+        if folding_file is not None:
+            return read_foldings(folding_file, network), f"from {folding_file}"
+        if target_cycles is not None:
+            return (choose_foldings(network, target_cycles=target_cycles),
+                    f"balanced for {target_cycles} cycles per image")
+        if max_lc is None:
+            capacity = TARGETS[target].logic_capacity
+            if capacity is None:
+                return (choose_foldings(network, max_logic_cells=10 ** 9),
+                        "fastest design (no device limit)")
+            max_lc = int(capacity * FIT_MARGIN)
+            how = f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} logic cells"
+        else:
+            how = f"fastest design within {max_lc} logic cells (estimated)"
+        rams = TARGETS[target].ram_capacity
+        return choose_foldings(network, max_logic_cells=max_lc, max_block_rams=rams), how
+    except ValueError as error:
+        raise StepError(str(error).replace("target_cycles", "--target-cycles")
+                        .replace("max_logic_cells", "--max-lc")) from None
+
+
+def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
+             target="ice40-up5k", name="wrpn_accel", progress=quiet):
+    """Choose foldings, build the accelerator, write ``<name>.v`` and ``manifest.json``.
+
+    Returns
+    -------
+    (accelerator, summary dict)
+    """
+    from wrpn_rtl.compiler.manifest import build_accelerator, write_design
+    foldings, how = choose(prepared.network, folding_file=folding_file,
+                           target_cycles=target_cycles, max_lc=max_lc, target=target)
+    progress(f"generating the accelerator: foldings {how}: "
+             + ", ".join(f"PE {f.pe} x SIMD {f.simd}" for f in foldings))
+    try:
+        accelerator = build_accelerator(prepared.network, foldings)
+    except (TypeError, ValueError) as error:
+        raise StepError(f"the foldings do not fit the network: {error}") from None
+    verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
+                                                model=prepared.source)
+    progress(f"  wrote {verilog} and {manifest_path}: {info['cycles_per_image']} cycles per "
+             f"image expected, about {info['estimate']['device_logic_cells']} logic cells "
+             f"estimated")
+    return accelerator, {"verilog": str(verilog), "manifest": str(manifest_path),
+                         "folding_rule": how, "foldings": info["foldings"],
+                         "cycles_per_image": info["cycles_per_image"],
+                         "estimate": info["estimate"], "top": name}

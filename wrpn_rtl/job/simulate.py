@@ -1,0 +1,146 @@
+"""Run images through the generated Verilog with cocotb, compare every output with the golden
+model, and localize a mismatch by layer in Amaranth's simulator."""
+from pathlib import Path
+import time
+
+import numpy as np
+
+from wrpn_rtl.job.common import StepError, quiet
+
+__all__ = ["simulate", "localize"]
+
+
+def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progress=quiet,
+             stall=0.0, seed=0, max_cycles=None):
+    """Run ``images`` through the generated Verilog with cocotb and compare every output word
+    with the golden model. ``stall``: probability of an idle input / a refused output each
+    cycle; ``max_cycles``: the simulation's limit (default: ample for the expected cycles).
+
+    Returns
+    -------
+    dict
+        ``mismatched_images`` (per image: which logits / codes differ, how many output words
+        never arrived, and the labels), ``mismatches`` (count of differing fields, missing
+        ones included), ``timed_out`` with ``words_received`` / ``words_expected`` (a run that
+        hangs still compares every word that arrived), ``accuracy`` (RTL labels against the true
+        labels, when known), ``golden_accuracy``, ``cycles_per_image`` (measured in steady
+        state: from the first image's last output word to the last image's, per image),
+        ``latency_cycles`` (first input to the first image's last output word) and
+        ``expected_cycles_per_image``.
+    """
+    from wrpn_rtl.compiler.manifest import expected_outputs, output_fields
+    from wrpn_rtl.golden import execute
+    from wrpn_rtl.sim.runner import SimulationFailed, run_stream_bench
+    from wrpn_rtl.toolchain import ToolMissing
+    count = len(images)
+    trace = execute(accelerator.network, images)
+    expected = expected_outputs(accelerator, trace.outputs[-1])
+    classify = accelerator.classifies
+    progress(f"simulating {count} images through {Path(verilog).name} on {simulator} (cocotb)"
+             + (f", random stalls on both streams with probability {stall:g}" if stall else ""))
+    if max_cycles is None:
+        max_cycles = int((count + 2) * accelerator.cycles_per_image * (2 + 8 * stall) + 5000)
+    started = time.monotonic()
+    try:
+        result = run_stream_bench(
+            verilog, toplevel=Path(verilog).stem, inputs=np.asarray(images).reshape(-1, 1),
+            expected=expected, in_width=accelerator.network.input_bits,
+            out_fields=output_fields(accelerator), simulator=simulator, build_dir=work_dir,
+            stall_in=stall, stall_out=stall, seed=seed, check=False, max_cycles=max_cycles)
+    except ToolMissing as error:
+        raise StepError(str(error)) from None
+    except (SimulationFailed, ValueError) as error:
+        raise StepError(f"simulation failed: {error}") from None
+    per_word = len(expected) // count
+    mismatched, fields = [], 0
+    for index in range(count):
+        got = result.outputs[index * per_word:(index + 1) * per_word]
+        want = expected[index * per_word:(index + 1) * per_word]
+        if got != want:
+            diff = [i for i, (a, b) in enumerate(zip(np.ravel(got), np.ravel(want))) if a != b]
+            missing = per_word - len(got)
+            fields += len(diff) + missing * len(want[0])
+            entry = {"image": index, "fields": diff, "missing_words": missing}
+            if classify and got:
+                entry.update(rtl_label=got[0][-1], golden_label=want[0][-1])
+            mismatched.append(entry)
+    complete = len(result.outputs) // per_word
+    summary = {"simulator": simulator, "images": count, "mismatches": fields,
+               "mismatched_images": mismatched, "timed_out": result.timed_out,
+               "words_received": len(result.outputs), "words_expected": len(expected),
+               "cycles_per_image": (_steady_cycles(result.output_cycles, complete, per_word)
+                                    if complete else None),
+               "latency_cycles": result.output_cycles[per_word - 1] if complete else None,
+               "expected_cycles_per_image": accelerator.cycles_per_image,
+               "seconds": round(time.monotonic() - started, 1)}
+    if result.timed_out:
+        progress(f"  timeout: {len(result.outputs)} of {len(expected)} output words arrived "
+                 f"within {max_cycles} cycles; comparing those")
+    if mismatched:
+        last = mismatched[0]["image"] + 1
+        progress(f"  localizing the first mismatch: every stage of images 0..{last - 1} in "
+                 f"Amaranth's simulator against the golden layers")
+        summary["by_layer"] = localize(accelerator, images[:last])
+    if classify:
+        rtl_labels = np.array([word[-1] for word in result.outputs])
+        summary["golden_accuracy"] = (None if labels is None else
+                                      float((trace.classes == labels).mean()))
+        summary["accuracy"] = (None if labels is None or result.timed_out else
+                               float((rtl_labels == np.asarray(labels)).mean()))
+    progress(f"  {fields} mismatching fields in {len(mismatched)} of {count} images; "
+             f"{summary['cycles_per_image']} cycles per image measured in steady state "
+             f"({summary['expected_cycles_per_image']} expected"
+             + (", with stalls" if stall else "") + f"), latency "
+             f"{summary['latency_cycles']}; {summary['seconds']} s")
+    return summary
+
+
+def localize(accelerator, images, trace=None):
+    """Each stage's output stream, simulated in Amaranth's simulator, against the golden
+    output of the layer it computes (``trace``: ``golden.execute`` of ``images``, by default
+    computed here).
+
+    Returns
+    -------
+    list of dict
+        In stream order: ``stage``, ``layer``, ``words`` compared, ``mismatching_words`` and
+        ``first_image`` (the image of the first differing word, or None); the last entry is the
+        accelerator's own output.
+    """
+    from wrpn_rtl.compiler.manifest import expected_outputs, output_fields
+    from wrpn_rtl.golden import execute
+    from wrpn_rtl.sim.amaranth_stream import record_streams
+    images = np.asarray(images)
+    trace = trace if trace is not None else execute(accelerator.network, images)
+    layers = accelerator.network.layers
+    taps, golden = {}, {}
+    for stage, (name, component) in zip(accelerator.plan, accelerator.stages):
+        if stage.golden_index is None:          # converters, replays, the head
+            continue
+        count = component.output.payload.shape().length
+        taps[name] = (component.output, count)
+        golden[name] = (layers[stage.golden_index].name,
+                        trace.outputs[stage.golden_index].reshape(-1, count).tolist())
+    expected = expected_outputs(accelerator, trace.outputs[-1])
+    received, seen = record_streams(
+        accelerator, images.reshape(-1, accelerator.input_simd).tolist(), len(expected),
+        taps=taps, out_fields=output_fields(accelerator),
+        max_cycles=(len(images) + 2) * accelerator.cycles_per_image * 2 + 5000)
+    report = []
+    for name, (layer_name, want) in list(golden.items()) + [("output", ("output", expected))]:
+        got = received if name == "output" else seen[name]
+        per_image = len(want) // len(images)
+        wrong = [i for i in range(len(want)) if i >= len(got) or got[i] != want[i]]
+        report.append({"stage": name, "layer": layer_name, "words": len(want),
+                       "mismatching_words": len(wrong),
+                       "first_image": wrong[0] // per_image if wrong else None})
+    return report
+
+
+def _steady_cycles(output_cycles, count, per_image):
+    """Cycles per image between the first and the last image's final output words (one
+    image: its latency)."""
+    ends = output_cycles[per_image - 1::per_image]
+    if count < 2:
+        return float(ends[0])
+    return round((ends[-1] - ends[0]) / (count - 1), 1)
