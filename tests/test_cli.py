@@ -14,14 +14,7 @@ from wrpn_rtl.compiler.folding import choose_foldings
 from wrpn_rtl.compiler.manifest import build_accelerator, write_design
 from wrpn_rtl.job.design import FIT_MARGIN
 from wrpn_rtl.job.simulate import simulate
-
-
-def model_file(path, spec, rng, *, with_float=True):
-    """A model file of ``spec`` with random parameters (and its float model)."""
-    params = g.random_parameters(spec, rng)
-    g.save_network(g.quantize_network(spec, params), path,
-                   float_model=(spec, params) if with_float else None)
-    return str(path)
+from tests.helpers import model_file
 
 
 def run_json(capsys, argv):
@@ -236,6 +229,7 @@ def test_golden_on_a_model_that_is_not_the_digits(tmp_path, capsys, rng):
     assert summary["images"] > 100 and summary["integer_vs_float_mismatches"] == 0
 
 
+@pytest.mark.slow
 def test_train_then_golden_round_trip(tmp_path, capsys):
     code, summary, _ = run_json(capsys, ["train", "--out", str(tmp_path), "--epochs", "3"])
     assert code == 0 and (tmp_path / "model.npz").is_file()
@@ -247,6 +241,7 @@ def test_train_then_golden_round_trip(tmp_path, capsys):
     assert checked["integer_vs_float_mismatches"] == 0
 
 
+@pytest.mark.slow
 def test_retrain_at_another_width(tmp_path, capsys):
     code, summary, err = run_json(capsys, ["generate", "--out", str(tmp_path), "--train",
                                            "--width", "1", "--wbits", "1", "--epochs", "2",
@@ -257,6 +252,7 @@ def test_retrain_at_another_width(tmp_path, capsys):
     assert "re-trained" in summary["source"]
 
 
+@pytest.mark.slow
 def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
     spec = g.NetworkSpec((6, 6, 1), 4, [g.Conv(4, 3, padding=1, weight_bits=2, out_bits=2),
                                          g.MaxPool(2),
@@ -313,6 +309,7 @@ def test_a_model_without_its_float_parameters_cannot_change_bits(tmp_path, capsy
     assert main(["generate", "--model", model, "--out", str(tmp_path)]) == 0
 
 
+@pytest.mark.slow
 def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
     spec = g.NetworkSpec((5, 5, 2), 3, [g.Conv(3, 3, padding=1, weight_bits=3, out_bits=2),
                                          g.MaxPool(2),

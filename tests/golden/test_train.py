@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.golden.train import TrainConfig, accuracy, col2im, load_digits_split, train
@@ -22,6 +23,7 @@ def test_col2im_is_the_adjoint_of_im2col(rng):
         assert np.isclose((cols * c).sum(), (x * col2im(c, x.shape, kernel, stride, padding)).sum())
 
 
+@pytest.mark.slow
 def test_short_training_learns_and_is_reproducible():
     x_train, y_train, x_test, y_test = load_digits_split()
     spec = digits_cnn(width=1.0)

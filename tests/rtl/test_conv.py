@@ -5,14 +5,8 @@ import pytest
 from wrpn_rtl import golden as g
 from wrpn_rtl.hardware.conv import ConvLayer
 
-from .test_window import run_stream
-
-
-def conv_network(rng, in_shape, conv, pool=None, in_bits=4):
-    layers = [conv] + ([pool] if pool is not None else [])
-    spec = g.NetworkSpec(in_shape, in_bits, layers)
-    net = g.quantize_network(spec, g.random_parameters(spec, rng))
-    return net.layers[0], (net.layers[1] if pool is not None else None)
+from wrpn_rtl.sim.amaranth_stream import run_stream
+from tests.helpers import conv_network
 
 
 CASES = [
@@ -37,8 +31,8 @@ def test_conv_layer_matches_golden_under_stalls(in_shape, conv, pool, pe, simd, 
         out = golden_pool.integer_forward(out)[1]
     assert out.shape[1:] == dut.out_shape
     ref_words = out.reshape(-1, pe).tolist()
-    rtl_words, _ = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words), rng,
-                              stall_in=0.3, stall_out=0.3, width=pe)
+    rtl_words, _ = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words),
+                              rng=rng, stall_in=0.3, stall_out=0.3, width=pe)
     assert rtl_words == ref_words
 
 
@@ -54,7 +48,7 @@ def test_conv_layer_cycles_per_frame(index, rng):
         out = golden_pool.integer_forward(out)[1]
     ref_words = out.reshape(-1, pe).tolist()
     rtl_words, cycles = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words),
-                                   rng, width=pe)
+                                   rng=rng, width=pe)
     assert rtl_words == ref_words
     expected = frames * dut.cycles_per_frame
     assert cycles <= 1.05 * expected + dut.mvu.latency + 20, (cycles, expected)

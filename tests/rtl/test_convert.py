@@ -4,7 +4,7 @@ import pytest
 
 from wrpn_rtl.hardware.width_converter import WidthConverter
 
-from .test_window import run_stream
+from wrpn_rtl.sim.amaranth_stream import run_stream
 
 
 @pytest.mark.parametrize("in_lanes, out_lanes", [(1, 9), (9, 1), (4, 6), (6, 4), (2, 8),
@@ -14,7 +14,7 @@ def test_width_converter_keeps_the_code_sequence(in_lanes, out_lanes, stall, rng
     dut = WidthConverter(in_lanes=in_lanes, out_lanes=out_lanes, bits=3)
     codes = rng.integers(0, 8, dut.group * 12)
     words_out = codes.reshape(-1, out_lanes).tolist()
-    rtl, cycles = run_stream(dut, codes.reshape(-1, in_lanes).tolist(), len(words_out), rng,
+    rtl, cycles = run_stream(dut, codes.reshape(-1, in_lanes).tolist(), len(words_out), rng=rng,
                              stall_in=stall, stall_out=stall, width=out_lanes)
     assert rtl == words_out
     if stall == 0.0 and (in_lanes % out_lanes == 0 or out_lanes % in_lanes == 0):

@@ -7,15 +7,7 @@ from wrpn_rtl import golden as g
 from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 
 from wrpn_rtl.sim.amaranth_stream import lanes, stream_get, stream_put
-
-
-def dense_layer(rng, *, in_features, out_features, weight_bits, in_bits, out_bits):
-    """A golden dense layer with random WRPN-quantized weights and requantization."""
-    logits = out_bits is None
-    spec = g.NetworkSpec((1, 1, in_features), in_bits,
-                         [g.Dense(out_features, weight_bits=weight_bits, out_bits=out_bits,
-                                  batch_norm=not logits)])
-    return g.quantize_network(spec, g.random_parameters(spec, rng)).layers[0]
+from tests.helpers import dense_layer, dense_reference as reference
 
 
 def run_mvu(mvu, vectors, rng, *, stall_in=0.0, stall_out=0.0, max_cycles=None):
@@ -56,11 +48,6 @@ def run_mvu(mvu, vectors, rng, *, stall_in=0.0, stall_out=0.0, max_cycles=None):
     assert len(received) == words_out, f"only {len(received)} of {words_out} output words"
     out = np.array(received).reshape(count, layer.out_channels)
     return out, finished[1] if len(finished) > 1 else None
-
-
-def reference(layer, vectors):
-    x = vectors.reshape((len(vectors),) + layer.in_shape)
-    return layer.integer_forward(x)[1].reshape(len(vectors), -1)
 
 
 # Every precision pair, each with one of four foldings and output bits 1..4 in turn (the

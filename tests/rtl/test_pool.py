@@ -5,7 +5,7 @@ import pytest
 from wrpn_rtl import golden as g
 from wrpn_rtl.hardware.pool import MaxPool2d, MaxPoolReducer
 
-from .test_window import run_stream
+from wrpn_rtl.sim.amaranth_stream import run_stream
 
 CASES = [
     # (H, W, C, kernel, stride, padding, simd)
@@ -24,7 +24,7 @@ def test_max_pool_matches_golden_under_stalls(in_shape, kernel, stride, padding,
     ref = g.max_pool2d(images, dut.window.kernel, dut.window.stride, padding)
     assert ref.shape[1:] == dut.out_shape
     ref_words = ref.reshape(-1, simd).tolist()
-    rtl_words, _ = run_stream(dut, images.reshape(-1, simd).tolist(), len(ref_words), rng,
+    rtl_words, _ = run_stream(dut, images.reshape(-1, simd).tolist(), len(ref_words), rng=rng,
                               stall_in=0.3, stall_out=0.4, width=simd)
     assert rtl_words == ref_words
 
@@ -33,7 +33,7 @@ def test_max_pool_runs_at_window_rate(rng):
     dut = MaxPool2d(in_shape=(8, 8, 4), kernel=2, simd=2, bits=3)
     images = rng.integers(0, 8, (4, 8, 8, 4))
     ref_words = g.max_pool2d(images, (2, 2), (2, 2), 0).reshape(-1, 2).tolist()
-    rtl_words, cycles = run_stream(dut, images.reshape(-1, 2).tolist(), len(ref_words), rng,
+    rtl_words, cycles = run_stream(dut, images.reshape(-1, 2).tolist(), len(ref_words), rng=rng,
                                    width=2)
     assert rtl_words == ref_words
     assert cycles <= 1.05 * 4 * dut.cycles_per_frame + 10

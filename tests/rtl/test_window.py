@@ -8,17 +8,8 @@ from wrpn_rtl import golden as g
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.hardware.window import SlidingWindow
 
-from wrpn_rtl.sim.amaranth_stream import run_stream as sim_run_stream
-
-
-def run_stream(dut, words_in, count_out, rng, *, stall_in=0.0, stall_out=0.0, width):
-    return sim_run_stream(dut, words_in, count_out, width=width, rng=rng, stall_in=stall_in,
-                          stall_out=stall_out)
-
-
-def window_words(images, kernel, stride, padding, simd):
-    cols = g.im2col(images, kernel, stride, padding)
-    return cols.reshape(-1, simd).tolist()
+from wrpn_rtl.sim.amaranth_stream import run_stream
+from tests.helpers import window_words
 
 
 CASES = [
@@ -45,7 +36,7 @@ def test_window_matches_im2col_over_frames_under_stalls(in_shape, kernel, stride
     images = rng.integers(0, 8, (3,) + in_shape)
     words_in = images.reshape(-1, simd).tolist()
     ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
-    rtl_words, _ = run_stream(dut, words_in, len(ref_words), rng, stall_in=0.3, stall_out=0.3,
+    rtl_words, _ = run_stream(dut, words_in, len(ref_words), rng=rng, stall_in=0.3, stall_out=0.3,
                               width=simd)
     assert rtl_words == ref_words
 
@@ -57,7 +48,7 @@ def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, rng):
     frames = 4
     images = rng.integers(0, 4, (frames,) + in_shape)
     ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
-    rtl_words, cycles = run_stream(dut, images.reshape(-1, simd).tolist(), len(ref_words), rng,
+    rtl_words, cycles = run_stream(dut, images.reshape(-1, simd).tolist(), len(ref_words), rng=rng,
                                    width=simd)
     assert rtl_words == ref_words
     expected = frames * dut.cycles_per_frame
@@ -94,11 +85,11 @@ def test_window_geometry_sweep(in_shape, kernel, stride, padding, simd, rng):
     images = rng.integers(1, 8, (frames,) + in_shape)   # no zero codes: padding stands out
     words_in = images.reshape(-1, simd).tolist()
     ref_words = window_words(images, kernel, stride, padding, simd)
-    rtl_words, cycles = run_stream(dut, words_in, len(ref_words), rng, width=simd)
+    rtl_words, cycles = run_stream(dut, words_in, len(ref_words), rng=rng, width=simd)
     assert rtl_words == ref_words
     expected = frames * dut.cycles_per_frame
     assert cycles <= 1.05 * expected + 10, (cycles, expected)
-    rtl_words, _ = run_stream(dut, words_in, len(ref_words), rng, stall_in=0.3, stall_out=0.3,
+    rtl_words, _ = run_stream(dut, words_in, len(ref_words), rng=rng, stall_in=0.3, stall_out=0.3,
                               width=simd)
     assert rtl_words == ref_words
 

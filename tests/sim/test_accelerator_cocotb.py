@@ -13,6 +13,8 @@ from wrpn_rtl.golden.train import load_digits_split
 from wrpn_rtl.golden.zoo import load_default_model
 from wrpn_rtl.sim.runner import run_stream_bench
 
+pytestmark = pytest.mark.slow     # whole networks through Verilator builds
+
 
 def small_network(case, rng):
     """Small networks with odd sizes (one ends in codes, not logits) and tiny ones."""

@@ -10,7 +10,7 @@ from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.hardware.pool import MaxPool2d
 from wrpn_rtl.sim.runner import run_stream_bench
 
-from ..rtl.test_conv import conv_network
+from tests.helpers import conv_network
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])

@@ -7,7 +7,7 @@ from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 from wrpn_rtl.sim.runner import run_stream_bench
 
-from ..rtl.test_mvu import dense_layer, reference
+from tests.helpers import dense_layer, dense_reference as reference
 
 CASES = [
     # (weight_bits, in_bits, out_bits, in_features, out_features, pe, simd)

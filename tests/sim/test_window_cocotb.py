@@ -7,7 +7,7 @@ from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.sim.runner import run_stream_bench
 from wrpn_rtl.hardware.window import SlidingWindow
 
-from ..rtl.test_window import window_words
+from tests.helpers import window_words
 
 CASES = {
     "k3s1p1": ((5, 6, 4), 3, 1, 1, 2),

@@ -12,7 +12,7 @@ from wrpn_rtl.synth.bench import run_mvu_bench
 from wrpn_rtl.synth.flow import synthesize
 from wrpn_rtl.synth.harness import SerialHarness
 
-from ..rtl.test_mvu import dense_layer
+from tests.helpers import dense_layer
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def small_mvu_verilog(tmp_path_factory):
                          folder / "top.v", name="top"), folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["ice40-up5k", "asic"])
 def test_synthesis_reports_real_figures(small_mvu_verilog, target):
     verilog, folder = small_mvu_verilog
@@ -44,6 +45,7 @@ def test_unknown_target_is_rejected(small_mvu_verilog, tmp_path):
         synthesize(verilog, "xc7", tmp_path)
 
 
+@pytest.mark.slow
 def test_bench_writes_json_and_markdown(tmp_path):
     report = run_mvu_bench(tmp_path, precisions=[(2, 2)], pes=(1,),
                            fpga_targets=("ice40-up5k",), progress=lambda text: None)
@@ -59,6 +61,7 @@ def test_bench_writes_json_and_markdown(tmp_path):
     assert "| 2/2 | 1 |" in markdown and "## ice40-up5k" in markdown
 
 
+@pytest.mark.slow
 def test_window_bench_reports_buffer_cycles_and_synthesis(tmp_path):
     from wrpn_rtl.synth.bench_layers import run_layer_bench
     report = run_layer_bench("window", tmp_path, quick=True, progress=lambda text: None)

@@ -60,9 +60,13 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, network, *, foldings, input_simd=1):
-        self._plan = plan_stages(network, foldings, input_simd=input_simd)
+        try:
+            self._plan = plan_stages(network, foldings, input_simd=input_simd)
+            self._stages = [(stage.name, _build(stage)) for stage in self._plan]
+        except (TypeError, ValueError):
+            self._MustUse__silence = True    # never built, so not an unused elaboratable
+            raise
         self._network, self._input_simd = network, int(input_simd)
-        self._stages = [(stage.name, _build(stage)) for stage in self._plan]
         first, last = self._stages[0][1], self._stages[-1][1]
         super().__init__({"input": In(first.input.signature.flip()),
                           "output": Out(last.output.signature)})

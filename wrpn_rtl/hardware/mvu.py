@@ -56,11 +56,10 @@ from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantConv2d, integer_range_shape
-from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.hardware.streams import credited_queue
 
 __all__ = ["MatrixVectorUnit"]
 
@@ -434,8 +433,8 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += [nf.eq(Mux(nf == nf_count - 1, 0, nf + 1)),
                              from_stream.eq((not self._buffered) | (nf == nf_count - 1))]
 
-        m.d.comb += room.eq(output_credit(m, depth=self.fifo_depth, taken=fire & last_step,
-                                          transfer=self.output.valid & self.output.ready))
+        credit, queue = credited_queue(m, self, depth=self.fifo_depth, taken=fire & last_step)
+        m.d.comb += room.eq(credit)
 
         # stage 1: memory read data and the registered input word
         in_word = Signal(simd * a_bits, name="in_word", reset_less=True)
@@ -528,11 +527,7 @@ class MatrixVectorUnit(wiring.Component):
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
-        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(),
-                                                     depth=self.fifo_depth)
-        m.d.comb += [out_fifo.input.valid.eq(out_valid),
-                     out_fifo.input.payload.eq(Cat(*results))]
-        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+        m.d.comb += [queue.valid.eq(out_valid), queue.payload.eq(Cat(*results))]
         return m
 
     def _per_fold_table(self, m, name, shape, rows, address, address_q):

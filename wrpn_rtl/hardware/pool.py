@@ -14,12 +14,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
 from wrpn_rtl.hardware.window import SlidingWindow, check_simd
 
 __all__ = ["MaxPoolReducer", "MaxPool2d", "BlockMaxPool", "max_pool"]
@@ -211,7 +210,7 @@ class BlockMaxPool(wiring.Component):
         word = self._simd * self._bits
         control = dict(cost.ZERO, logic_cells=50 + 2 * word, flip_flops=40 + 3 * word)
         return cost.add(control, cost.memory(word, self._out_hw[1] * self._groups,
-                                             writable=True), cost.fifo(word, 5))
+                                             writable=True), cost.fifo(word, READ_QUEUE_DEPTH))
 
     def elaborate(self, platform):
         m = Module()
@@ -286,14 +285,12 @@ class BlockMaxPool(wiring.Component):
         m.d.sync += [valid_c.eq(valid_b & ~last_b), value_c.eq(value),
                      address_c.eq(address_b)]
 
-        m.submodules.out_fifo = out_fifo = StreamFIFO(word, depth=5)
+        credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH,
+                                       taken=take & inside & completes)
         out_valid = Signal(name="out_valid")
         out_word = Signal(word, name="out_word", reset_less=True)
         m.d.sync += [out_valid.eq(valid_b & last_b), out_word.eq(value)]
-        m.d.comb += [out_fifo.input.valid.eq(out_valid), out_fifo.input.payload.eq(out_word),
-                     room.eq(output_credit(m, depth=5, taken=take & inside & completes,
-                                           transfer=self.output.valid & self.output.ready))]
-        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+        m.d.comb += [queue.valid.eq(out_valid), queue.payload.eq(out_word), room.eq(credit)]
         return m
 
 

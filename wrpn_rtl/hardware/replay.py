@@ -18,14 +18,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
 
 __all__ = ["VectorReplay", "replay_for"]
-
-_QUEUE = 5   # a slot comes back 4 cycles after it is taken (read, FIFO, transfer, return)
 
 
 def replay_for(mvu):
@@ -78,7 +75,7 @@ class VectorReplay(wiring.Component):
         width = len(Value.cast(Signal(self._shape)))
         control = dict(cost.ZERO, logic_cells=30, flip_flops=30)
         return cost.add(control, cost.memory(width, 2 * self._words, writable=True),
-                        cost.fifo(width, _QUEUE))
+                        cost.fifo(width, READ_QUEUE_DEPTH))
 
     def elaborate(self, platform):
         m = Module()
@@ -125,11 +122,10 @@ class VectorReplay(wiring.Component):
                 m.d.sync += read_count.eq(read_count + 1)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
 
-        m.submodules.queue = queue = StreamFIFO(self._shape, depth=_QUEUE)
-        m.d.comb += room.eq(output_credit(m, depth=_QUEUE, taken=issue,
-                                          transfer=self.output.valid & self.output.ready))
+        credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=issue,
+                                       name="queue")
+        m.d.comb += room.eq(credit)
         read_valid = Signal(name="read_valid")
         m.d.sync += read_valid.eq(issue)
-        m.d.comb += [queue.input.valid.eq(read_valid), queue.input.payload.eq(read.data)]
-        wiring.connect(m, queue.output, wiring.flipped(self.output))
+        m.d.comb += [queue.valid.eq(read_valid), queue.payload.eq(read.data)]
         return m

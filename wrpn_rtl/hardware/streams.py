@@ -1,8 +1,16 @@
-"""Stream plumbing shared by the generators: output credit and chaining stages."""
+"""Stream plumbing shared by the generators: output credit, the credited output queue, and
+chaining stages."""
 from amaranth.hdl import Cat, Signal
 from amaranth.lib import wiring
 
-__all__ = ["output_credit", "chain_stages"]
+from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+
+__all__ = ["output_credit", "credited_queue", "chain_stages", "READ_QUEUE_DEPTH"]
+
+#: Output queue words behind a synchronous memory read: a slot comes back 4 cycles after it is
+#: taken (read, queue, transfer, return of the credit), so 5 keep an always-ready consumer at
+#: one word per cycle.
+READ_QUEUE_DEPTH = 5
 
 
 def output_credit(m, *, depth, taken, transfer, name="reserved"):
@@ -26,6 +34,25 @@ def output_credit(m, *, depth, taken, transfer, name="reserved"):
     with m.Elif(returned & ~taken):
         m.d.sync += reserved.eq(reserved[1:])
     return ~reserved[-1]
+
+
+def credited_queue(m, component, *, depth, taken, name="out_fifo"):
+    """The output queue of a pipeline that never stalls: a :class:`StreamFIFO` of ``depth``
+    words in front of ``component.output``, and its credit (:func:`output_credit`).
+
+    A word may start down the pipeline only while ``room`` is high; ``taken`` (a 1-bit Value)
+    reserves its slot. The pipeline then drives ``queue_input.valid`` / ``.payload`` when the
+    word arrives, whatever the consumer does meanwhile.
+
+    Returns
+    -------
+    (room, queue_input)
+    """
+    m.submodules[name] = queue = StreamFIFO(component.output.payload.shape(), depth=depth)
+    room = output_credit(m, depth=depth, taken=taken,
+                         transfer=component.output.valid & component.output.ready)
+    wiring.connect(m, queue.output, wiring.flipped(component.output))
+    return room, queue.input
 
 
 def chain_stages(m, component, stages):

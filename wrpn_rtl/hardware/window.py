@@ -33,9 +33,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import output_credit
+from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
@@ -164,7 +163,7 @@ class SlidingWindow(wiring.Component):
         word = self._simd * self._bits
         depth = self._rows * self._in_shape[1] * self._groups
         control = {"logic_cells": 200, "flip_flops": 110, "memory_bits": 0}
-        return cost.add(control, cost.fifo(word, 5), cost.memory(word, depth, writable=True))
+        return cost.add(control, cost.fifo(word, READ_QUEUE_DEPTH), cost.memory(word, depth, writable=True))
 
     def memory_style(self):
         depth = self._rows * self._in_shape[1] * self._groups
@@ -306,18 +305,13 @@ class SlidingWindow(wiring.Component):
         step_q = Signal(range(max_step + 1), name="step_q")
         offset_now = Mux(leaving, head.offset_before, head.offset)
         available = (offset_now < ahead) | ((offset_now == ahead) & (head.pixel < w_col))
-        depth = 5
-        m.submodules.out_fifo = out_fifo = StreamFIFO(self.output.payload.shape(), depth=depth)
-        room = output_credit(m, depth=depth, taken=fire,
-                             transfer=self.output.valid & self.output.ready)
+        room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
         m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
         m.d.comb += read.addr.eq(head.addr)
         emitted = Signal(name="emitted")
         padded = Signal(name="padded", reset_less=True)
         m.d.sync += [emitted.eq(fire), padded.eq(~head.inside)]
-        m.d.comb += [out_fifo.input.valid.eq(emitted),
-                     out_fifo.input.payload.eq(Mux(padded, 0, read.data))]
-        wiring.connect(m, out_fifo.output, wiring.flipped(self.output))
+        m.d.comb += [queue.valid.eq(emitted), queue.payload.eq(Mux(padded, 0, read.data))]
 
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
