@@ -1,6 +1,5 @@
 """Shared test helpers: golden layers and networks with random parameters, the golden words a
 stream must carry, and model files. Test modules import from here, never from each other."""
-import numpy as np
 
 from wrpn_rtl import golden as g
 

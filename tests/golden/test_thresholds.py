@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 from wrpn_rtl.golden import (apply_thresholds, derive_thresholds, preactivation,
                              quantize_activations, Requantizer)

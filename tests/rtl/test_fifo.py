@@ -1,5 +1,4 @@
 # amaranth: UnusedElaboratable=no
-import numpy as np
 import pytest
 from amaranth.hdl import unsigned
 from amaranth.sim import Simulator

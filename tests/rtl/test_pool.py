@@ -1,5 +1,4 @@
 # amaranth: UnusedElaboratable=no
-import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g

@@ -1,10 +1,8 @@
 # amaranth: UnusedElaboratable=no
 import itertools
 
-import numpy as np
 import pytest
 
-from wrpn_rtl import golden as g
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.hardware.window import SlidingWindow
 

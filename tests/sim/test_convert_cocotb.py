@@ -4,7 +4,6 @@
 The first word is all zeros and nothing stalls: a converter whose output multiplexer came from
 an Array index gave an undefined first word on Icarus (an ``always @*`` block that runs before
 the registers' initial values and never again while its inputs keep them)."""
-import numpy as np
 import pytest
 
 from wrpn_rtl.hardware.width_converter import WidthConverter

@@ -1,6 +1,5 @@
 # amaranth: UnusedElaboratable=no
 """cocotb benches of the exported sliding window, on Icarus and Verilator, against im2col."""
-import numpy as np
 import pytest
 
 from wrpn_rtl.compiler.export import write_verilog

@@ -11,7 +11,10 @@ import math
 
 from wrpn_rtl.hardware.memories import memory_style
 
-__all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells"]
+__all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
+           "threshold_requantizer", "affine_requantizer", "logit_adder", "matrix_vector_unit",
+           "sliding_window", "max_pool_reducer", "block_max_pool", "vector_replay",
+           "width_converter", "classifier_head", "CONVERTER_ALLOWANCE"]
 
 ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0}
 
@@ -51,3 +54,126 @@ def memory(width, depth, *, writable):
 def device_logic_cells(estimate):
     """Expected iCE40 logic cells (LUT4 + flip-flop pairs) of an estimate."""
     return int(estimate["logic_cells"] + UNPAIRED_FLIP_FLOPS * estimate["flip_flops"])
+
+
+# -- the components, as functions of their parameters ------------------------------------------
+# Every fitted constant lives here. Each function returns an estimate dict (see :data:`ZERO`);
+# the components' ``estimate()`` call them with their own parameters, and the folding search
+# calls them through the components' pure-Python geometry.
+
+#: Request generator, issuer and counters of a sliding window: about this many LUTs and
+#: flip-flops at any size (fitted to synthesis of the benchmark windows).
+WINDOW_CONTROL = {"logic_cells": 200, "flip_flops": 110}
+#: Pointers and flags of a vector replay.
+REPLAY_CONTROL = {"logic_cells": 30, "flip_flops": 30}
+#: A width converter between two stages, for the folding search, which prices layers before
+#: their neighbours' foldings are known: 10-30 cells on the digits network (120 overcounted
+#: them threefold).
+CONVERTER_ALLOWANCE = 40
+
+
+def adder_tree(leaves, leaf_bits):
+    """``(cells, flip_flops)`` of a binary adder tree registered at every level: level ``l``
+    adds pairs of ``(leaf_bits + l)``-bit values; an odd value out is registered as it is."""
+    cells = flops = 0
+    width = leaf_bits
+    while leaves > 1:
+        pairs = leaves // 2
+        cells += pairs * (width + 1)
+        flops += (pairs + leaves % 2) * (width + 1)
+        leaves, width = pairs + leaves % 2, width + 1
+    return cells, flops
+
+
+def threshold_requantizer(*, levels, compare_bits, out_bits):
+    """One PE's parallel thresholds: a comparator (a cell per two bits) per level and the
+    pipelined count of those passed."""
+    return dict(ZERO, logic_cells=levels * compare_bits // 2 + levels,
+                flip_flops=levels + out_bits)
+
+
+def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits):
+    """One PE's affine requantizer: an array multiplier (a cell per partial-product bit), the
+    adder, the clamp, and their registers."""
+    return dict(ZERO, logic_cells=x_bits * multiplier_bits + 2 * sum_bits + out_bits,
+                flip_flops=x_bits + multiplier_bits + 2 * sum_bits + out_bits)
+
+
+def logit_adder(*, accumulator_bits):
+    """One PE's bias adder of a logits layer and its register."""
+    return dict(ZERO, logic_cells=accumulator_bits, flip_flops=accumulator_bits)
+
+
+def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantizer, weight_word_bits,
+                       weight_words, table_row_bits, folds, buffered_words, output_word_bits,
+                       queue_depth):
+    """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
+    requantizer (``requantizer``: one PE's estimate), the operand registers, the weight ROM,
+    the per-fold table (``table_row_bits`` per fold), the input buffer (``buffered_words`` of
+    ``simd * in_bits``; 0 when replayed) and the output queue. Adds
+    ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
+    leaf_bits = simd * in_bits * planes * pe
+    tree_cells, tree_flops = adder_tree(simd, in_bits)
+    cells = leaf_bits + tree_cells * planes * pe
+    flops = leaf_bits + tree_flops * planes * pe
+    cells += (planes - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
+    flops += (planes - 1) * x_bits * pe + x_bits * pe
+    cells += requantizer["logic_cells"] * pe
+    flops += requantizer["flip_flops"] * pe
+    flops += 2 * simd * in_bits + weight_word_bits           # operand registers
+    datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
+    memories = [memory(weight_word_bits, weight_words, writable=False),
+                memory(table_row_bits, folds, writable=False)]
+    if buffered_words:
+        memories.append(memory(simd * in_bits, buffered_words, writable=True))
+    total = add(datapath, *memories, fifo(output_word_bits, queue_depth))
+    total["partial_product_bound"] = simd * pe * in_bits * planes
+    return total
+
+
+def sliding_window(*, word_bits, buffer_words, queue_depth):
+    """A sliding window: its control (:data:`WINDOW_CONTROL`), the output queue and the line
+    buffer of ``buffer_words`` words."""
+    return add(dict(ZERO, **WINDOW_CONTROL), fifo(word_bits, queue_depth),
+               memory(word_bits, buffer_words, writable=True))
+
+
+def max_pool_reducer(*, stored_bits):
+    """The lane-wise max reducer behind a window: running maxima (``stored_bits``), a
+    comparator and a LUT per bit, and counters."""
+    return dict(ZERO, logic_cells=stored_bits + 40, flip_flops=stored_bits + 15)
+
+
+def block_max_pool(*, word_bits, partial_words, queue_depth):
+    """A block max-pool: counters, the lane-wise max, three word registers, the partial-maximum
+    memory of ``partial_words`` words and the output queue."""
+    control = dict(ZERO, logic_cells=50 + 2 * word_bits, flip_flops=40 + 3 * word_bits)
+    return add(control, memory(word_bits, partial_words, writable=True),
+               fifo(word_bits, queue_depth))
+
+
+def vector_replay(*, word_bits, vector_words, queue_depth):
+    """A vector replay: two vectors of memory, the output queue and its control
+    (:data:`REPLAY_CONTROL`)."""
+    return add(dict(ZERO, **REPLAY_CONTROL), memory(word_bits, 2 * vector_words, writable=True),
+               fifo(word_bits, queue_depth))
+
+
+def width_converter(*, in_lanes, out_lanes, group_lanes, bits):
+    """A width converter through ``group_lanes = lcm(in, out)`` lanes: the gather's held words
+    and output register, the scatter's held word and its lane multiplexer."""
+    wide = group_lanes * bits
+    flops = cells = 0
+    if group_lanes > in_lanes:
+        flops, cells = flops + 2 * wide, cells + 12
+    if group_lanes > out_lanes:
+        flops += wide
+        cells += out_lanes * bits * (group_lanes // out_lanes - 1) // 2 + 8
+    return dict(ZERO, logic_cells=int(cells), flip_flops=int(flops))
+
+
+def classifier_head(*, classes, logit_bits, label_bits):
+    """The classifier head: the logit registers (a LUT in front of each bit: load or rotate),
+    one comparator, counters."""
+    return dict(ZERO, logic_cells=int(classes * logit_bits + logit_bits + 16),
+                flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + 8))

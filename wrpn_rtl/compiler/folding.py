@@ -182,7 +182,7 @@ def _fixed_cost(network):
         head = cost.device_logic_cells(ClassifierHead(
             classes=int(np.prod(last.out_shape)), lanes=1,
             shape=signed(width) if is_signed else unsigned(width)).estimate())
-    converters = 40 * len(group_layers(network)[1])
+    converters = cost.CONVERTER_ALLOWANCE * len(group_layers(network)[1])
     return head + converters
 
 

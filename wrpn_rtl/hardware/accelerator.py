@@ -21,7 +21,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.compiler.stages import Folding, StageKind, plan_stages
+from wrpn_rtl.compiler.stages import StageKind, plan_stages
 from wrpn_rtl.hardware.classifier import ClassifierHead
 from wrpn_rtl.hardware.conv import ConvLayer
 from wrpn_rtl.hardware.mvu import MatrixVectorUnit

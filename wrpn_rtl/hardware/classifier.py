@@ -12,6 +12,7 @@ from amaranth.hdl import Module, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 
 __all__ = ["ClassifierHead"]
@@ -69,10 +70,8 @@ class ClassifierHead(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the logit registers (one LUT in
         front of each bit: load or rotate), one comparator, counters."""
-        width, count = self._shape.width, self._classes
-        return {"logic_cells": int(count * width + width + 16),
-                "flip_flops": int(count * width + width + 2 * self._label_shape.width + 8),
-                "memory_bits": 0}
+        return cost.classifier_head(classes=self._classes, logit_bits=self._shape.width,
+                                    label_bits=self._label_shape.width)
 
     def elaborate(self, platform):
         m = Module()

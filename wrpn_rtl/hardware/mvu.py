@@ -221,24 +221,11 @@ class MatrixVectorUnit(wiring.Component):
             return None
         if self._requantization_asked is not None:
             return self._requantization_asked
-        affine = self._layer.requantizer.affine
-        if affine is None:
+        if self._layer.requantizer.affine is None:
             return "thresholds"
-        return ("affine" if self._affine_cells_per_pe(affine) < self._threshold_cells_per_pe()
-                else "thresholds")
-
-    def _threshold_cells_per_pe(self):
-        """Comparators (a cell per two bits) and the pipelined count of passed thresholds."""
-        levels = (1 << self._layer.out_bits) - 1
-        return levels * self._threshold_shape().width // 2 + levels
-
-    def _affine_cells_per_pe(self, affine):
-        """An array multiplier of ``X`` by ``M`` (a cell per partial-product bit), the
-        adder, and the clamp."""
-        x_bits = self._x_shape.width
-        m_bits = max(1, max(affine.multipliers).bit_length())
-        sum_bits = self._affine_sum_shape(affine).width
-        return x_bits * m_bits + 2 * sum_bits + self._layer.out_bits
+        cells = {form: self._requantizer_estimate(form)["logic_cells"]
+                 for form in ("thresholds", "affine")}
+        return "affine" if cells["affine"] < cells["thresholds"] else "thresholds"
 
     @property
     def latency(self):
@@ -365,44 +352,32 @@ class MatrixVectorUnit(wiring.Component):
             ``logic_cells``, ``flip_flops``, ``memory_bits`` (block RAM), and
             ``partial_product_bound`` (``SIMD * PE * in_bits * max(1, weight_bits - 1)``).
         """
-        a, pe, planes = self._layer.in_bits, self._pe, self._planes
-        leaf_bits = self._simd * a * planes * pe
-        cells, flops = leaf_bits, leaf_bits
-        leaves, width = self._simd, a          # tree level l adds pairs of (a + l)-bit values
-        while leaves > 1:
-            pairs = leaves // 2
-            cells += pairs * (width + 1) * planes * pe
-            flops += (pairs + leaves % 2) * (width + 1) * planes * pe
-            leaves, width = pairs + leaves % 2, width + 1
-        x_bits = self._x_shape.width
-        cells += (planes - 1) * x_bits * pe + x_bits * pe    # plane combine, accumulator
-        flops += (planes - 1) * x_bits * pe + x_bits * pe
-        if self._layer.is_logits:
-            cells += self._acc_shape.width * pe
-            flops += self._acc_shape.width * pe
-            table_width = self._acc_shape.width * pe
-        elif self.requantization == "affine":
-            affine = self._layer.requantizer.affine
-            cells += self._affine_cells_per_pe(affine) * pe
-            flops += (x_bits + max(affine.multipliers).bit_length()
-                      + 2 * self._affine_sum_shape(affine).width + self._layer.out_bits) * pe
-            table_width = pe * self._requantization_entry().size
+        layer = self._layer
+        if layer.is_logits:
+            requantizer = cost.logit_adder(accumulator_bits=self._acc_shape.width)
+            table_row_bits = self._acc_shape.width * self._pe
         else:
-            levels = (1 << self._layer.out_bits) - 1
-            cells += self._threshold_cells_per_pe() * pe
-            flops += (levels + self._layer.out_bits) * pe
-            table_width = pe * self._requantization_entry().size
-        flops += 2 * self._simd * a + self._weight_word_layout().size   # operand registers
-        datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
-        memories = [cost.memory(self._weight_word_layout().size, self._nf * self._sf,
-                                writable=False),
-                    cost.memory(table_width, self._nf, writable=False)]
-        if self._buffered:
-            memories.append(cost.memory(self._simd * a, self._sf, writable=True))
-        total = cost.add(datapath, *memories,
-                         cost.fifo(self.output.payload.shape().size, self.fifo_depth))
-        total["partial_product_bound"] = self._simd * pe * a * planes
-        return total
+            requantizer = self._requantizer_estimate(self.requantization)
+            table_row_bits = self._pe * self._requantization_entry().size
+        return cost.matrix_vector_unit(
+            simd=self._simd, pe=self._pe, in_bits=layer.in_bits, planes=self._planes,
+            x_bits=self._x_shape.width, requantizer=requantizer,
+            weight_word_bits=self._weight_word_layout().size,
+            weight_words=self._nf * self._sf, table_row_bits=table_row_bits, folds=self._nf,
+            buffered_words=self._sf if self._buffered else 0,
+            output_word_bits=self.output.payload.shape().size, queue_depth=self.fifo_depth)
+
+    def _requantizer_estimate(self, form):
+        """One PE's requantizer in ``form`` ("thresholds" or "affine")."""
+        if form == "affine":
+            affine = self._layer.requantizer.affine
+            return cost.affine_requantizer(
+                x_bits=self._x_shape.width,
+                multiplier_bits=max(1, max(affine.multipliers).bit_length()),
+                sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits)
+        return cost.threshold_requantizer(levels=(1 << self._layer.out_bits) - 1,
+                                          compare_bits=self._threshold_shape().width,
+                                          out_bits=self._layer.out_bits)
 
     # -- hardware ----------------------------------------------------------------------------
     def elaborate(self, platform):

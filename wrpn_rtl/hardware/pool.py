@@ -142,8 +142,7 @@ class MaxPool2d(wiring.Component):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window's, plus the reducer's
         running maxima (``groups`` words of ``simd`` codes, a comparator and a LUT per bit)."""
         stored = self._reducer.groups * self._reducer.simd * self._reducer.bits
-        reducer = {"logic_cells": stored + 40, "flip_flops": stored + 15, "memory_bits": 0}
-        return cost.add(self._window.estimate(), reducer)
+        return cost.add(self._window.estimate(), cost.max_pool_reducer(stored_bits=stored))
 
     def elaborate(self, platform):
         m = Module()
@@ -207,10 +206,9 @@ class BlockMaxPool(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: counters, the
         lane-wise max, three word registers, the partial-maximum memory and the output FIFO."""
-        word = self._simd * self._bits
-        control = dict(cost.ZERO, logic_cells=50 + 2 * word, flip_flops=40 + 3 * word)
-        return cost.add(control, cost.memory(word, self._out_hw[1] * self._groups,
-                                             writable=True), cost.fifo(word, READ_QUEUE_DEPTH))
+        return cost.block_max_pool(word_bits=self._simd * self._bits,
+                                   partial_words=self._out_hw[1] * self._groups,
+                                   queue_depth=READ_QUEUE_DEPTH)
 
     def elaborate(self, platform):
         m = Module()

@@ -12,7 +12,7 @@ The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardwa
 its synchronous read feeds a 5-word :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter,
 so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
 """
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -72,10 +72,8 @@ class VectorReplay(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: the two-vector
         memory, the output queue and about 30 cells of pointers and flags."""
-        width = len(Value.cast(Signal(self._shape)))
-        control = dict(cost.ZERO, logic_cells=30, flip_flops=30)
-        return cost.add(control, cost.memory(width, 2 * self._words, writable=True),
-                        cost.fifo(width, READ_QUEUE_DEPTH))
+        return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
+                                  vector_words=self._words, queue_depth=READ_QUEUE_DEPTH)
 
     def elaborate(self, platform):
         m = Module()

@@ -13,6 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
@@ -112,14 +113,8 @@ class WidthConverter(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's held words and output
         register, the scatter's held word and its lane multiplexer."""
-        wide = self._group * self._bits
-        flops, cells = 0, 0
-        if self._group > self._in:
-            flops, cells = flops + 2 * wide, cells + 12
-        if self._group > self._out:
-            flops += wide
-            cells += self._out * self._bits * (self._group // self._out - 1) // 2 + 8
-        return {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
+        return cost.width_converter(in_lanes=self._in, out_lanes=self._out,
+                                    group_lanes=self._group, bits=self._bits)
 
     @property
     def group(self):

@@ -157,13 +157,11 @@ class SlidingWindow(wiring.Component):
         return stored, minimum
 
     def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: request generator, issuer and
-        counters (about 200 LUTs and 110 flip-flops at any size, fitted to synthesis), the
-        5-word output FIFO and the line buffer (:func:`wrpn_rtl.compiler.cost.memory`)."""
-        word = self._simd * self._bits
-        depth = self._rows * self._in_shape[1] * self._groups
-        control = {"logic_cells": 200, "flip_flops": 110, "memory_bits": 0}
-        return cost.add(control, cost.fifo(word, READ_QUEUE_DEPTH), cost.memory(word, depth, writable=True))
+        """Resource estimate (:func:`wrpn_rtl.compiler.cost.sliding_window`): control, the
+        output queue and the line buffer."""
+        return cost.sliding_window(word_bits=self._simd * self._bits,
+                                   buffer_words=self._rows * self._in_shape[1] * self._groups,
+                                   queue_depth=READ_QUEUE_DEPTH)
 
     def memory_style(self):
         depth = self._rows * self._in_shape[1] * self._groups
