@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (MVU objects are built here as cost models too: widths and estimates, not only hardware.)
 """``wrpn-rtl bench mvu``: the MVU against the naive dot product and the fabric limit.
 
 For each (weight bits, activation bits) and PE, at SIMD = 16, in one run:
@@ -111,11 +109,11 @@ def _run_jobs(jobs, progress, workers=None):
 
 
 def _jobs(precisions, pes, targets, work):
-    from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+    from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
     jobs, widths = [], {}
     for w, a in precisions:
         for pe in pes:
-            mvu = MatrixVectorUnit(bench_layer(w, a, pe), pe=pe, simd=SIMD)
+            mvu = MatrixVectorGeometry(bench_layer(w, a, pe), pe=pe, simd=SIMD)
             widths[(w, a, pe)] = mvu.accumulator_shape.width
             for kind in ("mvu", "naive"):
                 for target in targets + ("asic",):
@@ -141,7 +139,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisi
     precisions, pes, fpga_targets :
         Override the sets benchmarked (tests use a single point).
     """
-    from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+    from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
     out_dir = Path(out_dir)
     precisions = precisions or ([(1, 1), (2, 2), (4, 4)] if quick else PRECISIONS)
     pes = pes or ((1,) if quick else PES)
@@ -154,7 +152,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisi
     rows = []
     for w, a in precisions:
         for pe in pes:
-            mvu = MatrixVectorUnit(bench_layer(w, a, pe), pe=pe, simd=SIMD)
+            mvu = MatrixVectorGeometry(bench_layer(w, a, pe), pe=pe, simd=SIMD)
             bound = SIMD * pe * a * max(1, w - 1)
             row = {"weight_bits": w, "act_bits": a, "pe": pe, "simd": SIMD,
                    "acc_bits": widths[(w, a, pe)], "partial_product_bound": bound,

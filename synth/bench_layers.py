@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (components are built here as cost models too: buffer sizes and expected cycles.)
 """``wrpn-rtl bench window`` and ``wrpn-rtl bench conv``: representative layers, synthesized
 (iCE40 UP5K, ECP5-25k) and simulated (cycles per frame, measured against expected).
 

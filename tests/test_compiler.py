@@ -86,4 +86,4 @@ def test_a_folding_file_without_window_simd_takes_the_searched_lanes(tmp_path):
         Folding(pe=2, simd=9, window_simd=math.gcd(9, 1)),
         Folding(pe=3, simd=12, window_simd=math.gcd(12, 4)), Folding(pe=2, simd=8)])
     assert implicit.cycles_per_image == explicit.cycles_per_image
-    assert [name for name, _ in implicit.stages] == [name for name, _ in explicit.stages]
+    assert [stage.name for stage in implicit.plan] == [stage.name for stage in explicit.plan]

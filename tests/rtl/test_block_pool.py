@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from wrpn_rtl.golden.ops import as_pair, max_pool2d
-from wrpn_rtl.hardware.pool import BlockMaxPool, MaxPool2d, max_pool
+from amaranth.hdl import Fragment
+
+from wrpn_rtl.hardware.pool import (BlockMaxPool, BlockMaxPoolGeometry, MaxPool2d,
+                                    MaxPool2dGeometry, max_pool, max_pool_geometry)
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 
@@ -25,14 +28,16 @@ def test_block_pool_matches_golden(in_shape, kernel, simd, stall, rng):
         assert cycles <= frames * dut.cycles_per_frame + 8
 
 
-def test_max_pool_picks_the_block_pool_only_when_it_applies():
-    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, simd=1, bits=2), BlockMaxPool)
-    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, stride=(2, 2), simd=1, bits=2),
-                      BlockMaxPool)
-    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, stride=1, simd=1, bits=2),
-                      MaxPool2d)
-    assert isinstance(max_pool(in_shape=(4, 4, 2), kernel=2, padding=1, simd=1, bits=2),
-                      MaxPool2d)
+@pytest.mark.parametrize("kwargs, kind", [
+    (dict(kernel=2), "block"), (dict(kernel=2, stride=(2, 2)), "block"),
+    (dict(kernel=2, stride=1), "window"), (dict(kernel=2, padding=1), "window")])
+def test_max_pool_picks_the_block_pool_only_when_it_applies(kwargs, kind):
+    geometry = max_pool_geometry(in_shape=(4, 4, 2), simd=1, bits=2, **kwargs)
+    component = max_pool(in_shape=(4, 4, 2), simd=1, bits=2, **kwargs)
+    Fragment.get(component, None)                   # built, so used
+    expected = (BlockMaxPoolGeometry, BlockMaxPool) if kind == "block" else (MaxPool2dGeometry,
+                                                                             MaxPool2d)
+    assert type(geometry) is expected[0] and type(component) is expected[1]
 
 
 def test_block_pool_errors():

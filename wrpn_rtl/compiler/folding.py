@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (candidate stages are built as cost models while searching: widths, cycles and estimates.)
 """The folding search: a golden :class:`QuantizedNetwork` -> one folding per Conv/Dense layer.
 
 Folding
@@ -32,10 +30,10 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.stages import Folding, group_layers
 from wrpn_rtl.golden.layers import QuantConv2d, QuantDense
 from wrpn_rtl.golden.network import QuantizedNetwork
-from wrpn_rtl.hardware.classifier import ClassifierHead
-from wrpn_rtl.hardware.conv import ConvLayer
-from wrpn_rtl.hardware.mvu import MatrixVectorUnit
-from wrpn_rtl.hardware.pool import max_pool
+from wrpn_rtl.hardware.classifier import ClassifierGeometry
+from wrpn_rtl.hardware.conv import ConvGeometry
+from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
+from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
 
 __all__ = ["choose_foldings", "LayerOption", "layer_options", "read_foldings",
@@ -49,8 +47,8 @@ def _pool_stages(pools, *, lanes, bits):
     """Stand-alone max-pool stages (``[(index, QuantMaxPool)]`` of
     :func:`~wrpn_rtl.compiler.stages.group_layers`) reading ``lanes`` codes per word, as the
     accelerator builds them."""
-    return [max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
-                     padding=pool.padding, simd=lanes, bits=bits) for _, pool in pools]
+    return [max_pool_geometry(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                              padding=pool.padding, simd=lanes, bits=bits) for _, pool in pools]
 
 
 class LayerOption(NamedTuple):
@@ -81,15 +79,15 @@ def layer_options(layer, pool=None, trailing_pools=()):
         for simd in _divisors(layer.window_size):
             if isinstance(layer, QuantDense):
                 folding = Folding(pe=pe, simd=simd)
-                stage = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
+                stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
                 cycles = stage.cycles_per_vector
                 replay = replay_for(stage)
                 estimate = cost.add(stage.estimate(),
                                     replay.estimate() if replay is not None else cost.ZERO)
             else:
                 folding = Folding(pe=pe, simd=simd, window_simd=math.gcd(simd, layer.in_channels))
-                stage = ConvLayer(layer, pe=pe, simd=simd, window_simd=folding.window_simd,
-                                  pool=pool)
+                stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=folding.window_simd,
+                                     pool=pool)
                 cycles = stage.cycles_per_frame
                 estimate = stage.estimate()
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
@@ -179,7 +177,7 @@ def _fixed_cost(network):
     head = 0
     if isinstance(last, QuantConv2d) and last.is_logits:
         width, is_signed = last.acc_shape         # a logit: the accumulator plus bias
-        head = cost.device_logic_cells(ClassifierHead(
+        head = cost.device_logic_cells(ClassifierGeometry(
             classes=int(np.prod(last.out_shape)), lanes=1,
             shape=signed(width) if is_signed else unsigned(width)).estimate())
     converters = cost.CONVERTER_ALLOWANCE * len(group_layers(network)[1])

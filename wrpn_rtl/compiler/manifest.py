@@ -21,7 +21,9 @@ from wrpn_rtl.hardware.accelerator import Accelerator
 __all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest", "write_design",
            "MANIFEST_VERSION"]
 
-MANIFEST_VERSION = 1
+#: 2: a stage's "kind" is its stage kind (convert, conv, replay, dense, pool, classify), not a
+#: class name; per-stage "requantization".
+MANIFEST_VERSION = 2
 
 
 def build_accelerator(network, foldings):
@@ -68,12 +70,12 @@ def manifest(accelerator, *, name, model=None):
     """Everything a user of the generated Verilog needs, as a JSON-ready dict."""
     network = accelerator.network
     stages, foldings = [], []
-    for stage, (_, component), cycles in zip(accelerator.plan, accelerator.stages,
-                                             accelerator.stage_cycles()):
-        entry = {"name": stage.name, "kind": type(component).__name__}
+    for stage, (_, geometry), cycles in zip(accelerator.plan, accelerator.stage_models,
+                                            accelerator.stage_cycles()):
+        entry = {"name": stage.name, "kind": stage.kind.name.lower()}
         if stage.kind in (StageKind.CONV, StageKind.DENSE):
             layer = stage.layer
-            mvu = component.mvu if stage.kind is StageKind.CONV else component
+            mvu = geometry.mvu if stage.kind is StageKind.CONV else geometry
             window_simd = stage.in_lanes if stage.kind is StageKind.CONV else None
             entry.update({
                 "layer": repr(layer), "pool": repr(stage.pool) if stage.pool else None,
@@ -85,7 +87,7 @@ def manifest(accelerator, *, name, model=None):
                 "memory_styles": mvu.memory_styles(), "latency": mvu.latency})
             foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd})
         entry["cycles_per_image"] = cycles
-        entry["estimate"] = {k: v for k, v in component.estimate().items() if k in cost.ZERO}
+        entry["estimate"] = {k: v for k, v in geometry.estimate().items() if k in cost.ZERO}
         stages.append(entry)
     height, width, channels = network.input_shape
     return {

@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (the stages are always elaborated with the accelerator; the accelerator itself still warns.)
 """A whole quantized network as one streaming accelerator, with explicit per-layer folding.
 
 The stages come from the compiler's stage plan (:func:`~wrpn_rtl.compiler.stages.plan_stages`,
@@ -17,18 +15,18 @@ logits, the output is one word per image: all logits (accumulator plus bias) and
 the largest; otherwise the last layer's codes, ``PE`` per word.
 """
 from amaranth.hdl import Module, signed, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.stages import StageKind, plan_stages
-from wrpn_rtl.hardware.classifier import ClassifierHead
-from wrpn_rtl.hardware.conv import ConvLayer
-from wrpn_rtl.hardware.mvu import MatrixVectorUnit
-from wrpn_rtl.hardware.pool import max_pool
-from wrpn_rtl.hardware.replay import VectorReplay
+from wrpn_rtl.hardware.classifier import ClassifierGeometry, ClassifierHead
+from wrpn_rtl.hardware.conv import ConvGeometry, ConvLayer
+from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
+from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
+from wrpn_rtl.hardware.replay import VectorReplay, VectorReplayGeometry
 from wrpn_rtl.hardware.streams import chain_stages
-from wrpn_rtl.hardware.width_converter import WidthConverter
+from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
 
 __all__ = ["Accelerator"]
 
@@ -62,14 +60,14 @@ class Accelerator(wiring.Component):
     def __init__(self, network, *, foldings, input_simd=1):
         try:
             self._plan = plan_stages(network, foldings, input_simd=input_simd)
-            self._stages = [(stage.name, _build(stage)) for stage in self._plan]
+            self._models = [_geometry(stage) for stage in self._plan]
         except (TypeError, ValueError):
             self._MustUse__silence = True    # never built, so not an unused elaboratable
             raise
         self._network, self._input_simd = network, int(input_simd)
-        first, last = self._stages[0][1], self._stages[-1][1]
-        super().__init__({"input": In(first.input.signature.flip()),
-                          "output": Out(last.output.signature)})
+        self._components = None
+        super().__init__({"input": In(stream.Signature(self._models[0].input_layout)),
+                          "output": Out(stream.Signature(self._models[-1].output_layout))})
 
     network = property(lambda self: self._network)
     input_simd = property(lambda self: self._input_simd)
@@ -85,16 +83,26 @@ class Accelerator(wiring.Component):
         return list(self._plan)
 
     @property
+    def stage_models(self):
+        """``[(name, geometry)]`` in stream order: each stage's parameters, cycles and estimate
+        without hardware (e.g. :class:`~wrpn_rtl.hardware.conv.ConvGeometry`)."""
+        return [(stage.name, model) for stage, model in zip(self._plan, self._models)]
+
+    @property
     def stages(self):
-        """``[(name, component)]`` in stream order (one per stage of :attr:`plan`)."""
-        return list(self._stages)
+        """``[(name, component)]`` in stream order, one per stage of :attr:`plan`: built on first
+        use (by elaboration, or to watch a stage's stream in simulation) and the same objects
+        after that."""
+        if self._components is None:
+            self._components = [(stage.name, _build(stage)) for stage in self._plan]
+        return list(self._components)
 
     def stage_cycles(self):
         """Expected steady-state cycles per image of each stage with no stall, in stream order
         (None for a converter, which keeps pace with its neighbours; a dense layer's vector is
         the whole image)."""
         cycles = []
-        for stage, (_, component) in zip(self._plan, self._stages):
+        for stage, component in zip(self._plan, self._models):
             if stage.kind is StageKind.DENSE:
                 cycles.append(component.cycles_per_vector)
             elif stage.kind is StageKind.CONVERT:
@@ -114,39 +122,59 @@ class Accelerator(wiring.Component):
     def estimate(self):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: every stage's estimate added up,
         and ``device_logic_cells``, the iCE40 logic cells they are expected to take."""
-        total = cost.add(*(stage.estimate() for _, stage in self._stages))
+        total = cost.add(*(model.estimate() for model in self._models))
         total["device_logic_cells"] = cost.device_logic_cells(total)
         return total
 
     def elaborate(self, platform):
         m = Module()
-        chain_stages(m, self, self._stages)
+        chain_stages(m, self, self.stages)
         return m
+
+
+def _stage_parameters(stage):
+    """``(args, kwargs)`` of a planned stage's geometry and component (the same for both)."""
+    kind, fold = stage.kind, stage.folding
+    if kind is StageKind.CONVERT:
+        return (), {"in_lanes": stage.in_lanes, "out_lanes": stage.out_lanes, "bits": stage.bits}
+    if kind is StageKind.CONV:
+        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "window_simd": stage.in_lanes,
+                                "pool": stage.pool}
+    if kind is StageKind.REPLAY:
+        return (), {"words": stage.layer.window_size // fold.simd,
+                    "times": stage.layer.out_channels // fold.pe,
+                    "shape": data.ArrayLayout(unsigned(stage.bits), fold.simd)}
+    if kind is StageKind.DENSE:
+        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "replayed": True}
+    if kind is StageKind.POOL:
+        pool = stage.layer
+        return (), {"in_shape": pool.in_shape, "kernel": pool.kernel, "stride": pool.stride,
+                    "padding": pool.padding, "simd": stage.in_lanes, "bits": stage.bits}
+    layer = stage.layer                      # CLASSIFY: the logits layer
+    width, is_signed = layer.acc_shape       # a logit: the accumulator plus bias
+    return (), {"classes": layer.out_channels * layer.out_shape[0] * layer.out_shape[1],
+                "lanes": stage.in_lanes,
+                "shape": signed(width) if is_signed else unsigned(width)}
+
+
+#: Per stage kind: (geometry, component) - classes, or the max-pool factories.
+_KINDS = {
+    StageKind.CONVERT: (WidthConverterGeometry, WidthConverter),
+    StageKind.CONV: (ConvGeometry, ConvLayer),
+    StageKind.REPLAY: (VectorReplayGeometry, VectorReplay),
+    StageKind.DENSE: (MatrixVectorGeometry, MatrixVectorUnit),
+    StageKind.POOL: (max_pool_geometry, max_pool),
+    StageKind.CLASSIFY: (ClassifierGeometry, ClassifierHead),
+}
+
+
+def _geometry(stage):
+    """The geometry of one planned stage: parameters, cycles and estimate, no hardware."""
+    args, kwargs = _stage_parameters(stage)
+    return _KINDS[stage.kind][0](*args, **kwargs)
 
 
 def _build(stage):
     """The component of one planned stage."""
-    kind = stage.kind
-    if kind is StageKind.CONVERT:
-        return WidthConverter(in_lanes=stage.in_lanes, out_lanes=stage.out_lanes,
-                              bits=stage.bits)
-    if kind is StageKind.CONV:
-        return ConvLayer(stage.layer, pe=stage.folding.pe, simd=stage.folding.simd,
-                         window_simd=stage.in_lanes, pool=stage.pool)
-    if kind is StageKind.REPLAY:
-        layer, fold = stage.layer, stage.folding
-        return VectorReplay(words=layer.window_size // fold.simd,
-                            times=layer.out_channels // fold.pe,
-                            shape=data.ArrayLayout(unsigned(stage.bits), fold.simd))
-    if kind is StageKind.DENSE:
-        return MatrixVectorUnit(stage.layer, pe=stage.folding.pe, simd=stage.folding.simd,
-                                replayed=True)
-    if kind is StageKind.POOL:
-        pool = stage.layer
-        return max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
-                        padding=pool.padding, simd=stage.in_lanes, bits=stage.bits)
-    layer = stage.layer                      # CLASSIFY: the logits layer
-    width, is_signed = layer.acc_shape       # a logit: the accumulator plus bias
-    return ClassifierHead(classes=layer.out_channels * layer.out_shape[0] * layer.out_shape[1],
-                          lanes=stage.in_lanes,
-                          shape=signed(width) if is_signed else unsigned(width))
+    args, kwargs = _stage_parameters(stage)
+    return _KINDS[stage.kind][1](*args, **kwargs)

@@ -15,10 +15,47 @@ from amaranth.lib.wiring import In, Out
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 
-__all__ = ["ClassifierHead"]
+__all__ = ["ClassifierGeometry", "ClassifierHead"]
 
 
-class ClassifierHead(wiring.Component):
+class ClassifierGeometry:
+    """A classifier head's parameters, without building hardware: cycles and estimate
+    (parameters and errors: see :class:`ClassifierHead`)."""
+
+    def __init__(self, *, classes, lanes, shape):
+        self._classes = check_positive_int("classes", classes)
+        self._lanes = check_positive_int("lanes", lanes)
+        if self._classes % self._lanes:
+            raise ValueError(f"lanes must divide classes {self._classes}, not {self._lanes}")
+        self._shape = Shape.cast(shape)
+        self._label_shape = unsigned(max(1, (self._classes - 1).bit_length()))
+
+    classes = property(lambda self: self._classes)
+    lanes = property(lambda self: self._lanes)
+    label_shape = property(lambda self: self._label_shape)
+
+    @property
+    def input_layout(self):
+        return data.ArrayLayout(self._shape, self._lanes)
+
+    @property
+    def output_layout(self):
+        return data.StructLayout({"logits": data.ArrayLayout(self._shape, self._classes),
+                                  "label": self._label_shape})
+
+    @property
+    def cycles_per_frame(self):
+        """Cycles per image with no stall: collect, scan, hand over."""
+        return self._classes // self._lanes + self._classes + 1
+
+    def estimate(self):
+        """:func:`wrpn_rtl.compiler.cost.classifier_head`: the logit registers, one comparator,
+        counters."""
+        return cost.classifier_head(classes=self._classes, logit_bits=self._shape.width,
+                                    label_bits=self._label_shape.width)
+
+
+class ClassifierHead(ClassifierGeometry, wiring.Component):
     """Collect one image's logits and find the class with the largest one.
 
     Parameters
@@ -46,32 +83,9 @@ class ClassifierHead(wiring.Component):
     """
 
     def __init__(self, *, classes, lanes, shape):
-        self._classes = check_positive_int("classes", classes)
-        self._lanes = check_positive_int("lanes", lanes)
-        if self._classes % self._lanes:
-            raise ValueError(f"lanes must divide classes {self._classes}, not {self._lanes}")
-        self._shape = Shape.cast(shape)
-        self._label_shape = unsigned(max(1, (self._classes - 1).bit_length()))
-        out = data.StructLayout({"logits": data.ArrayLayout(self._shape, self._classes),
-                                 "label": self._label_shape})
-        super().__init__({
-            "input": In(stream.Signature(data.ArrayLayout(self._shape, self._lanes))),
-            "output": Out(stream.Signature(out))})
-
-    classes = property(lambda self: self._classes)
-    lanes = property(lambda self: self._lanes)
-    label_shape = property(lambda self: self._label_shape)
-
-    @property
-    def cycles_per_frame(self):
-        """Cycles per image with no stall: collect, scan, hand over."""
-        return self._classes // self._lanes + self._classes + 1
-
-    def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the logit registers (one LUT in
-        front of each bit: load or rotate), one comparator, counters."""
-        return cost.classifier_head(classes=self._classes, logit_bits=self._shape.width,
-                                    label_bits=self._label_shape.width)
+        ClassifierGeometry.__init__(self, classes=classes, lanes=lanes, shape=shape)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
+                                         "output": Out(stream.Signature(self.output_layout))})
 
     def elaborate(self, platform):
         m = Module()

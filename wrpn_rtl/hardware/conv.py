@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (inner components are always elaborated with the outer one; the outer one still warns.)
 """A streaming convolution layer: window -> (width converter) -> (replay) -> MVU -> (max-pool).
 
 The input is the layer's folded map (``window_simd`` codes per word), the output the next
@@ -14,23 +12,24 @@ the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 import math
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.width_converter import WidthConverter
 from wrpn_rtl.golden.layers import QuantConv2d, QuantMaxPool
-from wrpn_rtl.hardware.mvu import MatrixVectorUnit
-from wrpn_rtl.hardware.streams import chain_stages
-from wrpn_rtl.hardware.pool import max_pool
+from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
+from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
-from wrpn_rtl.hardware.window import SlidingWindow, check_simd
+from wrpn_rtl.hardware.streams import chain_stages
+from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
+from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
-__all__ = ["ConvLayer"]
+__all__ = ["ConvGeometry", "ConvLayer"]
 
 
-class ConvLayer(wiring.Component):
-    """One golden convolution (and optionally the max-pool after it) as a streaming unit.
+class ConvGeometry:
+    """A convolution layer's parts, without building hardware: the geometry of its window,
+    converter, replay, MVU and pool, its cycles and its estimate.
 
     Parameters
     ----------
@@ -45,8 +44,10 @@ class ConvLayer(wiring.Component):
 
     Members
     -------
-    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), window_simd)))
-    output : Out(stream.Signature(ArrayLayout(<MVU output lane>, pe)))
+    window : SlidingWindowGeometry
+    mvu : MatrixVectorGeometry
+    parts : list of (name, geometry)
+        The parts that exist, in stream order: window, converter, replay, mvu, pool.
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
@@ -63,27 +64,30 @@ class ConvLayer(wiring.Component):
                                  f"{layer.out_shape}, not {pool.in_shape}")
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
-        self._mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, replayed=True)
-        self._window = SlidingWindow(in_shape=layer.in_shape, kernel=layer.kernel,
-                                     stride=layer.stride, padding=layer.padding,
-                                     simd=window_simd, bits=layer.in_bits)
-        converter = (WidthConverter(in_lanes=window_simd, out_lanes=simd, bits=layer.in_bits)
+        self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
+        self._window = SlidingWindowGeometry(in_shape=layer.in_shape, kernel=layer.kernel,
+                                             stride=layer.stride, padding=layer.padding,
+                                             simd=window_simd, bits=layer.in_bits)
+        converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
+                                            bits=layer.in_bits)
                      if window_simd != simd else None)
-        self._pool = (max_pool(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
-                                padding=pool.padding, simd=pe, bits=layer.out_bits)
+        self._pool = (max_pool_geometry(in_shape=pool.in_shape, kernel=pool.kernel,
+                                        stride=pool.stride, padding=pool.padding, simd=pe,
+                                        bits=layer.out_bits)
                       if pool is not None else None)
-        # The parts in stream order (those that exist).
         self._parts = [(name, part) for name, part in [
             ("window", self._window), ("converter", converter),
             ("replay", replay_for(self._mvu)), ("mvu", self._mvu), ("pool", self._pool)]
             if part is not None]
         self._layer, self._golden_pool = layer, pool
-        super().__init__({"input": In(self._window.input.signature.flip()),
-                          "output": Out(self._mvu.output.signature)})
+        self._pe, self._simd, self._window_simd = self._mvu.pe, self._mvu.simd, window_simd
 
     layer = property(lambda self: self._layer)
     mvu = property(lambda self: self._mvu)
     window = property(lambda self: self._window)
+    parts = property(lambda self: list(self._parts))
+    input_layout = property(lambda self: self._window.input_layout)
+    output_layout = property(lambda self: self._mvu.output_layout)
 
     @property
     def out_shape(self):
@@ -103,7 +107,39 @@ class ConvLayer(wiring.Component):
         and pool estimates added up."""
         return cost.add(*(part.estimate() for _, part in self._parts))
 
+
+
+class ConvLayer(ConvGeometry, wiring.Component):
+    """One golden convolution (and optionally the max-pool after it) as a streaming unit.
+
+    Parameters and errors: see :class:`ConvGeometry`, whose members it has too.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), window_simd)))
+    output : Out(stream.Signature(ArrayLayout(<MVU output lane>, pe)))
+    """
+
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
+        ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
+                                         "output": Out(stream.Signature(self.output_layout))})
+
     def elaborate(self, platform):
         m = Module()
-        chain_stages(m, self, self._parts)
+        layer, pool = self._layer, self._golden_pool
+        built = {
+            "window": lambda: SlidingWindow(
+                in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
+                padding=layer.padding, simd=self._window_simd, bits=layer.in_bits),
+            "converter": lambda: WidthConverter(in_lanes=self._window_simd,
+                                                out_lanes=self._simd, bits=layer.in_bits),
+            "replay": lambda: dict(self._parts)["replay"].build(),
+            "mvu": lambda: MatrixVectorUnit(layer, pe=self._pe, simd=self._simd,
+                                            replayed=True),
+            "pool": lambda: max_pool(in_shape=pool.in_shape, kernel=pool.kernel,
+                                     stride=pool.stride, padding=pool.padding, simd=self._pe,
+                                     bits=layer.out_bits),
+        }
+        chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])
         return m

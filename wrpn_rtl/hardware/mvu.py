@@ -61,7 +61,7 @@ from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue
 
-__all__ = ["MatrixVectorUnit"]
+__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit"]
 
 
 def _check_fold(name, value, total, what):
@@ -76,8 +76,10 @@ def _memory_attrs(depth, *, writable):
     return {"ram_style": memory_style(depth, writable=writable)}
 
 
-class MatrixVectorUnit(wiring.Component):
-    """Streaming matrix-vector unit for one golden Conv/Dense layer.
+class MatrixVectorGeometry:
+    """Everything about a matrix-vector unit that follows from its layer and folding, without
+    building hardware: folds, widths, tables, latency, cycles and the resource estimate. The
+    folding search prices candidates with it; :class:`MatrixVectorUnit` is built on it.
 
     Parameters
     ----------
@@ -93,19 +95,13 @@ class MatrixVectorUnit(wiring.Component):
         :class:`~wrpn_rtl.hardware.replay.VectorReplay`), so the unit keeps no input buffer. Default
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
         own buffer for folds 1..NF-1 (input is refused meanwhile).
-
     requantization : None, "thresholds" or "affine"
         The requantizer's form (see :attr:`requantization`); None picks the cheaper exact one.
 
     Members
     -------
-    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), simd)))
-        ``SF`` words per vector (``NF * SF`` when ``replayed``); lane ``i`` of word ``sf`` is
-        window element ``sf*simd + i``.
-    output : Out(stream.Signature(ArrayLayout(shape, pe)))
-        ``NF`` words per vector; lane ``p`` of word ``nf`` is channel ``nf*pe + p``. ``shape`` is
-        ``unsigned(out_bits)`` codes, or the accumulator shape for a logits layer
-        (``acc + bias``).
+    input_layout, output_layout : data.ArrayLayout
+        One word of each stream of :class:`MatrixVectorUnit`.
 
     Raises
     ------
@@ -152,11 +148,18 @@ class MatrixVectorUnit(wiring.Component):
         self._x_high = x_high
         acc_width, acc_signed = layer.acc_shape
         self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
-        out_shape = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
-        super().__init__({
-            "input": In(stream.Signature(data.ArrayLayout(unsigned(layer.in_bits), self._simd))),
-            "output": Out(stream.Signature(data.ArrayLayout(out_shape, self._pe))),
-        })
+        self._out_lane = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
+
+    @property
+    def input_layout(self):
+        """One input word: ``ArrayLayout(unsigned(in_bits), simd)``."""
+        return data.ArrayLayout(unsigned(self._layer.in_bits), self._simd)
+
+    @property
+    def output_layout(self):
+        """One output word: ``ArrayLayout(lane, pe)``, lanes ``unsigned(out_bits)`` codes or
+        the accumulator shape (logits)."""
+        return data.ArrayLayout(self._out_lane, self._pe)
 
     # -- parameters ------------------------------------------------------------------------
     layer = property(lambda self: self._layer)
@@ -365,7 +368,7 @@ class MatrixVectorUnit(wiring.Component):
             weight_word_bits=self._weight_word_layout().size,
             weight_words=self._nf * self._sf, table_row_bits=table_row_bits, folds=self._nf,
             buffered_words=self._sf if self._buffered else 0,
-            output_word_bits=self.output.payload.shape().size, queue_depth=self.fifo_depth)
+            output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
 
     def _requantizer_estimate(self, form):
         """One PE's requantizer in ``form`` ("thresholds" or "affine")."""
@@ -379,7 +382,30 @@ class MatrixVectorUnit(wiring.Component):
                                           compare_bits=self._threshold_shape().width,
                                           out_bits=self._layer.out_bits)
 
-    # -- hardware ----------------------------------------------------------------------------
+
+
+class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
+    """Streaming matrix-vector unit for one golden Conv/Dense layer.
+
+    Parameters and errors: see :class:`MatrixVectorGeometry`, whose members it has too.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(in_bits), simd)))
+        ``SF`` words per vector (``NF * SF`` when ``replayed``); lane ``i`` of word ``sf`` is
+        window element ``sf*simd + i``.
+    output : Out(stream.Signature(ArrayLayout(shape, pe)))
+        ``NF`` words per vector; lane ``p`` of word ``nf`` is channel ``nf*pe + p``. ``shape`` is
+        ``unsigned(out_bits)`` codes, or the accumulator shape for a logits layer
+        (``acc + bias``).
+    """
+
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
+        MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
+                                      requantization=requantization)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
+                                         "output": Out(stream.Signature(self.output_layout))})
+
     def elaborate(self, platform):
         m = Module()
         layer = self._layer

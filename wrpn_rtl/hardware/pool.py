@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (inner components are always elaborated with the outer one; the outer one still warns.)
 """Streaming max-pool on activation codes: a sliding window and a lane-wise max reducer.
 
 :class:`MaxPoolReducer` turns the window stream (``K_h * K_w * CG`` words per output pixel, in
@@ -19,9 +17,10 @@ from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
-from wrpn_rtl.hardware.window import SlidingWindow, check_simd
+from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
-__all__ = ["MaxPoolReducer", "MaxPool2d", "BlockMaxPool", "max_pool"]
+__all__ = ["MaxPoolReducer", "MaxPool2dGeometry", "MaxPool2d", "BlockMaxPoolGeometry",
+           "BlockMaxPool", "max_pool_geometry", "max_pool"]
 
 
 class MaxPoolReducer(wiring.Component):
@@ -95,8 +94,10 @@ class MaxPoolReducer(wiring.Component):
         return m
 
 
-class MaxPool2d(wiring.Component):
-    """Streaming max-pool: :class:`~wrpn_rtl.hardware.window.SlidingWindow` then :class:`MaxPoolReducer`.
+class MaxPool2dGeometry:
+    """A window max-pool's parameters, without building hardware: its window
+    (:class:`~wrpn_rtl.hardware.window.SlidingWindowGeometry`), output shape, cycles and
+    estimate.
 
     Parameters
     ----------
@@ -108,27 +109,31 @@ class MaxPool2d(wiring.Component):
     simd : int
         Codes per word; must divide ``C``.
     bits : int
-
-    Members
-    -------
-    input, output : stream of ``ArrayLayout(unsigned(bits), simd)`` words, folded maps.
     """
 
     def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits):
         check_window(tuple(in_shape), kernel, kernel if stride is None else stride, padding)
         check_simd(simd, in_shape[2])
-        check_bits("bits", bits, ACTIVATION_BITS)
-        self._window = SlidingWindow(in_shape=in_shape, kernel=kernel,
-                                     stride=kernel if stride is None else stride,
-                                     padding=padding, simd=simd, bits=bits)
-        k_h, k_w = self._window.kernel
-        self._reducer = MaxPoolReducer(window_size=k_h * k_w, groups=in_shape[2] // simd,
-                                       simd=simd, bits=bits)
-        word = data.ArrayLayout(unsigned(bits), simd)
-        super().__init__({"input": In(stream.Signature(word)),
-                          "output": Out(stream.Signature(word))})
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._window = SlidingWindowGeometry(in_shape=in_shape, kernel=kernel,
+                                             stride=kernel if stride is None else stride,
+                                             padding=padding, simd=simd, bits=bits)
+        self._simd, self._groups = int(simd), in_shape[2] // simd
 
     window = property(lambda self: self._window)
+
+    @property
+    def word_layout(self):
+        return self._window.word_layout
+
+    @property
+    def input_layout(self):
+        """One input word (the same layout as the output's)."""
+        return self.word_layout
+
+    @property
+    def output_layout(self):
+        return self.word_layout
 
     @property
     def out_shape(self):
@@ -139,22 +144,85 @@ class MaxPool2d(wiring.Component):
         return self._window.cycles_per_frame
 
     def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the window's, plus the reducer's
-        running maxima (``groups`` words of ``simd`` codes, a comparator and a LUT per bit)."""
-        stored = self._reducer.groups * self._reducer.simd * self._reducer.bits
+        """The window's estimate plus the reducer's (:func:`wrpn_rtl.compiler.cost.max_pool_reducer`:
+        ``groups`` running maxima of ``simd`` codes)."""
+        stored = self._groups * self._simd * self._bits
         return cost.add(self._window.estimate(), cost.max_pool_reducer(stored_bits=stored))
+
+
+class MaxPool2d(MaxPool2dGeometry, wiring.Component):
+    """Streaming max-pool: :class:`~wrpn_rtl.hardware.window.SlidingWindow` then
+    :class:`MaxPoolReducer`. Parameters: see :class:`MaxPool2dGeometry`.
+
+    Members
+    -------
+    input, output : stream of ``ArrayLayout(unsigned(bits), simd)`` words, folded maps.
+    """
+
+    def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits):
+        MaxPool2dGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
+                                   padding=padding, simd=simd, bits=bits)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
+                                         "output": Out(stream.Signature(self.word_layout))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.window = self._window
-        m.submodules.reducer = self._reducer
-        wiring.connect(m, wiring.flipped(self.input), self._window.input)
-        wiring.connect(m, self._window.output, self._reducer.input)
-        wiring.connect(m, self._reducer.output, wiring.flipped(self.output))
+        geometry = self._window
+        k_h, k_w = geometry.kernel
+        m.submodules.window = window = SlidingWindow(
+            in_shape=geometry.in_shape, kernel=geometry.kernel, stride=geometry.stride,
+            padding=geometry.padding, simd=self._simd, bits=self._bits)
+        m.submodules.reducer = reducer = MaxPoolReducer(
+            window_size=k_h * k_w, groups=self._groups, simd=self._simd, bits=self._bits)
+        wiring.connect(m, wiring.flipped(self.input), window.input)
+        wiring.connect(m, window.output, reducer.input)
+        wiring.connect(m, reducer.output, wiring.flipped(self.output))
         return m
 
 
-class BlockMaxPool(wiring.Component):
+class BlockMaxPoolGeometry:
+    """A block max-pool's parameters, without building hardware: output shape, cycles and
+    estimate (parameters: see :class:`BlockMaxPool`)."""
+
+    def __init__(self, *, in_shape, kernel, simd, bits):
+        kernel, _, _, out_hw = check_window(tuple(in_shape), kernel, kernel, 0)
+        check_simd(simd, in_shape[2])
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._in_shape = tuple(int(v) for v in in_shape)
+        self._kernel, self._out_hw, self._simd = kernel, out_hw, int(simd)
+        self._groups = self._in_shape[2] // self._simd
+
+    @property
+    def word_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self._simd)
+
+    @property
+    def input_layout(self):
+        """One input word (the same layout as the output's)."""
+        return self.word_layout
+
+    @property
+    def output_layout(self):
+        return self.word_layout
+
+    @property
+    def out_shape(self):
+        return self._out_hw + (self._in_shape[2],)
+
+    @property
+    def cycles_per_frame(self):
+        """One input word per cycle: ``H * W * C / SIMD``."""
+        return self._in_shape[0] * self._in_shape[1] * self._groups
+
+    def estimate(self):
+        """:func:`wrpn_rtl.compiler.cost.block_max_pool`: counters, the lane-wise max, three
+        word registers, the partial-maximum memory and the output queue."""
+        return cost.block_max_pool(word_bits=self._simd * self._bits,
+                                   partial_words=self._out_hw[1] * self._groups,
+                                   queue_depth=READ_QUEUE_DEPTH)
+
+
+class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
     """Max-pool whose stride equals its kernel and which has no padding, straight off the map
     stream: no window generator.
 
@@ -184,31 +252,10 @@ class BlockMaxPool(wiring.Component):
     """
 
     def __init__(self, *, in_shape, kernel, simd, bits):
-        kernel, _, _, out_hw = check_window(tuple(in_shape), kernel, kernel, 0)
-        check_simd(simd, in_shape[2])
-        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
-        self._in_shape = tuple(int(v) for v in in_shape)
-        self._kernel, self._out_hw, self._simd = kernel, out_hw, int(simd)
-        self._groups = self._in_shape[2] // self._simd
-        word = data.ArrayLayout(unsigned(self._bits), self._simd)
-        super().__init__({"input": In(stream.Signature(word)),
-                          "output": Out(stream.Signature(word))})
-
-    @property
-    def out_shape(self):
-        return self._out_hw + (self._in_shape[2],)
-
-    @property
-    def cycles_per_frame(self):
-        """One input word per cycle: ``H * W * C / SIMD``."""
-        return self._in_shape[0] * self._in_shape[1] * self._groups
-
-    def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: counters, the
-        lane-wise max, three word registers, the partial-maximum memory and the output FIFO."""
-        return cost.block_max_pool(word_bits=self._simd * self._bits,
-                                   partial_words=self._out_hw[1] * self._groups,
-                                   queue_depth=READ_QUEUE_DEPTH)
+        BlockMaxPoolGeometry.__init__(self, in_shape=in_shape, kernel=kernel, simd=simd,
+                                      bits=bits)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
+                                         "output": Out(stream.Signature(self.word_layout))})
 
     def elaborate(self, platform):
         m = Module()
@@ -292,13 +339,25 @@ class BlockMaxPool(wiring.Component):
         return m
 
 
-def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits):
-    """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
-    stride is the kernel and there is no padding, else :class:`MaxPool2d`."""
+def _pool_class(kernel, stride, padding):
+    """(geometry, component) classes of the cheapest max-pool for these parameters."""
     from wrpn_rtl.golden.ops import as_pair
     kernel_pair = as_pair("kernel", kernel)
     stride_pair = kernel_pair if stride is None else as_pair("stride", stride)
     if stride_pair == kernel_pair and padding == 0:
-        return BlockMaxPool(in_shape=in_shape, kernel=kernel_pair, simd=simd, bits=bits)
-    return MaxPool2d(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
-                     simd=simd, bits=bits)
+        return BlockMaxPoolGeometry, BlockMaxPool, {"kernel": kernel_pair}
+    return MaxPool2dGeometry, MaxPool2d, {"kernel": kernel, "stride": stride,
+                                          "padding": padding}
+
+
+def max_pool_geometry(*, in_shape, kernel, stride=None, padding=0, simd, bits):
+    """The geometry of what :func:`max_pool` builds for these parameters."""
+    geometry, _, kwargs = _pool_class(kernel, stride, padding)
+    return geometry(in_shape=in_shape, simd=simd, bits=bits, **kwargs)
+
+
+def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits):
+    """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
+    stride is the kernel and there is no padding, else :class:`MaxPool2d`."""
+    _, component, kwargs = _pool_class(kernel, stride, padding)
+    return component(in_shape=in_shape, simd=simd, bits=bits, **kwargs)

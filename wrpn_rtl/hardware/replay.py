@@ -1,5 +1,3 @@
-# amaranth: UnusedElaboratable=no
-# (replay_for also builds replays as cost models for the compiler, never elaborated.)
 """Double-buffered vector replay: each input vector comes out ``times`` times, back to back.
 
 A dense layer folded into ``NF > 1`` neuron folds reads its input vector ``NF`` times. An MVU
@@ -22,20 +20,22 @@ from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
 
-__all__ = ["VectorReplay", "replay_for"]
+__all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for"]
 
 
 def replay_for(mvu):
-    """The :class:`VectorReplay` that feeds ``mvu`` (built with ``replayed=True``): each
-    ``SF``-word vector ``NF`` times; None when the unit has a single neuron fold."""
+    """The :class:`VectorReplayGeometry` of the replay that feeds ``mvu`` (a
+    :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry` with ``replayed=True``): each
+    ``SF``-word vector ``NF`` times; None when the unit has a single neuron fold. Build it with
+    :meth:`VectorReplayGeometry.build`."""
     if mvu.neuron_fold == 1:
         return None
-    return VectorReplay(words=mvu.synapse_fold, times=mvu.neuron_fold,
-                        shape=mvu.input.payload.shape())
+    return VectorReplayGeometry(words=mvu.synapse_fold, times=mvu.neuron_fold,
+                                shape=mvu.input_layout)
 
 
-class VectorReplay(wiring.Component):
-    """Take vectors of ``words`` words; give each one ``times`` times over.
+class VectorReplayGeometry:
+    """A vector replay's parameters, without building hardware: cycles and estimate.
 
     Parameters
     ----------
@@ -45,6 +45,38 @@ class VectorReplay(wiring.Component):
         Copies of each vector out (>= 1).
     shape : Shape or Layout
         One word (e.g. ``ArrayLayout(unsigned(bits), simd)``).
+    """
+
+    def __init__(self, *, words, times, shape):
+        self._words = check_positive_int("words", words)
+        self._times = check_positive_int("times", times)
+        self._shape = shape
+
+    words = property(lambda self: self._words)
+    times = property(lambda self: self._times)
+    shape = property(lambda self: self._shape)
+    input_layout = property(lambda self: self._shape)
+    output_layout = property(lambda self: self._shape)
+
+    @property
+    def cycles_per_frame(self):
+        """Cycles per vector with no stall (the reading side): ``words * times``."""
+        return self._words * self._times
+
+    def estimate(self):
+        """:func:`wrpn_rtl.compiler.cost.vector_replay`: the two-vector memory, the output
+        queue, pointers and flags."""
+        return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
+                                  vector_words=self._words, queue_depth=READ_QUEUE_DEPTH)
+
+    def build(self):
+        """The :class:`VectorReplay` of these parameters."""
+        return VectorReplay(words=self._words, times=self._times, shape=self._shape)
+
+
+class VectorReplay(VectorReplayGeometry, wiring.Component):
+    """Take vectors of ``words`` words; give each one ``times`` times over (parameters: see
+    :class:`VectorReplayGeometry`).
 
     Members
     -------
@@ -55,25 +87,9 @@ class VectorReplay(wiring.Component):
     """
 
     def __init__(self, *, words, times, shape):
-        self._words = check_positive_int("words", words)
-        self._times = check_positive_int("times", times)
-        self._shape = shape
-        super().__init__({"input": In(stream.Signature(shape)),
-                          "output": Out(stream.Signature(shape))})
-
-    words = property(lambda self: self._words)
-    times = property(lambda self: self._times)
-
-    @property
-    def cycles_per_frame(self):
-        """Cycles per vector with no stall (the reading side): ``words * times``."""
-        return self._words * self._times
-
-    def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits`` / ``block_rams``: the two-vector
-        memory, the output queue and about 30 cells of pointers and flags."""
-        return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
-                                  vector_words=self._words, queue_depth=READ_QUEUE_DEPTH)
+        VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(shape)),
+                                         "output": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()

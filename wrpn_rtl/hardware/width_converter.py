@@ -17,7 +17,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
-__all__ = ["WidthConverter"]
+__all__ = ["WidthConverterGeometry", "WidthConverter"]
 
 
 class _Gather(wiring.Component):
@@ -85,7 +85,37 @@ class _Scatter(wiring.Component):
         return m
 
 
-class WidthConverter(wiring.Component):
+class WidthConverterGeometry:
+    """A width converter's parameters, without building hardware: its estimate (parameters:
+    see :class:`WidthConverter`)."""
+
+    def __init__(self, *, in_lanes, out_lanes, bits):
+        self._in = check_positive_int("in_lanes", in_lanes)
+        self._out = check_positive_int("out_lanes", out_lanes)
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._group = math.lcm(self._in, self._out)
+
+    @property
+    def input_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self._in)
+
+    @property
+    def output_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self._out)
+
+    @property
+    def group(self):
+        """``lcm(in_lanes, out_lanes)``: the stream length must be a multiple of it."""
+        return self._group
+
+    def estimate(self):
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's held words and output
+        register, the scatter's held word and its lane multiplexer."""
+        return cost.width_converter(in_lanes=self._in, out_lanes=self._out,
+                                    group_lanes=self._group, bits=self._bits)
+
+
+class WidthConverter(WidthConverterGeometry, wiring.Component):
     """Refold a stream of ``bits``-bit codes from ``in_lanes`` to ``out_lanes`` per word.
 
     Parameters
@@ -102,24 +132,9 @@ class WidthConverter(wiring.Component):
     """
 
     def __init__(self, *, in_lanes, out_lanes, bits):
-        self._in = check_positive_int("in_lanes", in_lanes)
-        self._out = check_positive_int("out_lanes", out_lanes)
-        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
-        self._group = math.lcm(self._in, self._out)
-        super().__init__({
-            "input": In(stream.Signature(data.ArrayLayout(unsigned(bits), self._in))),
-            "output": Out(stream.Signature(data.ArrayLayout(unsigned(bits), self._out)))})
-
-    def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's held words and output
-        register, the scatter's held word and its lane multiplexer."""
-        return cost.width_converter(in_lanes=self._in, out_lanes=self._out,
-                                    group_lanes=self._group, bits=self._bits)
-
-    @property
-    def group(self):
-        """``lcm(in_lanes, out_lanes)``: the stream length must be a multiple of it."""
-        return self._group
+        WidthConverterGeometry.__init__(self, in_lanes=in_lanes, out_lanes=out_lanes, bits=bits)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
+                                         "output": Out(stream.Signature(self.output_layout))})
 
     def elaborate(self, platform):
         m = Module()

@@ -39,7 +39,7 @@ from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
-__all__ = ["SlidingWindow", "check_simd"]
+__all__ = ["SlidingWindowGeometry", "SlidingWindow", "check_simd"]
 
 def check_simd(simd, channels):
     """``simd`` as an int, or raise unless it is a positive divisor of ``channels``."""
@@ -56,8 +56,9 @@ def _signed_range(low, high):
     return signed(width)
 
 
-class SlidingWindow(wiring.Component):
-    """Line buffer emitting every ``K_h x K_w`` window of a folded feature map.
+class SlidingWindowGeometry:
+    """Everything about a sliding window that follows from its parameters, without building
+    hardware: output size, rows held, cycles and the resource estimate.
 
     Parameters
     ----------
@@ -75,8 +76,8 @@ class SlidingWindow(wiring.Component):
 
     Members
     -------
-    input : In(stream.Signature(ArrayLayout(unsigned(bits), simd)))
-    output : Out(stream.Signature(ArrayLayout(unsigned(bits), simd)))
+    word_layout : data.ArrayLayout
+        ``ArrayLayout(unsigned(bits), simd)``: one word in and out.
 
     Raises
     ------
@@ -94,9 +95,19 @@ class SlidingWindow(wiring.Component):
         self._simd = int(simd)
         self._groups = self._in_shape[2] // self._simd
         self._rows = self._buffer_rows_needed()
-        word = data.ArrayLayout(unsigned(self._bits), self._simd)
-        super().__init__({"input": In(stream.Signature(word)),
-                          "output": Out(stream.Signature(word))})
+
+    @property
+    def word_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self._simd)
+
+    @property
+    def input_layout(self):
+        """One input word (the same layout as the output's)."""
+        return self.word_layout
+
+    @property
+    def output_layout(self):
+        return self.word_layout
 
     in_shape = property(lambda self: self._in_shape)
     kernel = property(lambda self: self._kernel)
@@ -166,6 +177,25 @@ class SlidingWindow(wiring.Component):
     def memory_style(self):
         depth = self._rows * self._in_shape[1] * self._groups
         return memory_style(depth, writable=True)
+
+
+
+class SlidingWindow(SlidingWindowGeometry, wiring.Component):
+    """Line buffer emitting every ``K_h x K_w`` window of a folded feature map.
+
+    Parameters and errors: see :class:`SlidingWindowGeometry`, whose members it has too.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(bits), simd)))
+    output : Out(stream.Signature(ArrayLayout(unsigned(bits), simd)))
+    """
+
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
+        SlidingWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
+                                       padding=padding, simd=simd, bits=bits)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
+                                         "output": Out(stream.Signature(self.word_layout))})
 
     def elaborate(self, platform):
         m = Module()
