@@ -199,26 +199,34 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        height, width, _ = self._in_shape
-        (k_h, k_w), (s_h, s_w), pad = self._kernel, self._stride, self._padding
-        out_h, out_w = self._out_hw
-        groups, rows = self._groups, self._rows
+        width, groups, rows = self._in_shape[1], self._groups, self._rows
         row_words = width * groups
-
         m.submodules.lines = lines = Memory(
             shape=unsigned(self._simd * self._bits), depth=rows * row_words, init=[],
             attrs={"ram_style": self.memory_style()})
-        write = lines.write_port()
-        read = lines.read_port()
-
         # `ahead`: input rows the writer has completed beyond the lowest row the reader still
         # needs (negative while the writer is behind the reader's frame).
-        ahead = Signal(_signed_range(-(height + k_h + pad + s_h), rows + 1), name="ahead")
+        (k_h, _), (s_h, _), pad = self._kernel, self._stride, self._padding
+        ahead = Signal(_signed_range(-(self._in_shape[0] + k_h + pad + s_h), rows + 1),
+                       name="ahead")
+        write = lines.write_port()
+        read = lines.read_port()
+        w_col, row_done = self._writer(m, write, ahead)
+        advance = Signal(name="req_advance")
+        fresh, step_shape = self._request_generator(m, advance)
+        fire = Signal(name="fire")
+        head, head_valid = self._request_queue(m, fresh, advance, fire)
+        self._issuer(m, read, head, head_valid, fire, ahead, w_col, row_done, step_shape)
+        return m
 
-        # ---- writer: one input word per cycle into the row slots, in turn ------------------
-        w_col = Signal(range(row_words), name="w_col")     # word within the row being written
+    def _writer(self, m, write, ahead):
+        """One input word per cycle into the row slots, in turn, while the row's slot is free.
+        Returns ``(w_col, row_done)``: the word within the row being written, and the pulse of
+        a row completing."""
+        rows, row_words = self._rows, self._in_shape[1] * self._groups
+        w_col = Signal(range(row_words), name="w_col")
         w_slot = Signal(range(rows), name="w_slot")
-        m.d.comb += self.input.ready.eq(ahead < rows)      # the row's slot is free
+        m.d.comb += self.input.ready.eq(ahead < rows)
         push = self.input.valid & self.input.ready
         row_done = push & (w_col == row_words - 1)
         m.d.comb += [write.addr.eq(w_slot * row_words + w_col),
@@ -227,11 +235,24 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             m.d.sync += w_col.eq(Mux(w_col == row_words - 1, 0, w_col + 1))
             with m.If(w_col == row_words - 1):
                 m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
+        return w_col, row_done
 
-        # ---- reader, stage A: the request generator ---------------------------------------
-        # Loops oh, ow, kh, kw, cg (cg fastest) and computes, into registers, each word's
-        # memory address, whether it is inside the map, its row offset above the lowest row
-        # still needed, and how far that lowest row moves once the word is read.
+    def _request_generator(self, m, advance):
+        """Stage A of the reader: loops ``oh, ow, kh, kw, cg`` (``cg`` fastest), moving on while
+        ``advance``, and describes the current word: its memory address, whether it is inside
+        the map, its row offset above the lowest row still needed, and how far that lowest row
+        moves once the word is read.
+
+        Returns
+        -------
+        (fresh, step_shape)
+            The description (a request struct, combinational) and the shape of its ``step``.
+        """
+        height, width, _ = self._in_shape
+        (k_h, k_w), (s_h, s_w), pad = self._kernel, self._stride, self._padding
+        out_h, out_w = self._out_hw
+        groups, rows = self._groups, self._rows
+        row_words = width * groups
         row_span = _signed_range(-pad, out_h * s_h + k_h + pad)
         col_span = _signed_range(-pad, out_w * s_w + k_w + pad)
         oh = Signal(range(out_h), name="oh")
@@ -267,39 +288,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         max_step = max(frame_end_step, s_h)
         row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
 
-        # A two-entry request queue between stage A and stage B: the generator advances while
-        # the second entry is free (a register bit), so the issue decision in stage B only
-        # moves the queue, never the generator's counters.
-        request = data.StructLayout({
-            "addr": range(rows * row_words), "inside": 1,
-            "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1),
-            # the offset seen from the row before the latest row step (see `leaving` below)
-            "offset_before": _signed_range(-pad, k_h + max_step + 1)})
-        head = Signal(request, name="req_head", reset_less=True)
-        tail = Signal(request, name="req_tail", reset_less=True)
-        head_valid = Signal(name="req_valid")
-        tail_valid = Signal(name="req_tail_valid")
-        fire = Signal(name="fire")
-        generate = ~tail_valid
-        fresh = Signal(request, name="req_new")
+        fresh = Signal(self._request_layout(max_step), name="req_new")
         m.d.comb += [fresh.addr.eq(slot * row_words + pixel), fresh.inside.eq(inside),
                      fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step)]
-        with m.If(fire):
-            following = Signal(request, name="req_following")
-            m.d.comb += following.eq(Mux(tail_valid, tail.as_value(), fresh.as_value()))
-            m.d.sync += [head.eq(following),
-                         head.offset_before.eq(following.offset + head.step)]
-            with m.If(tail_valid):
-                m.d.sync += tail_valid.eq(0)
-            with m.Else():
-                m.d.sync += head_valid.eq(generate)
-        with m.Elif(generate):
-            with m.If(head_valid):
-                m.d.sync += [tail.eq(fresh), tail_valid.eq(1)]
-            with m.Else():
-                m.d.sync += [head.eq(fresh), head_valid.eq(1)]
-        with m.If(generate):
+        with m.If(advance):
             with m.If(~last_cg):
                 m.d.sync += cg.eq(cg + 1)
             with m.Elif(~last_kw):
@@ -319,18 +311,56 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                                  ih.eq(row_base + s_h)]
             modulo = Array([Const(v % rows, range(rows)) for v in range(rows + max_step + 1)])
             m.d.sync += base_slot.eq(modulo[base_slot + row_step])
+        return fresh, unsigned(max(1, max_step.bit_length()))
 
-        # ---- reader, stage B: the issuer ----------------------------------------------------
-        # Reads the requested word once the writer has passed it (padding needs nothing), with
-        # an output credit as in the MVU: a word issues only with a reserved FIFO slot; the
-        # memory's read data arrives the next cycle and goes straight into the FIFO. A credit
-        # comes back 4 cycles after it was taken (read, FIFO, transfer, return), so 5 slots
-        # keep an always-ready consumer at one word per cycle.
-        # A word that leaves an output row moves the lowest needed row on by its `step`; that
-        # decrement of `ahead` is applied one cycle later (registered, off the issue path), and
-        # in that cycle the next request is judged by its offset from the old row.
+    def _request_layout(self, max_step):
+        """One request: memory address, inside the map, row offset, word in its row, the row
+        step it makes when read, and its offset seen from the row before the latest step."""
+        row_words = self._in_shape[1] * self._groups
+        k_h, pad = self._kernel[0], self._padding
+        return data.StructLayout({
+            "addr": range(self._rows * row_words), "inside": 1,
+            "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
+            "step": range(max_step + 1),
+            "offset_before": _signed_range(-pad, k_h + max_step + 1)})
+
+    def _request_queue(self, m, fresh, advance, fire):
+        """A two-entry request queue between the generator and the issuer: the generator
+        advances while the second entry is free (a register bit), so the issue decision only
+        moves the queue, never the generator's counters. Returns ``(head, head_valid)``."""
+        layout = fresh.shape()
+        head = Signal(layout, name="req_head", reset_less=True)
+        tail = Signal(layout, name="req_tail", reset_less=True)
+        head_valid = Signal(name="req_valid")
+        tail_valid = Signal(name="req_tail_valid")
+        m.d.comb += advance.eq(~tail_valid)
+        with m.If(fire):
+            following = Signal(layout, name="req_following")
+            m.d.comb += following.eq(Mux(tail_valid, tail.as_value(), fresh.as_value()))
+            m.d.sync += [head.eq(following),
+                         head.offset_before.eq(following.offset + head.step)]
+            with m.If(tail_valid):
+                m.d.sync += tail_valid.eq(0)
+            with m.Else():
+                m.d.sync += head_valid.eq(advance)
+        with m.Elif(advance):
+            with m.If(head_valid):
+                m.d.sync += [tail.eq(fresh), tail_valid.eq(1)]
+            with m.Else():
+                m.d.sync += [head.eq(fresh), head_valid.eq(1)]
+        return head, head_valid
+
+    def _issuer(self, m, read, head, head_valid, fire, ahead, w_col, row_done, step_shape):
+        """Stage B of the reader: reads the requested word once the writer has passed it
+        (padding needs nothing), under the output queue's credit; the memory's read data
+        arrives the next cycle and goes straight into the queue.
+
+        A word that leaves an output row moves the lowest needed row on by its ``step``; that
+        decrement of ``ahead`` is applied one cycle later (registered, off the issue path), and
+        in that cycle the next request is judged by its offset from the old row.
+        """
         leaving = Signal(name="leaving")
-        step_q = Signal(range(max_step + 1), name="step_q")
+        step_q = Signal(step_shape, name="step_q")
         offset_now = Mux(leaving, head.offset_before, head.offset)
         available = (offset_now < ahead) | ((offset_now == ahead) & (head.pixel < w_col))
         room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
@@ -340,9 +370,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         padded = Signal(name="padded", reset_less=True)
         m.d.sync += [emitted.eq(fire), padded.eq(~head.inside)]
         m.d.comb += [queue.valid.eq(emitted), queue.payload.eq(Mux(padded, 0, read.data))]
-
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
         m.d.sync += [leaving.eq(fire & (head.step != 0)), step_q.eq(Mux(fire, head.step, 0)),
                      ahead.eq(ahead + row_done - step_q)]
-        return m
