@@ -316,13 +316,49 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(verilog_path, work / "design.v")
+    stats, core_cells, mapper = _synthesize_netlists(work, target, top)
+    result = SynthResult(target=target.name, core_cells=core_cells, lut_mapper=mapper)
+    design = stats["design"]
+    if target.family == "asic":
+        result.core_logic = sum(n for t, n in core_cells.items() if "DFF" not in t)
+        result.transistors = stats["transistors"]
+        result.flip_flops = sum(n for t, n in design.items() if "DFF" in t)
+        result.logic_cells = sum(n for t, n in design.items() if "DFF" not in t)
+        return result
+    lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
+    result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
+    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s)
+    util = report["utilization"]
+    result.utilization = util
+    result.fmax_mhz = report["fmax_mhz"]
+    if target.family == "ice40":
+        result.logic_cells = util.get("ICESTORM_LC", {}).get("used")
+        result.bram = util.get("ICESTORM_RAM", {}).get("used", 0)
+        result.dsp = util.get("ICESTORM_DSP", {}).get("used", 0)
+        result.flip_flops = sum(n for t, n in design.items() if t.startswith("SB_DFF"))
+    else:
+        result.logic_cells = util.get("TRELLIS_COMB", {}).get("used")
+        result.flip_flops = util.get("TRELLIS_FF", {}).get("used")
+        result.bram = util.get("DP16KD", {}).get("used", 0)
+        result.dsp = util.get("MULT18X18D", {}).get("used", 0)
+    return result
+
+
+def _synthesize_netlists(work, target, top):
+    """Yosys on ``work/design.v``: the whole design (harness + core), flattened as for a real
+    build, and the core (``<top>.core``) alone, out of context, for its own cell counts.
+    YoWASP's ABC9 crashes on some designs (YoWASP/yosys#29): then both runs fall back to
+    classic ABC LUT mapping, and say so.
+
+    Returns
+    -------
+    (stats, core_cells, lut_mapper)
+        The whole design's parsed statistics, the core's cell counts, and the mapper used.
+    """
     core = f"{top}.core"
     mappers = [_yosys_recipe(target, abc9=True)]
     if target.family != "asic":
         mappers.append(_yosys_recipe(target, abc9=False))
-    # The whole design (harness + core), flattened as for a real build, and the core alone,
-    # out of context, for the core's own cell counts. YoWASP's ABC9 crashes on some designs
-    # (YoWASP/yosys#29): then both runs fall back to classic ABC LUT mapping, and say so.
     for attempt, recipe in enumerate(mappers):
         try:
             _yosys(work, recipe.format(top=top, stat="stat.json", netlist="netlist.json"),
@@ -333,44 +369,31 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         except SynthError:
             if attempt == len(mappers) - 1:
                 raise
-    stats = parse_yosys_stat(work / "stat.json")
-    core_cells = parse_yosys_stat(work / "core_stat.json")["design"]
-    result = SynthResult(target=target.name, core_cells=core_cells,
-                         lut_mapper="abc9" if attempt == 0 else "abc (abc9 crashed)")
-    if target.family == "asic":
-        result.core_logic = sum(n for t, n in core_cells.items() if "DFF" not in t)
-        result.transistors = stats["transistors"]
-        result.flip_flops = sum(n for t, n in stats["design"].items() if "DFF" in t)
-        result.logic_cells = sum(n for t, n in stats["design"].items() if "DFF" not in t)
-        return result
-    lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
-    result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
+    return (parse_yosys_stat(work / "stat.json"),
+            parse_yosys_stat(work / "core_stat.json")["design"],
+            "abc9" if attempt == 0 else "abc (abc9 crashed)")
+
+
+def _place_and_route(work, target, freq_mhz, timeout_s):
+    """nextpnr on ``work/netlist.json``; its parsed report (utilization, Fmax).
+
+    Raises
+    ------
+    SynthError
+        nextpnr failed (the reason read from its log) or ran past ``timeout_s``.
+    """
     nextpnr = _tool(f"yowasp-nextpnr-{target.family}")
     argv = [nextpnr, f"--{target.device}", "--package", target.package, "--json",
             "netlist.json", "--report", "report.json", "--timing-allow-fail", "--seed", "1"]
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]
     (work / "report.json").unlink(missing_ok=True)
-    code, log = _run(argv, work, "nextpnr.log", timeout_s=nextpnr_timeout_s)
+    code, log = _run(argv, work, "nextpnr.log", timeout_s=timeout_s)
     if code is None:
-        reason = nextpnr_timeout_reason(log.read_text(errors="replace"), nextpnr_timeout_s)
+        reason = nextpnr_timeout_reason(log.read_text(errors="replace"), timeout_s)
         raise SynthError(f"{target.name}: {reason}; see {log}", reason=reason, log=log)
     if code != 0 or not (work / "report.json").exists():
         reason = parse_nextpnr_log_failure(log.read_text(errors="replace"))
         raise SynthError(f"nextpnr failed for {target.name}: {reason}; see {log}",
                          reason=reason, log=log)
-    report = parse_nextpnr_report(work / "report.json")
-    util = report["utilization"]
-    result.utilization = util
-    result.fmax_mhz = report["fmax_mhz"]
-    if target.family == "ice40":
-        result.logic_cells = util.get("ICESTORM_LC", {}).get("used")
-        result.bram = util.get("ICESTORM_RAM", {}).get("used", 0)
-        result.dsp = util.get("ICESTORM_DSP", {}).get("used", 0)
-        result.flip_flops = sum(n for t, n in stats["design"].items() if t.startswith("SB_DFF"))
-    else:
-        result.logic_cells = util.get("TRELLIS_COMB", {}).get("used")
-        result.flip_flops = util.get("TRELLIS_FF", {}).get("used")
-        result.bram = util.get("DP16KD", {}).get("used", 0)
-        result.dsp = util.get("MULT18X18D", {}).get("used", 0)
-    return result
+    return parse_nextpnr_report(work / "report.json")
