@@ -11,7 +11,7 @@ from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, weight_leve
 from .ops import im2col, conv2d, max_pool2d, conv_output_size
 from .thresholds import (AffineRequantizer, Requantizer, apply_thresholds, derive_affine,
                          derive_thresholds, preactivation)
-from .layers import (Requantization, Logits, QuantConv2d, QuantDense, QuantMaxPool,
+from .layers import (Requantization, Logits, QuantLinear, QuantConv2d, QuantDense, QuantMaxPool,
                      integer_range_shape)
 from .network import (Conv, Dense, MaxPool, NetworkSpec, LinearParams, QuantizedNetwork, Trace,
                       quantize_network, random_parameters, execute, execute_float,

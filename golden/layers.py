@@ -4,6 +4,8 @@ Each layer knows its input/output feature-map shapes ``(H, W, C)``, its code wid
 integer arithmetic; the RTL generator builds from the same object, so nothing about a layer's
 arithmetic is decided twice.
 
+* :class:`QuantLinear` - what a convolution and a dense layer share; either kind passes
+  ``isinstance(layer, QuantLinear)``.
 * :class:`QuantConv2d` - convolution on codes; output requantized by thresholds
   (:class:`~.thresholds.Requantizer`) or raw accumulators plus an integer bias (:class:`Logits`).
 * :class:`QuantDense` - a fully connected layer: a convolution whose kernel covers the whole
@@ -21,7 +23,8 @@ from .quant import (ACTIVATION_BITS, WEIGHT_BITS, check_bits, activation_levels,
                     weight_code_range)
 from .thresholds import Requantizer
 
-__all__ = ["Requantization", "Logits", "QuantConv2d", "QuantDense", "QuantMaxPool", "integer_range_shape",
+__all__ = ["Requantization", "Logits", "QuantLinear", "QuantConv2d", "QuantDense", "QuantMaxPool",
+           "integer_range_shape",
            "FLOAT_EXACT_LIMIT"]
 
 #: Accumulators must stay below this magnitude so the float path (float64) is exact.
@@ -100,8 +103,11 @@ class Logits:
         object.__setattr__(self, "scale", float(self.scale))
 
 
-class QuantConv2d:
-    """A convolution on activation codes with symmetric signed weight codes.
+class QuantLinear:
+    """A linear layer on activation codes with symmetric signed weight codes: the arithmetic
+    that :class:`QuantConv2d` and :class:`QuantDense` share (a dense layer is a convolution
+    whose kernel is the whole map). Test ``isinstance(layer, QuantLinear)`` for "a layer with
+    weights"; the two kinds are siblings, so neither stands for the other.
 
     Parameters
     ----------
@@ -318,10 +324,14 @@ class QuantConv2d:
                 f"{'logits' if self.is_logits else self.out_bits})")
 
 
-class QuantDense(QuantConv2d):
+class QuantConv2d(QuantLinear):
+    """A convolution on activation codes (parameters: see :class:`QuantLinear`)."""
+
+
+class QuantDense(QuantLinear):
     """A fully connected layer: a convolution whose kernel is the whole input map.
 
-    Parameters are those of :class:`QuantConv2d` except that ``weights`` has shape
+    Parameters are those of :class:`QuantLinear` except that ``weights`` has shape
     ``(C_out, H * W * C_in)`` (input flattened in HWC order) or ``(C_out, H, W, C_in)``, and
     there is no stride or padding. ``out_shape`` is ``(1, 1, C_out)``.
     """

@@ -23,7 +23,8 @@ import numbers
 import numpy as np
 
 from .checks import check_positive_int
-from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
+from .layers import (Logits, QuantConv2d, QuantDense, QuantLinear, QuantMaxPool,
+                     Requantization)
 from .ops import as_pair, check_window
 from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, check_bits,
                     quantize_activations, quantize_weights, round_half_away)
@@ -306,7 +307,7 @@ class QuantizedNetwork:
             raise ValueError("layers must not be empty")
         shape, bits = self._input_shape, self._input_bits
         for index, layer in enumerate(self._layers):
-            if not isinstance(layer, (QuantConv2d, QuantMaxPool)):
+            if not isinstance(layer, (QuantLinear, QuantMaxPool)):
                 raise TypeError(f"layer {index} must be a quantized layer, not {layer!r}")
             if layer.in_shape != shape:
                 raise ValueError(f"{layer.name}: input shape must be the previous output "
@@ -403,7 +404,7 @@ def execute_float(network, images):
     x = network.quantize_input(images).astype(np.float64)
     trace = Trace()
     for layer in network.layers:
-        acc = layer.accumulate_float(x) if isinstance(layer, QuantConv2d) else None
+        acc = layer.accumulate_float(x) if isinstance(layer, QuantLinear) else None
         x = layer.float_forward(x)
         trace.accumulators.append(acc)
         trace.outputs.append(x)

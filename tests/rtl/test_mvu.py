@@ -217,3 +217,25 @@ def test_mvu_rejects_a_bad_requantization(rng):
     with pytest.raises(ValueError, match=r"^requantization must be None, 'thresholds' or "
                                          r"'affine', not 'lut'$"):
         MatrixVectorUnit(layer, pe=1, simd=1, requantization="lut")
+
+
+def test_mvu_refuses_impractical_thresholds(rng):
+    """Wide outputs need the affine form: asking for thresholds, or a layer whose staircase has
+    no affine form, is refused by name instead of building 2**k - 1 comparators per PE."""
+    layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
+                        out_bits=12)
+    with pytest.raises(ValueError, match=r"^layer0: out_bits must be at most 10 for threshold "
+                                         r"requantization \(asked for\), not 12: 4095 "
+                                         r"comparators per PE$"):
+        MatrixVectorUnit(layer, pe=1, simd=1, requantization="thresholds")
+    # multiplier 1/3, offset 0.9: accumulators -3..0 sit on rounding ties (see the golden
+    # threshold tests)
+    anomalous = g.QuantDense(
+        name="tie", in_shape=(1, 1, 1), in_bits=2, weights=np.array([[-1]]), weight_bits=2,
+        weight_scale=np.array([1.0]),
+        output=g.Requantization(multiplier=np.array([1 / 3]), offset=np.array([0.9]),
+                                out_bits=12))
+    assert anomalous.requantizer.affine is None
+    with pytest.raises(ValueError, match=r"^tie: out_bits must be at most 10 .* rounding "
+                                         r"anomaly"):
+        MatrixVectorUnit(anomalous, pe=1, simd=1)

@@ -28,7 +28,7 @@ from amaranth.hdl import signed, unsigned
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.stages import Folding, group_layers
-from wrpn_rtl.golden.layers import QuantConv2d, QuantDense
+from wrpn_rtl.golden.layers import QuantDense, QuantLinear
 from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.classifier import ClassifierGeometry
 from wrpn_rtl.hardware.conv import ConvGeometry
@@ -175,7 +175,7 @@ def _fixed_cost(network):
     they get a flat 40 each; the classifier head is counted exactly."""
     last = network.layers[-1]
     head = 0
-    if isinstance(last, QuantConv2d) and last.is_logits:
+    if isinstance(last, QuantLinear) and last.is_logits:
         width, is_signed = last.acc_shape         # a logit: the accumulator plus bias
         head = cost.device_logic_cells(ClassifierGeometry(
             classes=int(np.prod(last.out_shape)), lanes=1,

@@ -20,7 +20,7 @@ import enum
 import math
 
 from wrpn_rtl.golden.checks import check_positive_int
-from wrpn_rtl.golden.layers import QuantConv2d, QuantDense
+from wrpn_rtl.golden.layers import QuantDense, QuantLinear
 from wrpn_rtl.golden.network import QuantizedNetwork
 
 __all__ = ["Folding", "StageKind", "Stage", "LayerGroup", "group_layers", "plan_stages"]
@@ -114,7 +114,7 @@ def group_layers(network):
     """
     leading, groups = [], []
     for index, layer in enumerate(network.layers):
-        if isinstance(layer, QuantConv2d):
+        if isinstance(layer, QuantLinear):
             groups.append(LayerGroup(layer, None, (), index))
         elif not groups:
             leading.append((index, layer))
@@ -193,7 +193,7 @@ def plan_stages(network, foldings, *, input_simd=1):
         lanes, bits = fold.pe, layer.out_bits
         pools(group.trailing_pools)
     last = network.layers[-1]
-    if isinstance(last, QuantConv2d) and last.is_logits:
+    if isinstance(last, QuantLinear) and last.is_logits:
         stages.append(Stage("classify", StageKind.CLASSIFY, last, None, None, lanes, 1, bits,
                             None))
     return stages

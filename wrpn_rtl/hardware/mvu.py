@@ -55,13 +55,18 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.golden.layers import QuantConv2d, integer_range_shape
+from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue
 
-__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit"]
+__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS"]
+
+
+#: Output bits up to which the threshold requantizer (``2**bits - 1`` comparators per PE) is
+#: built at all; wider outputs need the affine form.
+MAX_THRESHOLD_BITS = 10
 
 
 def _check_fold(name, value, total, what):
@@ -107,11 +112,12 @@ class MatrixVectorGeometry:
     ------
     TypeError, ValueError
         ``layer`` is not a golden Conv/Dense layer; ``pe`` or ``simd`` does not divide its
-        dimension; weight codes do not fit ``weight_bits``.
+        dimension; weight codes do not fit ``weight_bits``; more than
+        :data:`MAX_THRESHOLD_BITS` output bits in threshold form.
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
-        if not isinstance(layer, QuantConv2d):
+        if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization not in (None, "thresholds", "affine"):
             raise ValueError(f"requantization must be None, 'thresholds' or 'affine', "
@@ -123,6 +129,14 @@ class MatrixVectorGeometry:
             raise ValueError(f"requantization must be 'thresholds' or None for {layer.name}: "
                              f"its thresholds have no exact affine form, not 'affine'")
         self._requantization_asked = requantization
+        if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
+                and (requantization == "thresholds" or layer.requantizer.affine is None)):
+            why = ("asked for" if requantization == "thresholds" else
+                   "the only exact form: its float staircase has a rounding anomaly, so there "
+                   "is no affine form")
+            raise ValueError(f"{layer.name}: out_bits must be at most {MAX_THRESHOLD_BITS} for "
+                             f"threshold requantization ({why}), not {layer.out_bits}: "
+                             f"{(1 << layer.out_bits) - 1} comparators per PE")
         self._pe = _check_fold("pe", pe, layer.out_channels, "out_features")
         self._simd = _check_fold("simd", simd, layer.window_size, "in_features")
         low, high = weight_code_range(layer.weight_bits)

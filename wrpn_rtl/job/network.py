@@ -36,8 +36,8 @@ class Prepared:
 
 
 def _model_bits(network):
-    from wrpn_rtl.golden.layers import QuantConv2d
-    linear = [l for l in network.layers if isinstance(l, QuantConv2d)]
+    from wrpn_rtl.golden.layers import QuantLinear
+    linear = [l for l in network.layers if isinstance(l, QuantLinear)]
     weights = {l.weight_bits for l in linear}
     acts = {l.out_bits for l in linear if not l.is_logits}
     return (weights.pop() if len(weights) == 1 else None,
