@@ -9,11 +9,11 @@ image: ``{"logits": classes logits, "label": index}``. Per image it takes
 ``valid`` is a register and never depends on ``ready``.
 """
 from amaranth.hdl import Module, Shape, Signal, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.hardware.streams import stream_members
 
 __all__ = ["ClassifierGeometry", "ClassifierHead"]
 
@@ -84,8 +84,7 @@ class ClassifierHead(ClassifierGeometry, wiring.Component):
 
     def __init__(self, *, classes, lanes, shape):
         ClassifierGeometry.__init__(self, classes=classes, lanes=lanes, shape=shape)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
-                                         "output": Out(stream.Signature(self.output_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

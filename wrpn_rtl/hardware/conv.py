@@ -12,15 +12,14 @@ the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 import math
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantConv2d, QuantMaxPool
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
 from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
-from wrpn_rtl.hardware.streams import chain_stages
+from wrpn_rtl.hardware.streams import chain_stages, stream_members
 from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
@@ -122,8 +121,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
-                                         "output": Out(stream.Signature(self.output_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

@@ -50,16 +50,15 @@ import numbers
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import credited_queue
+from wrpn_rtl.hardware.streams import credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS"]
 
@@ -417,8 +416,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
                                       requantization=requantization)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
-                                         "output": Out(stream.Signature(self.output_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

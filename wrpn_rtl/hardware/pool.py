@@ -16,7 +16,8 @@ from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
+from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
+                                       stream_members)
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
 __all__ = ["MaxPoolReducer", "MaxPool2dGeometry", "MaxPool2d", "BlockMaxPoolGeometry",
@@ -94,7 +95,7 @@ class MaxPoolReducer(wiring.Component):
         return m
 
 
-class MaxPool2dGeometry:
+class MaxPool2dGeometry(FoldedMapWords):
     """A window max-pool's parameters, without building hardware: its window
     (:class:`~wrpn_rtl.hardware.window.SlidingWindowGeometry`), output shape, cycles and
     estimate.
@@ -123,19 +124,6 @@ class MaxPool2dGeometry:
     window = property(lambda self: self._window)
 
     @property
-    def word_layout(self):
-        return self._window.word_layout
-
-    @property
-    def input_layout(self):
-        """One input word (the same layout as the output's)."""
-        return self.word_layout
-
-    @property
-    def output_layout(self):
-        return self.word_layout
-
-    @property
     def out_shape(self):
         return self._window.out_hw + (self._window.in_shape[2],)
 
@@ -162,8 +150,7 @@ class MaxPool2d(MaxPool2dGeometry, wiring.Component):
     def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits):
         MaxPool2dGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
                                    padding=padding, simd=simd, bits=bits)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
-                                         "output": Out(stream.Signature(self.word_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()
@@ -180,7 +167,7 @@ class MaxPool2d(MaxPool2dGeometry, wiring.Component):
         return m
 
 
-class BlockMaxPoolGeometry:
+class BlockMaxPoolGeometry(FoldedMapWords):
     """A block max-pool's parameters, without building hardware: output shape, cycles and
     estimate (parameters: see :class:`BlockMaxPool`)."""
 
@@ -191,19 +178,6 @@ class BlockMaxPoolGeometry:
         self._in_shape = tuple(int(v) for v in in_shape)
         self._kernel, self._out_hw, self._simd = kernel, out_hw, int(simd)
         self._groups = self._in_shape[2] // self._simd
-
-    @property
-    def word_layout(self):
-        return data.ArrayLayout(unsigned(self._bits), self._simd)
-
-    @property
-    def input_layout(self):
-        """One input word (the same layout as the output's)."""
-        return self.word_layout
-
-    @property
-    def output_layout(self):
-        return self.word_layout
 
     @property
     def out_shape(self):
@@ -254,8 +228,7 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
     def __init__(self, *, in_shape, kernel, simd, bits):
         BlockMaxPoolGeometry.__init__(self, in_shape=in_shape, kernel=kernel, simd=simd,
                                       bits=bits)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
-                                         "output": Out(stream.Signature(self.word_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

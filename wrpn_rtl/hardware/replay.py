@@ -11,14 +11,13 @@ its synchronous read feeds a 5-word :class:`~wrpn_rtl.hardware.stream_fifo.Strea
 so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
 """
 from amaranth.hdl import Module, Mux, Shape, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
+from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue, stream_members
 
 __all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for"]
 
@@ -88,8 +87,7 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
 
     def __init__(self, *, words, times, shape):
         VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(shape)),
-                                         "output": Out(stream.Signature(shape))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

@@ -1,11 +1,13 @@
 """Stream plumbing shared by the generators: output credit, the credited output queue, and
 chaining stages."""
-from amaranth.hdl import Cat, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 
-__all__ = ["output_credit", "credited_queue", "chain_stages", "READ_QUEUE_DEPTH"]
+__all__ = ["output_credit", "credited_queue", "chain_stages", "FoldedMapWords",
+           "stream_members", "READ_QUEUE_DEPTH"]
 
 #: Output queue words behind a synchronous memory read: a slot comes back 4 cycles after it is
 #: taken (read, queue, transfer, return of the credit), so 5 keep an always-ready consumer at
@@ -65,3 +67,29 @@ def chain_stages(m, component, stages):
         wiring.connect(m, source, stage.input)
         source = stage.output
     wiring.connect(m, source, wiring.flipped(component.output))
+
+
+class FoldedMapWords:
+    """Stream layouts of a geometry that takes and gives folded maps of ``self._bits``-bit
+    codes, ``self._simd`` per word (windows, pools)."""
+
+    @property
+    def word_layout(self):
+        """``ArrayLayout(unsigned(bits), simd)``: one word in and out."""
+        return data.ArrayLayout(unsigned(self._bits), self._simd)
+
+    @property
+    def input_layout(self):
+        return self.word_layout
+
+    @property
+    def output_layout(self):
+        return self.word_layout
+
+
+def stream_members(geometry):
+    """The signature members of a one-input, one-output stream component built on
+    ``geometry``: ``input`` of its ``input_layout`` words, ``output`` of its
+    ``output_layout``."""
+    return {"input": In(stream.Signature(geometry.input_layout)),
+            "output": Out(stream.Signature(geometry.output_layout))}

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.hardware.streams import stream_members
 
 __all__ = ["WidthConverterGeometry", "WidthConverter"]
 
@@ -133,8 +134,7 @@ class WidthConverter(WidthConverterGeometry, wiring.Component):
 
     def __init__(self, *, in_lanes, out_lanes, bits):
         WidthConverterGeometry.__init__(self, in_lanes=in_lanes, out_lanes=out_lanes, bits=bits)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
-                                         "output": Out(stream.Signature(self.output_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()

@@ -28,13 +28,13 @@ puts whole windows above or below the image, and a window below it needs no row 
 """
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue
+from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
+                                       stream_members)
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
@@ -56,7 +56,7 @@ def _signed_range(low, high):
     return signed(width)
 
 
-class SlidingWindowGeometry:
+class SlidingWindowGeometry(FoldedMapWords):
     """Everything about a sliding window that follows from its parameters, without building
     hardware: output size, rows held, cycles and the resource estimate.
 
@@ -95,19 +95,6 @@ class SlidingWindowGeometry:
         self._simd = int(simd)
         self._groups = self._in_shape[2] // self._simd
         self._rows = self._buffer_rows_needed()
-
-    @property
-    def word_layout(self):
-        return data.ArrayLayout(unsigned(self._bits), self._simd)
-
-    @property
-    def input_layout(self):
-        """One input word (the same layout as the output's)."""
-        return self.word_layout
-
-    @property
-    def output_layout(self):
-        return self.word_layout
 
     in_shape = property(lambda self: self._in_shape)
     kernel = property(lambda self: self._kernel)
@@ -194,8 +181,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
         SlidingWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
                                        padding=padding, simd=simd, bits=bits)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.word_layout)),
-                                         "output": Out(stream.Signature(self.word_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()
