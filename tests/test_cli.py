@@ -123,6 +123,37 @@ def test_generate_rejects_bad_input_and_writes_nothing(argv, message, tmp_path, 
     assert not (tmp_path / "out" / "wrpn_accel.v").exists()
 
 
+@pytest.mark.parametrize("argv, code, message", [
+    (["generate", "--out", "a_file"], 1,
+     r"^wrpn-rtl: error: --out must be a folder, not 'a_file': it is a file$"),
+    (["generate", "--out", "a_file/design"], 1,
+     r"^wrpn-rtl: error: --out must be a folder, not 'a_file/design': it lies under the file "
+     r"'a_file'$"),
+    (["generate", "--out", "out", "--folding", "a_folder"], 1,
+     r"^wrpn-rtl: error: folding file 'a_folder' must be a JSON file, not a folder$"),
+    (["generate", "--train", "--seed", "-1"], 2,
+     r"argument --seed: must be a non-negative integer, not -1$"),
+    (["train", "--seed", "-1"], 2, r"argument --seed: must be a non-negative integer, not -1$"),
+    (["generate", "--width", "inf"], 2, r"argument --width: must be a positive finite number, "
+                                        r"not inf$"),
+    (["train", "--wbits", "0", "--out", "out"], 1,
+     r"^wrpn-rtl: error: --wbits must be an integer in \[1, 16\], not 0$"),
+])
+def test_careless_input_gets_an_error_not_a_traceback(argv, code, message, tmp_path, capsys,
+                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "a_folder").mkdir()
+    try:
+        status = main(argv)
+    except SystemExit as exit_info:             # the parser's errors
+        status = exit_info.code
+    assert status == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert re.search(message, err[-1]), err
+    assert not (tmp_path / "out" / "model.npz").exists()
+
+
 def test_bad_folding_files(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

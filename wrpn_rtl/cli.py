@@ -28,6 +28,8 @@ succeeded (for ``sim``: zero mismatches).
 """
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +63,19 @@ def _positive_float(text):
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}") \
+            from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {value}")
     return value
 
 
@@ -89,7 +102,8 @@ _FLAGS = {
                                 help="re-train at the chosen bits and width (QAT on digits)")),
     "epochs": (["--epochs"], dict(type=_positive_int, default=40, metavar="N",
                                   help="training epochs (default 40)")),
-    "seed": (["--seed"], dict(type=int, default=0, metavar="N", help="seed (default 0)")),
+    "seed": (["--seed"], dict(type=_non_negative_int, default=0, metavar="N",
+                              help="seed (default 0)")),
     "out": (["--out"], dict(type=Path, default=Path("build"), metavar="DIR",
                             help="output folder (default: build/)")),
     "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
@@ -156,21 +170,17 @@ def _targets(args, default):
 
 def _generate(args, prepared, targets):
     """Generate for the smallest of ``targets`` (its logic sets the default budget)."""
-    from wrpn_rtl.golden import save_network
     from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.design import generate
     from wrpn_rtl.synth.flow import TARGETS
     fpga = [t for t in targets if TARGETS[t].logic_capacity]
     budget_target = min(fpga, key=lambda t: TARGETS[t].logic_capacity) if fpga else targets[0]
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_network(prepared.network, args.out / "model.npz", float_model=prepared.float_model)
     try:
         accelerator, summary = generate(
             prepared, args.out, folding_file=args.folding, target_cycles=args.target_cycles,
             max_lc=args.max_lc, target=budget_target, progress=lambda t: _progress(args, t))
     except StepError as error:
         raise CommandError(str(error)) from None
-    summary["model"] = str(args.out / "model.npz")
     return accelerator, summary
 
 
@@ -179,6 +189,9 @@ def _simulate(args, prepared, accelerator, generated):
     from wrpn_rtl.job.network import sample_images
     from wrpn_rtl.job.simulate import simulate
     images, labels = sample_images(prepared.network, args.images, seed=args.seed)
+    if len(images) < args.images:
+        _progress(args, f"--images {args.images}: only {len(images)} test images exist; "
+                        f"simulating those")
     try:
         summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
                            simulator=args.simulator,
@@ -326,12 +339,14 @@ def cmd_train(args):
     from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.network import train_digits
     try:
-        spec = digits_cnn(width=args.width or 2.0, weight_bits=args.wbits or 2,
-                          act_bits=args.abits or 4)
+        spec = digits_cnn(width=2.0 if args.width is None else args.width,
+                          weight_bits=2 if args.wbits is None else args.wbits,
+                          act_bits=4 if args.abits is None else args.abits)
         network, float_model = train_digits(spec, epochs=args.epochs, seed=args.seed,
                                             progress=lambda t: _progress(args, t))
     except (TypeError, ValueError, StepError) as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(str(error).replace("weight_bits", "--wbits")
+                           .replace("out_bits", "--abits")) from None
     path = args.out / "model.npz"
     save_network(network, path, float_model=float_model)
     summary = {"model": str(path), **{k: network.metadata[k] for k in
@@ -410,6 +425,19 @@ def build_parser():
     return parser
 
 
+def _check_out(path):
+    """``--out`` must be a folder, or a path where one can be made and written."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                what = "is a file" if parent == path else f"lies under the file {str(parent)!r}"
+                raise CommandError(f"--out must be a folder, not {str(path)!r}: it {what}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise CommandError(f"--out must be a folder that can be written, not "
+                                   f"{str(path)!r}: {str(parent)!r} is not writable")
+            return
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -417,6 +445,8 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "out"):
+            _check_out(args.out)
         summary = args.run(args)
     except CommandError as error:
         print(f"wrpn-rtl: error: {error}", file=sys.stderr)

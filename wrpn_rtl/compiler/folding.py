@@ -200,6 +200,12 @@ def read_foldings(path, network):
                             window_simd=entry.get("window_simd")) for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"folding file {str(path)!r} must be a JSON file, not a folder") \
+            from None
+    except OSError as error:
+        raise ValueError(f"folding file {str(path)!r} cannot be read: {error.strerror}") \
+            from None
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"folding file {str(path)!r} must be JSON "
                          f'{{"foldings": [{{"pe": N, "simd": N}}, ...]}}, not readable '

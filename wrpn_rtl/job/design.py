@@ -41,13 +41,17 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
              target="ice40-up5k", name="wrpn_accel", progress=quiet):
-    """Choose foldings, build the accelerator, write ``<name>.v`` and ``manifest.json``.
+    """Choose foldings, build the accelerator, write ``model.npz`` (the network used, with its
+    float parameters when known), ``<name>.v`` and ``manifest.json`` (last). Nothing is
+    written before the foldings are known to fit.
 
     Returns
     -------
     (accelerator, summary dict)
     """
+    from pathlib import Path
     from wrpn_rtl.compiler.manifest import build_accelerator, write_design
+    from wrpn_rtl.golden import save_network
     foldings, how = choose(prepared.network, folding_file=folding_file,
                            target_cycles=target_cycles, max_lc=max_lc, target=target)
     progress(f"generating the accelerator: foldings {how}: "
@@ -56,12 +60,17 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
         accelerator = build_accelerator(prepared.network, foldings)
     except (TypeError, ValueError) as error:
         raise StepError(f"the foldings do not fit the network: {error}") from None
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "manifest.json").unlink(missing_ok=True)   # no old manifest beside a new model
+    save_network(prepared.network, out_dir / "model.npz", float_model=prepared.float_model)
     verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
                                                 model=prepared.source)
     progress(f"  wrote {verilog} and {manifest_path}: {info['cycles_per_image']} cycles per "
              f"image expected, about {info['estimate']['device_logic_cells']} logic cells "
              f"estimated")
     return accelerator, {"verilog": str(verilog), "manifest": str(manifest_path),
+                         "model": str(out_dir / "model.npz"),
                          "folding_rule": how, "foldings": info["foldings"],
                          "cycles_per_image": info["cycles_per_image"],
                          "estimate": info["estimate"], "top": name}
