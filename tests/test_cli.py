@@ -154,6 +154,20 @@ def test_careless_input_gets_an_error_not_a_traceback(argv, code, message, tmp_p
     assert not (tmp_path / "out" / "model.npz").exists()
 
 
+def test_a_network_too_big_for_the_default_budget_is_told_where_it_fits(tmp_path, capsys,
+                                                                          rng):
+    spec = g.NetworkSpec((4, 4, 2), 16, [
+        g.Conv(3, 3, padding=1, weight_bits=4, out_bits=16), g.MaxPool(2),
+        g.Dense(2, weight_bits=8, out_bits=16), g.Dense(3, out_bits=None, batch_norm=False)])
+    model = model_file(tmp_path / "wide.npz", spec, rng)
+    assert main(["generate", "--model", model, "--out", str(tmp_path / "out")]) == 1
+    assert re.search(r"^wrpn-rtl: error: the smallest design of this network needs about \d+ "
+                     r"logic cells \(estimated\), more than the default budget of 4224 \(80% of "
+                     r"ice40-up5k's 5280; no --max-lc given\); it fits --target \S+",
+                     capsys.readouterr().err)
+    assert not (tmp_path / "out" / "model.npz").exists()
+
+
 def test_bad_folding_files(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -61,6 +61,9 @@ def test_accelerator_errors(rng):
     with pytest.raises(ValueError, match=r"^foldings must give one Folding per Conv/Dense "
                                          r"layer \(3\), not 2$"):
         Accelerator(net, foldings=[Folding(1, 1), Folding(1, 1)])
-    with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 16, "
-                                         r"not 3$"):
+    with pytest.raises(ValueError, match=r"^layer0: pe must be a positive divisor of "
+                                         r"out_features 16, not 3$"):
         Accelerator(net, foldings=[Folding(3, 9), Folding(1, 1), Folding(1, 1)])
+    with pytest.raises(ValueError, match=r"^layer2: window_simd must be a positive divisor of "
+                                         r"the channels 16, not 3$"):
+        Accelerator(net, foldings=[Folding(1, 9, 1), Folding(1, 9, 3), Folding(1, 1)])

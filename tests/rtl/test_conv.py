@@ -55,8 +55,8 @@ def test_conv_layer_cycles_per_frame(index, rng):
 
 def test_conv_layer_errors(rng):
     layer, pool = conv_network(rng, (8, 8, 2), g.Conv(4, 3, padding=1), g.MaxPool(2))
-    with pytest.raises(ValueError, match=r"^simd must be a positive divisor of the channels 2, "
-                                         r"not 3$"):
+    with pytest.raises(ValueError, match=r"^window_simd must be a positive divisor of the "
+                                         r"channels 2, not 3$"):
         ConvLayer(layer, pe=2, simd=6, window_simd=3)
     with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 4, "
                                          r"not 3$"):

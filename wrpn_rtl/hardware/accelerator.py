@@ -60,7 +60,12 @@ class Accelerator(wiring.Component):
     def __init__(self, network, *, foldings, input_simd=1):
         try:
             self._plan = plan_stages(network, foldings, input_simd=input_simd)
-            self._models = [_geometry(stage) for stage in self._plan]
+            self._models = []
+            for stage in self._plan:
+                try:
+                    self._models.append(_geometry(stage))
+                except (TypeError, ValueError) as error:     # name the layer
+                    raise type(error)(f"{stage.name}: {error}") from None
         except (TypeError, ValueError):
             self._MustUse__silence = True    # never built, so not an unused elaboratable
             raise

@@ -54,7 +54,7 @@ class ConvGeometry:
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
             window_simd = math.gcd(simd, layer.in_channels) if isinstance(simd, int) else simd
-        check_simd(window_simd, layer.in_channels)
+        check_simd(window_simd, layer.in_channels, name="window_simd")
         if pool is not None:
             if not isinstance(pool, QuantMaxPool):
                 raise TypeError(f"pool must be a golden QuantMaxPool or None, not {pool!r}")

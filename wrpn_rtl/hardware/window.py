@@ -41,11 +41,12 @@ from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 
 __all__ = ["SlidingWindowGeometry", "SlidingWindow", "check_simd"]
 
-def check_simd(simd, channels):
-    """``simd`` as an int, or raise unless it is a positive divisor of ``channels``."""
-    simd = check_positive_int("simd", simd)
+def check_simd(simd, channels, *, name="simd"):
+    """``simd`` as an int, or raise (naming the parameter ``name``) unless it is a positive
+    divisor of ``channels``."""
+    simd = check_positive_int(name, simd)
     if channels % simd:
-        raise ValueError(f"simd must be a positive divisor of the channels {channels}, "
+        raise ValueError(f"{name} must be a positive divisor of the channels {channels}, "
                          f"not {simd!r}")
     return int(simd)
 

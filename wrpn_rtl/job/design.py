@@ -28,8 +28,14 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             if capacity is None:
                 return (choose_foldings(network, max_logic_cells=10 ** 9),
                         "fastest design (no device limit)")
-            max_lc = int(capacity * FIT_MARGIN)
+            budget = int(capacity * FIT_MARGIN)
             how = f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} logic cells"
+            try:
+                return (choose_foldings(network, max_logic_cells=budget,
+                                        max_block_rams=TARGETS[target].ram_capacity), how)
+            except ValueError as error:
+                raise StepError(_default_budget_problem(network, target, budget, error)) \
+                    from None
         else:
             how = f"fastest design within {max_lc} logic cells (estimated)"
         rams = TARGETS[target].ram_capacity
@@ -74,3 +80,31 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
                          "folding_rule": how, "foldings": info["foldings"],
                          "cycles_per_image": info["cycles_per_image"],
                          "estimate": info["estimate"], "top": name}
+
+
+def _default_budget_problem(network, target, budget, error):
+    """What to tell a user whose network does not fit the default budget of ``target`` (no
+    ``--max-lc`` was given): the need, the budget and where it comes from, and the devices
+    whose budget would hold the smallest design."""
+    from wrpn_rtl.compiler.folding import choose_foldings
+    from wrpn_rtl.synth.flow import TARGETS
+    fits = []
+    for name, device in TARGETS.items():
+        if device.logic_capacity and device.logic_capacity > TARGETS[target].logic_capacity:
+            try:
+                choose_foldings(network, max_logic_cells=int(device.logic_capacity * FIT_MARGIN),
+                                max_block_rams=device.ram_capacity)
+                fits.append(name)
+            except ValueError:
+                pass
+    advice = (f"; it fits --target {' or --target '.join(fits)}" if fits
+              else "; no known device's default budget holds it: give --max-lc or --folding")
+    text = str(error)
+    if text.startswith("max_block_rams"):
+        return (f"no design of this network within the default budget of {budget} logic cells "
+                f"({FIT_MARGIN:.0%} of {target}'s {TARGETS[target].logic_capacity}) fits its "
+                f"{TARGETS[target].ram_capacity} block RAMs{advice}")
+    need = text.split(" (")[0].replace("max_logic_cells must be at least ", "")
+    return (f"the smallest design of this network needs about {need} logic cells (estimated), "
+            f"more than the default budget of {budget} ({FIT_MARGIN:.0%} of {target}'s "
+            f"{TARGETS[target].logic_capacity}; no --max-lc given){advice}")
