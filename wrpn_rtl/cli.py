@@ -48,46 +48,25 @@ def _progress(args, message):
 
 
 # -- flags: one definition each, so every subcommand spells them the same way ---------------
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {value}")
-    return value
+def _flag_type(convert, rule, accepted):
+    """An argparse type: ``convert`` the text, then require ``accepted(value)``; both failures
+    say "must be <rule>, not <text>" (argparse prefixes the flag)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text!r}") from None
+        if not accepted(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, not {text}")
+        return value
+    return parse
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, not {text}")
-    return value
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}") \
-            from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {value}")
-    return value
-
-
-def _probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), not {text!r}") \
-            from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), not {text}")
-    return value
+_positive_int = _flag_type(int, "a positive integer", lambda value: value >= 1)
+_non_negative_int = _flag_type(int, "a non-negative integer", lambda value: value >= 0)
+_positive_float = _flag_type(float, "a positive finite number",
+                             lambda value: value > 0 and math.isfinite(value))
+_probability = _flag_type(float, "a probability in [0, 1)", lambda value: 0 <= value < 1)
 
 
 _FLAGS = {
