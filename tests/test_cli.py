@@ -168,6 +168,21 @@ def test_a_network_too_big_for_the_default_budget_is_told_where_it_fits(tmp_path
     assert not (tmp_path / "out" / "model.npz").exists()
 
 
+def test_generate_removes_the_reports_of_an_older_design(tmp_path, capsys, rng):
+    from wrpn_rtl.job.design import REPORTS
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(2, 3, padding=1, out_bits=2),
+                                         g.Dense(3, out_bits=None, batch_norm=False)])
+    model = model_file(tmp_path / "m.npz", spec, rng)
+    out = tmp_path / "design"
+    out.mkdir()
+    for name in REPORTS:
+        (out / name).write_text("{}")                 # reports of an older design
+    (out / "notes.txt").write_text("mine")
+    assert main(["generate", "--model", model, "--out", str(out)]) == 0
+    assert not any((out / name).exists() for name in REPORTS)
+    assert (out / "manifest.json").exists() and (out / "notes.txt").read_text() == "mine"
+
+
 def test_bad_folding_files(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

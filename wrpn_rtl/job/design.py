@@ -1,8 +1,10 @@
 """Choose the foldings of a run and write the design (Verilog and manifest)."""
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["choose", "generate", "FIT_MARGIN"]
+__all__ = ["choose", "generate", "FIT_MARGIN", "REPORTS"]
 
+#: The reports a run writes beside a design; generating a new design removes old ones.
+REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md")
 #: Share of the smallest device's logic cells the automatic folding may plan for (the
 #: estimate is first-order; the rest is headroom for placement and estimate error).
 FIT_MARGIN = 0.80
@@ -68,7 +70,9 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
         raise StepError(f"the foldings do not fit the network: {error}") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "manifest.json").unlink(missing_ok=True)   # no old manifest beside a new model
+    # No old manifest beside a new model, and no report of an older design beside a new one.
+    for stale in ("manifest.json",) + REPORTS:
+        (out_dir / stale).unlink(missing_ok=True)
     save_network(prepared.network, out_dir / "model.npz", float_model=prepared.float_model)
     verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
                                                 model=prepared.source)
