@@ -36,8 +36,8 @@ from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
 from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
 
-__all__ = ["choose_foldings", "LayerOption", "layer_options", "read_foldings",
-           "foldings_to_json"]
+__all__ = ["choose_foldings", "BudgetTooSmall", "LayerOption", "layer_options",
+           "read_foldings", "foldings_to_json"]
 
 def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
@@ -163,10 +163,21 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
     least = sum(option.logic_cells for option in slowest) + overhead
     if least <= max_logic_cells:
-        raise ValueError(f"max_block_rams must be at least the block RAMs of a design within "
-                         f"{max_logic_cells} logic cells, not {max_block_rams!r}")
-    raise ValueError(f"max_logic_cells must be at least {least} (the estimate of the smallest "
-                     f"design this network allows), not {max_logic_cells!r}")
+        raise BudgetTooSmall(f"max_block_rams must be at least the block RAMs of a design "
+                             f"within {max_logic_cells} logic cells, not {max_block_rams!r}",
+                             resource="block_rams", least_logic_cells=least)
+    raise BudgetTooSmall(f"max_logic_cells must be at least {least} (the estimate of the "
+                         f"smallest design this network allows), not {max_logic_cells!r}",
+                         resource="logic_cells", least_logic_cells=least)
+
+
+class BudgetTooSmall(ValueError):
+    """No design fits a logic budget: ``resource`` ("logic_cells" or "block_rams") ran out;
+    ``least_logic_cells`` is the estimate of the smallest design the network allows."""
+
+    def __init__(self, message, *, resource, least_logic_cells):
+        super().__init__(message)
+        self.resource, self.least_logic_cells = resource, least_logic_cells
 
 
 def _fixed_cost(network):

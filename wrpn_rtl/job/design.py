@@ -14,7 +14,7 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
            target="ice40-up5k"):
     """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
     or by default the fastest design within :data:`FIT_MARGIN` of ``target``'s logic)."""
-    from wrpn_rtl.compiler.folding import choose_foldings, read_foldings
+    from wrpn_rtl.compiler.folding import BudgetTooSmall, choose_foldings, read_foldings
     from wrpn_rtl.synth.flow import TARGETS
     given = [v is not None for v in (folding_file, target_cycles, max_lc)]
     if sum(given) > 1:
@@ -35,7 +35,7 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             try:
                 return (choose_foldings(network, max_logic_cells=budget,
                                         max_block_rams=TARGETS[target].ram_capacity), how)
-            except ValueError as error:
+            except BudgetTooSmall as error:
                 raise StepError(_default_budget_problem(network, target, budget, error)) \
                     from None
         else:
@@ -103,12 +103,11 @@ def _default_budget_problem(network, target, budget, error):
                 pass
     advice = (f"; it fits --target {' or --target '.join(fits)}" if fits
               else "; no known device's default budget holds it: give --max-lc or --folding")
-    text = str(error)
-    if text.startswith("max_block_rams"):
+    if error.resource == "block_rams":
         return (f"no design of this network within the default budget of {budget} logic cells "
                 f"({FIT_MARGIN:.0%} of {target}'s {TARGETS[target].logic_capacity}) fits its "
                 f"{TARGETS[target].ram_capacity} block RAMs{advice}")
-    need = text.split(" (")[0].replace("max_logic_cells must be at least ", "")
-    return (f"the smallest design of this network needs about {need} logic cells (estimated), "
+    return (f"the smallest design of this network needs about {error.least_logic_cells} logic "
+            f"cells (estimated), "
             f"more than the default budget of {budget} ({FIT_MARGIN:.0%} of {target}'s "
             f"{TARGETS[target].logic_capacity}; no --max-lc given){advice}")
