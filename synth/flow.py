@@ -28,7 +28,8 @@ from wrpn_rtl.toolchain import ToolMissing
 
 __all__ = ["TARGETS", "DEFAULT_TARGETS", "target_named", "Target", "SynthResult", "SynthError", "synthesize",
            "nextpnr_timeout_reason", "parse_nextpnr_report", "parse_yosys_stat",
-           "parse_nextpnr_log_failure", "NEXTPNR_TIMEOUT_S"]
+           "parse_nextpnr_log_failure", "NEXTPNR_TIMEOUT_S", "module_statistics",
+           "parse_module_stats", "module_resources"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,80 @@ def _yosys_recipe(target, *, abc9):
         mapping = (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; "
                    f"{synth} -run map_cells: -json {{netlist}}")
     return mapping + "; tee -q -o {stat} stat -json"
+
+
+def _hierarchy_recipe(target):
+    """A Yosys script (fields ``top``, ``stat``) that maps ``target``'s cells module by module
+    (no flattening) for per-module statistics. Classic ABC maps the LUTs: YoWASP's ABC9
+    crashes on unflattened designs."""
+    if target.family == "asic":
+        return ("synth -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; opt_clean; "
+                "tee -q -o {stat} stat -json")
+    synth = f"synth_{target.family} -noflatten -top {{top}}" + (
+        " -nodsp" if target.family == "ecp5" else "")
+    carry = "ice40_wrapcarry -unwrap; techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; " \
+        if target.family == "ice40" else ""
+    return (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; {carry}{synth} -run map_cells:; "
+            "tee -q -o {stat} stat -json")
+
+
+#: Cell types by the resource they take: ``(family, kind) -> {cell type: units}``. An ECP5
+#: CCU2C is two LUT4s of carry logic; a TRELLIS_DPR16X4 (16 x 4 LUT RAM) takes a slice pair's
+#: LUTs, counted as 2.
+_RESOURCE_CELLS = {
+    ("ice40", "luts"): {"SB_LUT4": 1},
+    ("ice40", "block_rams"): {"SB_RAM40_4K": 1},
+    ("ice40", "dsps"): {"SB_MAC16": 1},
+    ("ecp5", "luts"): {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 2},
+    ("ecp5", "block_rams"): {"DP16KD": 1},
+    ("ecp5", "dsps"): {"MULT18X18D": 1},
+}
+
+
+def module_resources(cells, family):
+    """``{"luts", "flip_flops", "block_rams", "dsps"}`` of one module's ``{cell type: count}``
+    on ``family`` (on asic ``luts`` counts the generic gates)."""
+    flops = sum(n for kind, n in cells.items() if "DFF" in kind or kind == "TRELLIS_FF")
+    if family == "asic":
+        return {"luts": sum(cells.values()) - flops, "flip_flops": flops, "block_rams": 0,
+                "dsps": 0}
+    counted = {kind: sum(units * cells.get(cell, 0)
+                         for cell, units in _RESOURCE_CELLS[(family, kind)].items())
+               for kind in ("luts", "block_rams", "dsps")}
+    return dict(counted, flip_flops=flops)
+
+
+def parse_module_stats(stat_json, family):
+    """Per-module resources from Yosys ``stat -json`` of an unflattened design:
+    ``{module name: module_resources(...)}``, each module's own cells (not its submodules')."""
+    data = json.loads(Path(stat_json).read_text()) if not isinstance(stat_json, dict) \
+        else stat_json
+    modules = data.get("modules", {})
+    submodules = {name.lstrip("\\") for name in modules}
+    return {name.lstrip("\\"): module_resources(
+                {kind: count for kind, count in module.get("num_cells_by_type", {}).items()
+                 if kind.lstrip("\\") not in submodules          # instances of submodules
+                 and not kind.startswith("$scopeinfo")}, family)   # hierarchy bookkeeping
+            for name, module in modules.items()}
+
+
+def module_statistics(verilog_path, target, work_dir, *, top):
+    """Yosys on ``verilog_path`` without flattening: the resources of every module under
+    ``top`` (:func:`parse_module_stats`). Amaranth names a submodule ``<parent>.<name>``, so
+    the names say where each part sits (``top.layer2.mvu.lanes``).
+
+    Cross-module optimization is lost, so the totals run a little above a flattened build's;
+    the shares are what this is for.
+    """
+    if isinstance(target, str):
+        target = target_named(target)
+    work = Path(work_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if Path(verilog_path).resolve() != work / "design.v":
+        shutil.copyfile(verilog_path, work / "design.v")
+    _yosys(work, _hierarchy_recipe(target).format(top=top, stat="modules_stat.json"),
+           "yosys_modules.log", target)
+    return parse_module_stats(work / "modules_stat.json", target.family)
 
 
 def _yosys(work, script, log_name, target):

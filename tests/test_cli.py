@@ -312,6 +312,10 @@ def test_retrain_at_another_width(tmp_path, capsys):
     assert "re-trained" in summary["source"]
 
 
+def manifest_stages(folder):
+    return json.loads((folder / "manifest.json").read_text())["stages"]
+
+
 @pytest.mark.slow
 def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
     spec = g.NetworkSpec((6, 6, 1), 4, [g.Conv(4, 3, padding=1, weight_bits=2, out_bits=2),
@@ -326,10 +330,25 @@ def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
     ice40, asic = summary["rows"]
     assert 0 < ice40["logic_cells"] < 5280 and ice40["fmax_mhz"] > 5
     assert ice40["images_per_second"] == round(ice40["fmax_mhz"] * 1e6
-                                               / summary["generate"]["cycles_per_image"])
+                                               / ice40["cycles_per_image"])
     assert asic["cells"] > 0 and asic["transistors"] > 4 * asic["cells"] // 2
     table = (tmp_path / "out" / "synth.md").read_text()
     assert "ice40-up5k" in table and "asic" in table
+    # One design per target, each folded for its device, with its own manifest and report.
+    for row, target in ((ice40, "ice40-up5k"), (asic, "asic")):
+        folder = tmp_path / "out" / target
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["target"] == target and row["design"] == str(folder)
+        assert row["cycles_per_image"] == manifest["cycles_per_image"]
+        assert target in (folder / "synth.md").read_text()
+    assert asic["cycles_per_image"] <= ice40["cycles_per_image"]   # no device limit: fastest
+    # The per-stage breakdown: every stage measured, the MAC lanes apart.
+    stages = {stage["stage"]: stage for stage in ice40["stages"]}
+    assert set(stages) == {stage["name"] for stage in manifest_stages(tmp_path / "out" /
+                                                                      "ice40-up5k")}
+    assert stages["layer0"]["lanes"]["luts"] > 0 and "mvu.lanes" in stages["layer0"]["parts"]
+    assert 0 < ice40["roofline"]["lane_lut_share"] < 1
+    assert ice40["roofline"]["macs_per_image"] == 6 * 6 * 4 * 9 + 3 * 3 * 3 * 4
     # A timing target the design cannot meet is a failure with the numbers.
     assert main(["synth", "--model", model, "--out",
                  str(tmp_path / "out2"), "--target", "ice40-up5k", "--freq", "900"]) == 1
@@ -384,7 +403,8 @@ def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
     assert golden["accuracy"] is None and golden["integer_vs_float_mismatches"] == 0   # no labels
     assert "golden integer vs float mismatches (256 sample images) | 0" in (
         tmp_path / "out" / "summary.md").read_text()
-    assert summary["sim"]["mismatches"] == 0 and summary["sim"]["images"] == 3
+    sim = summary["designs"][0]["sim"]
+    assert sim["mismatches"] == 0 and sim["images"] == 3
     assert summary["synth"][0]["target"] == "asic" and summary["synth"][0]["cells"] > 0
     table = (tmp_path / "out" / "summary.md").read_text()
     assert "Conv2d(5, 5, 3) w3 a2 -> MaxPool(2, 2, 3) -> Dense(1, 1, 4) w2 logits" in table

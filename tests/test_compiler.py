@@ -87,3 +87,26 @@ def test_a_folding_file_without_window_simd_takes_the_searched_lanes(tmp_path):
         Folding(pe=3, simd=12, window_simd=math.gcd(12, 4)), Folding(pe=2, simd=8)])
     assert implicit.cycles_per_image == explicit.cycles_per_image
     assert [stage.name for stage in implicit.plan] == [stage.name for stage in explicit.plan]
+
+
+def test_designs_are_priced_per_device_family():
+    from wrpn_rtl.compiler import cost
+    estimate = {"logic_cells": 100, "flip_flops": 40, "memory_bits": 0, "block_rams": 0}
+    assert cost.device_logic_cells(estimate, "ice40") == 130     # unpaired flip-flops add cells
+    assert cost.device_logic_cells(estimate, "ecp5") == 100      # a slice's FFs are apart
+    with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, asic, "
+                                         r"not 'xilinx'$"):
+        cost.device_logic_cells(estimate, "xilinx")
+    # The same budget in ECP5 LUT4s buys a design at least as fast as in iCE40 cells, and
+    # the default network folded for ECP5-25k is the fastest it allows.
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    ice40 = build_accelerator(network, choose_foldings(network, max_logic_cells=4224))
+    ecp5 = build_accelerator(network, choose_foldings(network, max_logic_cells=4224,
+                                                      family="ecp5"))
+    assert ecp5.cycles_per_image <= ice40.cycles_per_image
+    assert ecp5.estimate("ecp5")["device_logic_cells"] <= 4224
+    large = build_accelerator(network, choose_foldings(network, max_logic_cells=19430,
+                                                       family="ecp5"))
+    # conv1's window reads one pixel per word: 9 words per output pixel, 64 pixels
+    assert large.cycles_per_image == 9 * 64

@@ -19,8 +19,9 @@ Subcommands
 ``train`` / ``golden``
     Train a WRPN digits CNN (and its full-precision baseline) / run a model's golden paths
     (the digits test set, or sample images with the extremes for any other input).
-``bench mvu|window|conv``
-    Synthesis benchmarks of the building blocks against their baselines.
+``bench mvu|window|conv|network``
+    Synthesis benchmarks of the building blocks against their baselines; ``network``: the
+    default network folded per target, with the per-stage breakdown and the roofline line.
 
 Every subcommand spells the shared flags the same way. Progress goes to stderr; ``--json``
 prints a machine-readable summary on stdout. Exit status is 0 only when everything asked for
@@ -32,6 +33,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from wrpn_rtl import __version__
 
@@ -147,23 +149,57 @@ def _targets(args, default):
     return targets
 
 
-def _generate(args, prepared, targets):
-    """Generate for the smallest of ``targets`` (its logic sets the default budget)."""
-    from wrpn_rtl.job.common import StepError
-    from wrpn_rtl.job.design import generate
+class _Design(NamedTuple):
+    """One design a run builds: its folder, the targets it is synthesized for, the accelerator
+    and :func:`~wrpn_rtl.job.design.generate`'s summary."""
+
+    out: Path
+    targets: list
+    accelerator: object
+    generated: dict
+
+
+def _designs(args, prepared, targets):
+    """The designs a run builds. With the default folding rule and several targets, one design
+    per target, folded for that device, each in ``OUT/<target>/`` with its own manifest and
+    reports (the top folder then holds no design of its own). Otherwise one design in ``OUT``
+    for every target: chosen by ``--folding``, ``--target-cycles`` or ``--max-lc``, or for the
+    only target."""
+    from wrpn_rtl.job.design import REPORTS
+    per_target = len(targets) > 1 and all(getattr(args, flag) is None for flag in _DESIGN)
+    if not per_target:
+        return [_Design(args.out, list(targets),
+                        *_generate(args, prepared, args.out, _budget_target(targets)))]
+    designs = [_Design(args.out / target, [target],
+                       *_generate(args, prepared, args.out / target, target))
+               for target in targets]
+    # No design of an older run, nor its reports, beside the per-target designs' summary.
+    for stale in ("manifest.json", "model.npz", "wrpn_accel.v") + REPORTS:
+        (args.out / stale).unlink(missing_ok=True)
+    return designs
+
+
+def _budget_target(targets):
+    """The target one design for all ``targets`` is folded for: the smallest FPGA (its logic
+    sets the default budget and counts ``--max-lc``)."""
     from wrpn_rtl.synth.flow import TARGETS
     fpga = [t for t in targets if TARGETS[t].logic_capacity]
-    budget_target = min(fpga, key=lambda t: TARGETS[t].logic_capacity) if fpga else targets[0]
+    return min(fpga, key=lambda t: TARGETS[t].logic_capacity) if fpga else targets[0]
+
+
+def _generate(args, prepared, out, target):
+    """Generate into ``out``, folded for ``target``."""
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import generate
     try:
-        accelerator, summary = generate(
-            prepared, args.out, folding_file=args.folding, target_cycles=args.target_cycles,
-            max_lc=args.max_lc, target=budget_target, progress=lambda t: _progress(args, t))
+        return generate(prepared, out, folding_file=args.folding,
+                        target_cycles=args.target_cycles, max_lc=args.max_lc, target=target,
+                        progress=lambda t: _progress(args, t))
     except StepError as error:
         raise CommandError(str(error)) from None
-    return accelerator, summary
 
 
-def _simulate(args, prepared, accelerator, generated):
+def _simulate(args, prepared, design):
     from wrpn_rtl.job.common import StepError, write_json
     from wrpn_rtl.job.network import sample_images
     from wrpn_rtl.job.simulate import simulate
@@ -172,43 +208,59 @@ def _simulate(args, prepared, accelerator, generated):
         _progress(args, f"--images {args.images}: only {len(images)} test images exist; "
                         f"simulating those")
     try:
-        summary = simulate(accelerator, generated["verilog"], images=images, labels=labels,
-                           simulator=args.simulator,
-                           work_dir=args.out / f"sim_{args.simulator}",
+        summary = simulate(design.accelerator, design.generated["verilog"], images=images,
+                           labels=labels, simulator=args.simulator,
+                           work_dir=design.out / f"sim_{args.simulator}",
                            progress=lambda t: _progress(args, t), seed=args.seed,
                            stall=args.stall)
     except StepError as error:
         raise CommandError(str(error)) from None
-    write_json(args.out / "sim.json", summary)
+    write_json(design.out / "sim.json", summary)
     return summary
 
 
-def _synthesize(args, accelerator, generated, targets):
+def _synthesize(args, designs):
+    """Synthesize every design for its targets; ``synth.json`` / ``synth.md`` beside each
+    design and, with several designs, all of them in ``OUT``. Returns
+    ``(rows, failures, table)``."""
     from wrpn_rtl.job.common import StepError, write_json
     from wrpn_rtl.job.reports import synth_markdown
     from wrpn_rtl.job.synthesize import synthesize
     from wrpn_rtl.golden.atomic import atomic_write
-    rows, failures = [], []
-    for target in targets:
-        try:
-            rows.append(synthesize(accelerator, args.out, target,
-                                   cycles_per_image=generated["cycles_per_image"],
-                                   freq_mhz=args.freq, progress=lambda t: _progress(args, t)))
-        except StepError as error:
-            _progress(args, f"  {error}")
-            failures.append(str(error))
-    table = synth_markdown(rows, failures)
-    write_json(args.out / "synth.json", {"rows": rows, "failures": failures})
-    with atomic_write(args.out / "synth.md", "w") as handle:
-        handle.write(table)
-    return rows, failures, table
+    all_rows, all_failures = [], []
+    for design in designs:
+        rows, failures = [], []
+        for target in design.targets:
+            try:
+                rows.append(synthesize(design.accelerator, design.out, target,
+                                       generated=design.generated, freq_mhz=args.freq,
+                                       progress=lambda t: _progress(args, t)))
+            except StepError as error:
+                _progress(args, f"  {error}")
+                failures.append(str(error))
+        _write_synth(design.out, rows, failures)
+        all_rows += rows
+        all_failures += failures
+    if len(designs) > 1:
+        _write_synth(args.out, all_rows, all_failures)
+    return all_rows, all_failures, synth_markdown(all_rows, all_failures)
+
+
+def _write_synth(out, rows, failures):
+    from wrpn_rtl.golden.atomic import atomic_write
+    from wrpn_rtl.job.common import write_json
+    from wrpn_rtl.job.reports import synth_markdown
+    write_json(out / "synth.json", {"rows": rows, "failures": failures})
+    with atomic_write(out / "synth.md", "w") as handle:
+        handle.write(synth_markdown(rows, failures))
 
 
 # -- subcommands -------------------------------------------------------------------------------
 def cmd_generate(args):
     from wrpn_rtl.job.network import golden_accuracy
     prepared = _prepared(args)
-    _, summary = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
+    target = _budget_target(_targets(args, ["ice40-up5k"]))
+    _, summary = _generate(args, prepared, args.out, target)
     summary["source"] = prepared.source
     summary["test_accuracy"] = golden_accuracy(prepared.network)
     if not args.json:
@@ -221,9 +273,10 @@ def cmd_generate(args):
 
 def cmd_sim(args):
     prepared = _prepared(args)
-    accelerator, generated = _generate(args, prepared, _targets(args, ["ice40-up5k"]))
-    summary = _simulate(args, prepared, accelerator, generated)
-    summary["generate"] = generated
+    target = _budget_target(_targets(args, ["ice40-up5k"]))
+    design = _Design(args.out, [target], *_generate(args, prepared, args.out, target))
+    summary = _simulate(args, prepared, design)
+    summary["generate"] = design.generated
     if not args.json:
         print(_sim_text(summary))
     problem = _sim_problem(summary)
@@ -274,13 +327,20 @@ def _sim_text(summary):
 def cmd_synth(args):
     targets = _targets(args, ["ice40-up5k"])
     prepared = _prepared(args)
-    accelerator, generated = _generate(args, prepared, targets)
-    rows, failures, table = _synthesize(args, accelerator, generated, targets)
+    designs = _designs(args, prepared, targets)
+    rows, failures, table = _synthesize(args, designs)
     if not args.json:
         print(table)
     if failures:
         raise CommandError("; ".join(failures))
-    return {"generate": generated, "rows": rows}
+    return {"designs": [_design_entry(design) for design in designs], "rows": rows}
+
+
+def _design_entry(design, sim=None):
+    entry = {"out": str(design.out), "targets": design.targets, "generate": design.generated}
+    if sim is not None:
+        entry["sim"] = sim
+    return entry
 
 
 def cmd_flow(args):
@@ -291,10 +351,11 @@ def cmd_flow(args):
     targets = _targets(args, DEFAULT_TARGETS)
     prepared = _prepared(args)
     golden = _golden(args, prepared.network)
-    accelerator, generated = _generate(args, prepared, targets)
-    sim = _simulate(args, prepared, accelerator, generated)
-    rows, failures, table = _synthesize(args, accelerator, generated, targets)
-    summary = {"source": prepared.source, "golden": golden, "generate": generated, "sim": sim,
+    designs = _designs(args, prepared, targets)
+    sims = [_simulate(args, prepared, design) for design in designs]
+    rows, failures, table = _synthesize(args, designs)
+    summary = {"source": prepared.source, "golden": golden,
+               "designs": [_design_entry(design, sim) for design, sim in zip(designs, sims)],
                "synth": rows, "failures": failures}
     markdown = flow_markdown(prepared, summary)
     write_json(args.out / "summary.json", summary)
@@ -303,8 +364,9 @@ def cmd_flow(args):
     if not args.json:
         print(markdown)
     problems = list(failures)
-    if _sim_problem(sim):
-        problems.append(_sim_problem(sim))
+    for design, sim in zip(designs, sims):
+        if _sim_problem(sim):
+            problems.append(f"{design.out}: {_sim_problem(sim)}")
     if golden and golden["integer_vs_float_mismatches"]:
         problems.append("the integer and float golden paths disagree")
     if problems:
@@ -352,11 +414,14 @@ def cmd_golden(args):
 
 def cmd_bench(args):
     from wrpn_rtl.synth.bench import run_mvu_bench
+    from wrpn_rtl.synth.bench_network import run_network_bench
     from wrpn_rtl.synth.bench_layers import run_layer_bench
     from wrpn_rtl.toolchain import ToolMissing
     progress = lambda text: _progress(args, text)   # noqa: E731
     try:
-        if args.what == "mvu":
+        if args.what == "network":
+            report = run_network_bench(args.out, quick=args.quick, progress=progress)
+        elif args.what == "mvu":
             report = run_mvu_bench(args.out, quick=args.quick, progress=progress)
         else:
             report = run_layer_bench(args.what, args.out, quick=args.quick, progress=progress)
@@ -395,7 +460,8 @@ def build_parser():
         _add(command, *flags)
         command.set_defaults(run=run)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
-    bench.add_argument("what", choices=["mvu", "window", "conv"], help="what to benchmark")
+    bench.add_argument("what", choices=["mvu", "window", "conv", "network"],
+                       help="what to benchmark")
     _add(bench, "out", "json")
     bench.add_argument("--quick", action="store_true",
                        help="a small subset (mvu: PE=1, w/a 1/1 2/2 4/4; window/conv: two "

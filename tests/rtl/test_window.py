@@ -68,21 +68,34 @@ def _geometry_sweep():
                     except ValueError:
                         continue
                     simd = 1 + padding % 2
+                    repeats = 1 + (kernel[0] + stride[1] + padding) % 3
                     yield pytest.param((height, width, 2), kernel, stride, padding, simd,
+                                       repeats,
                                        id=f"{height}x{width}-k{kernel[0]}x{kernel[1]}"
-                                          f"-s{stride[0]}x{stride[1]}-p{padding}-simd{simd}")
+                                          f"-s{stride[0]}x{stride[1]}-p{padding}-simd{simd}"
+                                          f"-x{repeats}")
 
 
-@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", list(_geometry_sweep()))
-def test_window_geometry_sweep(in_shape, kernel, stride, padding, simd, rng):
-    """Four frames back to back: bit-exact and within 5 % of ``cycles_per_frame`` without
-    stalls, bit-exact under random stalls on both sides."""
+def repeated_windows(words, window_words_per_pixel, repeats):
+    """``words`` (every window once, in order) with each window ``repeats`` times over."""
+    out = []
+    for start in range(0, len(words), window_words_per_pixel):
+        out += words[start:start + window_words_per_pixel] * repeats
+    return out
+
+
+@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd, repeats",
+                         list(_geometry_sweep()))
+def test_window_geometry_sweep(in_shape, kernel, stride, padding, simd, repeats, rng):
+    """Four frames back to back, each window ``repeats`` times: bit-exact and within 5 % of
+    ``cycles_per_frame`` without stalls, bit-exact under random stalls on both sides."""
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
-                        simd=simd, bits=3)
+                        simd=simd, bits=3, repeats=repeats)
     frames = 4
     images = rng.integers(1, 8, (frames,) + in_shape)   # no zero codes: padding stands out
     words_in = images.reshape(-1, simd).tolist()
-    ref_words = window_words(images, kernel, stride, padding, simd)
+    ref_words = repeated_windows(window_words(images, kernel, stride, padding, simd),
+                                 dut.kernel[0] * dut.kernel[1] * in_shape[2] // simd, repeats)
     rtl_words, cycles = run_stream(dut, words_in, len(ref_words), rng=rng, width=simd)
     assert rtl_words == ref_words
     expected = frames * dut.cycles_per_frame

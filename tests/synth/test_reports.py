@@ -3,8 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from wrpn_rtl.synth.flow import (_run, nextpnr_timeout_reason, parse_nextpnr_log_failure,
-                                 parse_nextpnr_report, parse_yosys_stat)
+from wrpn_rtl import golden as g
+from wrpn_rtl.compiler.folding import choose_foldings
+from wrpn_rtl.compiler.manifest import build_accelerator
+from wrpn_rtl.job.synthesize import roofline, stage_breakdown
+from wrpn_rtl.synth.flow import (_run, nextpnr_timeout_reason, parse_module_stats,
+                                 parse_nextpnr_log_failure, parse_nextpnr_report,
+                                 parse_yosys_stat)
 
 DATA = Path(__file__).parent.parent / "data" / "synth"
 
@@ -81,3 +86,40 @@ def test_a_placement_too_full_to_legalize_names_the_fill():
     reason = parse_nextpnr_log_failure(log)
     assert reason == ("placement failed: the placer found no legal place for a logic cell "
                       "(ICESTORM_LC 4303 of 5280 used, 81%)")
+
+
+def test_per_module_statistics_count_each_modules_own_cells():
+    modules = parse_module_stats(DATA / "ecp5_modules_stat.json", "ecp5")
+    assert set(modules) == {"wrpn_accel", "wrpn_accel.classify", "wrpn_accel.layer2.mvu",
+                            "wrpn_accel.layer2.mvu.lanes"}
+    # a CCU2C is two LUT4s of carry; a submodule instance is not a cell of its parent
+    assert modules["wrpn_accel.layer2.mvu.lanes"] == {
+        "luts": 642 + 2 * 432, "flip_flops": 1387, "block_rams": 0, "dsps": 0}
+    assert modules["wrpn_accel.layer2.mvu"] == {
+        "luts": 1005 + 2 * 603, "flip_flops": 859, "block_rams": 8, "dsps": 0}
+    assert modules["wrpn_accel"] == {"luts": 0, "flip_flops": 0, "block_rams": 0, "dsps": 0}
+    # generic gates (asic): every cell that is not a flip-flop or a submodule
+    assert parse_module_stats(DATA / "ecp5_modules_stat.json", "asic")["wrpn_accel"]["luts"] == 0
+
+
+def test_stage_breakdown_groups_modules_by_stage_and_part(rng):
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(2, 3, padding=1, out_bits=2), g.MaxPool(2),
+                                         g.Dense(3, out_bits=None, batch_norm=False)])
+    network = g.quantize_network(spec, g.random_parameters(spec, rng))
+    accelerator = build_accelerator(network, choose_foldings(network, target_cycles=288))
+    used = {"luts": 10, "flip_flops": 4, "block_rams": 0, "dsps": 0}
+    names = [f"core.{stage.name}" for stage in accelerator.plan]
+    modules = {name: dict(used) for name in names}
+    modules["core.layer0.mvu.lanes"] = dict(used, luts=30)
+    modules["core.layer0.window"] = dict(used)
+    stages = stage_breakdown(accelerator, modules, core="core", family="ice40")
+    assert [s["stage"] for s in stages] == [stage.name for stage in accelerator.plan]
+    conv = stages[0]
+    assert set(conv["parts"]) == {"", "mvu.lanes", "window"}
+    assert conv["measured"]["luts"] == 50 and conv["lanes"]["luts"] == 30
+    roof = roofline(accelerator, stages, cycles_per_image=288, logic_cells=1000,
+                    fmax_mhz=50.0, logic_capacity=5280)
+    total = sum(s["measured"]["luts"] for s in stages)
+    assert roof["lane_lut_share"] == round(30 / total, 3)
+    assert roof["macs_per_image"] == 4 * 4 * 2 * 9 + 2 * 2 * 2 * 3
+    assert roof["input_floor_cycles"] == 16

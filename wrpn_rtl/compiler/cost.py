@@ -51,9 +51,20 @@ def memory(width, depth, *, writable):
     return dict(ZERO, logic_cells=width * math.ceil(depth / 16) + width * (depth > 16))
 
 
-def device_logic_cells(estimate):
-    """Expected iCE40 logic cells (LUT4 + flip-flop pairs) of an estimate."""
-    return int(estimate["logic_cells"] + UNPAIRED_FLIP_FLOPS * estimate["flip_flops"])
+#: Device families the estimate knows how to count logic for.
+FAMILIES = ("ice40", "ecp5", "asic")
+
+
+def device_logic_cells(estimate, family="ice40"):
+    """The logic an estimate is expected to take on a device ``family``: iCE40 logic cells
+    (a LUT4 and a flip-flop share a cell, so flip-flops without a LUT of their own add cells);
+    ECP5 LUT4s (``TRELLIS_COMB``; a slice's flip-flops are counted apart, and the ECP5 devices
+    have as many as LUTs) and, for the asic target, the LUT4 count as a size measure."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    if family == "ice40":
+        return int(estimate["logic_cells"] + UNPAIRED_FLIP_FLOPS * estimate["flip_flops"])
+    return int(estimate["logic_cells"])
 
 
 # -- the components, as functions of their parameters ------------------------------------------

@@ -10,8 +10,8 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
 * ``choose_foldings(network, target_cycles=T)``: that design, or a ``ValueError`` naming the
   fastest ``T`` the network allows;
 * ``choose_foldings(network, max_logic_cells=L, max_block_rams=B)``: the fastest such design
-  whose estimated iCE40 logic cells (:func:`wrpn_rtl.compiler.cost.device_logic_cells`) stay within
-  ``L`` and block RAMs within ``B`` (the cost of the cheapest design meeting ``T`` never grows
+  whose estimated logic for a device family (iCE40 logic cells or ECP5 LUT4s,
+  :func:`wrpn_rtl.compiler.cost.device_logic_cells`) stays within ``L`` and block RAMs within ``B`` (the cost of the cheapest design meeting ``T`` never grows
   with ``T``, so the smallest feasible ``T`` among the cycle counts the layers can take is the
   answer);
 * ``read_foldings(path)``: foldings given explicitly, in a JSON file
@@ -56,11 +56,11 @@ class LayerOption(NamedTuple):
 
     folding: Folding
     cycles: int          # per image
-    logic_cells: int     # estimated iCE40 logic cells (cost.device_logic_cells)
+    logic_cells: int     # estimated logic of the device family (cost.device_logic_cells)
     estimate: dict       # the stage's estimate()
 
 
-def layer_options(layer, pool=None, trailing_pools=()):
+def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     """Every folding of one Conv/Dense layer, with its cycles per image and estimate.
 
     Candidates: PE any divisor of the output channels, SIMD any divisor of the window size; a
@@ -68,6 +68,8 @@ def layer_options(layer, pool=None, trailing_pools=()):
     into a convolution; ``trailing_pools``: the stand-alone max-pools after the layer
     (``[(index, QuantMaxPool)]``, as :func:`~wrpn_rtl.compiler.stages.group_layers` gives
     them); they read its ``PE`` lanes, so their cycles and cost belong to the option.
+    ``family``: the device family whose logic the options are priced in
+    (:func:`~wrpn_rtl.compiler.cost.device_logic_cells`).
 
     Returns
     -------
@@ -93,8 +95,8 @@ def layer_options(layer, pool=None, trailing_pools=()):
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
             cycles = max([cycles] + [p.cycles_per_frame for p in pools])
             estimate = cost.add(estimate, *(p.estimate() for p in pools))
-            options.append(LayerOption(folding, cycles, cost.device_logic_cells(estimate),
-                                       estimate))
+            options.append(LayerOption(folding, cycles,
+                                       cost.device_logic_cells(estimate, family), estimate))
     options.sort(key=lambda option: (option.cycles, option.logic_cells))
     return options
 
@@ -106,7 +108,8 @@ def _cheapest_within(options, budget):
             else None)
 
 
-def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None):
+def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None,
+                    family="ice40"):
     """Balanced per-layer foldings for a cycle budget, or the fastest within a logic budget.
 
     Parameters
@@ -115,9 +118,12 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     target_cycles : int, optional
         Cycles per image every layer must meet.
     max_logic_cells : int, optional
-        Estimated iCE40 logic cells the whole accelerator may take (exactly one of the two).
+        Estimated logic the whole accelerator may take (exactly one of the two), counted for
+        ``family`` (iCE40 logic cells, ECP5 LUT4s).
     max_block_rams : int, optional
         With ``max_logic_cells``: the 4-kbit block RAMs the design may take.
+    family : str
+        The device family the design is priced for ("ice40", "ecp5" or "asic").
 
     Returns
     -------
@@ -139,8 +145,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     leading_pools = _pool_stages(leading, lanes=1, bits=network.input_bits)
     # one image code per input word, and the pools that read the image stream
     floor = max([height * width * channels] + [p.cycles_per_frame for p in leading_pools])
-    per_layer = [layer_options(group.layer, group.fused_pool, group.trailing_pools)
-                 for group in groups]
+    per_layer = [layer_options(group.layer, group.fused_pool, group.trailing_pools,
+                               family=family) for group in groups]
     fastest = max([floor] + [options[0].cycles for options in per_layer])
     if target_cycles is not None:
         if not isinstance(target_cycles, int) or target_cycles < fastest:
@@ -149,7 +155,7 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         return [_cheapest_within(options, target_cycles).folding for options in per_layer]
 
     leading_cost = cost.add(cost.ZERO, *(p.estimate() for p in leading_pools))
-    overhead = _fixed_cost(network) + cost.device_logic_cells(leading_cost)
+    overhead = _fixed_cost(network, family) + cost.device_logic_cells(leading_cost, family)
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
                                   if option.cycles >= fastest})
     rams_allowed = float("inf") if max_block_rams is None else max_block_rams
@@ -180,7 +186,7 @@ class BudgetTooSmall(ValueError):
         self.resource, self.least_logic_cells = resource, least_logic_cells
 
 
-def _fixed_cost(network):
+def _fixed_cost(network, family):
     """Estimated logic cells outside the Conv/Dense stages: width converters between them
     depend on both neighbours' foldings and are small (10-30 cells on the digits network), so
     they get a flat 40 each; the classifier head is counted exactly."""
@@ -190,7 +196,7 @@ def _fixed_cost(network):
         width, is_signed = last.acc_shape         # a logit: the accumulator plus bias
         head = cost.device_logic_cells(ClassifierGeometry(
             classes=int(np.prod(last.out_shape)), lanes=1,
-            shape=signed(width) if is_signed else unsigned(width)).estimate())
+            shape=signed(width) if is_signed else unsigned(width)).estimate(), family)
     converters = cost.CONVERTER_ALLOWANCE * len(group_layers(network)[1])
     return head + converters
 

@@ -22,8 +22,9 @@ __all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest",
            "MANIFEST_VERSION"]
 
 #: 2: a stage's "kind" is its stage kind (convert, conv, replay, dense, pool, classify), not a
-#: class name; per-stage "requantization".
-MANIFEST_VERSION = 2
+#: class name; per-stage "requantization". 3: "target" (the device the foldings were chosen
+#: for) and the estimate's "family".
+MANIFEST_VERSION = 3
 
 
 def build_accelerator(network, foldings):
@@ -66,8 +67,10 @@ def expected_outputs(accelerator, trace_outputs):
     return flat.reshape(-1, len(fields)).tolist()
 
 
-def manifest(accelerator, *, name, model=None):
-    """Everything a user of the generated Verilog needs, as a JSON-ready dict."""
+def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
+    """Everything a user of the generated Verilog needs, as a JSON-ready dict. ``target``: the
+    device the foldings were chosen for (None: not chosen for a device); ``family``: the device
+    family the whole-design estimate counts logic for."""
     network = accelerator.network
     stages, foldings = [], []
     for stage, (_, geometry), cycles in zip(accelerator.plan, accelerator.stage_models,
@@ -93,6 +96,7 @@ def manifest(accelerator, *, name, model=None):
     return {
         "format": "wrpn-rtl manifest", "version": MANIFEST_VERSION,
         "generator": f"wrpn-rtl {__version__}", "top": name, "model": model,
+        "target": target,
         "network": {"input_shape": [height, width, channels], "input_bits": network.input_bits,
                     "layers": [repr(layer) for layer in network.layers]},
         "ports": _stream_ports(accelerator),
@@ -108,7 +112,7 @@ def manifest(accelerator, *, name, model=None):
         "foldings": foldings,
         "stages": stages,
         "cycles_per_image": accelerator.cycles_per_image,
-        "estimate": accelerator.estimate(),
+        "estimate": accelerator.estimate(family),
     }
 
 
@@ -119,8 +123,10 @@ def _output_words_per_image(accelerator):
         output_fields(accelerator))
 
 
-def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None):
-    """Write ``out_dir/<name>.v`` and ``out_dir/manifest.json`` atomically.
+def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None, target=None,
+                 family="ice40"):
+    """Write ``out_dir/<name>.v`` and ``out_dir/manifest.json`` atomically (``target``,
+    ``family``: see :func:`manifest`).
 
     Returns
     -------
@@ -129,7 +135,7 @@ def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = to_verilog(accelerator, name=name)
-    info = manifest(accelerator, name=name, model=model)
+    info = manifest(accelerator, name=name, model=model, target=target, family=family)
     verilog_path, manifest_path = out_dir / f"{name}.v", out_dir / "manifest.json"
     manifest_path.unlink(missing_ok=True)    # the manifest, written last, marks a whole design
     with atomic_write(verilog_path, "w") as handle:

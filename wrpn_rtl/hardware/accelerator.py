@@ -124,11 +124,13 @@ class Accelerator(wiring.Component):
         return max([height * width * channels // self._input_simd]
                    + [c for c in self.stage_cycles() if c is not None])
 
-    def estimate(self):
+    def estimate(self, family="ice40"):
         """``logic_cells`` / ``flip_flops`` / ``memory_bits``: every stage's estimate added up,
-        and ``device_logic_cells``, the iCE40 logic cells they are expected to take."""
+        and ``device_logic_cells``, the logic they are expected to take on a device ``family``
+        (:func:`~wrpn_rtl.compiler.cost.device_logic_cells`: iCE40 logic cells, ECP5 LUT4s)."""
         total = cost.add(*(model.estimate() for model in self._models))
-        total["device_logic_cells"] = cost.device_logic_cells(total)
+        total["device_logic_cells"] = cost.device_logic_cells(total, family)
+        total["family"] = family
         return total
 
     def elaborate(self, platform):

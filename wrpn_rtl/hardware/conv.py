@@ -5,9 +5,11 @@ map folded ``pe`` codes per word (after the optional pool). The window emits ``w
 lanes (a divisor of ``C_in``); the MVU takes ``simd`` lanes (a divisor of
 ``K_h * K_w * C_in``); a :class:`~wrpn_rtl.hardware.width_converter.WidthConverter` refolds between them when
 they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
-window per cycle. With more than one neuron fold a :class:`~wrpn_rtl.hardware.replay.VectorReplay`
-replays each window once per fold while the window generator already produces the next one, so
-the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
+window per cycle. With more than one neuron fold the MVU reads each window ``NF`` times: a
+window as wide as the MVU's words emits it ``NF`` times from its line buffer (no buffer of
+its own is needed); behind a width converter a :class:`~wrpn_rtl.hardware.replay.VectorReplay`
+replays each gathered window while the window generator already produces the next one. Either
+way the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 """
 import math
 
@@ -64,9 +66,13 @@ class ConvGeometry:
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
         self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
+        # A window read in MVU-wide words repeats itself once per neuron fold from its line
+        # buffer; a narrower one is gathered first, and the gathered vector is replayed.
+        self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
         self._window = SlidingWindowGeometry(in_shape=layer.in_shape, kernel=layer.kernel,
                                              stride=layer.stride, padding=layer.padding,
-                                             simd=window_simd, bits=layer.in_bits)
+                                             simd=window_simd, bits=layer.in_bits,
+                                             repeats=self._window_repeats)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
                      if window_simd != simd else None)
@@ -76,7 +82,8 @@ class ConvGeometry:
                       if pool is not None else None)
         self._parts = [(name, part) for name, part in [
             ("window", self._window), ("converter", converter),
-            ("replay", replay_for(self._mvu)), ("mvu", self._mvu), ("pool", self._pool)]
+            ("replay", replay_for(self._mvu) if self._window_repeats == 1 else None),
+            ("mvu", self._mvu), ("pool", self._pool)]
             if part is not None]
         self._layer, self._golden_pool = layer, pool
         self._pe, self._simd, self._window_simd = self._mvu.pe, self._mvu.simd, window_simd
@@ -129,7 +136,8 @@ class ConvLayer(ConvGeometry, wiring.Component):
         built = {
             "window": lambda: SlidingWindow(
                 in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
-                padding=layer.padding, simd=self._window_simd, bits=layer.in_bits),
+                padding=layer.padding, simd=self._window_simd, bits=layer.in_bits,
+                repeats=self._window_repeats),
             "converter": lambda: WidthConverter(in_lanes=self._window_simd,
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),

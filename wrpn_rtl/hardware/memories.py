@@ -4,8 +4,10 @@ __all__ = ["memory_style", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
-#: LUTs in logic but 32 iCE40 block RAMs).
-BLOCK_ROM_MIN_DEPTH = 64
+#: LUTs in logic but 32 iCE40 block RAMs). From 32 words a bit costs two LUT4s and a
+#: multiplexer in logic: the digits network's 36 x 256-bit weight ROM (ECP5 design) measured
+#: about 1,500 LUT4s in logic, where block RAM holds it in 8 ECP5 DP16KD or 16 iCE40 blocks.
+BLOCK_ROM_MIN_DEPTH = 32
 #: A written memory (the input buffer) this deep or deeper goes to block RAM; shallower ones
 #: become flip-flops (iCE40) or LUT RAM (ECP5).
 BLOCK_RAM_MIN_DEPTH = 16

@@ -57,6 +57,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
+from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue, stream_members
 
@@ -488,18 +489,17 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         nf2 = Signal(range(nf_count), reset_less=True)
         m.d.sync += [x2.eq(x1), w2.eq(wread.data), valid2.eq(valid1),
                      last2.eq(last1), nf2.eq(nf1)]
-        lanes = [x2[i * a_bits:(i + 1) * a_bits] for i in range(simd)]
-
-        # ---- per PE: plane trees, combine, accumulate (see _pe_accumulator) -------------
-        partial_depth = 1 + self._tree_depth + self._combine_depth
-        valid_a = delay(m, valid2, partial_depth, name="valid_a")
-        last_a = delay(m, last2, partial_depth, name="last_a")
-        nf_a = delay(m, nf2, partial_depth, name="nf_a", reset_less=True)
-        accumulators = [self._pe_accumulator(m, p, w2[p], lanes, valid_a, last_a)
-                        for p in range(pe)]
-        done = Signal(name="acc_done")
+        # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
+        m.submodules.lanes = macs = MacLanes(
+            simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
+            sum_shape=self._x_shape)
+        m.d.comb += [macs.operands.eq(x2), macs.weights.eq(w2), macs.valid.eq(valid2),
+                     macs.last.eq(last2)]
+        nf_a = delay(m, nf2, macs.latency - 1, name="nf_a", reset_less=True)
+        accumulators = list(macs.sums)
+        done = macs.done
         done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)
-        m.d.sync += [done.eq(valid_a & last_a), done_nf.eq(nf_a)]
+        m.d.sync += done_nf.eq(nf_a)
 
         # ---- output stage: requantize or add the logit bias ---------------------------
         if layer.is_logits:
@@ -511,41 +511,6 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
 
         m.d.comb += [queue.valid.eq(out_valid), queue.payload.eq(Cat(*results))]
         return m
-
-    def _pe_accumulator(self, m, p, word, lanes, valid, last):
-        """PE ``p``'s datapath: a leaf per lane and magnitude plane, an adder tree per plane,
-        the planes combined, and the running sum of ``X``. Returns the register that holds a
-        finished ``X`` (valid the cycle after ``valid & last``)."""
-        a_bits = self._layer.in_bits
-        planes = []
-        for b in range(self._planes):
-            leaves = []
-            for i, lane in enumerate(lanes):
-                # u = a, or its A-bit complement for a negative weight; masked by the
-                # magnitude bit. The XOR/AND sits in the LUT in front of the leaf register
-                # (free on LUT+FF fabrics), so every tree level is a bare adder.
-                term = lane ^ word.sign[i].replicate(a_bits)
-                if self._layer.weight_bits > 1:
-                    term = Mux(word.mask[b][i], term, 0)
-                leaf = Signal(a_bits, name=f"pe{p}_plane{b}_leaf{i}", reset_less=True)
-                m.d.sync += leaf.eq(term)
-                leaves.append(leaf)
-            total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
-            planes.append(total)
-        terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
-        partial, depth = pipelined_sum(m, terms, name=f"pe{p}_combine")
-        assert depth == self._combine_depth
-        # The running sum restarts by a synchronous clear of its register after the last
-        # step (a flip-flop reset pin, not a multiplexer in front of the adder); the
-        # finished sum is caught in `result` from the same adder.
-        running = Signal(self._x_shape, name=f"pe{p}_running")
-        result = Signal(self._x_shape, name=f"pe{p}_x", reset_less=True)
-        total = running + partial
-        with m.If(valid & last):
-            m.d.sync += [running.eq(0), result.eq(total)]
-        with m.Elif(valid):
-            m.d.sync += running.eq(total)
-        return result
 
     def _per_fold_table(self, m, name, shape, rows, address, address_q):
         """A per-fold constant table (``rows[nf]``: a list over PE), valid in the cycle after

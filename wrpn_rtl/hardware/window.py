@@ -4,7 +4,8 @@ Streams
 -------
 Input: an ``H x W x C`` map as ``H * W * CG`` words of ``SIMD`` codes (``CG = C / SIMD``), rows
 first, then columns, then channel groups. Output: for each output pixel ``(oh, ow)`` in row
-order, its ``K_h x K_w`` window as ``K_h * K_w * CG`` words in the window order of
+order, its ``K_h x K_w`` window (``repeats`` times over) as ``K_h * K_w * CG`` words in the
+window order of
 :mod:`wrpn_rtl.golden.ops` (kernel row, kernel column, channel group), which is the order the
 MVU's weight memory expects. Zero padding is generated (code 0), never stored. Frames follow
 each other without a gap or a reset.
@@ -74,6 +75,10 @@ class SlidingWindowGeometry(FoldedMapWords):
         Codes per word; must divide ``C``.
     bits : int
         Code width, 1..16.
+    repeats : int
+        Copies of each window out, back to back (>= 1; default 1): a matrix-vector unit with
+        ``NF`` neuron folds reads every window ``NF`` times, and the line buffer already holds
+        it, so no replay buffer is needed behind the window.
 
     Members
     -------
@@ -86,8 +91,9 @@ class SlidingWindowGeometry(FoldedMapWords):
         A bad shape, kernel, stride, padding, bits, or ``simd`` not dividing ``C``.
     """
 
-    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1):
         kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
+        self._repeats = check_positive_int("repeats", repeats)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         simd = check_simd(simd, in_shape[2])
         self._in_shape = tuple(int(v) for v in in_shape)
@@ -102,6 +108,7 @@ class SlidingWindowGeometry(FoldedMapWords):
     stride = property(lambda self: self._stride)
     padding = property(lambda self: self._padding)
     simd = property(lambda self: self._simd)
+    repeats = property(lambda self: self._repeats)
 
     @property
     def out_hw(self):
@@ -115,7 +122,8 @@ class SlidingWindowGeometry(FoldedMapWords):
 
     @property
     def words_out_per_frame(self):
-        return self._out_hw[0] * self._out_hw[1] * self._kernel[0] * self._kernel[1] * self._groups
+        return (self._out_hw[0] * self._out_hw[1] * self._kernel[0] * self._kernel[1]
+                * self._groups * self._repeats)
 
     @property
     def cycles_per_frame(self):
@@ -179,9 +187,9 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
     output : Out(stream.Signature(ArrayLayout(unsigned(bits), simd)))
     """
 
-    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits):
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1):
         SlidingWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
-                                       padding=padding, simd=simd, bits=bits)
+                                       padding=padding, simd=simd, bits=bits, repeats=repeats)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -225,7 +233,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         return w_col, row_done
 
     def _request_generator(self, m, advance):
-        """Stage A of the reader: loops ``oh, ow, kh, kw, cg`` (``cg`` fastest), moving on while
+        """Stage A of the reader: loops ``oh, ow, rep, kh, kw, cg`` (``cg`` fastest; ``rep``
+        counts the copies of a window), moving on while
         ``advance``, and describes the current word: its memory address, whether it is inside
         the map, its row offset above the lowest row still needed, and how far that lowest row
         moves once the word is read.
@@ -247,6 +256,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         kw = Signal(range(k_w), name="kw")
         cg = Signal(range(groups), name="cg")
         ow = Signal(range(out_w), name="ow")
+        rep = Signal(range(self._repeats), name="rep")
         row_base = Signal(row_span, init=-pad, name="row_base")   # oh * S_h - pad
         col_base = Signal(col_span, init=-pad, name="col_base")   # ow * S_w - pad
         ih = Signal(row_span, init=-pad, name="ih")               # row_base + kh
@@ -268,8 +278,9 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         slot_sum = base_slot + offset
         slot = Mux(slot_sum >= rows, slot_sum - rows, slot_sum)
         last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
+        last_rep = rep == self._repeats - 1
         last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
-        leave_row = last_cg & last_kw & last_kh & last_ow
+        leave_row = last_cg & last_kw & last_kh & last_rep & last_ow
         frame_end_step = height - min(height, max(0, (out_h - 1) * s_h - pad))
         next_low = clamp_row(row_base + s_h)
         max_step = max(frame_end_step, s_h)
@@ -285,12 +296,15 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                 m.d.sync += [cg.eq(0), kw.eq(kw + 1), iw.eq(iw + 1)]
             with m.Elif(~last_kh):
                 m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(kh + 1), ih.eq(ih + 1), iw.eq(col_base)]
+            with m.Elif(~last_rep):
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(rep + 1), ih.eq(row_base),
+                             iw.eq(col_base)]
             with m.Elif(~last_ow):
-                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), ow.eq(ow + 1),
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(0), ow.eq(ow + 1),
                              col_base.eq(col_base + s_w), iw.eq(col_base + s_w), ih.eq(row_base)]
             with m.Else():
-                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), ow.eq(0), col_base.eq(-pad),
-                             iw.eq(-pad)]
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(0), ow.eq(0),
+                             col_base.eq(-pad), iw.eq(-pad)]
                 with m.If(last_oh):
                     m.d.sync += [oh.eq(0), row_base.eq(-pad), ih.eq(-pad)]
                 with m.Else():

@@ -13,9 +13,11 @@ FIT_MARGIN = 0.80
 def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
            target="ice40-up5k"):
     """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
-    or by default the fastest design within :data:`FIT_MARGIN` of ``target``'s logic)."""
+    or by default the fastest design within :data:`FIT_MARGIN` of ``target``'s logic). Logic
+    is priced for ``target``'s family: iCE40 logic cells, ECP5 LUT4s."""
     from wrpn_rtl.compiler.folding import BudgetTooSmall, choose_foldings, read_foldings
     from wrpn_rtl.synth.flow import TARGETS
+    family = TARGETS[target].family
     given = [v is not None for v in (folding_file, target_cycles, max_lc)]
     if sum(given) > 1:
         raise StepError("give at most one of --folding, --target-cycles and --max-lc")
@@ -28,20 +30,22 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
         if max_lc is None:
             capacity = TARGETS[target].logic_capacity
             if capacity is None:
-                return (choose_foldings(network, max_logic_cells=10 ** 9),
+                return (choose_foldings(network, max_logic_cells=10 ** 9, family=family),
                         "fastest design (no device limit)")
             budget = int(capacity * FIT_MARGIN)
-            how = f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} logic cells"
+            how = (f"fastest design within {FIT_MARGIN:.0%} of {target}'s {capacity} "
+                   f"{_logic_unit(family)}")
             try:
-                return (choose_foldings(network, max_logic_cells=budget,
+                return (choose_foldings(network, max_logic_cells=budget, family=family,
                                         max_block_rams=TARGETS[target].ram_capacity), how)
             except BudgetTooSmall as error:
                 raise StepError(_default_budget_problem(network, target, budget, error)) \
                     from None
         else:
-            how = f"fastest design within {max_lc} logic cells (estimated)"
+            how = f"fastest design within {max_lc} {_logic_unit(family)} (estimated)"
         rams = TARGETS[target].ram_capacity
-        return choose_foldings(network, max_logic_cells=max_lc, max_block_rams=rams), how
+        return (choose_foldings(network, max_logic_cells=max_lc, max_block_rams=rams,
+                                family=family), how)
     except ValueError as error:
         raise StepError(str(error).replace("target_cycles", "--target-cycles")
                         .replace("max_logic_cells", "--max-lc")) from None
@@ -60,6 +64,7 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
     from pathlib import Path
     from wrpn_rtl.compiler.manifest import build_accelerator, write_design
     from wrpn_rtl.golden import save_network
+    from wrpn_rtl.synth.flow import TARGETS
     foldings, how = choose(prepared.network, folding_file=folding_file,
                            target_cycles=target_cycles, max_lc=max_lc, target=target)
     progress(f"generating the accelerator: foldings {how}: "
@@ -74,16 +79,18 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
     for stale in ("manifest.json",) + REPORTS:
         (out_dir / stale).unlink(missing_ok=True)
     save_network(prepared.network, out_dir / "model.npz", float_model=prepared.float_model)
+    family = TARGETS[target].family
     verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
-                                                model=prepared.source)
+                                                model=prepared.source, target=target,
+                                                family=family)
     progress(f"  wrote {verilog} and {manifest_path}: {info['cycles_per_image']} cycles per "
-             f"image expected, about {info['estimate']['device_logic_cells']} logic cells "
-             f"estimated")
+             f"image expected, about {info['estimate']['device_logic_cells']} "
+             f"{_logic_unit(family)} estimated")
     return accelerator, {"verilog": str(verilog), "manifest": str(manifest_path),
                          "model": str(out_dir / "model.npz"),
                          "folding_rule": how, "foldings": info["foldings"],
                          "cycles_per_image": info["cycles_per_image"],
-                         "estimate": info["estimate"], "top": name}
+                         "estimate": info["estimate"], "top": name, "target": target}
 
 
 def _default_budget_problem(network, target, budget, error):
@@ -97,17 +104,23 @@ def _default_budget_problem(network, target, budget, error):
         if device.logic_capacity and device.logic_capacity > TARGETS[target].logic_capacity:
             try:
                 choose_foldings(network, max_logic_cells=int(device.logic_capacity * FIT_MARGIN),
-                                max_block_rams=device.ram_capacity)
+                                max_block_rams=device.ram_capacity, family=device.family)
                 fits.append(name)
             except ValueError:
                 pass
     advice = (f"; it fits --target {' or --target '.join(fits)}" if fits
               else "; no known device's default budget holds it: give --max-lc or --folding")
     if error.resource == "block_rams":
-        return (f"no design of this network within the default budget of {budget} logic cells "
+        return (f"no design of this network within the default budget of {budget} "
+                f"{_logic_unit(TARGETS[target].family)} "
                 f"({FIT_MARGIN:.0%} of {target}'s {TARGETS[target].logic_capacity}) fits its "
                 f"{TARGETS[target].ram_capacity} block RAMs{advice}")
-    return (f"the smallest design of this network needs about {error.least_logic_cells} logic "
-            f"cells (estimated), "
+    return (f"the smallest design of this network needs about {error.least_logic_cells} "
+            f"{_logic_unit(TARGETS[target].family)} (estimated), "
             f"more than the default budget of {budget} ({FIT_MARGIN:.0%} of {target}'s "
             f"{TARGETS[target].logic_capacity}; no --max-lc given){advice}")
+
+
+def _logic_unit(family):
+    """What a family's logic budget counts."""
+    return "LUT4s" if family == "ecp5" else "logic cells"

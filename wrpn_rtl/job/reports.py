@@ -1,32 +1,40 @@
 """Markdown for people: the synthesis table and the main job's results table."""
 
-__all__ = ["synth_markdown", "flow_markdown"]
+__all__ = ["synth_markdown", "flow_markdown", "foldings_text", "breakdown_markdown"]
+
+
+def foldings_text(foldings):
+    """``"2x9, 8x16, 1x4"``: PE x SIMD per Conv/Dense layer (manifest ``foldings`` entries)."""
+    return ", ".join(f"{f['pe']}x{f['simd']}" for f in foldings)
 
 
 def synth_markdown(rows, failures=()):
     """People's table of :func:`synthesize` rows (and of the targets that failed)."""
-    lines = ["| target | logic cells (of device) | estimate | FF | BRAM | DSP | Fmax MHz "
-             "| images/s |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| target | foldings (PE x SIMD) | cycles/image | logic cells (of device) | "
+             "estimate | FF | BRAM | DSP | Fmax MHz | images/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        design = f"{foldings_text(row['foldings'])} | {row['cycles_per_image']}"
         if row["target"] == "asic":
-            lines.append(f"| asic | {row['cells']} generic cells, ~{row['transistors']} "
-                         f"transistors | - | {row['flip_flops']} | - | - | - | - |")
+            lines.append(f"| asic | {design} | {row['cells']} generic cells, "
+                         f"~{row['transistors']} transistors | - | {row['flip_flops']} | - | "
+                         f"- | - | - |")
             continue
         fmax = row["fmax_mhz"]
-        lines.append(f"| {row['target']} | {row['logic_cells']} ({row['logic_capacity']}) | "
-                     f"{row['estimate']['device_logic_cells']} | {row['flip_flops']} | "
-                     f"{row['bram']} | {row['dsp']} | "
+        lines.append(f"| {row['target']} | {design} | {row['logic_cells']} "
+                     f"({row['logic_capacity']}) | {row['estimate']['device_logic_cells']} | "
+                     f"{row['flip_flops']} | {row['bram']} | {row['dsp']} | "
                      + (f"{fmax:.1f} | {row['images_per_second']} |" if fmax else "- | - |"))
     for failure in failures:
-        lines.append(f"| failed | {failure} | | | | | | |")
+        lines.append(f"| failed | {failure} | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
 def flow_markdown(prepared, summary):
     """The main job's results table (``summary.md``): network, golden check, simulation, and
     the synthesis table."""
-    network, generated, sim, golden = (prepared.network, summary["generate"], summary["sim"],
-                                       summary["golden"])
+    network, golden = prepared.network, summary["golden"]
+
     def describe(layer):
         text = f"{type(layer).__name__.replace('Quant', '')}{layer.out_shape}"
         if hasattr(layer, "weight_bits"):
@@ -38,11 +46,7 @@ def flow_markdown(prepared, summary):
     bits = (f"w{prepared.weight_bits}a{prepared.act_bits}"
             if None not in (prepared.weight_bits, prepared.act_bits) else "bits per layer")
     width = f", width x{prepared.width}" if prepared.width is not None else ""
-    rows = [("network", f"{prepared.source}: {bits}{width}"),
-            ("layers", layers),
-            ("foldings (PE x SIMD)", ", ".join(f"{f['pe']}x{f['simd']}"
-                                               for f in generated["foldings"])
-             + f" ({generated['folding_rule']})")]
+    rows = [("network", f"{prepared.source}: {bits}{width}"), ("layers", layers)]
     if golden and not golden["labelled"]:
         rows += [(f"golden integer vs float mismatches ({golden['images']} sample images)",
                   str(golden["integer_vs_float_mismatches"]))]
@@ -54,12 +58,62 @@ def flow_markdown(prepared, summary):
                   f"{golden['accuracy']:.4f} / {golden['float_path_accuracy']:.4f} / "
                   + " / ".join(f"{v:.4f}" if v is not None else "-" for v in (full, narrow))),
                  ("golden integer vs float mismatches", str(golden["integer_vs_float_mismatches"]))]
-    rows += [(f"RTL vs golden, {sim['images']} images ({sim['simulator']})",
-              f"{sim['mismatches']} mismatches"
-              + (f", accuracy {sim['accuracy']:.4f}" if sim.get("accuracy") is not None else "")),
-             ("cycles per image: measured (steady state) / expected",
-              f"{sim['cycles_per_image']} / {sim['expected_cycles_per_image']}"),
-             ("latency (first pixel in to label out), cycles", str(sim["latency_cycles"]))]
+    for design in summary["designs"]:
+        generated, sim = design["generate"], design["sim"]
+        which = (f" ({', '.join(design['targets'])} design)"
+                 if len(summary["designs"]) > 1 else "")
+        rows += [(f"foldings (PE x SIMD){which}",
+                  f"{foldings_text(generated['foldings'])} ({generated['folding_rule']})"),
+                 (f"RTL vs golden, {sim['images']} images ({sim['simulator']}){which}",
+                  f"{sim['mismatches']} mismatches"
+                  + (f", accuracy {sim['accuracy']:.4f}" if sim.get("accuracy") is not None
+                     else "")),
+                 (f"cycles per image: measured (steady state) / expected{which}",
+                  f"{sim['cycles_per_image']} / {sim['expected_cycles_per_image']}"),
+                 (f"latency (first pixel in to label out), cycles{which}",
+                  str(sim["latency_cycles"]))]
     lines = ["| what | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     lines += ["", synth_markdown(summary["synth"], summary["failures"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+def breakdown_markdown(row):
+    """Per-stage measured resources of one synthesis row (its ``stages``, from the
+    unflattened synthesis) beside the estimate, and the roofline line."""
+    unit = "LUT4" if row["target"].startswith("ecp5") else "LUT4 (iCE40)"
+    lines = [f"| stage | part | {unit} | FF | BRAM | DSP | estimate {unit} / FF / BRAM |",
+             "|---|---|---|---|---|---|---|"]
+    totals = dict.fromkeys(("luts", "flip_flops", "block_rams", "dsps"), 0)
+    estimated = dict.fromkeys(("luts", "flip_flops", "block_rams"), 0)
+    for stage in row["stages"]:
+        est = stage["estimate"]
+        for index, (part, used) in enumerate(stage["parts"].items()):
+            label = f"{stage['stage']} ({stage['kind']})" if index == 0 else ""
+            estimate = (f"{est['luts']} / {est['flip_flops']} / {est['block_rams']}"
+                        if index == 0 else "")
+            lines.append(f"| {label} | {part or '(control)'} | {used['luts']} | "
+                         f"{used['flip_flops']} | {used['block_rams']} | {used['dsps']} | "
+                         f"{estimate} |")
+        for key in totals:
+            totals[key] += stage["measured"][key]
+        for key in estimated:
+            estimated[key] += est[key]
+    lines.append(f"| total | | {totals['luts']} | {totals['flip_flops']} | "
+                 f"{totals['block_rams']} | {totals['dsps']} | {estimated['luts']} / "
+                 f"{estimated['flip_flops']} / {estimated['block_rams']} |")
+    roof = row.get("roofline")
+    if roof:
+        floor = roof["input_floor_images_per_second"]
+        lines += ["", f"{roof['mac_lanes']} MAC lanes; {roof['macs_per_cycle']} MACs per cycle "
+                  f"({roof['macs_per_image']} per image); "
+                  f"{roof['macs_per_cycle_per_1k_logic']} MACs per cycle per 1k placed logic "
+                  f"cells; {_percent(roof['lane_lut_share'])} of the LUT4s and "
+                  f"{_percent(roof['lane_ff_share'])} of the flip-flops in the MAC lanes "
+                  f"({roof['lane_luts_per_lane']} LUT4s per lane); input floor "
+                  f"{roof['input_floor_cycles']} cycles per image"
+                  + (f" ({floor} images/s at this Fmax)" if floor else "")]
+    return "\n".join(lines) + "\n"
+
+
+def _percent(share):
+    return "-" if share is None else f"{100 * share:.0f} %"
