@@ -12,7 +12,7 @@ from wrpn_rtl import golden as g
 from wrpn_rtl.cli import main
 from wrpn_rtl.compiler.folding import choose_foldings
 from wrpn_rtl.compiler.manifest import build_accelerator, write_design
-from wrpn_rtl.job.design import FIT_MARGIN
+from wrpn_rtl.job.design import fit_margin
 from wrpn_rtl.job.simulate import simulate
 from tests.helpers import model_file
 
@@ -64,7 +64,7 @@ def test_generate_default_fits_the_up5k_budget(tmp_path, capsys):
     code, summary, _ = run_json(capsys, ["generate", "--out", str(tmp_path)])
     assert code == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["estimate"]["device_logic_cells"] <= FIT_MARGIN * 5280
+    assert manifest["estimate"]["device_logic_cells"] <= fit_margin("ice40") * 5280
     assert manifest["cycles_per_image"] == summary["cycles_per_image"]
     assert len(manifest["foldings"]) == 3
     assert manifest["output"]["words_per_image"] == 1
@@ -100,7 +100,7 @@ def test_requantize_the_default_at_other_bits(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--target-cycles", "10"], r"--target-cycles must be an integer >= 576 \(the fewest "
+    (["--target-cycles", "10"], r"--target-cycles must be an integer >= 144 \(the fewest "
                                 r"cycles per image this network can take\), not 10"),
     (["--max-lc", "100"], r"--max-lc must be at least \d+ \(the estimate of the smallest design "
                           r"this network allows\), not 100"),
@@ -162,7 +162,7 @@ def test_a_network_too_big_for_the_default_budget_is_told_where_it_fits(tmp_path
     model = model_file(tmp_path / "wide.npz", spec, rng)
     assert main(["generate", "--model", model, "--out", str(tmp_path / "out")]) == 1
     assert re.search(r"^wrpn-rtl: error: the smallest design of this network needs about \d+ "
-                     r"logic cells \(estimated\), more than the default budget of 4224 \(80% of "
+                     r"logic cells \(estimated\), more than the default budget of 3960 \(75% of "
                      r"ice40-up5k's 5280; no --max-lc given\); it fits --target \S+",
                      capsys.readouterr().err)
     assert not (tmp_path / "out" / "model.npz").exists()

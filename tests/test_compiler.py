@@ -108,5 +108,31 @@ def test_designs_are_priced_per_device_family():
     assert ecp5.estimate("ecp5")["device_logic_cells"] <= 4224
     large = build_accelerator(network, choose_foldings(network, max_logic_cells=19430,
                                                        family="ecp5"))
-    # conv1's window reads one pixel per word: 9 words per output pixel, 64 pixels
-    assert large.cycles_per_image == 9 * 64
+    # conv1's register window emits a whole 3x3 window per word (its 8 x 8 x 8-bit map
+    # needs a 176-bit chain), where the line buffer gives one pixel per word (9 x 64 = 576
+    # cycles); conv2's map (a 896-bit chain) stays in its line buffer.
+    assert large.cycles_per_image < 9 * 64
+    assert [stage.folding.window_simd for stage in large.plan
+            if stage.kind.name == "CONV"] == [9, 16]
+
+
+def test_register_windows_are_offered_for_small_maps_only():
+    """The folding search offers whole-window words (a register window) where the chain is
+    within REGISTER_WINDOW_MAX_BITS: conv1 of the default network (8 x 8 x 1 at 8 bits: 176
+    bits), not conv2 (4 x 4 x 16 at 4 bits: 896 bits); every option's cycles come from its
+    own geometry."""
+    from wrpn_rtl.compiler.folding import layer_options
+    from wrpn_rtl.compiler.stages import group_layers
+    from wrpn_rtl.golden.zoo import load_default_model
+    from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS
+    _, groups = group_layers(load_default_model())
+    conv1, conv2 = (layer_options(group.layer, group.fused_pool, group.trailing_pools)
+                    for group in groups[:2])
+    register = [option for option in conv1 if option.folding.window_simd == 9]
+    assert register and len(register) < len(conv1)
+    assert all(option.folding.window_simd in (1, 9) for option in conv1)
+    assert not any(option.folding.window_simd == 144 for option in conv2)
+    # whole windows per word take conv1 under the line buffer's 576-cycle floor
+    assert min(option.cycles for option in register) == 100 < 576 == min(
+        option.cycles for option in conv1 if option.folding.window_simd == 1)
+    assert REGISTER_WINDOW_MAX_BITS >= 176

@@ -65,5 +65,5 @@ def test_accelerator_errors(rng):
                                          r"out_features 16, not 3$"):
         Accelerator(net, foldings=[Folding(3, 9), Folding(1, 1), Folding(1, 1)])
     with pytest.raises(ValueError, match=r"^layer2: window_simd must be a positive divisor of "
-                                         r"the channels 16, not 3$"):
+                                         r"the channels 16 or the window size 144, not 3$"):
         Accelerator(net, foldings=[Folding(1, 9, 1), Folding(1, 9, 3), Folding(1, 1)])

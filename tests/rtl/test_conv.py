@@ -17,6 +17,13 @@ CASES = [
     ((6, 6, 3), g.Conv(2, 1, weight_bits=4, out_bits=None, batch_norm=False), None, 1, 3, 3),
     ((7, 7, 2), g.Conv(4, 5, padding=2, weight_bits=2, out_bits=2), g.MaxPool(3, stride=2,
                                                                                padding=1), 2, 10, 2),
+    # register windows (window_simd = the whole window): repeated NF times, NF = 1, and
+    # scattered by a converter into a replay
+    ((8, 8, 1), g.Conv(4, 3, padding=1, weight_bits=2, out_bits=4), g.MaxPool(2), 2, 9, 9),
+    ((8, 8, 1), g.Conv(4, 3, padding=1, weight_bits=2, out_bits=4), None, 4, 9, 9),
+    ((6, 5, 2), g.Conv(6, 3, stride=2, weight_bits=1, out_bits=2), None, 3, 6, 18),
+    ((5, 7, 2), g.Conv(4, (3, 2), padding=2, weight_bits=3, out_bits=3), g.MaxPool(2, stride=1),
+     4, 12, 12),
 ]
 
 
@@ -30,12 +37,12 @@ def test_conv_layer_matches_golden_under_stalls(in_shape, conv, pool, pe, simd, 
         out = golden_pool.integer_forward(out)[1]
     assert out.shape[1:] == dut.out_shape
     ref_words = out.reshape(-1, pe).tolist()
-    rtl_words, _ = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words),
-                              rng=rng, stall_in=0.3, stall_out=0.3, width=pe)
+    rtl_words, _ = run_stream(dut, images.reshape(-1, dut.input_layout.length).tolist(),
+                              len(ref_words), rng=rng, stall_in=0.3, stall_out=0.3, width=pe)
     assert rtl_words == ref_words
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", [0, 1, 2, 5, 6, 7, 8])
 def test_conv_layer_cycles_per_frame(index, rng):
     in_shape, conv, pool, pe, simd, window_simd = CASES[index]
     layer, golden_pool = conv_network(rng, in_shape, conv, pool)
@@ -46,8 +53,8 @@ def test_conv_layer_cycles_per_frame(index, rng):
     if golden_pool is not None:
         out = golden_pool.integer_forward(out)[1]
     ref_words = out.reshape(-1, pe).tolist()
-    rtl_words, cycles = run_stream(dut, images.reshape(-1, window_simd).tolist(), len(ref_words),
-                                   rng=rng, width=pe)
+    rtl_words, cycles = run_stream(dut, images.reshape(-1, dut.input_layout.length).tolist(),
+                                   len(ref_words), rng=rng, width=pe)
     assert rtl_words == ref_words
     expected = frames * dut.cycles_per_frame
     assert cycles <= 1.05 * expected + dut.mvu.latency + 20, (cycles, expected)
@@ -56,7 +63,7 @@ def test_conv_layer_cycles_per_frame(index, rng):
 def test_conv_layer_errors(rng):
     layer, pool = conv_network(rng, (8, 8, 2), g.Conv(4, 3, padding=1), g.MaxPool(2))
     with pytest.raises(ValueError, match=r"^window_simd must be a positive divisor of the "
-                                         r"channels 2, not 3$"):
+                                         r"channels 2 or the window size 18, not 3$"):
         ConvLayer(layer, pe=2, simd=6, window_simd=3)
     with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 4, "
                                          r"not 3$"):

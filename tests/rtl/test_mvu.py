@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
-from wrpn_rtl.hardware.mvu import MatrixVectorUnit
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.mvu import MatrixVectorUnit, REQUANTIZATIONS
 
 from wrpn_rtl.sim.amaranth_stream import run_stream
 from tests.helpers import dense_layer, dense_reference as reference
@@ -157,11 +158,11 @@ REQUANTIZATION_CASES = [(1, 2, 3), (2, 3, 2), (4, 1, 6), (6, 6, 1), (8, 2, 6), (
 
 
 @pytest.mark.parametrize("out_bits, pe, simd, form", [
-    case + (form,) for case in REQUANTIZATION_CASES for form in ("thresholds", "affine")
+    case + (form,) for case in REQUANTIZATION_CASES for form in REQUANTIZATIONS
     if form == "affine" or case[0] <= 8])
 def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
-    """Both exact requantizers against golden, from 1 to 16 output bits (thresholds only up to
-    8 bits: 65,535 comparators per PE is what the affine form is for)."""
+    """The exact requantizers against golden, from 1 to 16 output bits (threshold tables only
+    up to 8 bits: 65,535 thresholds per channel is what the affine form is for)."""
     layer = dense_layer(rng, in_features=6, out_features=6, weight_bits=3, in_bits=4,
                         out_bits=out_bits)
     mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=form)
@@ -174,18 +175,68 @@ def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
     assert len(np.unique(want)) > 2 or out_bits == 1       # the codes are not all clipped
 
 
-@pytest.mark.parametrize("out_bits, form", [(4, "thresholds"), (8, "affine"), (16, "affine")])
-def test_mvu_picks_the_cheaper_requantizer(out_bits, form, rng):
+@pytest.mark.parametrize("out_bits, simd, form", [
+    (2, 16, "thresholds"),     # SF = 1: no time to scan, three comparators in parallel
+    (4, 2, "serial"),          # SF = 8: two comparators per PE scan the 15 thresholds
+    (8, 4, "affine"), (16, 4, "affine")])
+def test_mvu_picks_the_cheaper_requantizer(out_bits, simd, form, rng):
     layer = dense_layer(rng, in_features=16, out_features=4, weight_bits=2, in_bits=4,
                         out_bits=out_bits)
-    assert MatrixVectorUnit(layer, pe=2, simd=4).requantization == form
+    mvu = MatrixVectorUnit(layer, pe=2, simd=simd)
+    assert mvu.requantization == form
+    prices = {}
+    for other in REQUANTIZATIONS:
+        try:
+            unit = MatrixVectorUnit(layer, pe=2, simd=simd, requantization=other)
+        except ValueError:      # no threshold table at 16 bits
+            continue
+        prices[other] = cost.requantization_price(unit.estimate())
+    assert prices[form] == min(prices.values())
+
+
+def test_serial_table_goes_where_it_is_cheaper(rng):
+    """The serial form's table: deep and narrow (one PE) in block RAM, as wide as 16 PEs in
+    logic, each where requantization_price is lower."""
+    layer = dense_layer(rng, in_features=256, out_features=32, weight_bits=2, in_bits=4,
+                        out_bits=4)
+    narrow = MatrixVectorUnit(layer, pe=1, simd=16, requantization="serial")
+    wide = MatrixVectorUnit(layer, pe=16, simd=16, requantization="serial")
+    assert narrow.memory_styles()["thresholds"] == "block"     # 32 x 15 rows of 1 PE
+    assert wide.memory_styles()["thresholds"] == "logic"       # 2 x 15 rows of 16 PEs
+    for unit in (narrow, wide):
+        bits = unit.memory_bits()["thresholds"]
+        width, depth = bits // unit._table_words(), unit._table_words()
+        chosen = unit.memory_styles()["thresholds"]
+        other = "logic" if chosen == "block" else "block"
+        price = {style: cost.requantization_price(cost.memory(width, depth, writable=False,
+                                                              style=style))
+                 for style in (chosen, other)}
+        assert price[chosen] <= price[other]
+
+
+@pytest.mark.parametrize("out_bits, sf, comparators, steps", [
+    (4, 1, 15, 1), (4, 2, 8, 2), (4, 4, 4, 4), (4, 5, 3, 5), (4, 16, 1, 15), (2, 2, 2, 2),
+    (1, 3, 1, 1), (3, 6, 2, 4)])
+def test_serial_requantizer_scans_within_a_word(out_bits, sf, comparators, steps, rng):
+    """R comparators per PE and S <= SF steps per word, over a table of NF * S rows; checked
+    against golden under stalls, NF = 2, with and without back-to-back words."""
+    layer = dense_layer(rng, in_features=2 * sf, out_features=4, weight_bits=2, in_bits=3,
+                        out_bits=out_bits)
+    mvu = MatrixVectorUnit(layer, pe=2, simd=2, requantization="serial")
+    assert (mvu._serial_comparators, mvu._serial_steps) == (comparators, steps)
+    assert mvu.memory_bits()["thresholds"] == \
+        2 * mvu.neuron_fold * steps * (1 + comparators * mvu._threshold_shape().width)
+    vectors = np.concatenate([rng.integers(0, 8, (7, 2 * sf)), np.full((1, 2 * sf), 7)])
+    for stall in (0.0, 0.4):
+        rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=stall, stall_out=stall)
+        np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
 def test_mvu_rejects_a_bad_requantization(rng):
     layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
                         out_bits=2)
-    with pytest.raises(ValueError, match=r"^requantization must be None, 'thresholds' or "
-                                         r"'affine', not 'lut'$"):
+    with pytest.raises(ValueError, match=r"^requantization must be None, 'thresholds', "
+                                         r"'serial' or 'affine', not 'lut'$"):
         MatrixVectorUnit(layer, pe=1, simd=1, requantization="lut")
 
 
@@ -196,7 +247,7 @@ def test_mvu_refuses_impractical_thresholds(rng):
                         out_bits=12)
     with pytest.raises(ValueError, match=r"^layer0: out_bits must be at most 10 for threshold "
                                          r"requantization \(asked for\), not 12: 4095 "
-                                         r"comparators per PE$"):
+                                         r"thresholds per channel$"):
         MatrixVectorUnit(layer, pe=1, simd=1, requantization="thresholds")
     # multiplier 1/3, offset 0.9: accumulators -3..0 sit on rounding ties (see the golden
     # threshold tests)

@@ -14,10 +14,11 @@ from tests.helpers import conv_network
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-def test_exported_conv_layer_matches_golden(simulator, tmp_path, rng):
+@pytest.mark.parametrize("window_simd", [1, 9], ids=["line_buffer", "register_window"])
+def test_exported_conv_layer_matches_golden(window_simd, simulator, tmp_path, rng):
     layer, pool = conv_network(rng, (6, 6, 1), g.Conv(4, 3, padding=1, weight_bits=2,
                                                       out_bits=4), g.MaxPool(2))
-    dut = ConvLayer(layer, pe=2, simd=9, window_simd=1, pool=pool)
+    dut = ConvLayer(layer, pe=2, simd=9, window_simd=window_simd, pool=pool)
     verilog = write_verilog(dut, tmp_path / "conv.v", name="conv")
     images = rng.integers(0, 16, (2, 6, 6, 1))
     expected = pool.integer_forward(layer.integer_forward(images)[1])[1].reshape(-1, 2)

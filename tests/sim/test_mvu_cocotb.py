@@ -18,13 +18,13 @@ CASES = [
 ]
 
 
-def run_case(case, simulator, tmp_path, rng, *, stall):
+def run_case(case, simulator, tmp_path, rng, *, stall, requantization=None):
     """``stall``: one setting for both streams, or ``(input, output)``."""
     stall_in, stall_out = stall if isinstance(stall, tuple) else (stall, stall)
     weight_bits, in_bits, out_bits, in_features, out_features, pe, simd = case
     layer = dense_layer(rng, in_features=in_features, out_features=out_features,
                         weight_bits=weight_bits, in_bits=in_bits, out_bits=out_bits)
-    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=requantization)
     lane_shape = mvu.output.payload.shape().elem_shape
     verilog = write_verilog(mvu, tmp_path / "mvu.v", name="mvu")
     vectors = rng.integers(0, 1 << in_bits, (8, in_features))
@@ -42,6 +42,16 @@ def run_case(case, simulator, tmp_path, rng, *, stall):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "w{}a{}o{}_{}x{}_pe{}_simd{}".format(*c))
 def test_exported_mvu_matches_golden_under_stalls(case, simulator, tmp_path, rng):
     run_case(case, simulator, tmp_path, rng, stall=0.4)
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+@pytest.mark.parametrize("form", ["thresholds", "serial", "affine"])
+def test_exported_requantizers_match_golden(form, simulator, tmp_path, rng):
+    """Each requantizer form in Verilog: SF = 12, NF = 4 (the serial form: 2 comparators per
+    PE over 8 steps, a 32-row table read through a memory port)."""
+    mvu, _ = run_case((2, 4, 4, 48, 8, 2, 4), simulator, tmp_path, rng, stall=0.3,
+                      requantization=form)
+    assert mvu.requantization == form
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])

@@ -12,8 +12,9 @@ import math
 from wrpn_rtl.hardware.memories import memory_style
 
 __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
-           "threshold_requantizer", "affine_requantizer", "logit_adder", "matrix_vector_unit",
-           "sliding_window", "max_pool_reducer", "block_max_pool", "vector_replay",
+           "threshold_requantizer", "serial_requantizer", "serial_control",
+           "requantization_price", "affine_requantizer", "logit_adder", "matrix_vector_unit",
+           "sliding_window", "register_window", "max_pool_reducer", "block_max_pool", "vector_replay",
            "width_converter", "classifier_head", "CONVERTER_ALLOWANCE"]
 
 ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0}
@@ -36,13 +37,14 @@ def fifo(width, depth):
     return dict(ZERO, logic_cells=width * depth + 3 * depth, flip_flops=width * depth + 3 * depth)
 
 
-def memory(width, depth, *, writable):
-    """A memory of ``depth`` words of ``width`` bits, placed by :func:`memory_style`: block RAM
-    counts its bits; logic counts a LUT4 per bit per 16 words for a constant table (a LUT4 is a
-    16 x 1 ROM) and a flip-flop plus a read multiplexer per bit for a writable buffer."""
+def memory(width, depth, *, writable, style=None):
+    """A memory of ``depth`` words of ``width`` bits, placed by :func:`memory_style` (or in
+    ``style``, "block" or "logic"): block RAM counts its bits; logic counts a LUT4 per bit per
+    16 words for a constant table (a LUT4 is a 16 x 1 ROM) and a flip-flop plus a read
+    multiplexer per bit for a writable buffer."""
     if depth <= 1 and not writable:
         return dict(ZERO)
-    if memory_style(depth, writable=writable) == "block":
+    if (style or memory_style(depth, writable=writable)) == "block":
         blocks = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in ICE40_RAM_SHAPES)
         return {"logic_cells": 0, "flip_flops": 0, "memory_bits": width * depth,
                 "block_rams": blocks}
@@ -103,6 +105,33 @@ def threshold_requantizer(*, levels, compare_bits, out_bits):
                 flip_flops=levels + out_bits)
 
 
+def serial_requantizer(*, comparators, compare_bits, x_bits, out_bits):
+    """One PE's serial requantizer: ``comparators`` comparators and their registers, the count
+    of those passed, the running count and the held accumulator."""
+    tree_cells, tree_flops = adder_tree(comparators, 1)
+    return dict(ZERO, logic_cells=comparators * (compare_bits // 2 + 1) + tree_cells + out_bits,
+                flip_flops=comparators + tree_flops + out_bits + x_bits)
+
+
+def serial_control(*, table_words, steps):
+    """The serial requantizers' shared control: the table address and step counters and the
+    step markers."""
+    bits = max(1, (table_words - 1).bit_length()) + max(1, (steps - 1).bit_length())
+    return dict(ZERO, logic_cells=bits + 4, flip_flops=bits + 8)
+
+
+#: What a block RAM is worth in logic cells when a requantizer form or a table's place is
+#: chosen: the same share of the smallest device (an iCE40 UP5K: 5280 logic cells, 30 block
+#: RAMs), so a table moves to block RAM only where it saves at least that much logic.
+BLOCK_RAM_PRICE = 5280 // 30
+
+
+def requantization_price(estimate):
+    """One number to choose a requantizer form by: iCE40 logic cells (flip-flops without a
+    LUT add cells) plus :data:`BLOCK_RAM_PRICE` per block RAM."""
+    return device_logic_cells(estimate, "ice40") + BLOCK_RAM_PRICE * estimate["block_rams"]
+
+
 def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits):
     """One PE's affine requantizer: an array multiplier (a cell per partial-product bit), the
     adder, the clamp, and their registers."""
@@ -115,12 +144,11 @@ def logit_adder(*, accumulator_bits):
     return dict(ZERO, logic_cells=accumulator_bits, flip_flops=accumulator_bits)
 
 
-def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantizer, weight_word_bits,
-                       weight_words, table_row_bits, folds, buffered_words, output_word_bits,
-                       queue_depth):
+def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
+                       weight_words, buffered_words, output_word_bits, queue_depth):
     """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
-    requantizer (``requantizer``: one PE's estimate), the operand registers, the weight ROM,
-    the per-fold table (``table_row_bits`` per fold), the input buffer (``buffered_words`` of
+    output stage (``requantization``: every PE's requantizer or bias adder with its table of
+    constants), the operand registers, the weight ROM, the input buffer (``buffered_words`` of
     ``simd * in_bits``; 0 when replayed) and the output queue. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
     leaf_bits = simd * in_bits * planes * pe
@@ -129,15 +157,12 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantizer, weight
     flops = leaf_bits + tree_flops * planes * pe
     cells += (planes - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
     flops += (planes - 1) * x_bits * pe + x_bits * pe
-    cells += requantizer["logic_cells"] * pe
-    flops += requantizer["flip_flops"] * pe
     flops += 2 * simd * in_bits + weight_word_bits           # operand registers
     datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
-    memories = [memory(weight_word_bits, weight_words, writable=False),
-                memory(table_row_bits, folds, writable=False)]
+    memories = [memory(weight_word_bits, weight_words, writable=False)]
     if buffered_words:
         memories.append(memory(simd * in_bits, buffered_words, writable=True))
-    total = add(datapath, *memories, fifo(output_word_bits, queue_depth))
+    total = add(datapath, requantization, *memories, fifo(output_word_bits, queue_depth))
     total["partial_product_bound"] = simd * pe * in_bits * planes
     return total
 
@@ -147,6 +172,15 @@ def sliding_window(*, word_bits, buffer_words, queue_depth):
     buffer of ``buffer_words`` words."""
     return add(dict(ZERO, **WINDOW_CONTROL), fifo(word_bits, queue_depth),
                memory(word_bits, buffer_words, writable=True))
+
+
+def register_window(*, chain_bits, window_bits, positions):
+    """A register window: the shift-register chain, the held window (its output register),
+    position counters and masks."""
+    counters = 2 * max(1, (positions - 1).bit_length())
+    control = dict(ZERO, logic_cells=counters + 12, flip_flops=counters + 8)
+    chain = dict(ZERO, logic_cells=chain_bits // 4, flip_flops=chain_bits + window_bits)
+    return add(control, chain)
 
 
 def max_pool_reducer(*, stored_bits):

@@ -31,7 +31,8 @@ from wrpn_rtl.compiler.stages import Folding, group_layers
 from wrpn_rtl.golden.layers import QuantDense, QuantLinear
 from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.classifier import ClassifierGeometry
-from wrpn_rtl.hardware.conv import ConvGeometry
+from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
+from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
 from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
@@ -86,19 +87,37 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
                 replay = replay_for(stage)
                 estimate = cost.add(stage.estimate(),
                                     replay.estimate() if replay is not None else cost.ZERO)
+                candidates = [(folding, cycles, estimate)]
             else:
-                folding = Folding(pe=pe, simd=simd, window_simd=math.gcd(simd, layer.in_channels))
-                stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=folding.window_simd,
-                                     pool=pool)
-                cycles = stage.cycles_per_frame
-                estimate = stage.estimate()
+                candidates = []
+                for window_simd in _window_choices(layer, simd):
+                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd)
+                    stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
+                                         pool=pool)
+                    candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
-            cycles = max([cycles] + [p.cycles_per_frame for p in pools])
-            estimate = cost.add(estimate, *(p.estimate() for p in pools))
-            options.append(LayerOption(folding, cycles,
-                                       cost.device_logic_cells(estimate, family), estimate))
+            for folding, cycles, estimate in candidates:
+                cycles = max([cycles] + [p.cycles_per_frame for p in pools])
+                estimate = cost.add(estimate, *(p.estimate() for p in pools))
+                options.append(LayerOption(folding, cycles,
+                                           cost.device_logic_cells(estimate, family), estimate))
     options.sort(key=lambda option: (option.cycles, option.logic_cells))
     return options
+
+
+def _window_choices(layer, simd):
+    """The window words a convolution with MVU width ``simd`` may read: ``gcd(SIMD, C_in)``
+    codes from the line buffer, and whole windows from a register window where the map is
+    small enough (:data:`~wrpn_rtl.hardware.register_window.REGISTER_WINDOW_MAX_BITS`) and
+    the MVU takes whole windows or a divisor of them."""
+    choices = [math.gcd(simd, layer.in_channels)]
+    if is_register_window(layer, layer.window_size):
+        chain = RegisterWindowGeometry(in_shape=layer.in_shape, kernel=layer.kernel,
+                                       stride=layer.stride, padding=layer.padding,
+                                       bits=layer.in_bits)
+        if chain.chain_bits() <= REGISTER_WINDOW_MAX_BITS:
+            choices.append(layer.window_size)
+    return choices
 
 
 def _cheapest_within(options, budget):

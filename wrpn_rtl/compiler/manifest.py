@@ -17,13 +17,14 @@ from wrpn_rtl.compiler.export import to_verilog
 from wrpn_rtl.compiler.stages import StageKind
 from wrpn_rtl.golden.atomic import atomic_write
 from wrpn_rtl.hardware.accelerator import Accelerator
+from wrpn_rtl.hardware.conv import is_register_window
 
 __all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest", "write_design",
            "MANIFEST_VERSION"]
 
 #: 2: a stage's "kind" is its stage kind (convert, conv, replay, dense, pool, classify), not a
 #: class name; per-stage "requantization". 3: "target" (the device the foldings were chosen
-#: for) and the estimate's "family".
+#: for) and the estimate's "family"; a conv stage's "window" ("line_buffer" or "register").
 MANIFEST_VERSION = 3
 
 
@@ -79,10 +80,12 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
         if stage.kind in (StageKind.CONV, StageKind.DENSE):
             layer = stage.layer
             mvu = geometry.mvu if stage.kind is StageKind.CONV else geometry
-            window_simd = stage.in_lanes if stage.kind is StageKind.CONV else None
+            window_simd = stage.folding.window_simd if stage.kind is StageKind.CONV else None
             entry.update({
                 "layer": repr(layer), "pool": repr(stage.pool) if stage.pool else None,
                 "pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd,
+                "window": (("register" if is_register_window(layer, window_simd)
+                            else "line_buffer") if window_simd is not None else None),
                 "weight_bits": layer.weight_bits, "in_bits": layer.in_bits,
                 "out_bits": layer.out_bits, "accumulator_bits": mvu.accumulator_shape.width,
                 "accumulator_signed": mvu.accumulator_shape.signed,

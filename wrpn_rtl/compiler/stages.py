@@ -15,6 +15,7 @@ manifest and the simulation's localizer:
 Names: a stage computing a golden layer carries that layer's name; a converter or a replay in
 front of layer ``L`` is ``L_convert`` / ``L_replay``; the head is ``classify``.
 """
+import dataclasses
 from dataclasses import dataclass
 import enum
 import math
@@ -22,6 +23,7 @@ import math
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.layers import QuantDense, QuantLinear
 from wrpn_rtl.golden.network import QuantizedNetwork
+from wrpn_rtl.hardware.conv import conv_input_lanes
 
 __all__ = ["Folding", "StageKind", "Stage", "LayerGroup", "group_layers", "plan_stages"]
 
@@ -30,10 +32,10 @@ __all__ = ["Folding", "StageKind", "Stage", "LayerGroup", "group_layers", "plan_
 class Folding:
     """PE x SIMD of one Conv/Dense layer (and the window's input lanes for a convolution).
 
-    ``window_simd``: codes per word into a convolution's sliding window (a divisor of
-    ``C_in``); None means ``gcd(SIMD, C_in)``, what the folding search chooses (a width
-    converter in front regroups the stage before's lanes when they differ). Dense layers
-    ignore it.
+    ``window_simd``: codes per word out of a convolution's window: a divisor of ``C_in``
+    (the line buffer; its input words are as wide) or the whole window ``K_h * K_w * C_in``
+    (a register window, whole pixels in); None means ``gcd(SIMD, C_in)``. A width converter
+    in front regroups the stage before's lanes when they differ. Dense layers ignore it.
     """
 
     pe: int
@@ -66,7 +68,8 @@ class Stage:
     pool : QuantMaxPool or None
         The max-pool fused into a CONV stage.
     folding : Folding or None
-        CONV and DENSE stages (and the REPLAY in front of a dense layer).
+        CONV and DENSE stages (and the REPLAY in front of a dense layer); a CONV stage's
+        ``window_simd`` is resolved (never None).
     in_lanes, out_lanes : int
         Codes per input / output word.
     bits : int
@@ -186,10 +189,12 @@ def plan_stages(network, foldings, *, input_simd=1):
         else:
             window_simd = (fold.window_simd if fold.window_simd is not None
                            else math.gcd(fold.simd, layer.in_channels))
-            convert(layer.name, window_simd)
+            fold = dataclasses.replace(fold, window_simd=window_simd)
+            in_lanes = conv_input_lanes(layer, window_simd)
+            convert(layer.name, in_lanes)
             golden_index = group.index + (group.fused_pool is not None)
             stages.append(Stage(layer.name, StageKind.CONV, layer, group.fused_pool, fold,
-                                window_simd, fold.pe, bits, golden_index))
+                                in_lanes, fold.pe, bits, golden_index))
         lanes, bits = fold.pe, layer.out_bits
         pools(group.trailing_pools)
     last = network.layers[-1]

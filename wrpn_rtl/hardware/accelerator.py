@@ -145,7 +145,7 @@ def _stage_parameters(stage):
     if kind is StageKind.CONVERT:
         return (), {"in_lanes": stage.in_lanes, "out_lanes": stage.out_lanes, "bits": stage.bits}
     if kind is StageKind.CONV:
-        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "window_simd": stage.in_lanes,
+        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "window_simd": fold.window_simd,
                                 "pool": stage.pool}
     if kind is StageKind.REPLAY:
         return (), {"words": stage.layer.window_size // fold.simd,

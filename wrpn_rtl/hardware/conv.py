@@ -1,8 +1,12 @@
 """A streaming convolution layer: window -> (width converter) -> (replay) -> MVU -> (max-pool).
 
-The input is the layer's folded map (``window_simd`` codes per word), the output the next
-map folded ``pe`` codes per word (after the optional pool). The window emits ``window_simd``
-lanes (a divisor of ``C_in``); the MVU takes ``simd`` lanes (a divisor of
+The input is the layer's folded map (``window_simd`` codes per word, or whole pixels for a
+register window), the output the next map folded ``pe`` codes per word (after the optional
+pool). The window emits ``window_simd`` lanes: a divisor of ``C_in`` from the line buffer
+(:class:`~wrpn_rtl.hardware.window.SlidingWindow`), or the whole window
+``K_h * K_w * C_in`` from a shift-register window
+(:class:`~wrpn_rtl.hardware.register_window.RegisterWindow`, for small maps: a 1-channel image
+then gives a 3x3 window per cycle instead of one pixel); the MVU takes ``simd`` lanes (a divisor of
 ``K_h * K_w * C_in``); a :class:`~wrpn_rtl.hardware.width_converter.WidthConverter` refolds between them when
 they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
 window per cycle. With more than one neuron fold the MVU reads each window ``NF`` times: a
@@ -20,12 +24,25 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantConv2d, QuantMaxPool
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
 from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
+from wrpn_rtl.hardware.register_window import RegisterWindow, RegisterWindowGeometry
 from wrpn_rtl.hardware.replay import replay_for
 from wrpn_rtl.hardware.streams import chain_stages, stream_members
 from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
-__all__ = ["ConvGeometry", "ConvLayer"]
+__all__ = ["ConvGeometry", "ConvLayer", "conv_input_lanes", "is_register_window"]
+
+
+def is_register_window(layer, window_simd):
+    """Whether ``window_simd`` asks for a register window: the whole window per word, where
+    that is more than the line buffer's words (divisors of ``C_in``) can hold."""
+    return window_simd == layer.window_size and layer.in_channels % window_simd != 0
+
+
+def conv_input_lanes(layer, window_simd):
+    """Codes per input word of a convolution whose window emits ``window_simd`` codes:
+    ``window_simd`` for the line buffer, one whole pixel (``C_in``) for a register window."""
+    return layer.in_channels if is_register_window(layer, window_simd) else window_simd
 
 
 class ConvGeometry:
@@ -39,7 +56,9 @@ class ConvGeometry:
     pe, simd : int
         The MVU folding (see :class:`~wrpn_rtl.hardware.mvu.MatrixVectorUnit`).
     window_simd : int or None
-        Codes per input word; must divide ``C_in``. Defaults to ``gcd(simd, C_in)``.
+        Codes per window word: a divisor of ``C_in`` (the line buffer, as many codes per input
+        word) or ``K_h * K_w * C_in`` (a register window: whole windows out, whole pixels in).
+        Defaults to ``gcd(simd, C_in)``.
     pool : wrpn_rtl.golden.QuantMaxPool or None
         A max-pool on this layer's output (its input shape must be the layer's output).
 
@@ -56,7 +75,14 @@ class ConvGeometry:
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
             window_simd = math.gcd(simd, layer.in_channels) if isinstance(simd, int) else simd
-        check_simd(window_simd, layer.in_channels, name="window_simd")
+        register = is_register_window(layer, window_simd)
+        if not register:
+            try:
+                check_simd(window_simd, layer.in_channels, name="window_simd")
+            except ValueError:
+                raise ValueError(f"window_simd must be a positive divisor of the channels "
+                                 f"{layer.in_channels} or the window size {layer.window_size}, "
+                                 f"not {window_simd!r}") from None
         if pool is not None:
             if not isinstance(pool, QuantMaxPool):
                 raise TypeError(f"pool must be a golden QuantMaxPool or None, not {pool!r}")
@@ -69,10 +95,11 @@ class ConvGeometry:
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
-        self._window = SlidingWindowGeometry(in_shape=layer.in_shape, kernel=layer.kernel,
-                                             stride=layer.stride, padding=layer.padding,
-                                             simd=window_simd, bits=layer.in_bits,
-                                             repeats=self._window_repeats)
+        window_class = RegisterWindowGeometry if register else SlidingWindowGeometry
+        self._window = window_class(in_shape=layer.in_shape, kernel=layer.kernel,
+                                    stride=layer.stride, padding=layer.padding,
+                                    bits=layer.in_bits, repeats=self._window_repeats,
+                                    **({} if register else {"simd": window_simd}))
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
                      if window_simd != simd else None)
@@ -87,6 +114,7 @@ class ConvGeometry:
             if part is not None]
         self._layer, self._golden_pool = layer, pool
         self._pe, self._simd, self._window_simd = self._mvu.pe, self._mvu.simd, window_simd
+        self._register_window = register
 
     layer = property(lambda self: self._layer)
     mvu = property(lambda self: self._mvu)
@@ -133,11 +161,12 @@ class ConvLayer(ConvGeometry, wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layer, pool = self._layer, self._golden_pool
+        window_class = RegisterWindow if self._register_window else SlidingWindow
         built = {
-            "window": lambda: SlidingWindow(
+            "window": lambda: window_class(
                 in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
-                padding=layer.padding, simd=self._window_simd, bits=layer.in_bits,
-                repeats=self._window_repeats),
+                padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
+                **({} if self._register_window else {"simd": self._window_simd})),
             "converter": lambda: WidthConverter(in_lanes=self._window_simd,
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),

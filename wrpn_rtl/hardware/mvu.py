@@ -32,11 +32,16 @@ into the logit bias that a logits layer adds once per output. ``X`` lies in
 ``[acc_low - C, acc_high - C]`` of the golden bound (zero-padded inputs included), so its
 register is exactly as wide as that range needs.
 
-Requantization takes the cheaper of the golden model's two exact forms (:attr:`requantization`):
+Requantization takes the cheapest of three exact forms (:attr:`requantization`):
 *thresholds* compare ``X`` with the golden thresholds shifted by ``C`` (direction -1 channels
 are folded in too: ``-acc >= T  <=>  not (X >= 1 - T - C)``), all in parallel, and count the
 passed thresholds with a pipelined adder tree (``2**out_bits - 1`` comparators per PE, cheap at
-a few bits); the *affine* form (:class:`~wrpn_rtl.golden.thresholds.AffineRequantizer`, proved
+a few bits and a single fold); the *serial* form uses the time between output words (a PE
+finishes one every ``SF`` cycles): ``R = ceil((2**out_bits - 1) / SF)`` comparators per PE scan
+the same thresholds ``R`` at a time over ``S = ceil((2**out_bits - 1) / R) <= SF`` cycles and
+count the passes, reading them from a table of ``NF * S`` rows (one per output word and step,
+deep and narrow, so it goes to block RAM where the parallel form's ``NF`` wide rows would be
+logic); the *affine* form (:class:`~wrpn_rtl.golden.thresholds.AffineRequantizer`, proved
 equal to the thresholds over the reachable range) computes
 ``clip((d * M * X + K) >> S, 0, L)`` with ``K = d * C * M + B``: one multiplier, one adder
 and a clamp per PE in three registered steps, whatever the output bits.
@@ -61,12 +66,15 @@ from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue, stream_members
 
-__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS"]
+__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS"]
 
 
-#: Output bits up to which the threshold requantizer (``2**bits - 1`` comparators per PE) is
-#: built at all; wider outputs need the affine form.
+#: Output bits up to which the threshold requantizers (a table of ``2**bits - 1`` thresholds
+#: per channel) are built at all; wider outputs need the affine form.
 MAX_THRESHOLD_BITS = 10
+
+#: The requantizer forms (see the module docstring); the first two read threshold tables.
+REQUANTIZATIONS = ("thresholds", "serial", "affine")
 
 
 def _check_fold(name, value, total, what):
@@ -75,6 +83,10 @@ def _check_fold(name, value, total, what):
     if value < 1 or total % value:
         raise ValueError(f"{name} must be a positive divisor of {what} {total}, not {value!r}")
     return int(value)
+
+
+def _log2_ceil(n):
+    return math.ceil(math.log2(n)) if n > 1 else 0
 
 
 def _memory_attrs(depth, *, writable):
@@ -100,8 +112,8 @@ class MatrixVectorGeometry:
         :class:`~wrpn_rtl.hardware.replay.VectorReplay`), so the unit keeps no input buffer. Default
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
         own buffer for folds 1..NF-1 (input is refused meanwhile).
-    requantization : None, "thresholds" or "affine"
-        The requantizer's form (see :attr:`requantization`); None picks the cheaper exact one.
+    requantization : None, "thresholds", "serial" or "affine"
+        The requantizer's form (see :attr:`requantization`); None picks the cheapest exact one.
 
     Members
     -------
@@ -119,24 +131,26 @@ class MatrixVectorGeometry:
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
-        if requantization not in (None, "thresholds", "affine"):
-            raise ValueError(f"requantization must be None, 'thresholds' or 'affine', "
-                             f"not {requantization!r}")
+        if requantization is not None and requantization not in REQUANTIZATIONS:
+            raise ValueError(f"requantization must be None, 'thresholds', 'serial' or "
+                             f"'affine', not {requantization!r}")
         if requantization is not None and layer.is_logits:
             raise ValueError(f"requantization must be None for a logits layer, "
                              f"not {requantization!r}")
         if requantization == "affine" and layer.requantizer.affine is None:
-            raise ValueError(f"requantization must be 'thresholds' or None for {layer.name}: "
-                             f"its thresholds have no exact affine form, not 'affine'")
+            raise ValueError(f"requantization must be 'thresholds', 'serial' or None for "
+                             f"{layer.name}: its thresholds have no exact affine form, "
+                             f"not 'affine'")
         self._requantization_asked = requantization
         if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
-                and (requantization == "thresholds" or layer.requantizer.affine is None)):
-            why = ("asked for" if requantization == "thresholds" else
+                and (requantization in ("thresholds", "serial")
+                     or layer.requantizer.affine is None)):
+            why = ("asked for" if requantization in ("thresholds", "serial") else
                    "the only exact form: its float staircase has a rounding anomaly, so there "
                    "is no affine form")
             raise ValueError(f"{layer.name}: out_bits must be at most {MAX_THRESHOLD_BITS} for "
                              f"threshold requantization ({why}), not {layer.out_bits}: "
-                             f"{(1 << layer.out_bits) - 1} comparators per PE")
+                             f"{(1 << layer.out_bits) - 1} thresholds per channel")
         self._pe = _check_fold("pe", pe, layer.out_channels, "out_features")
         self._simd = _check_fold("simd", simd, layer.window_size, "in_features")
         low, high = weight_code_range(layer.weight_bits)
@@ -224,25 +238,48 @@ class MatrixVectorGeometry:
     def _output_depth(self):
         if self._layer.is_logits:
             return 1
-        if self.requantization == "affine":
+        form = self.requantization
+        if form == "affine":
             return 3
-        levels = (1 << self._layer.out_bits) - 1
-        return 1 + (math.ceil(math.log2(levels)) if levels > 1 else 0)
+        if form == "serial":
+            # table read, compare register, count tree, count register after the last step
+            return self._serial_steps + 2 + _log2_ceil(self._serial_comparators)
+        return 1 + _log2_ceil(self._levels)
+
+    @property
+    def _levels(self):
+        """Thresholds per channel: ``2**out_bits - 1``."""
+        return (1 << self._layer.out_bits) - 1
+
+    @property
+    def _serial_comparators(self):
+        """``R``: the serial form's comparators per PE, the fewest that scan every threshold
+        within the ``SF`` cycles between a PE's output words."""
+        return math.ceil(self._levels / self._sf)
+
+    @property
+    def _serial_steps(self):
+        """``S``: cycles the serial form takes per output word (``<= SF``)."""
+        return math.ceil(self._levels / self._serial_comparators)
 
     @property
     def requantization(self):
-        """How codes are made: "thresholds" (parallel comparators), "affine" (multiply, add,
-        shift, clamp) or None for a logits layer - the form with the fewer estimated logic
-        cells among those the golden model proves exact (unless one was asked for)."""
+        """How codes are made: "thresholds" (parallel comparators), "serial" (a few
+        comparators scanning a threshold table over the ``SF`` cycles of a word), "affine"
+        (multiply, add, shift, clamp) or None for a logits layer - the form with the lowest
+        :func:`~wrpn_rtl.compiler.cost.requantization_price` among those the golden model
+        proves exact (unless one was asked for)."""
         if self._layer.is_logits:
             return None
         if self._requantization_asked is not None:
             return self._requantization_asked
-        if self._layer.requantizer.affine is None:
-            return "thresholds"
-        cells = {form: self._requantizer_estimate(form)["logic_cells"]
-                 for form in ("thresholds", "affine")}
-        return "affine" if cells["affine"] < cells["thresholds"] else "thresholds"
+        if self._layer.out_bits > MAX_THRESHOLD_BITS:
+            return "affine"
+        forms = REQUANTIZATIONS if self._layer.requantizer.affine is not None else \
+            REQUANTIZATIONS[:2]
+        prices = {form: cost.requantization_price(self._requantization_cost(form))
+                  for form in forms}
+        return min(forms, key=lambda form: prices[form])    # ties: the earlier form
 
     @property
     def latency(self):
@@ -297,6 +334,27 @@ class MatrixVectorGeometry:
             tables.append((invert, [min(max(v, 0), limit) for v in values]))
         return tables
 
+    def _serial_rows(self):
+        """The serial form's table: list over address ``nf * S + step`` of lists over PE of
+        ``{"invert", "thresholds": [R values]}``; step ``s`` holds thresholds
+        ``s*R .. s*R+R-1`` of the channel; the last step's spare slots hold a threshold that
+        never counts (``X_high + 1`` passes never; 0 always passes, which ``invert`` undoes)."""
+        tables = self._threshold_tables()
+        comparators, steps = self._serial_comparators, self._serial_steps
+        rows = []
+        for nf in range(self._nf):
+            for step in range(steps):
+                row = []
+                for p in range(self._pe):
+                    c = nf * self._pe + p
+                    invert, values = tables[c]
+                    chunk = values[step * comparators:(step + 1) * comparators]
+                    spare = 0 if invert else int(self._x_high[c]) + 1
+                    row.append({"invert": invert,
+                                "thresholds": chunk + [spare] * (comparators - len(chunk))})
+                rows.append(row)
+        return rows
+
     def _threshold_shape(self):
         return unsigned(max(1, (int(self._x_high.max()) + 1).bit_length()))
 
@@ -329,12 +387,14 @@ class MatrixVectorGeometry:
             width, _ = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
             table_bits = self._layer.out_channels * width
         else:
-            table_bits = self._layer.out_channels * self._requantization_entry().size
+            table_bits = self._pe * self._requantization_entry().size * self._table_words()
         return {"weights": weight_bits, "input_buffer": buffer_bits, "thresholds": table_bits}
 
-    def _requantization_entry(self):
-        """Layout of one channel's requantization constants."""
-        if self.requantization == "affine":
+    def _requantization_entry(self, form=None):
+        """Layout of one channel's requantization constants in one table row, in ``form``
+        (default: the unit's own)."""
+        form = form or self.requantization
+        if form == "affine":
             affine = self._layer.requantizer.affine
             tables = self._affine_tables(affine)
             m_bits = max(1, max(M for _, M, _ in tables).bit_length())
@@ -342,9 +402,29 @@ class MatrixVectorGeometry:
                                                     max(0, max(K for *_, K in tables)))
             return data.StructLayout({"negate": unsigned(1), "multiplier": unsigned(m_bits),
                                       "bias": signed(k_width) if k_signed else unsigned(k_width)})
-        levels = (1 << self._layer.out_bits) - 1
+        per_row = self._serial_comparators if form == "serial" else self._levels
         return data.StructLayout({"invert": unsigned(1),
-                                  "thresholds": data.ArrayLayout(self._threshold_shape(), levels)})
+                                  "thresholds": data.ArrayLayout(self._threshold_shape(),
+                                                                 per_row)})
+
+    def _table_style(self, form=None):
+        """Where the requantization table goes in ``form`` (default: the unit's own): by
+        :func:`~wrpn_rtl.hardware.memories.memory_style`, except that the serial form's
+        table, deep but as wide as ``PE`` thresholds, goes to whichever of block RAM and
+        logic :func:`~wrpn_rtl.compiler.cost.requantization_price` finds cheaper."""
+        form = form or self.requantization
+        depth = self._table_words(form)
+        if form != "serial" or depth <= 1:
+            return memory_style(depth, writable=False)
+        width = self._pe * self._requantization_entry(form).size
+        return min(("logic", "block"), key=lambda style: cost.requantization_price(
+            cost.memory(width, depth, writable=False, style=style)))
+
+    def _table_words(self, form=None):
+        """Rows of the requantization (or logit bias) table in ``form`` (default: the unit's
+        own): one per fold, or one per fold and step in the serial form."""
+        form = form or self.requantization
+        return self._nf * (self._serial_steps if form == "serial" else 1)
 
     def memory_styles(self):
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
@@ -353,7 +433,7 @@ class MatrixVectorGeometry:
             return _memory_attrs(depth, writable=writable)["ram_style"]
         return {"weights": style(self._nf * self._sf, False),
                 "input_buffer": style(self._sf, True) if self._buffered else None,
-                "thresholds": style(self._nf, False) if self._nf > 1 else "logic"}
+                "thresholds": self._table_style() if self._table_words() > 1 else "logic"}
 
     # -- resource estimate -------------------------------------------------------------------
     def estimate(self):
@@ -370,32 +450,43 @@ class MatrixVectorGeometry:
             ``partial_product_bound`` (``SIMD * PE * in_bits * max(1, weight_bits - 1)``).
         """
         layer = self._layer
-        if layer.is_logits:
-            requantizer = cost.logit_adder(accumulator_bits=self._acc_shape.width)
-            table_row_bits = self._acc_shape.width * self._pe
-        else:
-            requantizer = self._requantizer_estimate(self.requantization)
-            table_row_bits = self._pe * self._requantization_entry().size
         return cost.matrix_vector_unit(
             simd=self._simd, pe=self._pe, in_bits=layer.in_bits, planes=self._planes,
-            x_bits=self._x_shape.width, requantizer=requantizer,
+            x_bits=self._x_shape.width, requantization=self._requantization_cost(),
             weight_word_bits=self._weight_word_layout().size,
-            weight_words=self._nf * self._sf, table_row_bits=table_row_bits, folds=self._nf,
+            weight_words=self._nf * self._sf,
             buffered_words=self._sf if self._buffered else 0,
             output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
 
-    def _requantizer_estimate(self, form):
-        """One PE's requantizer in ``form`` ("thresholds" or "affine")."""
+    def _requantization_cost(self, form=None):
+        """Estimate of the output stage in ``form`` (default: the unit's own; a logits layer:
+        the bias adders): every PE's requantizer and the table of constants it reads."""
+        if self._layer.is_logits:
+            width = self._acc_shape.width
+            return cost.add(*[cost.logit_adder(accumulator_bits=width)] * self._pe,
+                            cost.memory(width * self._pe, self._nf, writable=False))
+        form = form or self.requantization
+        table = cost.memory(self._pe * self._requantization_entry(form).size,
+                            self._table_words(form), writable=False,
+                            style=self._table_style(form))
         if form == "affine":
             affine = self._layer.requantizer.affine
-            return cost.affine_requantizer(
+            per_pe = cost.affine_requantizer(
                 x_bits=self._x_shape.width,
                 multiplier_bits=max(1, max(affine.multipliers).bit_length()),
                 sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits)
-        return cost.threshold_requantizer(levels=(1 << self._layer.out_bits) - 1,
-                                          compare_bits=self._threshold_shape().width,
-                                          out_bits=self._layer.out_bits)
-
+            return cost.add(*[per_pe] * self._pe, table)
+        if form == "serial":
+            per_pe = cost.serial_requantizer(
+                comparators=self._serial_comparators, compare_bits=self._threshold_shape().width,
+                x_bits=self._x_shape.width, out_bits=self._layer.out_bits)
+            control = cost.serial_control(table_words=self._table_words(form),
+                                          steps=self._serial_steps)
+            return cost.add(*[per_pe] * self._pe, table, control)
+        per_pe = cost.threshold_requantizer(levels=self._levels,
+                                            compare_bits=self._threshold_shape().width,
+                                            out_bits=self._layer.out_bits)
+        return cost.add(*[per_pe] * self._pe, table)
 
 
 class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
@@ -506,6 +597,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             results, out_valid = self._logits_stage(m, accumulators, nf_a, done_nf, done)
         elif self.requantization == "affine":
             results, out_valid = self._affine_stage(m, accumulators, nf_a, done_nf, done)
+        elif self.requantization == "serial":
+            results, out_valid = self._serial_stage(m, accumulators, done)
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
@@ -570,6 +663,62 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             code, _ = pipelined_sum(m, compares, name=f"pe{p}_count")
             results.append(code[:self._layer.out_bits] if len(compares) > 1 else code)
         valid = delay(m, done, self._output_depth, name="code_valid")
+        return results, valid
+
+    def _serial_stage(self, m, accumulators, done):
+        # Output words finish in fold order, at least SF >= S cycles apart, so one address
+        # counter walks the table (row nf * S + step) and a scan never overlaps the next.
+        # Cycle 0 (done): hold X, present row 0; cycle s + 1: row s read, R compares; then
+        # the compare register, the count tree and the running count.
+        comparators, steps = self._serial_comparators, self._serial_steps
+        rows = self._serial_rows()
+        layout = data.ArrayLayout(self._requantization_entry(), self._pe)
+        left = Signal(range(steps), name="scan_left")    # rows still to present after this one
+        presenting = Signal(name="scan_present")
+        final = Signal(name="scan_final")                 # presenting the word's last row
+        m.d.comb += [presenting.eq(done | (left != 0)),
+                     final.eq(Mux(done, steps == 1, left == 1))]
+        with m.If(presenting):
+            m.d.sync += left.eq(Mux(done, steps - 1, left - 1))
+        if len(rows) == 1:
+            table = layout.const(rows[0])
+        else:
+            address = Signal(range(len(rows)), name="scan_addr")
+            with m.If(presenting):
+                m.d.sync += address.eq(Mux(address == len(rows) - 1, 0, address + 1))
+            m.submodules.thresholds = memory = Memory(
+                shape=layout, depth=len(rows), init=rows,
+                attrs={"ram_style": self._table_style()})
+            port = memory.read_port()
+            m.d.comb += port.addr.eq(address)
+            table = port.data
+        # step markers: (a row is read, it is the word's first, its last), one per stage
+        step, first, last = Signal(name="scan_step"), Signal(name="scan_first"), \
+            Signal(name="scan_last")
+        m.d.sync += [step.eq(presenting), first.eq(done), last.eq(final)]
+        compared = [Signal(name="scan_cmp_step"), Signal(name="scan_cmp_first"),
+                    Signal(name="scan_cmp_last")]
+        m.d.sync += [compared[0].eq(step), compared[1].eq(first), compared[2].eq(last)]
+        depth = _log2_ceil(comparators)
+        counted = [delay(m, marker, depth, name=f"scan_sum_{role}")
+                   for marker, role in zip(compared, ("step", "first", "last"))]
+        results = []
+        for p, acc in enumerate(accumulators):
+            held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
+            with m.If(done):
+                m.d.sync += held.eq(acc)
+            passes = []
+            for j in range(comparators):
+                bit = Signal(name=f"pe{p}_cmp{j}", reset_less=True)
+                m.d.sync += bit.eq((held >= table[p].thresholds[j]) ^ table[p].invert)
+                passes.append(bit)
+            passed, _ = pipelined_sum(m, passes, name=f"pe{p}_passed")
+            count = Signal(unsigned(self._layer.out_bits), name=f"pe{p}_count", reset_less=True)
+            with m.If(counted[0]):
+                m.d.sync += count.eq(Mux(counted[1], passed, count + passed))
+            results.append(count)
+        valid = Signal(name="code_valid")
+        m.d.sync += valid.eq(counted[0] & counted[2])
         return results, valid
 
     def _affine_stage(self, m, accumulators, nf_a, done_nf, done):

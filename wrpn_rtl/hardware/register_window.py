@@ -1,0 +1,226 @@
+"""Whole windows per word: a shift-register window generator for small feature maps.
+
+The line buffer (:mod:`wrpn_rtl.hardware.window`) reads one word of ``simd`` channels per cycle,
+so a map with few channels - a 1-channel image above all - gives one code per cycle and a 3x3
+window takes 9 cycles. This generator emits a whole ``K_h x K_w x C`` window per word (window
+order of :mod:`wrpn_rtl.golden.ops`: kernel row, kernel column, channel), at up to one window
+per cycle.
+
+Streams
+-------
+Input: an ``H x W x C`` map as ``H * W`` words of ``C`` codes (one pixel per word, rows first).
+Output: for each output pixel ``(oh, ow)`` in row order, its window ``repeats`` times over, one
+word of ``K_h * K_w * C`` codes each. Frames follow each other without a gap or a reset.
+
+How
+---
+The map is walked in *padded* raster order (``(H + 2P) x (W + 2P)`` positions per frame; a
+padding position takes no input and enters a zero pixel). Every position shifts one pixel into
+a register chain of ``(K_h - 1) * (W + 2P) + K_w`` pixels (the newest included), so the pixel
+``d`` positions back is ``d`` registers down the chain, and the window whose bottom-right
+corner just entered is a fixed set of taps: tap ``(kh, kw)`` is
+``(K_h - 1 - kh) * (W + 2P) + (K_w - 1 - kw)`` back. The positions that complete a window
+(window row and column on the stride grid) are constant masks indexed by the position
+counters. A completed window is held in the output register and offered ``repeats`` times
+(``valid`` is a register; the consumer's ``ready`` only frees the hold: no queue of wide words
+is kept); the next position that completes a window waits until the last copy goes,
+other positions keep shifting meanwhile. So a frame takes at least
+``max((H + 2P) * (W + 2P), H_out * W_out * repeats)`` cycles (``cycles_per_frame`` counts
+them exactly); the chain costs
+``((K_h - 1) * (W + 2P) + K_w - 1) * C * bits`` flip-flops, which is why the compiler offers it
+only for small maps.
+"""
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wrpn_rtl.compiler import cost
+from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.golden.ops import check_window
+from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+
+__all__ = ["RegisterWindowGeometry", "RegisterWindow", "REGISTER_WINDOW_MAX_BITS"]
+
+#: Largest shift-register chain (bits) the compiler offers a register window for: beyond it
+#: the line buffer's block RAM is the cheaper store (an ECP5 design with an 896-bit chain and
+#: a 576-bit window register, 16k LUT4s, did not finish placement in 15 minutes).
+REGISTER_WINDOW_MAX_BITS = 512
+
+
+class RegisterWindowGeometry:
+    """Everything about a register window that follows from its parameters, without building
+    hardware.
+
+    Parameters
+    ----------
+    in_shape : (H, W, C)
+    kernel, stride, padding
+        As :func:`wrpn_rtl.golden.ops.check_window` accepts them.
+    bits : int
+        Code width, 1..16.
+    repeats : int
+        Copies of each window out, back to back (>= 1).
+
+    Members
+    -------
+    input_layout : data.ArrayLayout
+        ``ArrayLayout(unsigned(bits), C)``: one pixel.
+    output_layout : data.ArrayLayout
+        ``ArrayLayout(unsigned(bits), K_h * K_w * C)``: one window.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A bad shape, kernel, stride, padding, bits or repeats.
+    """
+
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, bits, repeats=1):
+        kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
+        self._repeats = check_positive_int("repeats", repeats)
+        self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._in_shape = tuple(int(v) for v in in_shape)
+        self._kernel, self._stride, self._padding, self._out_hw = kernel, stride, padding, out_hw
+        height, width, _ = self._in_shape
+        self._padded = (height + 2 * padding, width + 2 * padding)
+
+    in_shape = property(lambda self: self._in_shape)
+    kernel = property(lambda self: self._kernel)
+    stride = property(lambda self: self._stride)
+    padding = property(lambda self: self._padding)
+    repeats = property(lambda self: self._repeats)
+    out_hw = property(lambda self: self._out_hw)
+
+    @property
+    def window_codes(self):
+        """Codes per output word: ``K_h * K_w * C``."""
+        return self._kernel[0] * self._kernel[1] * self._in_shape[2]
+
+    @property
+    def input_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self._in_shape[2])
+
+    @property
+    def output_layout(self):
+        return data.ArrayLayout(unsigned(self._bits), self.window_codes)
+
+    @property
+    def words_in_per_frame(self):
+        return self._in_shape[0] * self._in_shape[1]
+
+    @property
+    def words_out_per_frame(self):
+        return self._out_hw[0] * self._out_hw[1] * self._repeats
+
+    @property
+    def cycles_per_frame(self):
+        """Steady-state cycles per frame with no stall. A position that completes a window
+        shifts in the cycle the previous window's last copy goes out, other positions shift
+        one per cycle meanwhile, so from one completing position to the next takes the larger
+        of ``repeats`` and the positions between them (counted across the frame's end)."""
+        (height_p, width_p), (k_h, k_w), (s_h, s_w) = self._padded, self._kernel, self._stride
+        rows = self._completes(height_p, k_h, s_h)
+        cols = self._completes(width_p, k_w, s_w)
+        completing = [r * width_p + c for r in range(height_p) for c in range(width_p)
+                      if rows >> r & 1 and cols >> c & 1]
+        positions = height_p * width_p
+        gaps = [(following - current) % positions or positions for current, following
+                in zip(completing, completing[1:] + completing[:1])]
+        return sum(max(self._repeats, gap) for gap in gaps)
+
+    @property
+    def chain_pixels(self):
+        """Pixels in the shift-register chain besides the newest: ``(K_h - 1) * (W + 2P) +
+        K_w - 1``."""
+        return (self._kernel[0] - 1) * self._padded[1] + self._kernel[1] - 1
+
+    def chain_bits(self):
+        """Flip-flops of the chain."""
+        return self.chain_pixels * self._in_shape[2] * self._bits
+
+    def estimate(self):
+        """Resource estimate (:func:`wrpn_rtl.compiler.cost.register_window`)."""
+        return cost.register_window(chain_bits=self.chain_bits(),
+                                    window_bits=self.window_codes * self._bits,
+                                    positions=self._padded[0] * self._padded[1])
+
+    def _tap_distances(self):
+        """Distance back along the chain (0: the newest pixel) of each window tap, in window
+        order ``(kh, kw)``."""
+        (k_h, k_w), width = self._kernel, self._padded[1]
+        return [(k_h - 1 - kh) * width + (k_w - 1 - kw) for kh in range(k_h) for kw in range(k_w)]
+
+    def _completes(self, size, kernel, stride):
+        """Mask over padded positions along one axis: bit ``i`` set where a window whose last
+        row (column) is ``i`` starts on the stride grid."""
+        return sum(1 << i for i in range(kernel - 1, size) if (i - kernel + 1) % stride == 0)
+
+    def _inside(self, size, original):
+        """Mask over padded positions along one axis: bit ``i`` set inside the map."""
+        return sum(1 << i for i in range(self._padding, self._padding + original))
+
+
+class RegisterWindow(RegisterWindowGeometry, wiring.Component):
+    """Shift-register window generator: one pixel per input word, one whole window per output
+    word.
+
+    Parameters and errors: see :class:`RegisterWindowGeometry`, whose members it has too.
+
+    Members
+    -------
+    input : In(stream.Signature(ArrayLayout(unsigned(bits), C)))
+    output : Out(stream.Signature(ArrayLayout(unsigned(bits), K_h * K_w * C)))
+    """
+
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, bits, repeats=1):
+        RegisterWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
+                                        padding=padding, bits=bits, repeats=repeats)
+        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
+                                         "output": Out(stream.Signature(self.output_layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        (height_p, width_p), (k_h, k_w), (s_h, s_w) = self._padded, self._kernel, self._stride
+        height, width, channels = self._in_shape
+        pixel_bits = channels * self._bits
+
+        # the next padded position, and what it is
+        row = Signal(range(height_p), name="row")
+        col = Signal(range(width_p), name="col")
+        row_inside = Const(self._inside(height_p, height), height_p).bit_select(row, 1)
+        col_inside = Const(self._inside(width_p, width), width_p).bit_select(col, 1)
+        row_completes = Const(self._completes(height_p, k_h, s_h), height_p).bit_select(row, 1)
+        col_completes = Const(self._completes(width_p, k_w, s_w), width_p).bit_select(col, 1)
+        inside = Signal(name="inside")
+        completes = Signal(name="completes")      # this position completes a window
+        m.d.comb += [inside.eq(row_inside & col_inside),
+                     completes.eq(row_completes & col_completes)]
+
+        # The held window is the output register: valid while copies are left (a register),
+        # so no queue of wide words is needed; its ready only frees the hold.
+        held = Signal(self.window_codes * self._bits, name="held", reset_less=True)
+        copies = Signal(range(self._repeats + 1), name="copies")
+        emit = Signal(name="emit")                # a copy of the held window goes out
+        m.d.comb += [self.output.valid.eq(copies != 0), self.output.payload.eq(held),
+                     emit.eq(self.output.valid & self.output.ready)]
+        free = Signal(name="held_free")           # the held window may be replaced this cycle
+        m.d.comb += free.eq((copies == 0) | ((copies == 1) & self.output.ready))
+
+        # shift a position in: padding needs no input, a completing position a free hold
+        shift = Signal(name="shift")
+        m.d.comb += [shift.eq((~inside | self.input.valid) & (~completes | free)),
+                     self.input.ready.eq(inside & (~completes | free))]
+        newest = Mux(inside, self.input.payload.as_value(), 0)
+        chain = [Signal(pixel_bits, name=f"chain{i}", reset_less=True)
+                 for i in range(self.chain_pixels)]
+        taps = [newest] + chain          # taps[d]: the pixel d positions back, after the shift
+        with m.If(shift):
+            m.d.sync += [reg.eq(value) for reg, value in zip(chain, taps[:-1])]
+            m.d.sync += [col.eq(Mux(col == width_p - 1, 0, col + 1))]
+            with m.If(col == width_p - 1):
+                m.d.sync += row.eq(Mux(row == height_p - 1, 0, row + 1))
+        with m.If(shift & completes):
+            m.d.sync += [held.eq(Cat(*(taps[d] for d in self._tap_distances()))),
+                         copies.eq(self._repeats)]
+        with m.Elif(emit):
+            m.d.sync += copies.eq(copies - 1)
+        return m
