@@ -31,13 +31,13 @@ them exactly); the chain costs
 only for small maps.
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, wiring
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.hardware.streams import stream_members
 
 __all__ = ["RegisterWindowGeometry", "RegisterWindow", "REGISTER_WINDOW_MAX_BITS"]
 
@@ -149,13 +149,15 @@ class RegisterWindowGeometry:
         (k_h, k_w), width = self._kernel, self._padded[1]
         return [(k_h - 1 - kh) * width + (k_w - 1 - kw) for kh in range(k_h) for kw in range(k_w)]
 
-    def _completes(self, size, kernel, stride):
-        """Mask over padded positions along one axis: bit ``i`` set where a window whose last
-        row (column) is ``i`` starts on the stride grid."""
+    @staticmethod
+    def _completes(size, kernel, stride):
+        """Mask over the ``size`` padded positions along one axis: bit ``i`` set where a window
+        whose last row (column) is ``i`` starts on the stride grid."""
         return sum(1 << i for i in range(kernel - 1, size) if (i - kernel + 1) % stride == 0)
 
-    def _inside(self, size, original):
-        """Mask over padded positions along one axis: bit ``i`` set inside the map."""
+    def _inside(self, original):
+        """Mask over padded positions along one axis of ``original`` positions in the map:
+        bit ``i`` set inside the map."""
         return sum(1 << i for i in range(self._padding, self._padding + original))
 
 
@@ -174,8 +176,7 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, bits, repeats=1):
         RegisterWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
                                         padding=padding, bits=bits, repeats=repeats)
-        wiring.Component.__init__(self, {"input": In(stream.Signature(self.input_layout)),
-                                         "output": Out(stream.Signature(self.output_layout))})
+        wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
         m = Module()
@@ -186,8 +187,8 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
         # the next padded position, and what it is
         row = Signal(range(height_p), name="row")
         col = Signal(range(width_p), name="col")
-        row_inside = Const(self._inside(height_p, height), height_p).bit_select(row, 1)
-        col_inside = Const(self._inside(width_p, width), width_p).bit_select(col, 1)
+        row_inside = Const(self._inside(height), height_p).bit_select(row, 1)
+        col_inside = Const(self._inside(width), width_p).bit_select(col, 1)
         row_completes = Const(self._completes(height_p, k_h, s_h), height_p).bit_select(row, 1)
         col_completes = Const(self._completes(width_p, k_w, s_w), width_p).bit_select(col, 1)
         inside = Signal(name="inside")
