@@ -89,6 +89,19 @@ def _log2_ceil(n):
     return math.ceil(math.log2(n)) if n > 1 else 0
 
 
+def _count_passed(m, value, entry, count, *, name):
+    """How many of the first ``count`` thresholds of a table ``entry`` (``{"invert",
+    "thresholds"}``) ``value`` passes: ``sum_j (value >= t_j) xor invert``, the compares
+    registered and summed by a pipelined tree (``ceil(log2(count))`` more registers)."""
+    passes = []
+    for j in range(count):
+        bit = Signal(name=f"{name}_cmp{j}", reset_less=True)
+        m.d.sync += bit.eq((value >= entry.thresholds[j]) ^ entry.invert)
+        passes.append(bit)
+    total, _ = pipelined_sum(m, passes, name=f"{name}_passed")
+    return total
+
+
 def _memory_attrs(depth, *, writable):
     return {"ram_style": memory_style(depth, writable=writable)}
 
@@ -655,13 +668,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         table = self._per_fold_table(m, "thresholds", entry, rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
-            compares = []
-            for j in range(levels):
-                bit = Signal(name=f"pe{p}_cmp{j}", reset_less=True)
-                m.d.sync += bit.eq((acc >= table[p].thresholds[j]) ^ table[p].invert)
-                compares.append(bit)
-            code, _ = pipelined_sum(m, compares, name=f"pe{p}_count")
-            results.append(code[:self._layer.out_bits] if len(compares) > 1 else code)
+            code = _count_passed(m, acc, table[p], levels, name=f"pe{p}")
+            results.append(code[:self._layer.out_bits] if levels > 1 else code)
         valid = delay(m, done, self._output_depth, name="code_valid")
         return results, valid
 
@@ -707,12 +715,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
             with m.If(done):
                 m.d.sync += held.eq(acc)
-            passes = []
-            for j in range(comparators):
-                bit = Signal(name=f"pe{p}_cmp{j}", reset_less=True)
-                m.d.sync += bit.eq((held >= table[p].thresholds[j]) ^ table[p].invert)
-                passes.append(bit)
-            passed, _ = pipelined_sum(m, passes, name=f"pe{p}_passed")
+            passed = _count_passed(m, held, table[p], comparators, name=f"pe{p}")
             count = Signal(unsigned(self._layer.out_bits), name=f"pe{p}_count", reset_less=True)
             with m.If(counted[0]):
                 m.d.sync += count.eq(Mux(counted[1], passed, count + passed))
