@@ -95,11 +95,12 @@ class ConvGeometry:
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
-        window_class = RegisterWindowGeometry if register else SlidingWindowGeometry
-        self._window = window_class(in_shape=layer.in_shape, kernel=layer.kernel,
-                                    stride=layer.stride, padding=layer.padding,
-                                    bits=layer.in_bits, repeats=self._window_repeats,
-                                    **({} if register else {"simd": window_simd}))
+        self._window_parameters = dict(
+            in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
+            padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
+            **({} if register else {"simd": window_simd}))
+        self._window = (RegisterWindowGeometry if register else SlidingWindowGeometry)(
+            **self._window_parameters)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
                      if window_simd != simd else None)
@@ -163,10 +164,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
         layer, pool = self._layer, self._golden_pool
         window_class = RegisterWindow if self._register_window else SlidingWindow
         built = {
-            "window": lambda: window_class(
-                in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
-                padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
-                **({} if self._register_window else {"simd": self._window_simd})),
+            "window": lambda: window_class(**self._window_parameters),
             "converter": lambda: WidthConverter(in_lanes=self._window_simd,
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),
