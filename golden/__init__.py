@@ -16,7 +16,8 @@ from .layers import (Requantization, Logits, QuantLinear, QuantConv2d, QuantDens
 from .network import (Conv, Dense, MaxPool, NetworkSpec, LinearParams, QuantizedNetwork, Trace,
                       quantize_network, random_parameters, execute, execute_float,
                       spec_to_dict, spec_from_dict, with_bits)
-from .modelfile import ModelFileError, save_network, load_network, load_float_model
+from .modelfile import (ModelFileError, save_network, network_bytes, load_network,
+                        load_float_model)
 from .atomic import atomic_write
 
 __all__ = [name for name in dir() if not name.startswith("_")]

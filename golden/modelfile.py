@@ -33,8 +33,8 @@ from .atomic import atomic_write
 from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
 from .network import MaxPool, QuantizedNetwork
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "load_network",
-           "load_float_model"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "network_bytes",
+           "load_network", "load_float_model"]
 
 FORMAT_NAME = "wrpn-rtl-network"
 FORMAT_VERSION = 1
@@ -63,6 +63,13 @@ def save_network(network, path, *, float_model=None):
     float_model : (NetworkSpec, list of LinearParams), optional
         The float network ``network`` was quantized from (kept for re-quantization).
     """
+    with atomic_write(path) as handle:
+        handle.write(network_bytes(network, float_model=float_model))
+
+
+def network_bytes(network, *, float_model=None):
+    """The model file of ``network`` (see :func:`save_network`) as bytes; the same network
+    always gives the same bytes."""
     arrays, layers = {}, []
     for layer in network.layers:
         entry = {"name": layer.name, "in_shape": list(layer.in_shape), "in_bits": layer.in_bits}
@@ -93,8 +100,7 @@ def save_network(network, path, *, float_model=None):
     arrays["__structure__"] = np.frombuffer(json.dumps(structure, indent=1).encode(), np.uint8)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    with atomic_write(path) as handle:
-        handle.write(buffer.getvalue())
+    return buffer.getvalue()
 
 
 _BN_FIELDS = ("gamma", "beta", "mean", "var")

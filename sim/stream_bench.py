@@ -2,133 +2,88 @@
 
 The DUT has Amaranth's flattened ports ``clk``, ``rst``, ``input__payload``, ``input__valid``,
 ``input__ready``, ``output__payload``, ``output__valid``, ``output__ready``; payloads are
-arrays of lanes (lane ``i`` at bits ``[i*width, (i+1)*width)``).
+arrays of lanes (lane ``i`` at bits ``[i*width, (i+1)*width)``). It runs inside the HDL stream
+harness (``stream_harness.v``): the harness plays the input words from a memory, with random
+or patterned idle cycles, takes outputs with random or patterned back-pressure (xorshift
+generators, seeded), and records every output word with its cycle, all in the simulator.
+cocotb is in charge of the run - it starts the clock, resets, waits for the harness to finish,
+reads the record, and checks every output word - but no Python runs per clock cycle.
 
 The bench reads its case from the JSON file named by the plusarg ``+bench_config=FILE``
-(written by :func:`wrpn_rtl.sim.runner.run_stream_bench`): input words, expected output words,
-the input lane width, the output fields (``[width, signed]``, lowest bits first), stall
-settings (a probability, or a deterministic pattern of :data:`STALL_PATTERNS`), a seed, a cycle limit, and whether to fail on a mismatch or a timeout
-(``check``; without it the words that did arrive are still written for the caller to compare). It drives the words with random idle cycles,
-takes outputs with random back-pressure, checks every output word, and writes what it saw to
-``observed.json`` beside the config (words and cycle counts) for the caller's report.
+(written by :func:`wrpn_rtl.sim.runner.run_stream_bench`): expected output words, the output
+fields (``[width, signed]``, lowest bits first) and whether to fail on a mismatch or a timeout
+(``check``; without it the words that did arrive are still written for the caller to compare).
+It writes what it saw to ``observed.json`` beside the config (words and cycle counts).
 """
 import json
-import random
 from pathlib import Path
+import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
-from wrpn_rtl.sim.words import pack, unpack
+from wrpn_rtl.sim.words import unpack
 
-
-def as_int(signal):
-    """Unsigned value of a port, whether cocotb hands back a Logic (1 bit) or a LogicArray."""
-    value = signal.value
-    return value.to_unsigned() if hasattr(value, "to_unsigned") else int(value)
+class RecordError(AssertionError):
+    """The harness's record is incomplete or holds an output word with unknown (x/z) bits."""
 
 
-#: Deterministic stall patterns beside random ones: a stall setting is a probability in
-#: [0, 1) (random idle / refused cycles, seeded) or one of these names.
-STALL_PATTERNS = {
-    "alternate": lambda cycle: cycle % 2 == 1,          # every other cycle
-    "bursts": lambda cycle: cycle % 48 >= 32,           # 32 cycles on, 16 off
-}
-
-
-def stall_schedule(setting, rng):
-    """``cycle -> bool`` (True: stall this cycle) for a stall setting (see
-    :data:`STALL_PATTERNS`)."""
-    if isinstance(setting, str):
-        return STALL_PATTERNS[setting]
-    return lambda cycle: rng.random() < setting
-
-
-class TB:
-    """Clock, reset, a stalling source and a back-pressuring sink around the DUT."""
-
-    def __init__(self, dut, config):
-        self.dut = dut
-        self.config = config
-        self.rng = random.Random(config["seed"])
-        self.cycle = 0
-        self.first_input_cycle = None
-        self.last_output_cycle = None
-        self.output_cycles = []
-        self.received = []
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        cocotb.start_soon(self._count_cycles())
-
-    async def _count_cycles(self):
-        while True:
-            await RisingEdge(self.dut.clk)
-            self.cycle += 1
-
-    async def reset(self):
-        self.dut.rst.value = 1
-        self.dut.input__valid.value = 0
-        self.dut.output__ready.value = 0
-        for _ in range(3):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
-        await RisingEdge(self.dut.clk)
-
-    async def source(self, words):
-        config = self.config
-        stall = stall_schedule(config["stall_in"], self.rng)
-        for word in words:
-            while stall(self.cycle):
-                self.dut.input__valid.value = 0
-                await RisingEdge(self.dut.clk)
-            self.dut.input__payload.value = pack(word, config["in_width"])
-            self.dut.input__valid.value = 1
-            while True:
-                await RisingEdge(self.dut.clk)
-                if as_int(self.dut.input__ready):
-                    if self.first_input_cycle is None:
-                        self.first_input_cycle = self.cycle
-                    break
-        self.dut.input__valid.value = 0
-
-    async def sink(self, count):
-        stall = stall_schedule(self.config["stall_out"], self.rng)
-        while len(self.received) < count:
-            ready = not stall(self.cycle)
-            self.dut.output__ready.value = int(ready)
-            await RisingEdge(self.dut.clk)
-            if ready and as_int(self.dut.output__valid):
-                value = as_int(self.dut.output__payload)
-                self.received.append(unpack(value, self.config["out_fields"]))
-                self.last_output_cycle = self.cycle
-                self.output_cycles.append(self.cycle)
-        self.dut.output__ready.value = 0
+def read_record(path, out_fields):
+    """The harness's record as ``{"outputs", "output_cycles", "image_starts", "first",
+    "timed_out", "cycles", "simulated_cycles"}``: output words unpacked into ``out_fields``,
+    cycles counted from the first input transfer (``simulated_cycles``: all cycles after
+    reset)."""
+    outputs, output_cycles, image_starts, end = [], [], [], None
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        kind, *fields = line.split()
+        if kind == "o":
+            cycle, text = fields
+            if any(c in text.lower() for c in "xz"):
+                raise RecordError(f"output word {len(outputs)} (cycle {cycle}) has unknown "
+                                  f"bits: {text}")
+            outputs.append(unpack(int(text, 16), out_fields))
+            output_cycles.append(int(cycle))
+        elif kind == "i":
+            image_starts.append(int(fields[0]))
+        elif kind == "end":
+            end = [int(value) for value in fields]
+        else:
+            raise RecordError(f"{path}:{number}: unexpected line {line!r}")
+    if end is None:
+        raise RecordError(f"{path}: the harness stopped before writing its end line")
+    first, last, timed_out = end
+    return {"outputs": outputs, "output_cycles": [c - first for c in output_cycles],
+            "image_starts": [c - first for c in image_starts], "first": first,
+            "timed_out": bool(timed_out), "simulated_cycles": last + 1,
+            "cycles": (output_cycles[-1] - first + 1) if outputs else None}
 
 
 @cocotb.test()
 async def stream_matches_expected(dut):
-    """Every output word equals the golden model's, under random stalls on both sides."""
+    """Every output word equals the golden model's, under the configured stalls."""
     config_path = Path(cocotb.plusargs["bench_config"])
     config = json.loads(config_path.read_text())
-    tb = TB(dut, config)
-    await tb.reset()
+    # the clock in the simulator's C++ (a Python coroutine per edge only as a benchmark's
+    # baseline: ``python_clock``)
+    Clock(dut.clk, 10, unit="ns", impl="py" if config.get("python_clock") else "gpi").start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    started = time.perf_counter()
+    while str(dut.done.value) != "1":
+        await RisingEdge(dut.done)
+    seconds = time.perf_counter() - started
     expected = config["expected"]
-    cocotb.start_soon(tb.source(config["inputs"]))
-    sink = cocotb.start_soon(tb.sink(len(expected)))
-    timeout = config["max_cycles"]
-    while not sink.done() and tb.cycle < timeout:
-        await RisingEdge(dut.clk)
-    timed_out = not sink.done()
-    first = tb.first_input_cycle or 0
-    observed = {"outputs": tb.received, "timed_out": timed_out, "max_cycles": timeout,
-                "cycles": (tb.last_output_cycle - first + 1) if tb.received else None,
-                "output_cycles": [c - first for c in tb.output_cycles]}
+    observed = read_record(config_path.parent / config["record"], config["out_fields"])
+    observed["run_seconds"] = round(seconds, 4)
     (config_path.parent / "observed.json").write_text(json.dumps(observed))
     if not config["check"]:
         return      # the caller compares what arrived, also after a timeout
-    assert not timed_out, (f"timeout after {timeout} cycles: {len(tb.received)} of "
-                           f"{len(expected)} output words")
-    mismatches = [i for i, (a, b) in enumerate(zip(tb.received, expected)) if a != b]
+    received = observed["outputs"]
+    assert not observed["timed_out"], (f"timeout after {config['max_cycles']} cycles: "
+                                       f"{len(received)} of {len(expected)} output words")
+    mismatches = [i for i, (a, b) in enumerate(zip(received, expected)) if a != b]
     assert not mismatches, (f"{len(mismatches)} of {len(expected)} output words differ; first "
-                            f"at word {mismatches[0]}: got {tb.received[mismatches[0]]}, "
+                            f"at word {mismatches[0]}: got {received[mismatches[0]]}, "
                             f"expected {expected[mismatches[0]]}")

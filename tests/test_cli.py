@@ -51,9 +51,9 @@ def _flags(command, capsys):
 
 
 @pytest.mark.parametrize("command, extra", [
-    ("generate", set()), ("synth", {"--freq"}),
-    ("sim", {"--images", "--stall", "--simulator"}),
-    ("flow", {"--images", "--stall", "--simulator", "--freq"})])
+    ("generate", set()), ("synth", {"--freq", "--design"}),
+    ("sim", {"--images", "--stall", "--simulator", "--wave", "--design"}),
+    ("flow", {"--images", "--stall", "--simulator", "--wave", "--freq"})])
 def test_shared_flags_are_spelled_alike(command, extra, capsys):
     shared = {"--help", "--model", "--wbits", "--abits", "--width", "--train", "--epochs",
               "--seed", "--out", "--target", "--json", "--folding", "--target-cycles", "--max-lc"}
@@ -218,7 +218,8 @@ def test_sim_runs_test_images_bit_exact(tmp_path, capsys):
     assert json.loads((tmp_path / "sim.json").read_text())["mismatches"] == 0
 
 
-def test_sim_reports_mismatches_by_image(tmp_path, rng):
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_sim_reports_mismatches_by_image(simulator, tmp_path, rng):
     spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(3, 3, padding=1, out_bits=2),
                                          g.Dense(4, out_bits=None, batch_norm=False)])
     params = g.random_parameters(spec, rng)
@@ -229,9 +230,17 @@ def test_sim_reports_mismatches_by_image(tmp_path, rng):
     verilog, _, _ = write_design(build_accelerator(right, foldings), tmp_path, name="net")
     images = rng.integers(0, 16, (3, 4, 4, 1))
     summary = simulate(build_accelerator(wrong, foldings), verilog, images=images,
-                       labels=None, simulator="icarus", work_dir=tmp_path / "sim")
+                       labels=None, simulator=simulator, work_dir=tmp_path / "sim",
+                       wave="failing")
     assert [entry["image"] for entry in summary["mismatched_images"]] == [0, 1, 2]
     assert summary["mismatches"] > 0
+    expected = g.execute(wrong, images).outputs[-1].reshape(3, -1)
+    first = summary["mismatched_images"][0]["first_difference"]
+    assert first["expected"] == expected[0, first["field"]] != first["actual"]
+    # the failing images' signals, from the first image's first input word on
+    wave = Path(summary["wave"])
+    assert wave.name == ("wave.vcd" if simulator == "verilator" else "wave.fst")
+    assert wave.stat().st_size > 1000
     # The design simulated in Amaranth is the one golden describes: no layer differs there,
     # so the difference lies in the Verilog (here: of another network).
     assert [e["mismatching_words"] for e in summary["by_layer"]] == [0, 0, 0]
@@ -265,9 +274,11 @@ def test_sim_with_stalls_from_the_command_line(tmp_path, capsys, rng):
     assert code == 0, err
     assert summary["mismatches"] == 0 and not summary["timed_out"]
     config = json.loads((tmp_path / "o" / "sim_icarus" / "bench.json").read_text())
-    assert config["stall_in"] == config["stall_out"] == 0.4
-    assert config["inputs"][:20] == [[0]] * 20                   # the all-zero image first
-    assert config["inputs"][40:60] == [[7]] * 20                 # then the all-maximum one
+    stall = f"={round(0.4 * 65536)}"
+    assert {"+stall_in" + stall, "+stall_out" + stall} <= set(config["plusargs"])
+    inputs = (tmp_path / "o" / "sim_icarus" / "inputs.hex").read_text().split()
+    assert inputs[:40] == ["0"] * 40                             # the all-zero image first
+    assert inputs[40:80] == ["7"] * 40                           # then the all-maximum one
 
 
 @pytest.mark.parametrize("stall", ["1", "-0.1", "x"])

@@ -85,8 +85,15 @@ _FLAGS = {
                                   help="training epochs (default 40)")),
     "seed": (["--seed"], dict(type=_non_negative_int, default=0, metavar="N",
                               help="seed (default 0)")),
-    "out": (["--out"], dict(type=Path, default=Path("build"), metavar="DIR",
+    "out": (["--out"], dict(type=Path, metavar="DIR",
                             help="output folder (default: build/)")),
+    "design": (["--design"], dict(type=Path, metavar="DIR",
+                                  help="use the design in DIR as it is (a folder `generate` "
+                                       "wrote) instead of generating one from network flags; "
+                                       "reports go beside it")),
+    "wave": (["--wave"], dict(nargs="?", const="failing", choices=["failing", "all"],
+                              help="write the signals of the failing images (or all) to a "
+                                   "wave file: VCD on Verilator, FST on Icarus")),
     "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
                                   help="test images simulated (default 20)")),
     "stall": (["--stall"], dict(type=_probability, default=0.0, metavar="P",
@@ -199,11 +206,12 @@ def _generate(args, prepared, out, target):
         raise CommandError(str(error)) from None
 
 
-def _simulate(args, prepared, design):
+def _simulate(args, design):
     from wrpn_rtl.job.common import StepError, write_json
+    from wrpn_rtl.job.design import design_stamp
     from wrpn_rtl.job.network import sample_images
     from wrpn_rtl.job.simulate import simulate
-    images, labels = sample_images(prepared.network, args.images, seed=args.seed)
+    images, labels = sample_images(design.accelerator.network, args.images, seed=args.seed)
     if len(images) < args.images:
         _progress(args, f"--images {args.images}: only {len(images)} test images exist; "
                         f"simulating those")
@@ -212,9 +220,10 @@ def _simulate(args, prepared, design):
                            labels=labels, simulator=args.simulator,
                            work_dir=design.out / f"sim_{args.simulator}",
                            progress=lambda t: _progress(args, t), seed=args.seed,
-                           stall=args.stall)
+                           stall=args.stall, wave=args.wave)
     except StepError as error:
         raise CommandError(str(error)) from None
+    summary["design"] = design_stamp(design.out)
     write_json(design.out / "sim.json", summary)
     return summary
 
@@ -237,21 +246,34 @@ def _synthesize(args, designs):
             except StepError as error:
                 _progress(args, f"  {error}")
                 failures.append(str(error))
-        _write_synth(design.out, rows, failures)
+        _write_synth(design.out, rows, failures, [design])
         all_rows += rows
         all_failures += failures
     if len(designs) > 1:
-        _write_synth(args.out, all_rows, all_failures)
+        _write_synth(args.out, all_rows, all_failures, designs)
     return all_rows, all_failures, synth_markdown(all_rows, all_failures)
 
 
-def _write_synth(out, rows, failures):
+def _write_report(out, name, data, markdown, designs):
+    """``name.json`` and ``name.md`` in ``out``, each naming the design(s) it describes: the
+    manifest hash of the one design in ``out`` (so a report never outlives its design), or of
+    each design in the subfolders."""
     from wrpn_rtl.golden.atomic import atomic_write
     from wrpn_rtl.job.common import write_json
+    from wrpn_rtl.job.design import design_stamp, manifest_digest, stamp_line
+    if len(designs) == 1 and designs[0].out == out:
+        data, markdown = {"design": design_stamp(out), **data}, markdown + stamp_line(out)
+    else:
+        data = {"designs": {str(d.out): manifest_digest(d.out) for d in designs}, **data}
+    write_json(out / f"{name}.json", data)
+    with atomic_write(out / f"{name}.md", "w") as handle:
+        handle.write(markdown)
+
+
+def _write_synth(out, rows, failures, designs):
     from wrpn_rtl.job.reports import synth_markdown
-    write_json(out / "synth.json", {"rows": rows, "failures": failures})
-    with atomic_write(out / "synth.md", "w") as handle:
-        handle.write(synth_markdown(rows, failures))
+    _write_report(out, "synth", {"rows": rows, "failures": failures},
+                  synth_markdown(rows, failures), designs)
 
 
 # -- subcommands -------------------------------------------------------------------------------
@@ -271,17 +293,49 @@ def cmd_generate(args):
 
 
 def cmd_sim(args):
-    prepared = _prepared(args)
-    target = _budget_target(_targets(args, ["ice40-up5k"]))
-    design = _Design(args.out, [target], *_generate(args, prepared, args.out, target))
-    summary = _simulate(args, prepared, design)
+    design = _given_design(args)
+    if design is None:
+        prepared = _prepared(args)
+        target = _budget_target(_targets(args, ["ice40-up5k"]))
+        design = _Design(args.out, [target], *_generate(args, prepared, args.out, target))
+    summary = _simulate(args, design)
     summary["generate"] = design.generated
     if not args.json:
         print(_sim_text(summary))
     problem = _sim_problem(summary)
     if problem:
-        raise CommandError(f"{problem} (details in {args.out / 'sim.json'})")
+        raise CommandError(f"{problem} (details in {design.out / 'sim.json'})")
     return summary
+
+
+def _given_design(args):
+    """The design of ``--design DIR`` as it is (None without the flag); the flags that would
+    make another design are refused beside it."""
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import load_design
+    if args.design is None:
+        return None
+    given = [flag for flag, value in (("--model", args.model), ("--wbits", args.wbits),
+                                      ("--abits", args.abits), ("--width", args.width),
+                                      ("--train", args.train), ("--folding", args.folding),
+                                      ("--target-cycles", args.target_cycles),
+                                      ("--max-lc", args.max_lc), ("--out", args.out))
+             if value not in (None, False)]
+    if given:
+        raise CommandError(f"--design uses the design in {str(args.design)!r} as it is: "
+                           f"{', '.join(given)} cannot be given with it (its reports go "
+                           f"beside it)")
+    try:
+        accelerator, generated = load_design(args.design)
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    _check_out(args.design, flag="--design")
+    args.out = args.design
+    _progress(args, f"using the design in {args.design}: {generated['cycles_per_image']} "
+                    f"cycles per image expected (manifest sha256 "
+                    f"{generated['manifest_sha256'][:12]})")
+    targets = _targets(args, [generated["target"] or "ice40-up5k"])
+    return _Design(args.design, targets, accelerator, generated)
 
 
 def _sim_problem(summary):
@@ -305,6 +359,10 @@ def _sim_text(summary):
                  f"output words arrived; those were compared")
     for entry in summary["mismatched_images"][:10]:
         text += f"\n  image {entry['image']}: output fields {entry['fields']} differ"
+        if entry.get("first_difference"):
+            first = entry["first_difference"]
+            text += (f" (field {first['field']}: expected {first['expected']}, got "
+                     f"{first['actual']})")
         if entry.get("missing_words"):
             text += f", {entry['missing_words']} output words missing"
         if "rtl_label" in entry:
@@ -315,6 +373,8 @@ def _sim_text(summary):
     if summary.get("by_layer") and not any(e["mismatching_words"] for e in summary["by_layer"]):
         text += ("\n  (Amaranth's simulator agrees with the golden model at every layer: the "
                  "difference is in the exported Verilog or the simulator)")
+    if summary.get("wave"):
+        text += f"\n  wave file: {summary['wave']}"
     if summary.get("accuracy") is not None:
         text += f"; accuracy {summary['accuracy']:.4f} (golden {summary['golden_accuracy']:.4f})"
     text += (f"; {summary['cycles_per_image']} cycles per image measured in steady state, "
@@ -324,9 +384,11 @@ def _sim_text(summary):
 
 
 def cmd_synth(args):
-    targets = _targets(args, ["ice40-up5k"])
-    prepared = _prepared(args)
-    designs = _designs(args, prepared, targets)
+    given = _given_design(args)
+    if given is not None:
+        designs = [given]
+    else:
+        designs = _designs(args, _prepared(args), _targets(args, ["ice40-up5k"]))
     rows, failures, table = _synthesize(args, designs)
     if not args.json:
         print(table)
@@ -343,23 +405,19 @@ def _design_entry(design, sim=None):
 
 
 def cmd_flow(args):
-    from wrpn_rtl.golden.atomic import atomic_write
-    from wrpn_rtl.job.common import write_json
     from wrpn_rtl.job.reports import flow_markdown
     from wrpn_rtl.synth.flow import DEFAULT_TARGETS
     targets = _targets(args, DEFAULT_TARGETS)
     prepared = _prepared(args)
     golden = _golden(args, prepared.network)
     designs = _designs(args, prepared, targets)
-    sims = [_simulate(args, prepared, design) for design in designs]
+    sims = [_simulate(args, design) for design in designs]
     rows, failures, table = _synthesize(args, designs)
     summary = {"source": prepared.source, "golden": golden,
                "designs": [_design_entry(design, sim) for design, sim in zip(designs, sims)],
                "synth": rows, "failures": failures}
     markdown = flow_markdown(prepared, summary)
-    write_json(args.out / "summary.json", summary)
-    with atomic_write(args.out / "summary.md", "w") as handle:
-        handle.write(markdown)
+    _write_report(args.out, "summary", summary, markdown, designs)
     if not args.json:
         print(markdown)
     problems = list(failures)
@@ -441,12 +499,15 @@ def build_parser():
     commands = [
         ("generate", cmd_generate, "Verilog + manifest.json for a network",
          _NETWORK + _DESIGN + ("target", "out", "json")),
-        ("sim", cmd_sim, "generate, then simulate test images with cocotb against golden",
-         _NETWORK + _DESIGN + ("images", "stall", "simulator", "target", "out", "json")),
-        ("synth", cmd_synth, "generate, then synthesize (Yosys, nextpnr, ASIC estimate)",
-         _NETWORK + _DESIGN + ("target", "freq", "out", "json")),
+        ("sim", cmd_sim, "generate (or take --design DIR), then simulate test images with "
+                         "cocotb against golden",
+         _NETWORK + _DESIGN + ("design", "images", "stall", "simulator", "wave", "target",
+                                "out", "json")),
+        ("synth", cmd_synth, "generate (or take --design DIR), then synthesize (Yosys, "
+                             "nextpnr, ASIC estimate)",
+         _NETWORK + _DESIGN + ("design", "target", "freq", "out", "json")),
         ("flow", cmd_flow, "generate -> golden -> sim -> synth; no arguments: the main job",
-         _NETWORK + _DESIGN + ("images", "stall", "simulator", "target", "freq", "out",
+         _NETWORK + _DESIGN + ("images", "stall", "simulator", "wave", "target", "freq", "out",
                                 "json")),
         ("train", cmd_train, "train a WRPN digits CNN and write DIR/model.npz",
          ("wbits", "abits", "width", "epochs", "seed", "out", "json")),
@@ -469,15 +530,15 @@ def build_parser():
     return parser
 
 
-def _check_out(path):
+def _check_out(path, flag="--out"):
     """``--out`` must be a folder, or a path where one can be made and written."""
     for parent in [path, *path.parents]:
         if parent.exists():
             if not parent.is_dir():
                 what = "is a file" if parent == path else f"lies under the file {str(parent)!r}"
-                raise CommandError(f"--out must be a folder, not {str(path)!r}: it {what}")
+                raise CommandError(f"{flag} must be a folder, not {str(path)!r}: it {what}")
             if not os.access(parent, os.W_OK | os.X_OK):
-                raise CommandError(f"--out must be a folder that can be written, not "
+                raise CommandError(f"{flag} must be a folder that can be written, not "
                                    f"{str(path)!r}: {str(parent)!r} is not writable")
             return
 
@@ -489,7 +550,9 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        if hasattr(args, "out"):
+        if getattr(args, "design", None) is None and hasattr(args, "out") and args.out is None:
+            args.out = Path("build")
+        if getattr(args, "out", None) is not None:
             _check_out(args.out)
         summary = args.run(args)
     except CommandError as error:

@@ -2,9 +2,11 @@
 ``manifest.json`` (ports, stream widths, output fields, per-stage folding, bits, accumulator
 widths, requantizer, memory styles, latency, cycles and estimates).
 
-:func:`write_design` writes both files atomically (a temporary name, then a rename) and removes
-an old manifest first, so a folder with a manifest always holds a whole design.
+:func:`write_design` writes the design's files as one change (temporary names, then renames
+with the manifest last and Ctrl-C held back), so a folder with a manifest always holds one
+whole design, and the manifest records each file's hash.
 """
+import hashlib
 import json
 from pathlib import Path
 
@@ -15,17 +17,21 @@ from wrpn_rtl import __version__
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.export import to_verilog
 from wrpn_rtl.compiler.stages import StageKind
-from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.golden.atomic import atomic_files
 from wrpn_rtl.hardware.accelerator import Accelerator
 from wrpn_rtl.hardware.conv import is_register_window
 
 __all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest", "write_design",
-           "MANIFEST_VERSION"]
+           "MANIFEST", "MANIFEST_VERSION"]
+
+#: The manifest's file name: a folder holding it holds one whole design.
+MANIFEST = "manifest.json"
 
 #: 2: a stage's "kind" is its stage kind (convert, conv, replay, dense, pool, classify), not a
 #: class name; per-stage "requantization". 3: "target" (the device the foldings were chosen
 #: for) and the estimate's "family"; a conv stage's "window" ("line_buffer" or "register").
-MANIFEST_VERSION = 3
+#: 4: "files", the SHA-256 of every file of the design (Verilog, model file).
+MANIFEST_VERSION = 4
 
 
 def build_accelerator(network, foldings):
@@ -127,9 +133,14 @@ def _output_words_per_image(accelerator):
 
 
 def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None, target=None,
-                 family="ice40"):
-    """Write ``out_dir/<name>.v`` and ``out_dir/manifest.json`` atomically (``target``,
-    ``family``: see :func:`manifest`).
+                 family="ice40", files=None, before_commit=None):
+    """Write ``out_dir/<name>.v``, the ``files`` given (``{file name: bytes}``, e.g. the model
+    file) and ``out_dir/manifest.json`` as one change (:func:`~wrpn_rtl.golden.atomic.
+    atomic_files`: staged under temporary names, then renamed with the manifest last and
+    Ctrl-C held back), so a folder holds the old design or the new one, whole. The manifest
+    records every file's SHA-256 (``"files"``); ``target``, ``family``: see :func:`manifest`;
+    ``before_commit(digest)`` runs just before the renames with the new manifest's SHA-256
+    (e.g. to remove the reports of other designs).
 
     Returns
     -------
@@ -137,12 +148,14 @@ def write_design(accelerator, out_dir, *, name="wrpn_accel", model=None, target=
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = to_verilog(accelerator, name=name)
+    contents = {f"{name}.v": to_verilog(accelerator, name=name).encode(), **(files or {})}
     info = manifest(accelerator, name=name, model=model, target=target, family=family)
-    verilog_path, manifest_path = out_dir / f"{name}.v", out_dir / "manifest.json"
-    manifest_path.unlink(missing_ok=True)    # the manifest, written last, marks a whole design
-    with atomic_write(verilog_path, "w") as handle:
-        handle.write(text)
-    with atomic_write(manifest_path, "w") as handle:
-        json.dump(info, handle, indent=1)
+    info["files"] = {file: hashlib.sha256(data).hexdigest() for file, data in contents.items()}
+    verilog_path, manifest_path = out_dir / f"{name}.v", out_dir / MANIFEST
+    text = json.dumps(info, indent=1).encode()
+    digest = hashlib.sha256(text).hexdigest()
+    with atomic_files(lambda: before_commit and before_commit(digest)) as group:
+        for file, data in contents.items():
+            group.write(out_dir / file, data)
+        group.write(manifest_path, text)
     return verilog_path, manifest_path, info

@@ -1,9 +1,19 @@
-"""Choose the foldings of a run and write the design (Verilog and manifest)."""
+"""Choose the foldings of a run and write the design (Verilog, model and manifest); read a
+design folder back; tie every report to the design it describes."""
+import hashlib
+import json
+from pathlib import Path
+import re
+
+from wrpn_rtl.compiler.manifest import MANIFEST, MANIFEST_VERSION
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["choose", "generate", "FIT_MARGINS", "fit_margin", "REPORTS"]
+__all__ = ["choose", "generate", "load_design", "FIT_MARGINS", "fit_margin", "REPORTS",
+           "design_stamp", "design_problems", "remove_stale_reports"]
 
-#: The reports a run writes beside a design; generating a new design removes old ones.
+#: The reports a run writes beside a design. Each records the SHA-256 of the manifest it
+#: describes (:func:`design_stamp`); a report whose design changed is removed
+#: (:func:`remove_stale_reports`) when a new design is written or a folder is reused.
 REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md")
 #: Share of a device's logic the automatic folding may plan for, per device family (the
 #: estimate is first-order; the rest is headroom for placement and estimate error). Measured
@@ -68,16 +78,16 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
              target="ice40-up5k", name="wrpn_accel", progress=quiet):
     """Choose foldings, build the accelerator, write ``model.npz`` (the network used, with its
-    float parameters when known), ``<name>.v`` and ``manifest.json`` (last). Nothing is
-    written before the foldings are known to fit.
+    float parameters when known), ``<name>.v`` and ``manifest.json`` as one change, removing
+    the reports of an older design with it. Nothing is written before the foldings are known
+    to fit; an interrupt leaves the folder's older design as it was.
 
     Returns
     -------
     (accelerator, summary dict)
     """
-    from pathlib import Path
     from wrpn_rtl.compiler.manifest import build_accelerator, write_design
-    from wrpn_rtl.golden import save_network
+    from wrpn_rtl.golden import network_bytes
     from wrpn_rtl.synth.flow import TARGETS
     foldings, how = choose(prepared.network, folding_file=folding_file,
                            target_cycles=target_cycles, max_lc=max_lc, target=target)
@@ -88,23 +98,146 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
     except (TypeError, ValueError) as error:
         raise StepError(f"the foldings do not fit the network: {error}") from None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # No old manifest beside a new model, and no report of an older design beside a new one.
-    for stale in ("manifest.json",) + REPORTS:
-        (out_dir / stale).unlink(missing_ok=True)
-    save_network(prepared.network, out_dir / "model.npz", float_model=prepared.float_model)
     family = TARGETS[target].family
-    verilog, manifest_path, info = write_design(accelerator, out_dir, name=name,
-                                                model=prepared.source, target=target,
-                                                family=family)
+    # model, Verilog and manifest as one change; the reports of an older design go with it
+    model = network_bytes(prepared.network, float_model=prepared.float_model)
+    verilog, manifest_path, info = write_design(
+        accelerator, out_dir, name=name, model=prepared.source, target=target, family=family,
+        files={"model.npz": model}, before_commit=lambda digest: remove_stale_reports(
+            out_dir, digest))
     progress(f"  wrote {verilog} and {manifest_path}: {info['cycles_per_image']} cycles per "
              f"image expected, about {info['estimate']['device_logic_cells']} "
              f"{_logic_unit(family)} estimated")
-    return accelerator, {"verilog": str(verilog), "manifest": str(manifest_path),
-                         "model": str(out_dir / "model.npz"),
-                         "folding_rule": how, "foldings": info["foldings"],
-                         "cycles_per_image": info["cycles_per_image"],
-                         "estimate": info["estimate"], "top": name, "target": target}
+    return accelerator, _design_summary(out_dir, info, how)
+
+
+def _design_summary(out_dir, info, how):
+    """What :func:`generate` and :func:`load_design` report about a design."""
+    out_dir = Path(out_dir)
+    return {"verilog": str(out_dir / f"{info['top']}.v"), "manifest": str(out_dir / MANIFEST),
+            "model": str(out_dir / "model.npz"), "folding_rule": how,
+            "foldings": info["foldings"], "cycles_per_image": info["cycles_per_image"],
+            "estimate": info["estimate"], "top": info["top"], "target": info["target"],
+            "manifest_sha256": manifest_digest(out_dir)}
+
+
+def manifest_digest(out_dir):
+    """SHA-256 (hex) of ``out_dir``'s manifest: the identity of the design there (None when
+    the folder holds no design)."""
+    try:
+        return hashlib.sha256((Path(out_dir) / MANIFEST).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def design_stamp(out_dir):
+    """What a report records of the design it describes: ``{"manifest_sha256": ...}``."""
+    return {"manifest_sha256": manifest_digest(out_dir)}
+
+
+def stamp_line(out_dir):
+    """The Markdown reports' last line, naming the design they describe."""
+    return f"\n(design: manifest.json sha256 {manifest_digest(out_dir)})\n"
+
+
+def _recorded_digest(path):
+    """The manifest digest a report records (None: none readable)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)["design"]["manifest_sha256"]
+        except (ValueError, KeyError, TypeError):
+            return None
+    found = re.findall(r"manifest\.json sha256 ([0-9a-f]{64})", text)
+    return found[-1] if found else None
+
+
+def remove_stale_reports(out_dir, digest):
+    """Remove the reports in ``out_dir`` that do not record the design ``digest`` (a manifest
+    SHA-256), so no report stands beside a design it does not describe."""
+    for name in REPORTS:
+        path = Path(out_dir) / name
+        if path.exists() and _recorded_digest(path) != digest:
+            path.unlink(missing_ok=True)
+
+
+def design_problems(out_dir):
+    """What makes ``out_dir`` not one whole design with its own reports: a missing or
+    unreadable manifest, a file whose hash differs from the manifest's record, a report of
+    another design. Empty when the folder is consistent."""
+    out_dir = Path(out_dir)
+    try:
+        info = json.loads((out_dir / MANIFEST).read_text())
+    except FileNotFoundError:
+        return [f"no {MANIFEST}"]
+    except (OSError, ValueError) as error:
+        return [f"{MANIFEST} cannot be read: {error}"]
+    problems = []
+    if info.get("version") != MANIFEST_VERSION:
+        problems.append(f"{MANIFEST} has version {info.get('version')!r}, this wrpn-rtl writes "
+                        f"{MANIFEST_VERSION}")
+    for name, digest in (info.get("files") or {}).items():
+        try:
+            actual = hashlib.sha256((out_dir / name).read_bytes()).hexdigest()
+        except OSError:
+            problems.append(f"{name} is missing")
+            continue
+        if actual != digest:
+            problems.append(f"{name} differs from the file the manifest records")
+    if not info.get("files"):
+        problems.append(f"{MANIFEST} records no file hashes")
+    digest = manifest_digest(out_dir)
+    for name in REPORTS:
+        if (out_dir / name).exists() and _recorded_digest(out_dir / name) != digest:
+            problems.append(f"{name} describes another design")
+    return problems
+
+
+def load_design(out_dir):
+    """The design a folder holds (``--design DIR``), as :func:`generate` returns it: checked
+    against its manifest (every file's hash, the model's foldings and cycles), with the
+    reports of any other design removed.
+
+    Returns
+    -------
+    (accelerator, summary dict)
+
+    Raises
+    ------
+    StepError
+        No design there, a file changed or missing, a manifest of another version, or a model
+        that does not give the manifest's design.
+    """
+    from wrpn_rtl.compiler.folding import read_foldings
+    from wrpn_rtl.compiler.manifest import build_accelerator
+    from wrpn_rtl.golden import ModelFileError, load_network
+    out_dir = Path(out_dir)
+    where = f"--design {str(out_dir)!r}"
+    if not out_dir.is_dir():
+        raise StepError(f"{where} must be a folder holding a design (wrpn-rtl generate --out "
+                        f"DIR writes one), not {'a file' if out_dir.exists() else 'missing'}")
+    problems = [p for p in design_problems(out_dir) if not p.endswith("another design")]
+    if problems:
+        hint = ("wrpn-rtl generate --out DIR writes one" if problems == [f"no {MANIFEST}"]
+                else "generate it again")
+        raise StepError(f"{where} does not hold one whole design: {'; '.join(problems)} "
+                        f"({hint})")
+    info = json.loads((out_dir / MANIFEST).read_text())
+    try:
+        network = load_network(out_dir / "model.npz")
+        accelerator = build_accelerator(network, read_foldings(out_dir / MANIFEST, network))
+    except (ModelFileError, TypeError, ValueError) as error:
+        raise StepError(f"{where}: its model and manifest do not give a design: {error}") \
+            from None
+    if accelerator.cycles_per_image != info["cycles_per_image"]:
+        raise StepError(f"{where}: its model and foldings give {accelerator.cycles_per_image} "
+                        f"cycles per image, its manifest {info['cycles_per_image']} (generate "
+                        f"it again)")
+    remove_stale_reports(out_dir, manifest_digest(out_dir))
+    return accelerator, _design_summary(out_dir, info, f"the design in {out_dir}")
 
 
 def _default_budget_problem(network, target, budget, error):
