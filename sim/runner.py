@@ -56,7 +56,7 @@ def check_simulator(simulator):
 def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simulator,
                      build_dir, out_lanes=None, out_width=None, out_signed=False,
                      out_fields=None, stall_in=0.0, stall_out=0.0, seed=0, max_cycles=100_000,
-                     check=True, words_per_image=1, wave=None, python_clock=False):
+                     check=True, words_per_image=1, wave=None, driver="harness"):
     """Simulate a one-input, one-output stream component against expected output words, in
     the HDL stream harness (``stream_harness.v``: no Python runs per clock cycle).
 
@@ -90,9 +90,10 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         Dump every signal of the design over those cycles (counted from reset, as
         ``first_input_cycle``) to ``path``: VCD on Verilator (built with ``--trace``; its FST
         writer needs liblz4), FST on Icarus (run with ``-fst``).
-    python_clock : bool
-        Toggle the clock from a Python coroutine (one Python wake-up per edge) instead of the
-        simulator's C++: the naive baseline of ``wrpn-rtl bench sim``.
+    driver : "harness" or "python"
+        "python": the naive baseline of ``wrpn-rtl bench sim`` instead (the design's ports
+        driven from Python every cycle, :mod:`wrpn_rtl.sim.python_bench`; random stalls only,
+        no waves, built as cocotb's runner builds by default).
 
     Returns
     -------
@@ -126,33 +127,39 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
     config = {"expected": [list(map(int, w)) for w in expected],
               "out_fields": [[int(w), bool(s)] for w, s in out_fields],
               "max_cycles": max_cycles, "check": bool(check), "record": "record.txt",
-              "python_clock": bool(python_clock), "plusargs": plusargs}
+              "plusargs": plusargs}
+    sources, top, test_module = [Path(verilog_path).resolve()], toplevel, PYTHON_DRIVER
+    parameters = {}
+    if driver == "python":
+        config.update(inputs=[list(map(int, w)) for w in inputs], in_width=in_width,
+                      stall_in=stall_in, stall_out=stall_out, seed=seed)
+    else:
+        harness = build_dir / "stream_harness.v"
+        with atomic_write(harness, "w") as handle:
+            handle.write(HARNESS_TEMPLATE.read_text().replace("${dut}", toplevel))
+        sources.append(harness)
+        top, test_module = "wrpn_stream_harness", "wrpn_rtl.sim.stream_bench"
+        parameters = {"IN_BITS": in_lanes * in_width, "OUT_BITS": out_bits,
+                      "IN_DEPTH": max(1, len(inputs))}
     with atomic_write(build_dir / "bench.json", "w") as handle:
         json.dump(config, handle)
     for stale in ("observed.json", "record.txt"):
         (build_dir / stale).unlink(missing_ok=True)
-    harness = build_dir / "stream_harness.v"
-    with atomic_write(harness, "w") as handle:
-        handle.write(HARNESS_TEMPLATE.read_text().replace("${dut}", toplevel))
-    parameters = {"IN_BITS": in_lanes * in_width, "OUT_BITS": out_bits,
-                  "IN_DEPTH": max(1, len(inputs))}
-    runner = _runner(simulator)
+    runner = _runner(simulator, lean=driver != "python")
     build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"]
                   if simulator == "verilator" else [])
     with _simulator_build_dir(simulator, build_dir) as sim_dir:
         try:
             started = time.monotonic()
             with _verilator_make_fix(simulator):
-                runner.build(sources=[Path(verilog_path).resolve(), harness],
-                             hdl_toplevel="wrpn_stream_harness", build_dir=sim_dir,
+                runner.build(sources=sources, hdl_toplevel=top, build_dir=sim_dir,
                              timescale=("1ns", "1ps"), parameters=parameters,
                              build_args=build_args, always=True,
                              waves=wave is not None and simulator == "verilator",
                              log_file=build_dir / "build.log")
             build_seconds = time.monotonic() - started
-            results = runner.test(hdl_toplevel="wrpn_stream_harness",
-                                  hdl_toplevel_lang="verilog",
-                                  test_module="wrpn_rtl.sim.stream_bench", build_dir=sim_dir,
+            results = runner.test(hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                                  test_module=test_module, build_dir=sim_dir,
                                   test_dir=build_dir, plusargs=plusargs,
                                   waves=wave is not None and simulator == "icarus",
                                   log_file=build_dir / "sim.log")
@@ -176,6 +183,9 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                        run_seconds=observed["run_seconds"])
 
 
+#: The cocotb module of the naive per-cycle Python bench (``driver="python"``).
+PYTHON_DRIVER = "wrpn_rtl.sim.python_bench"
+
 #: The HDL stream harness, with ``${dut}`` for the design's module name.
 HARNESS_TEMPLATE = Path(__file__).with_name("stream_harness.v")
 
@@ -196,12 +206,13 @@ def _stall_plusargs(side, setting):
     return [f"+stall_{side}_mode=0", f"+stall_{side}={round(setting * 65536)}"]
 
 
-def _runner(simulator):
-    """cocotb's runner for ``simulator``; for Verilator without ``--public-flat-rw``, which
-    cocotb's runner always adds and which keeps Verilator from optimizing any signal away
-    (the harness marks the three signals cocotb touches public itself)."""
+def _runner(simulator, lean=True):
+    """cocotb's runner for ``simulator``; for Verilator (``lean``) without
+    ``--public-flat-rw``, which cocotb's runner always adds and which keeps Verilator from
+    optimizing any signal away (the harness marks the three signals cocotb touches public
+    itself)."""
     from cocotb_tools.runner import Verilator, get_runner
-    if simulator != "verilator":
+    if simulator != "verilator" or not lean:
         return get_runner(simulator)
 
     class LeanVerilator(Verilator):

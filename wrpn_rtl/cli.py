@@ -19,9 +19,11 @@ Subcommands
 ``train`` / ``golden``
     Train a WRPN digits CNN (and its full-precision baseline) / run a model's golden paths
     (the digits test set, or sample images with the extremes for any other input).
-``bench mvu|window|conv|network``
+``bench mvu|window|conv|network|sim``
     Synthesis benchmarks of the building blocks against their baselines; ``network``: the
-    default network folded per target, with the per-stage breakdown and the roofline line.
+    default network folded per target, with the per-stage breakdown and the roofline line;
+    ``sim``: simulated cycles per second on Icarus and Verilator against a Python-clocked
+    baseline.
 
 Every subcommand spells the shared flags the same way. Progress goes to stderr; ``--json``
 prints a machine-readable summary on stdout. Exit status is 0 only when everything asked for
@@ -473,11 +475,14 @@ def cmd_bench(args):
     from wrpn_rtl.synth.bench import run_mvu_bench
     from wrpn_rtl.synth.bench_network import run_network_bench
     from wrpn_rtl.synth.bench_layers import run_layer_bench
+    from wrpn_rtl.sim.bench import run_sim_bench
     from wrpn_rtl.toolchain import ToolMissing
     progress = lambda text: _progress(args, text)   # noqa: E731
     try:
         if args.what == "network":
             report = run_network_bench(args.out, quick=args.quick, progress=progress)
+        elif args.what == "sim":
+            report = run_sim_bench(args.out, quick=args.quick, progress=progress)
         elif args.what == "mvu":
             report = run_mvu_bench(args.out, quick=args.quick, progress=progress)
         else:
@@ -520,12 +525,12 @@ def build_parser():
         _add(command, *flags)
         command.set_defaults(run=run)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
-    bench.add_argument("what", choices=["mvu", "window", "conv", "network"],
-                       help="what to benchmark")
+    bench.add_argument("what", choices=["mvu", "window", "conv", "network", "sim"],
+                       help="what to benchmark (sim: simulated cycles per second)")
     _add(bench, "out", "json")
     bench.add_argument("--quick", action="store_true",
                        help="a small subset (mvu: PE=1, w/a 1/1 2/2 4/4; window/conv: two "
-                            "layers on iCE40)")
+                            "layers on iCE40; sim: few images)")
     bench.set_defaults(run=cmd_bench)
     return parser
 

@@ -198,8 +198,8 @@ def design_problems(out_dir):
 
 def load_design(out_dir):
     """The design a folder holds (``--design DIR``), as :func:`generate` returns it: checked
-    against its manifest (every file's hash, the model's foldings and cycles), with the
-    reports of any other design removed.
+    against its manifest (every file's hash; the model and foldings must give the very same
+    Verilog), with the reports of any other design removed.
 
     Returns
     -------
@@ -211,6 +211,7 @@ def load_design(out_dir):
         No design there, a file changed or missing, a manifest of another version, or a model
         that does not give the manifest's design.
     """
+    from wrpn_rtl.compiler.export import to_verilog
     from wrpn_rtl.compiler.folding import read_foldings
     from wrpn_rtl.compiler.manifest import build_accelerator
     from wrpn_rtl.golden import ModelFileError, load_network
@@ -232,10 +233,13 @@ def load_design(out_dir):
     except (ModelFileError, TypeError, ValueError) as error:
         raise StepError(f"{where}: its model and manifest do not give a design: {error}") \
             from None
-    if accelerator.cycles_per_image != info["cycles_per_image"]:
-        raise StepError(f"{where}: its model and foldings give {accelerator.cycles_per_image} "
-                        f"cycles per image, its manifest {info['cycles_per_image']} (generate "
-                        f"it again)")
+    # the model and foldings must give this very Verilog (which also builds the accelerator
+    # the simulation's expectations and localization come from)
+    verilog = to_verilog(accelerator, name=info["top"]).encode()
+    if hashlib.sha256(verilog).hexdigest() != info["files"].get(f"{info['top']}.v"):
+        raise StepError(f"{where}: its model and foldings give other Verilog with this "
+                        f"wrpn-rtl than the design holds (written by another version?): "
+                        f"generate it again")
     remove_stale_reports(out_dir, manifest_digest(out_dir))
     return accelerator, _design_summary(out_dir, info, f"the design in {out_dir}")
 

@@ -11,13 +11,14 @@ __all__ = ["simulate", "localize"]
 
 
 def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progress=quiet,
-             stall=0.0, seed=0, max_cycles=None, wave=None):
+             stall=0.0, seed=0, max_cycles=None, wave=None, driver="harness"):
     """Run ``images`` through the generated Verilog with cocotb and compare every output word
     with the golden model. ``stall``: probability of an idle input / a refused output each
     cycle; ``max_cycles``: the simulation's limit (default: ample for the expected cycles);
     ``wave``: "failing" (after a mismatch, run again writing the signals from the first
     failing image's first input to the last failing image's last output) or "all" (the whole
-    run), to ``work_dir/wave.vcd`` (Verilator) or ``wave.fst`` (Icarus).
+    run), to ``work_dir/wave.vcd`` (Verilator) or ``wave.fst`` (Icarus); ``driver``:
+    "harness", or "python" for the per-cycle Python baseline of ``wrpn-rtl bench sim``.
 
     Returns
     -------
@@ -59,7 +60,7 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
                 verilog, toplevel=Path(verilog).stem, inputs=words_in, expected=expected,
                 in_width=accelerator.network.input_bits, out_fields=output_fields(accelerator),
                 simulator=simulator, build_dir=work_dir, stall_in=stall, stall_out=stall,
-                seed=seed, check=False, max_cycles=max_cycles,
+                seed=seed, check=False, max_cycles=max_cycles, driver=driver,
                 words_per_image=len(words_in) // count,
                 wave=None if wave_window is None else (wave_path, *wave_window))
         except ToolMissing as error:
