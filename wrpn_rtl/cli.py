@@ -248,6 +248,10 @@ def _synthesize(args, designs):
             except StepError as error:
                 _progress(args, f"  {error}")
                 failures.append(str(error))
+                continue
+            if rows[-1].get("failure"):      # measured, but below --freq: figures kept
+                _progress(args, f"  {rows[-1]['failure']}")
+                failures.append(rows[-1]["failure"])
         _write_synth(design.out, rows, failures, [design])
         all_rows += rows
         all_failures += failures
