@@ -183,8 +183,7 @@ class QuantLinear:
 
         weight_scale = np.asarray(weight_scale, dtype=np.float64)
         if weight_scale.shape != (self.out_channels,):
-            raise ValueError(f"{name}: weight_scale must have shape ({self.out_channels},), "
-                             f"not {weight_scale.shape!r}")
+            raise ValueError(self._per_channel_problem("weight_scale", weight_scale.shape))
         if not np.all(np.isfinite(weight_scale)) or np.any(weight_scale < 0):
             raise ValueError(f"{name}: weight_scale must be finite and >= 0")
         self._weight_scale = weight_scale
@@ -195,20 +194,24 @@ class QuantLinear:
                              f"float path, not [{self._raw_low.min()}, {self._raw_high.max()}]")
         if isinstance(output, Logits):
             if output.bias.shape != (self.out_channels,):
-                raise ValueError(f"{name}: logit bias must have shape ({self.out_channels},), "
-                                 f"not {output.bias.shape!r}")
+                raise ValueError(self._per_channel_problem("logit bias", output.bias.shape))
             self._requantizer = None
         elif isinstance(output, Requantization):
-            if output.multiplier.shape != (self.out_channels,) or \
-                    output.offset.shape != (self.out_channels,):
-                raise ValueError(f"{name}: multiplier and offset must have shape "
-                                 f"({self.out_channels},), not {output.multiplier.shape!r} "
-                                 f"and {output.offset.shape!r}")
+            for what, values in (("multiplier", output.multiplier), ("offset", output.offset)):
+                if values.shape != (self.out_channels,):
+                    raise ValueError(self._per_channel_problem(what, values.shape))
             self._requantizer = Requantizer(output.multiplier, output.offset, output.out_bits,
                                             self._raw_low, self._raw_high)
         else:
             raise TypeError(f"{name}: output must be a Requantization or Logits, not {output!r}")
         self._output = output
+
+    def _per_channel_problem(self, what, shape):
+        """A per-output-channel array whose shape does not match the weight codes: say both
+        counts (the codes may be the wrong ones)."""
+        return (f"{self._name}: {what} must hold one value per output channel of the weight "
+                f"codes, which have {self.out_channels} (codes of shape "
+                f"{tuple(self._weights.shape)}, output channel first), not shape {tuple(shape)}")
 
     def _exact_accumulator_range(self):
         top = activation_levels(self._in_bits)

@@ -171,19 +171,40 @@ def load_network(path):
         file and the problem.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model file {str(path)!r} is a folder, not a model file (.npz)")
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelFileError(f"model file {str(path)!r} cannot be read: {error.strerror}") \
+            from None
+    if magic[:2] != b"PK":
+        raise ModelFileError(f"model file {str(path)!r} is not a .npz archive (a zip file, "
+                             f"starting with 'PK'; this one starts with {magic!r})")
+    try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+    except ValueError as error:
+        if "pickle" in str(error):        # numpy's advice to unpickle does not apply here
+            raise ModelFileError(f"model file {str(path)!r} holds pickled (object) arrays; a "
+                                 f"model file holds numeric arrays only, and wrpn-rtl never "
+                                 f"unpickles") from None
+        raise ModelFileError(f"model file {str(path)!r} is not a readable .npz archive "
+                             f"(truncated or of another format): {error}") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
         raise ModelFileError(f"model file {str(path)!r} is not a readable .npz archive "
                              f"(truncated or of another format): {error}") from None
     try:
         return _build(arrays)
     except ModelFileError as error:
         raise ModelFileError(f"model file {str(path)!r}: {error}") from None
-    except (TypeError, ValueError, KeyError) as error:
+    except KeyError as error:
+        raise ModelFileError(f"model file {str(path)!r} is inconsistent: its structure lacks "
+                             f"the key {error.args[0]!r}") from None
+    except (TypeError, ValueError) as error:
         raise ModelFileError(f"model file {str(path)!r} is inconsistent: {error}") from None
 
 
@@ -208,34 +229,39 @@ def _build(arrays):
         return arrays[full]
 
     layers = []
-    for entry in structure["layers"]:
-        name, kind = entry["name"], entry["type"]
-        common = dict(name=name, in_shape=tuple(entry["in_shape"]))
-        if kind == "maxpool":
-            layers.append(QuantMaxPool(**common, bits=entry["in_bits"],
-                                       kernel=tuple(entry["kernel"]),
-                                       stride=tuple(entry["stride"]), padding=entry["padding"]))
-            continue
-        if kind not in ("conv", "dense"):
-            raise ModelFileError(f"layer {name!r}: type must be conv, dense or maxpool, "
-                                 f"not {kind!r}")
-        output = entry["output"]
-        if output["type"] == "logits":
-            out = Logits(array(name, "bias"), output["scale"])
-        elif output["type"] == "requantization":
-            out = Requantization(array(name, "multiplier"), array(name, "offset"),
-                                 output["out_bits"])
-        else:
-            raise ModelFileError(f"layer {name!r}: output type must be logits or "
-                                 f"requantization, not {output['type']!r}")
-        common.update(in_bits=entry["in_bits"], weights=array(name, "weights"),
-                      weight_bits=entry["weight_bits"],
-                      weight_scale=array(name, "weight_scale"), output=out)
-        if kind == "dense":
-            layers.append(QuantDense(**common))
-        else:
-            layers.append(QuantConv2d(**common, stride=tuple(entry["stride"]),
-                                      padding=entry["padding"]))
+    for index, entry in enumerate(structure["layers"]):
+        try:
+            layers.append(_build_layer(entry, array))
+        except KeyError as error:
+            raise ModelFileError(f"layer {entry.get('name', index)!r}: its structure lacks "
+                                 f"the key {error.args[0]!r}") from None
     return QuantizedNetwork(input_shape=tuple(structure["input_shape"]),
                             input_bits=structure["input_bits"], layers=layers,
                             metadata=structure.get("metadata", {}))
+
+
+def _build_layer(entry, array):
+    """One golden layer from its structure entry; ``array(name, key)`` reads its arrays."""
+    name, kind = entry["name"], entry["type"]
+    common = dict(name=name, in_shape=tuple(entry["in_shape"]))
+    if kind == "maxpool":
+        return QuantMaxPool(**common, bits=entry["in_bits"], kernel=tuple(entry["kernel"]),
+                            stride=tuple(entry["stride"]), padding=entry["padding"])
+    if kind not in ("conv", "dense"):
+        raise ModelFileError(f"layer {name!r}: type must be conv, dense or maxpool, "
+                             f"not {kind!r}")
+    output = entry["output"]
+    if output["type"] == "logits":
+        out = Logits(array(name, "bias"), output["scale"])
+    elif output["type"] == "requantization":
+        out = Requantization(array(name, "multiplier"), array(name, "offset"),
+                             output["out_bits"])
+    else:
+        raise ModelFileError(f"layer {name!r}: output type must be logits or "
+                             f"requantization, not {output['type']!r}")
+    common.update(in_bits=entry["in_bits"], weights=array(name, "weights"),
+                  weight_bits=entry["weight_bits"], weight_scale=array(name, "weight_scale"),
+                  output=out)
+    if kind == "dense":
+        return QuantDense(**common)
+    return QuantConv2d(**common, stride=tuple(entry["stride"]), padding=entry["padding"])

@@ -52,6 +52,45 @@ def test_truncated_file(network, tmp_path):
         g.load_network(path)
 
 
+def test_a_folder_text_or_pickles_under_a_model_name(tmp_path):
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(g.ModelFileError, match=r"'.*folder\.npz' is a folder, not a model"):
+        g.load_network(tmp_path / "folder.npz")
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(g.ModelFileError, match=r"is not a \.npz archive \(a zip file, starting "
+                                               r"with 'PK'; this one starts with b'hell'\)"):
+        g.load_network(tmp_path / "text.npz")
+    np.savez(tmp_path / "pickles.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(g.ModelFileError, match=r"holds pickled \(object\) arrays; .* never "
+                                               r"unpickles$") as error:
+        g.load_network(tmp_path / "pickles.npz")
+    assert "allow_pickle" not in str(error.value)
+
+
+def test_a_missing_structure_key_is_named_with_its_layer(network, tmp_path):
+    path = tmp_path / "net.npz"
+    g.save_network(network, path)
+    rewrite(path, lambda arrays, structure: structure["layers"][0].pop("in_shape"))
+    with pytest.raises(g.ModelFileError, match=r"layer '.*': its structure lacks the key "
+                                               r"'in_shape'$"):
+        g.load_network(path)
+
+
+def test_weights_with_too_few_output_channels_are_named(network, tmp_path):
+    path = tmp_path / "net.npz"
+    g.save_network(network, path)
+    first = network.layers[0].name
+
+    def drop_a_channel(arrays, structure):
+        arrays[f"{first}.weights"] = arrays[f"{first}.weights"][:-1]
+    rewrite(path, drop_a_channel)
+    count = network.layers[0].out_channels - 1
+    with pytest.raises(g.ModelFileError, match=rf"weight_scale must hold one value per output "
+                                               rf"channel of the weight codes, which have "
+                                               rf"{count} \(codes of shape \({count}, "):
+        g.load_network(path)
+
+
 def test_not_a_model_file(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, x=np.zeros(3))
@@ -66,7 +105,8 @@ def test_not_a_model_file(tmp_path):
     (lambda a, s: a.update({"layer0.weights": a["layer0.weights"][:, :2]}),
      r"inconsistent: layer1: input shape must be the previous output"),
     (lambda a, s: a.update({"layer0.weight_scale": np.ones(2)}),
-     r"inconsistent: layer0: weight_scale must have shape \(6,\), not \(2,\)$"),
+     r"inconsistent: layer0: weight_scale must hold one value per output channel of the "
+     r"weight codes, which have 6 \(codes of shape \(6, .*not shape \(2,\)$"),
     (lambda a, s: s["layers"][0].update(weight_bits=0),
      r"inconsistent: layer0: weight_bits must be an integer in \[1, 16\], not 0$"),
     (lambda a, s: s["layers"][0]["output"].update(out_bits=17),
