@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 import tempfile
+import threading
 import time
 
 from wrpn_rtl.golden.atomic import atomic_write
@@ -56,7 +57,8 @@ def check_simulator(simulator):
 def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simulator,
                      build_dir, out_lanes=None, out_width=None, out_signed=False,
                      out_fields=None, stall_in=0.0, stall_out=0.0, seed=0, max_cycles=100_000,
-                     check=True, words_per_image=1, wave=None, driver="harness"):
+                     check=True, words_per_image=1, wave=None, driver="harness",
+                     progress=None):
     """Simulate a one-input, one-output stream component against expected output words, in
     the HDL stream harness (``stream_harness.v``: no Python runs per clock cycle).
 
@@ -90,6 +92,9 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         Dump every signal of the design over those cycles (counted from reset, as
         ``first_input_cycle``) to ``path``: VCD on Verilator (built with ``--trace``; its FST
         writer needs liblz4), FST on Icarus (run with ``-fst``).
+    progress : callable, optional
+        Hears, every :data:`PROGRESS_S` seconds of a long run, how many images have entered
+        (harness only).
     driver : "harness" or "python"
         "python": the naive baseline of ``wrpn-rtl bench sim`` instead (the design's ports
         driven from Python every cycle, :mod:`wrpn_rtl.sim.python_bench`; random stalls only,
@@ -158,11 +163,14 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                              waves=wave is not None and simulator == "verilator",
                              log_file=build_dir / "build.log")
             build_seconds = time.monotonic() - started
-            results = runner.test(hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                                  test_module=test_module, build_dir=sim_dir,
-                                  test_dir=build_dir, plusargs=plusargs,
-                                  waves=wave is not None and simulator == "icarus",
-                                  log_file=build_dir / "sim.log")
+            results = _reporting(lambda: runner.test(
+                hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
+                build_dir=sim_dir, test_dir=build_dir, plusargs=plusargs,
+                # vvp -n: Ctrl-C ends the simulation instead of opening its interactive prompt
+                test_args=["-n"] if simulator == "icarus" else [],
+                waves=wave is not None and simulator == "icarus",
+                log_file=build_dir / "sim.log"), build_dir / "record.txt",
+                len(inputs) // max(1, words_per_image), progress)
         except SystemExit as error:   # the runner exits on a failing test under pytest
             raise SimulationFailed(f"{simulator}: the cocotb bench failed (exit {error.code})\n"
                                    f"{_log_tail(build_dir)}") from None
@@ -191,6 +199,39 @@ HARNESS_TEMPLATE = Path(__file__).with_name("stream_harness.v")
 
 #: Harness stall modes (``stream_harness.v``) of the deterministic stall patterns.
 STALL_PATTERNS = {"alternate": 1, "bursts": 2}
+
+
+#: Seconds between progress lines of a long simulation.
+PROGRESS_S = 10
+
+
+def _reporting(run, record, images, progress):
+    """``run()``, telling ``progress`` every :data:`PROGRESS_S` seconds how many of
+    ``images`` have entered (the harness records each image's first word and flushes)."""
+    if progress is None:
+        return run()
+    outcome = {}
+
+    def work():
+        try:
+            outcome["value"] = run()
+        except BaseException as error:          # handed to the caller's thread
+            outcome["error"] = error
+    worker = threading.Thread(target=work, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        worker.join(PROGRESS_S)
+        if worker.is_alive():
+            try:
+                entered = sum(line.startswith("i ") for line in open(record))
+            except OSError:
+                entered = 0
+            progress(f"    {entered} of {images} images in after "
+                     f"{time.monotonic() - started:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _stall_plusargs(side, setting):

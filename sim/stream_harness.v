@@ -122,7 +122,10 @@ module wrpn_stream_harness #(
             if (in_valid && in_ready) begin
                 if (!started) first_input_cycle <= cycle;
                 started <= 1;
-                if (in_index % in_per_image == 0) $fwrite(record, "i %0d\n", cycle);
+                if (in_index % in_per_image == 0) begin
+                    $fwrite(record, "i %0d\n", cycle);
+                    $fflush(record);      // progress: the caller counts these lines
+                end
             end
             // the source offers the next word on a cycle it does not stall, and keeps offering
             // it until it is taken

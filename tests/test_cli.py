@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from wrpn_rtl import __version__
@@ -97,7 +98,7 @@ def test_requantize_the_default_at_other_bits(tmp_path, capsys):
     assert {layer.weight_bits for layer in network.layers if hasattr(layer, "weight_bits")} == {1}
     assert network.layers[0].out_bits == 3
     assert "re-quantized to w1a3" in json.loads((tmp_path / "manifest.json").read_text())["model"]
-    assert 0.1 < summary["test_accuracy"] < 0.9722     # not re-trained: it loses accuracy
+    assert 0.1 < summary["test_accuracy"] < 0.97       # not re-trained: it loses accuracy
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -430,3 +431,25 @@ def test_flow_on_a_model_file_with_the_asic_target(tmp_path, capsys, rng):
     table = (tmp_path / "out" / "summary.md").read_text()
     assert "Conv2d(5, 5, 3) w3 a2 -> MaxPool(2, 2, 3) -> Dense(1, 1, 4) w2 logits" in table
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["failures"] == []
+
+
+@pytest.mark.slow
+def test_the_shipped_model_is_what_its_recorded_command_makes(tmp_path, capsys):
+    """The default model file records the `wrpn-rtl train` command that made it; run again,
+    the command gives the same network (every code, scale and threshold) and accuracies."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    shipped = load_default_model()
+    record = shipped.metadata["remake"]
+    assert record["command"][0] == "train" and "--seed" in record["command"]
+    assert main(record["command"] + ["--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    remade = g.load_network(tmp_path / "model.npz")
+    for key in ("test_accuracy", "float_test_accuracy", "float_width1_test_accuracy"):
+        assert remade.metadata[key] == shipped.metadata[key]
+    for a, b in zip(shipped.layers, remade.layers):
+        assert repr(a) == repr(b)
+        for field in ("weights", "weight_scale"):
+            if hasattr(a, field):
+                np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        if getattr(a, "requantizer", None) is not None:
+            np.testing.assert_array_equal(a.requantizer.thresholds, b.requantizer.thresholds)

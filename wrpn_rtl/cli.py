@@ -451,6 +451,7 @@ def cmd_train(args):
     except (TypeError, ValueError, StepError) as error:
         raise CommandError(str(error).replace("weight_bits", "--wbits")
                            .replace("out_bits", "--abits")) from None
+    network.metadata["remake"] = _remake_record(spec, args)
     path = args.out / "model.npz"
     save_network(network, path, float_model=float_model)
     summary = {"model": str(path), **{k: network.metadata[k] for k in
@@ -460,6 +461,21 @@ def cmd_train(args):
                     f"precision {summary['float_test_accuracy']:.4f}; at width 1 "
                     f"{summary['float_width1_test_accuracy']:.4f})")
     return summary
+
+
+def _remake_record(spec, args):
+    """What a model file records to be made again: the ``wrpn-rtl train`` arguments that
+    made it and the versions of the packages its arithmetic ran on."""
+    from importlib.metadata import version
+    bits = {"--wbits": spec.layers[0].weight_bits,
+            "--abits": next(layer.out_bits for layer in spec.layers
+                            if getattr(layer, "out_bits", None))}
+    argv = ["train"] + [str(v) for flag, value in (*bits.items(), ("--width", spec.width),
+                                                   ("--epochs", args.epochs),
+                                                   ("--seed", args.seed))
+                        for v in (flag, value)]
+    return {"command": argv, "packages": {name: version(name) for name in
+                                          ("wrpn-rtl", "numpy", "scikit-learn")}}
 
 
 def cmd_golden(args):

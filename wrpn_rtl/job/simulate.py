@@ -61,7 +61,7 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
                 in_width=accelerator.network.input_bits, out_fields=output_fields(accelerator),
                 simulator=simulator, build_dir=work_dir, stall_in=stall, stall_out=stall,
                 seed=seed, check=False, max_cycles=max_cycles, driver=driver,
-                words_per_image=len(words_in) // count,
+                words_per_image=len(words_in) // count, progress=progress,
                 wave=None if wave_window is None else (wave_path, *wave_window))
         except ToolMissing as error:
             raise StepError(str(error)) from None
