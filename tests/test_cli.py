@@ -453,3 +453,15 @@ def test_the_shipped_model_is_what_its_recorded_command_makes(tmp_path, capsys):
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
         if getattr(a, "requantizer", None) is not None:
             np.testing.assert_array_equal(a.requantizer.thresholds, b.requantizer.thresholds)
+
+
+def test_a_missing_simulator_names_its_package(tmp_path, capsys, monkeypatch, rng):
+    """Without Icarus on PATH, `sim` says which Debian package to install (no traceback)."""
+    spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(3, 3, padding=1, out_bits=2),
+                                         g.Dense(3, out_bits=None, batch_norm=False)])
+    model = model_file(tmp_path / "m.npz", spec, rng)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["sim", "--model", model, "--out", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "iverilog is not installed: install the Debian package 'iverilog' (apt-get install "
+        "iverilog)")
