@@ -9,8 +9,7 @@ build and run seconds, cycles per second, and the ratio to the baseline. Ratios 
 """
 from pathlib import Path
 
-from wrpn_rtl.golden.atomic import atomic_write
-from wrpn_rtl.job.common import StepError, quiet, write_json
+from wrpn_rtl.job.common import StepError, quiet, write_report
 
 __all__ = ["run_sim_bench", "IMAGES"]
 
@@ -64,9 +63,7 @@ def run_sim_bench(out_dir, *, quick=False, progress=quiet):
             if row["simulator"] == simulator and base and row["cycles_per_second"]:
                 row["speedup"] = round(row["cycles_per_second"] / base, 1)
     report = {"design": generated, "rows": rows, "failures": failures}
-    write_json(out_dir / "sim.json", report)
-    with atomic_write(out_dir / "sim.md", "w") as handle:
-        handle.write(sim_markdown(report))
+    write_report(out_dir, "sim", report, sim_markdown(report))
     return report
 
 

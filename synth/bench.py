@@ -12,13 +12,12 @@ each inside the same serial harness, synthesized for iCE40 UP5K, ECP5-25k and th
 gate library. Ratios are taken within this one run, so machine noise cancels.
 """
 from concurrent.futures import ProcessPoolExecutor
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.job.common import write_report
 from wrpn_rtl.synth.flow import DEFAULT_TARGETS
 
 __all__ = ["PRECISIONS", "run_mvu_bench", "mvu_markdown", "build_core", "conv_bench_layers"]
@@ -174,11 +173,7 @@ def run_mvu_bench(out_dir, *, quick=False, progress=print, workers=None, precisi
             rows.append(row)
     report = {"simd": SIMD, "fpga_targets": list(fpga_targets), "goals": {"fmax_vs_fabric": FMAX_GOAL, "logic_vs_bound": LOGIC_GOAL},
               "rows": rows}
-    with atomic_write(out_dir / "mvu.json", "w") as handle:
-        json.dump(report, handle, indent=1)
-    markdown = mvu_markdown(report)
-    with atomic_write(out_dir / "mvu.md", "w") as handle:
-        handle.write(markdown)
+    write_report(out_dir, "mvu", report, mvu_markdown(report))
     return report
 
 

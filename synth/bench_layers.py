@@ -6,12 +6,11 @@ bits``, core logic, flip-flops, block RAM and Fmax from the same harness as ``be
 the cycles per frame measured in Amaranth's simulator over several back-to-back frames with no
 stall, against the component's own ``cycles_per_frame``.
 """
-import json
 from pathlib import Path
 
 import numpy as np
 
-from wrpn_rtl.golden.atomic import atomic_write
+from wrpn_rtl.job.common import write_report
 from wrpn_rtl.synth.flow import DEFAULT_TARGETS
 from wrpn_rtl.synth.bench import _fmt, _run_jobs, build_core, conv_bench_layers
 
@@ -111,10 +110,7 @@ def run_layer_bench(kind, out_dir, *, quick=False, progress=print, workers=None,
                      "cycles_vs_expected": round(measured / expected, 4),
                      "targets": {t: results[f"{index}_{t}"] for t in targets}})
     report = {"kind": kind, "frames": FRAMES, "targets": list(targets), "rows": rows}
-    with atomic_write(out_dir / f"{kind}.json", "w") as handle:
-        json.dump(report, handle, indent=1)
-    with atomic_write(out_dir / f"{kind}.md", "w") as handle:
-        handle.write(layer_markdown(report))
+    write_report(out_dir, kind, report, layer_markdown(report))
     return report
 
 

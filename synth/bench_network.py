@@ -12,8 +12,7 @@ target got before designs were folded per device).
 """
 from pathlib import Path
 
-from wrpn_rtl.golden.atomic import atomic_write
-from wrpn_rtl.job.common import StepError, quiet, write_json
+from wrpn_rtl.job.common import StepError, quiet, write_report
 from wrpn_rtl.synth.flow import DEFAULT_TARGETS, TARGETS
 
 __all__ = ["run_network_bench"]
@@ -66,9 +65,7 @@ def run_network_bench(out_dir, *, quick=False, targets=None, progress=quiet):
             except StepError as error:
                 failures.append(f"baseline: {error}")
     report = {"rows": rows, "baseline": baseline, "failures": failures}
-    write_json(out_dir / "network.json", report)
-    with atomic_write(out_dir / "network.md", "w") as handle:
-        handle.write(network_markdown(report))
+    write_report(out_dir, "network", report, network_markdown(report))
     return report
 
 

@@ -264,16 +264,13 @@ def _write_report(out, name, data, markdown, designs):
     """``name.json`` and ``name.md`` in ``out``, each naming the design(s) it describes: the
     manifest hash of the one design in ``out`` (so a report never outlives its design), or of
     each design in the subfolders."""
-    from wrpn_rtl.golden.atomic import atomic_write
-    from wrpn_rtl.job.common import write_json
+    from wrpn_rtl.job.common import write_report
     from wrpn_rtl.job.design import design_stamp, manifest_digest, stamp_line
     if len(designs) == 1 and designs[0].out == out:
         data, markdown = {"design": design_stamp(out), **data}, markdown + stamp_line(out)
     else:
         data = {"designs": {str(d.out): manifest_digest(d.out) for d in designs}, **data}
-    write_json(out / f"{name}.json", data)
-    with atomic_write(out / f"{name}.md", "w") as handle:
-        handle.write(markdown)
+    write_report(out, name, data, markdown)
 
 
 def _write_synth(out, rows, failures, designs):

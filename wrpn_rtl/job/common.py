@@ -5,7 +5,7 @@ dict; the CLI prints.
 """
 import json
 
-__all__ = ["StepError", "quiet", "write_json"]
+__all__ = ["StepError", "quiet", "write_json", "write_report"]
 
 
 class StepError(Exception):
@@ -21,3 +21,13 @@ def write_json(path, data):
     from wrpn_rtl.golden.atomic import atomic_write
     with atomic_write(path, "w") as handle:
         json.dump(data, handle, indent=1, default=str)
+
+
+def write_report(out_dir, name, data, markdown):
+    """A report as ``out_dir/<name>.json`` (``data``) and ``out_dir/<name>.md``
+    (``markdown``), each written atomically."""
+    from pathlib import Path
+    from wrpn_rtl.golden.atomic import atomic_write
+    write_json(Path(out_dir) / f"{name}.json", data)
+    with atomic_write(Path(out_dir) / f"{name}.md", "w") as handle:
+        handle.write(markdown)
