@@ -41,6 +41,9 @@ class Accelerator(wiring.Component):
         One per Conv/Dense layer, in order.
     input_simd : int
         Image codes per input word; must divide the image's channels.
+    src_loc_at : int
+        Frames above the caller counted as where the accelerator was created (Amaranth's
+        unused-elaboratable report and its linter pragmas).
 
     Members
     -------
@@ -57,7 +60,7 @@ class Accelerator(wiring.Component):
         A folding count or value that does not fit the network, naming the layer.
     """
 
-    def __init__(self, network, *, foldings, input_simd=1):
+    def __init__(self, network, *, foldings, input_simd=1, src_loc_at=0):
         try:
             self._plan = plan_stages(network, foldings, input_simd=input_simd)
             self._models = []
@@ -72,7 +75,8 @@ class Accelerator(wiring.Component):
         self._network, self._input_simd = network, int(input_simd)
         self._components = None
         super().__init__({"input": In(stream.Signature(self._models[0].input_layout)),
-                          "output": Out(stream.Signature(self._models[-1].output_layout))})
+                          "output": Out(stream.Signature(self._models[-1].output_layout))},
+                         src_loc_at=src_loc_at)
 
     network = property(lambda self: self._network)
     input_simd = property(lambda self: self._input_simd)
