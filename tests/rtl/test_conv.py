@@ -72,3 +72,45 @@ def test_conv_layer_errors(rng):
     with pytest.raises(ValueError, match=r"^pool input shape must be the layer's output "
                                          r"\(4, 4, 4\), not \(8, 8, 4\)$"):
         ConvLayer(other, pe=2, simd=6, pool=pool)
+
+
+def _steady_cycles_per_frame(dut, layer, golden_pool, in_shape, pe, rng):
+    """Cycles per frame in steady state: runs of 3 and 7 frames without stalls, bit-exact,
+    their difference over the 4 extra frames (no latency in it)."""
+    runs = []
+    for frames in (3, 7):
+        images = rng.integers(0, 16, (frames,) + in_shape)
+        out = layer.integer_forward(images)[1]
+        if golden_pool is not None:
+            out = golden_pool.integer_forward(out)[1]
+        ref_words = out.reshape(-1, pe).tolist()
+        words, cycles = run_stream(dut, images.reshape(-1, dut.input_layout.length).tolist(),
+                                   len(ref_words), rng=rng, width=pe)
+        assert words == ref_words
+        runs.append(cycles)
+    return (runs[1] - runs[0]) / 4
+
+
+REGISTER_SCATTER = [
+    # in_shape, kernel, stride, padding: register windows scattered into narrower words
+    ((6, 6, 1), 3, 1, 1), ((6, 6, 1), 3, 2, 1), ((5, 7, 2), (3, 2), 1, 2), ((4, 4, 2), 2, 1, 0),
+    ((7, 5, 1), 3, 1, 0), ((6, 6, 1), 3, 1, 2), ((5, 5, 2), 3, 2, 0), ((8, 8, 1), 3, 1, 1),
+]
+
+
+@pytest.mark.parametrize("nf", [1, 2])
+@pytest.mark.parametrize("in_shape, kernel, stride, padding", REGISTER_SCATTER)
+def test_register_window_scattered_runs_at_its_expected_rate(in_shape, kernel, stride, padding,
+                                                             nf, rng):
+    """A register window whose windows a converter scatters into SIMD-wide words leaves the
+    MVU idle across the padding and the frame boundary unless windows queue up before the
+    converter; with the queue the layer runs at exactly its slowest stage, for every SIMD
+    that divides the window."""
+    conv = g.Conv(4, kernel, stride=stride, padding=padding, weight_bits=2, out_bits=2)
+    layer, _ = conv_network(rng, in_shape, conv, None)
+    window = layer.window_size
+    for simd in [s for s in range(1, window) if window % s == 0][-3:]:
+        dut = ConvLayer(layer, pe=4 // nf, simd=simd, window_simd=window)
+        steady = _steady_cycles_per_frame(dut, layer, None, in_shape, 4 // nf, rng)
+        assert steady == dut.cycles_per_frame, (simd, steady, dut.cycles_per_frame,
+                                                 [name for name, _ in dut.parts])

@@ -26,6 +26,7 @@ from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
 from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
 from wrpn_rtl.hardware.register_window import RegisterWindow, RegisterWindowGeometry
 from wrpn_rtl.hardware.replay import replay_for
+from wrpn_rtl.hardware.stream_fifo import StreamFIFOGeometry
 from wrpn_rtl.hardware.streams import chain_stages, stream_members
 from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
@@ -67,7 +68,8 @@ class ConvGeometry:
     window : SlidingWindowGeometry
     mvu : MatrixVectorGeometry
     parts : list of (name, geometry)
-        The parts that exist, in stream order: window, converter, replay, mvu, pool.
+        The parts that exist, in stream order: window, window_queue (see
+        :meth:`window_queue_depth`), converter, replay, mvu, pool.
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
@@ -104,18 +106,37 @@ class ConvGeometry:
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
                      if window_simd != simd else None)
+        queue_depth = self.window_queue_depth(self._window, self._window_repeats,
+                                              self._mvu.cycles_per_vector)
+        window_queue = (StreamFIFOGeometry(self._window.output_layout, depth=queue_depth)
+                        if queue_depth else None)
         self._pool = (max_pool_geometry(in_shape=pool.in_shape, kernel=pool.kernel,
                                         stride=pool.stride, padding=pool.padding, simd=pe,
                                         bits=layer.out_bits)
                       if pool is not None else None)
         self._parts = [(name, part) for name, part in [
-            ("window", self._window), ("converter", converter),
+            ("window", self._window), ("window_queue", window_queue), ("converter", converter),
             ("replay", replay_for(self._mvu) if self._window_repeats == 1 else None),
             ("mvu", self._mvu), ("pool", self._pool)]
             if part is not None]
         self._layer, self._golden_pool = layer, pool
         self._pe, self._simd, self._window_simd = self._mvu.pe, self._mvu.simd, window_simd
         self._register_window = register
+
+    @staticmethod
+    def window_queue_depth(window, repeats, cycles_per_window):
+        """Windows queued after a register window whose windows are scattered into narrower
+        words (``repeats`` 1): the MVU spends ``cycles_per_window`` on each, and the window
+        must not leave it idle while it walks a long run of positions without a window (the
+        padding and rows between frames: the longest run of ``g`` positions takes ``g``
+        cycles). ``ceil(g / cycles_per_window)`` queued windows cover it, so the layer runs at
+        the slower of the walk and the MVU (one fewer falls short on some geometries: the
+        register-window sweep in ``tests/rtl/test_conv.py``). 0 (no queue) when the window
+        repeats its own output or no run is longer than one window's work."""
+        if not isinstance(window, RegisterWindowGeometry) or repeats != 1:
+            return 0
+        longest = max(window.gaps())
+        return 0 if longest <= cycles_per_window else -(-longest // cycles_per_window)
 
     layer = property(lambda self: self._layer)
     mvu = property(lambda self: self._mvu)
@@ -165,6 +186,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
         window_class = RegisterWindow if self._register_window else SlidingWindow
         built = {
             "window": lambda: window_class(**self._window_parameters),
+            "window_queue": lambda: dict(self._parts)["window_queue"].build(),
             "converter": lambda: WidthConverter(in_lanes=self._window_simd,
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),

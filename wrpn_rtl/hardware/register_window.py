@@ -117,15 +117,19 @@ class RegisterWindowGeometry:
         shifts in the cycle the previous window's last copy goes out, other positions shift
         one per cycle meanwhile, so from one completing position to the next takes the larger
         of ``repeats`` and the positions between them (counted across the frame's end)."""
+        return sum(max(self._repeats, gap) for gap in self.gaps())
+
+    def gaps(self):
+        """Positions from each window-completing position to the next, in walk order, the
+        last one counted across the frame's end into the next frame (a window per gap)."""
         (height_p, width_p), (k_h, k_w), (s_h, s_w) = self._padded, self._kernel, self._stride
         rows = self._completes(height_p, k_h, s_h)
         cols = self._completes(width_p, k_w, s_w)
         completing = [r * width_p + c for r in range(height_p) for c in range(width_p)
                       if rows >> r & 1 and cols >> c & 1]
         positions = height_p * width_p
-        gaps = [(following - current) % positions or positions for current, following
+        return [(following - current) % positions or positions for current, following
                 in zip(completing, completing[1:] + completing[:1])]
-        return sum(max(self._repeats, gap) for gap in gaps)
 
     @property
     def chain_pixels(self):

@@ -32,7 +32,26 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamFIFO"]
+__all__ = ["StreamFIFO", "StreamFIFOGeometry"]
+
+
+class StreamFIFOGeometry:
+    """A :class:`StreamFIFO` as a part of a larger unit, before it is built: ``layout`` (the
+    payload of both streams) and ``depth``."""
+
+    def __init__(self, layout, *, depth):
+        self._layout, self._depth = layout, depth
+
+    input_layout = output_layout = property(lambda self: self._layout)
+    depth = property(lambda self: self._depth)
+
+    def estimate(self):
+        """:func:`wrpn_rtl.compiler.cost.fifo` of this width and depth."""
+        from wrpn_rtl.compiler import cost
+        return cost.fifo(self._layout.size, self._depth)
+
+    def build(self):
+        return StreamFIFO(self._layout, depth=self._depth)
 
 
 class StreamFIFO(wiring.Component):
