@@ -17,14 +17,13 @@ __all__ = ["choose", "generate", "load_design", "FIT_MARGINS", "fit_margin", "RE
 REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md")
 #: Share of a device's logic the automatic folding may plan for, per device family (the
 #: estimate is first-order; the rest is headroom for placement and estimate error). Measured
-#: on the digits designs: the estimate ran 7-18 % under the placed figures; nextpnr stalled
-#: or failed on UP5K designs at 81 % and 85 % of its cells (another at 81 % placed), and its
-#: ECP5 placer (HeAP) found no legal placement for a 77 % design and was still placing a 67 %
-#: one (with a large register window) after 15 minutes; a 60 % budget's design placed at
-#: 71 % but ran 210 cycles per image in simulation against 192 expected (its gather, scatter
-#: and replay do not overlap as the stage model assumes); the 50 % budget's design places at
-#: 42 % in about two minutes and runs its expected cycles.
-FIT_MARGINS = {"ice40": 0.75, "ecp5": 0.50}
+#: on the digits designs: the estimate ran 3-18 % under the placed figures; nextpnr stalled
+#: or failed on UP5K designs at 81 % and 85 % of its cells (another at 81 % placed). On ECP5
+#: HeAP found no legal placement for a 77 % design and made no progress on 66-67 % ones for
+#: 10-15 minutes; with the static placer (:data:`~wrpn_rtl.synth.flow.PLACERS`) the 65 %
+#: budget's design (estimated 15608 LUT4s) placed at 66 % in 3.5 minutes and runs its
+#: expected 156 cycles per image.
+FIT_MARGINS = {"ice40": 0.75, "ecp5": 0.65}
 
 
 def fit_margin(family):
