@@ -48,19 +48,23 @@ class Target:
     def logic_bel(self):
         return {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}.get(self.family)
 
-    @property
-    def placer(self):
-        """nextpnr's placer for the family (:data:`PLACERS`)."""
-        return PLACERS.get(self.family)
+    def placer(self, luts):
+        """nextpnr's placer for a design of ``luts`` LUT4s (Yosys's count) on this device:
+        "static" on ECP5 from :data:`STATIC_PLACER_FILL` of its LUT4s, otherwise "heap"
+        (nextpnr's default)."""
+        if self.family == "ecp5" and luts >= STATIC_PLACER_FILL * self.logic_capacity:
+            return "static"
+        return "heap"
 
 
-#: nextpnr's placer per family, measured on the digits designs (nextpnr 0.11): on ECP5 the
-#: "static" placer placed a 66 %-full design (16118 LUT4s, 14293 flip-flops) in 3.5 minutes at
-#: 82.6 MHz where HeAP, the default, made no progress after its first iteration for 10
-#: minutes, and on the 42 % design it reached 95.9 MHz in 1.2 minutes (HeAP: 89.6 MHz, about
-#: 2 minutes). On iCE40 HeAP stays: "static" was still legalizing an 85 %-full UP5K design
-#: after 10 minutes (HeAP failed on it).
-PLACERS = {"ice40": "heap", "ecp5": "static"}
+#: The ECP5 fill from which nextpnr's "static" placer replaces HeAP, measured (nextpnr 0.11):
+#: "static" placed a 66 %-full digits design (16118 LUT4s, 14293 flip-flops) in 3.5 minutes
+#: at 82.6 MHz where HeAP made no progress after its first iteration for 10 minutes, and on a
+#: 42 % one it reached 95.9 MHz in 1.2 minutes (HeAP: 89.6 MHz, 2 minutes); on the small
+#: designs of ``bench mvu --quick`` (1-4 % full) it was slower than HeAP on two of three
+#: (248 vs 266, 259 vs 284, 222 vs 209 MHz). On iCE40 HeAP stays: "static" was still
+#: legalizing an 85 %-full UP5K design after 10 minutes (HeAP failed on it).
+STATIC_PLACER_FILL = 0.30
 
 
 #: The devices a run synthesizes for when none is named (``flow`` with no arguments, the
@@ -105,6 +109,8 @@ class SynthResult:
         asic only: transistor estimate for the whole design (:data:`CMOS_TRANSISTORS`).
     lut_mapper : str
         "abc9" (Yosys's default), or the classic ABC fallback when ABC9 crashed.
+    placer : str or None
+        nextpnr's placer used (:meth:`Target.placer`).
     utilization : dict
         nextpnr's ``{bel: {"used", "available"}}``.
     """
@@ -120,6 +126,7 @@ class SynthResult:
     transistors: object = None
     utilization: dict = field(default_factory=dict)
     lut_mapper: str = "abc9"
+    placer: object = None
 
     def as_dict(self):
         return asdict(self)
@@ -454,7 +461,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         return result
     lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
     result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
-    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s, progress)
+    result.placer = target.placer(design.get(lut, 0) + 2 * design.get("CCU2C", 0))
+    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s, progress,
+                              result.placer)
     util = report["utilization"]
     result.utilization = util
     result.fmax_mhz = report["fmax_mhz"]
@@ -502,7 +511,7 @@ def _synthesize_netlists(work, target, top, progress=None):
             "abc9" if attempt == 0 else "abc (abc9 crashed)")
 
 
-def _place_and_route(work, target, freq_mhz, timeout_s, progress=None):
+def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="heap"):
     """nextpnr on ``work/netlist.json``; its parsed report (utilization, Fmax).
 
     Raises
@@ -513,7 +522,7 @@ def _place_and_route(work, target, freq_mhz, timeout_s, progress=None):
     nextpnr = _tool(f"yowasp-nextpnr-{target.family}")
     argv = [nextpnr, f"--{target.device}", "--package", target.package, "--json",
             "netlist.json", "--report", "report.json", "--timing-allow-fail", "--seed", "1",
-            "--placer", target.placer]
+            "--placer", placer]
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]
     (work / "report.json").unlink(missing_ok=True)

@@ -124,3 +124,14 @@ def test_stage_breakdown_groups_modules_by_stage_and_part(rng):
     assert roof["lane_lut_share"] == round(30 / total, 3)
     assert roof["macs_per_image"] == 4 * 4 * 2 * 9 + 2 * 2 * 2 * 3
     assert roof["input_floor_cycles"] == 16
+
+
+def test_the_placer_follows_the_fill():
+    """ECP5 designs from 30 % of the LUT4s get nextpnr's static placer (HeAP stalled on
+    66 %-full ones); small ECP5 designs and every iCE40 design keep HeAP."""
+    from wrpn_rtl.synth.flow import STATIC_PLACER_FILL, TARGETS
+    ecp5, up5k = TARGETS["ecp5-25k"], TARGETS["ice40-up5k"]
+    threshold = STATIC_PLACER_FILL * ecp5.logic_capacity
+    assert ecp5.placer(int(threshold) - 1) == "heap"
+    assert ecp5.placer(int(threshold) + 1) == ecp5.placer(16118) == "static"
+    assert up5k.placer(5000) == up5k.placer(10) == "heap"
