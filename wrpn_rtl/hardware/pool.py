@@ -205,8 +205,7 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
     and the word that completes a block is sent out. Rows and columns past the last whole block
     are read and dropped, as in the golden ``max_pool2d``. The memory is read one cycle and
     written the next; a word whose partial maximum was written in the cycle before takes it
-    from a forwarding register instead of the memory (which word does is decided, and
-    registered, the cycle before). Outputs go through a 5-word
+    from a forwarding register instead of the memory. Outputs go through a 5-word
     :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter, so ``valid`` never depends on
     ``ready``.
 
@@ -288,13 +287,11 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
                      address_b.eq(address),
                      first_b.eq((row_in_band == 0) & (col_in_block == 0)),
                      last_b.eq(completes)]
-        # Stage C: the partial maximum written in the cycle before, for forwarding. Whether
-        # stage B's word takes it is decided a cycle early, when that word is taken (its
-        # address against the address of the word in stage B, which is written next): a
-        # register, so no address compare sits on the read-compare-write path.
+        # Stage C: the partial maximum written in the cycle before, for forwarding.
+        valid_c = Signal(name="valid_c")
         value_c = Signal(word, name="value_c", reset_less=True)
-        forward = Signal(name="forward")
-        m.d.sync += forward.eq(valid_b & ~last_b & (address == address_b))
+        address_c = Signal(range(depth + groups), name="address_c", reset_less=True)
+        forward = valid_c & (address_c == address_b)
         previous = Signal(word, name="previous")
         m.d.comb += previous.eq(Mux(forward, value_c, read.data))
         value = Signal(word, name="value")
@@ -303,7 +300,8 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
                                            x_b[lane], previous[lane]))
         m.d.comb += [write.addr.eq(address_b), write.data.eq(value),
                      write.en.eq(valid_b & ~last_b)]
-        m.d.sync += value_c.eq(value)
+        m.d.sync += [valid_c.eq(valid_b & ~last_b), value_c.eq(value),
+                     address_c.eq(address_b)]
 
         credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH,
                                        taken=take & inside & completes)
