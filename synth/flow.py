@@ -269,7 +269,22 @@ def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
     when ``timeout_s`` ran out (the tool is killed)."""
     log = Path(cwd) / log_name
     started = time.monotonic()
-    reached, last_said = -1, started
+    said = {"phase": -1, "at": started}
+
+    def tell(now, finished=False):
+        """Tell the phases that have begun since the last call, or that one lasts."""
+        if not (progress and phases):
+            return
+        if said["phase"] < len(phases) - 1:
+            text = log.read_text(errors="replace")
+            while said["phase"] + 1 < len(phases) and re.search(phases[said["phase"] + 1][0],
+                                                                text):
+                said.update(phase=said["phase"] + 1, at=now)
+                progress(f"    {phases[said['phase']][1]}")
+        if not finished and now - said["at"] >= HEARTBEAT_S and said["phase"] >= 0:
+            said["at"] = now
+            progress(f"    still {phases[said['phase']][1]}")
+
     with open(log, "w") as handle:
         process = subprocess.Popen(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
         try:
@@ -284,19 +299,12 @@ def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
                     process.kill()
                     process.wait()
                     return None, log
-                if progress and phases:
-                    text = log.read_text(errors="replace") if reached < len(phases) - 1 else ""
-                    while reached + 1 < len(phases) and re.search(phases[reached + 1][0], text):
-                        reached += 1
-                        last_said = now
-                        progress(f"    {phases[reached][1]}")
-                    if now - last_said >= HEARTBEAT_S and reached >= 0:
-                        last_said = now
-                        progress(f"    still {phases[reached][1]}")
+                tell(now)
         finally:
             if process.poll() is None:       # an interrupt: do not leave the tool running
                 process.kill()
                 process.wait()
+    tell(time.monotonic(), finished=True)     # the phases of a quick last stretch
     return process.returncode, log
 
 

@@ -135,3 +135,24 @@ def test_the_placer_follows_the_fill():
     assert ecp5.placer(int(threshold) - 1) == "heap"
     assert ecp5.placer(int(threshold) + 1) == ecp5.placer(16118) == "static"
     assert up5k.placer(5000) == up5k.placer(10) == "heap"
+
+
+def test_a_tool_run_reports_its_phases(tmp_path, monkeypatch):
+    """Each phase is told once, as its first log line appears, for either placer's log; a
+    phase that lasts is told again ("still ...")."""
+    import sys
+    from wrpn_rtl.synth import flow
+    monkeypatch.setattr(flow, "HEARTBEAT_S", 1.2)
+    script = ("import time\n"
+              "for line, seconds in [('Info: Packing IOs..', 0.6), "
+              "('Info: Running Static placer...', 3.0), ('Info: Routing..', 0.6), "
+              "('Info: Program finished normally.', 0.1)]:\n"
+              "    print(line, flush=True); time.sleep(seconds)\n")
+    heard = []
+    code, _ = _run([sys.executable, "-c", script], tmp_path, "nextpnr.log",
+                   progress=heard.append, phases=flow.NEXTPNR_PHASES)
+    assert code == 0
+    told = [line.strip() for line in heard if not line.strip().startswith("still")]
+    assert told == ["nextpnr: packing", "nextpnr: placing", "nextpnr: routing",
+                    "nextpnr: done"]
+    assert "still nextpnr: placing" in [line.strip() for line in heard]
