@@ -94,7 +94,7 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         writer needs liblz4), FST on Icarus (run with ``-fst``).
     progress : callable, optional
         Hears, every :data:`PROGRESS_S` seconds of a long run, how many images have entered
-        (harness only).
+        (the harness's record; not with ``driver="python"``).
     driver : "harness" or "python"
         "python": the naive baseline of ``wrpn-rtl bench sim`` instead (the design's ports
         driven from Python every cycle, :mod:`wrpn_rtl.sim.python_bench`; random stalls only,
@@ -170,7 +170,8 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                 test_args=["-n"] if simulator == "icarus" else [],
                 waves=wave is not None and simulator == "icarus",
                 log_file=build_dir / "sim.log"), build_dir / "record.txt",
-                len(inputs) // max(1, words_per_image), progress)
+                len(inputs) // max(1, words_per_image),
+                progress if driver == "harness" else None)
         except SystemExit as error:   # the runner exits on a failing test under pytest
             raise SimulationFailed(f"{simulator}: the cocotb bench failed (exit {error.code})\n"
                                    f"{_log_tail(build_dir)}") from None
