@@ -22,8 +22,8 @@ Subcommands
 ``bench mvu|window|conv|network|sim``
     Synthesis benchmarks of the building blocks against their baselines; ``network``: the
     default network folded per target, with the per-stage breakdown and the roofline line;
-    ``sim``: simulated cycles per second on Icarus and Verilator against a Python-clocked
-    baseline.
+    ``sim``: simulated cycles per second on Icarus and Verilator against the per-cycle Python
+    bench (the baseline).
 
 Every subcommand spells the shared flags the same way. Progress goes to stderr; ``--json``
 prints a machine-readable summary on stdout. Exit status is 0 only when everything asked for

@@ -163,10 +163,10 @@ def remove_stale_reports(out_dir, digest):
             path.unlink(missing_ok=True)
 
 
-def design_problems(out_dir):
+def design_problems(out_dir, *, reports=True):
     """What makes ``out_dir`` not one whole design with its own reports: a missing or
-    unreadable manifest, a file whose hash differs from the manifest's record, a report of
-    another design. Empty when the folder is consistent."""
+    unreadable manifest, a file whose hash differs from the manifest's record, and (with
+    ``reports``) a report of another design. Empty when the folder is consistent."""
     out_dir = Path(out_dir)
     try:
         info = json.loads((out_dir / MANIFEST).read_text())
@@ -188,6 +188,8 @@ def design_problems(out_dir):
             problems.append(f"{name} differs from the file the manifest records")
     if not info.get("files"):
         problems.append(f"{MANIFEST} records no file hashes")
+    if not reports:
+        return problems
     digest = manifest_digest(out_dir)
     for name in REPORTS:
         if (out_dir / name).exists() and _recorded_digest(out_dir / name) != digest:
@@ -219,7 +221,7 @@ def load_design(out_dir):
     if not out_dir.is_dir():
         raise StepError(f"{where} must be a folder holding a design (wrpn-rtl generate --out "
                         f"DIR writes one), not {'a file' if out_dir.exists() else 'missing'}")
-    problems = [p for p in design_problems(out_dir) if not p.endswith("another design")]
+    problems = design_problems(out_dir, reports=False)    # other reports are removed below
     if problems:
         hint = ("wrpn-rtl generate --out DIR writes one" if problems == [f"no {MANIFEST}"]
                 else "generate it again")
