@@ -420,7 +420,7 @@ def target_named(name, *, flag="target"):
 
 
 def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
-               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None):
+               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None, core=True):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
 
     The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
@@ -440,6 +440,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         device instead of failing).
     progress : callable, optional
         Hears each phase (Yosys, nextpnr packing, placing, routing) as it starts.
+    core : bool
+        Also synthesize ``<top>.core`` alone for its own cell counts (``core_cells``,
+        ``core_logic``); without it those stay empty and Yosys runs once.
 
     Returns
     -------
@@ -458,7 +461,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(verilog_path, work / "design.v")
-    stats, core_cells, mapper = _synthesize_netlists(work, target, top, progress)
+    stats, core_cells, mapper = _synthesize_netlists(work, target, top, progress, core)
     result = SynthResult(target=target.name, core_cells=core_cells, lut_mapper=mapper)
     design = stats["design"]
     if target.family == "asic":
@@ -488,7 +491,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     return result
 
 
-def _synthesize_netlists(work, target, top, progress=None):
+def _synthesize_netlists(work, target, top, progress=None, core=True):
     """Yosys on ``work/design.v``: the whole design (harness + core), flattened as for a real
     build, and the core (``<top>.core``) alone, out of context, for its own cell counts.
     YoWASP's ABC9 crashes on some designs (YoWASP/yosys#29): then both runs fall back to
@@ -497,9 +500,9 @@ def _synthesize_netlists(work, target, top, progress=None):
     Returns
     -------
     (stats, core_cells, lut_mapper)
-        The whole design's parsed statistics, the core's cell counts, and the mapper used.
+        The whole design's parsed statistics, the core's cell counts ({} without ``core``),
+        and the mapper used.
     """
-    core = f"{top}.core"
     mappers = [_yosys_recipe(target, abc9=True)]
     if target.family != "asic":
         mappers.append(_yosys_recipe(target, abc9=False))
@@ -507,15 +510,16 @@ def _synthesize_netlists(work, target, top, progress=None):
         try:
             _yosys(work, recipe.format(top=top, stat="stat.json", netlist="netlist.json"),
                    "yosys.log", target, progress, "Yosys: the whole design")
-            _yosys(work, recipe.format(top=core, stat="core_stat.json",
-                                       netlist="core_netlist.json"), "yosys_core.log", target,
-                   progress, "Yosys: the core alone")
+            if core:
+                _yosys(work, recipe.format(top=f"{top}.core", stat="core_stat.json",
+                                           netlist="core_netlist.json"), "yosys_core.log",
+                       target, progress, "Yosys: the core alone")
             break
         except SynthError:
             if attempt == len(mappers) - 1:
                 raise
     return (parse_yosys_stat(work / "stat.json"),
-            parse_yosys_stat(work / "core_stat.json")["design"],
+            parse_yosys_stat(work / "core_stat.json")["design"] if core else {},
             "abc9" if attempt == 0 else "abc (abc9 crashed)")
 
 

@@ -511,6 +511,71 @@ def cmd_bench(args):
     return report
 
 
+def cmd_sweep(args):
+    from wrpn_rtl.synth.sweep import QUICK, SweepConfig, run_sweep
+    from wrpn_rtl.synth.sweep_report import sweep_markdown, write_sweep_reports
+    if args.jobs is not None and args.scheduler:
+        raise CommandError("give --jobs or --scheduler, not both: with --scheduler the "
+                           "cluster's workers run the steps")
+    chosen = dict(QUICK) if args.quick else {}
+    given = dict(widths=args.widths, bits=args.bits, seeds=args.seeds, epochs=args.sweep_epochs,
+                 targets=tuple(args.target) if args.target else None, images=args.sweep_images,
+                 asic_cycles=args.asic_cycles)
+    chosen.update({name: value for name, value in given.items() if value is not None})
+    if args.model is not None:
+        chosen.update(model=args.model, seeds=1, widths=_model_width(args))
+    try:
+        config = SweepConfig(**chosen)
+        results = run_sweep(config, args.cache or args.out / "cache",
+                            jobs=args.jobs or os.cpu_count() or 1, scheduler=args.scheduler,
+                            progress=lambda text: _progress(args, text))
+    except ValueError as error:
+        raise CommandError(str(error).replace("targets must", "--target must")) from None
+    write_sweep_reports(args.out, results)
+    if not args.json:
+        print(sweep_markdown(results))
+        print(f"wrote {args.out / 'sweep.md'}, sweep.json, sweep.csv and the plots")
+    problems = _sweep_problems(results)
+    if problems:
+        raise CommandError("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)"
+                                                      if len(problems) > 5 else ""))
+    return results
+
+
+def _model_width(args):
+    """``--model``'s width, the only one its float parameters have (``--widths`` may only
+    repeat it)."""
+    from wrpn_rtl.golden import ModelFileError, load_float_model
+    try:
+        float_model = load_float_model(args.model)
+    except ModelFileError as error:
+        raise CommandError(str(error)) from None
+    if float_model is None:
+        raise CommandError(f"--model {str(args.model)!r} keeps no float parameters to "
+                           f"re-quantize (model files from wrpn-rtl train keep them)")
+    width = float(float_model[0].width)
+    if args.widths is not None and args.widths != (width,):
+        raise CommandError(f"--widths must be the model's own width {width:g} with --model, "
+                           f"not {','.join(f'{w:g}' for w in args.widths)}: another width "
+                           f"needs training (leave --model out to train the digits CNN)")
+    return (width,)
+
+
+def _sweep_problems(results):
+    """What makes a sweep's exit status 1: a step that crashed, RTL that disagrees with the
+    golden model, golden paths that disagree. A design that does not fit a device is a
+    result, not a problem."""
+    problems = [entry["failure"] for entry in results["steps"]["list"]
+                if entry["failure"] and "crashed:" in entry["failure"]]
+    for point in results["points"]:
+        if point["integer_vs_float_mismatches"]:
+            problems.append(f"{point['label']}: the integer and float golden paths disagree")
+        for target, entry in point["targets"].items():
+            if entry["check"] is not None and not entry["check"]["bit_exact"]:
+                problems.append(f"{point['label']} on {target}: {entry['failure']}")
+    return problems
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="wrpn-rtl",
@@ -541,6 +606,7 @@ def build_parser():
         command = sub.add_parser(name, help=text, description=text)
         _add(command, *flags)
         command.set_defaults(run=run)
+    _add_sweep(sub)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
     bench.add_argument("what", choices=["mvu", "window", "conv", "network", "sim"],
                        help="what to benchmark (sim: simulated cycles per second)")
@@ -550,6 +616,55 @@ def build_parser():
                             "layers on iCE40; sim: few images)")
     bench.set_defaults(run=cmd_bench)
     return parser
+
+
+def _add_sweep(sub):
+    from wrpn_rtl.synth.sweep import (DEFAULT_ASIC_CYCLES, DEFAULT_BITS, DEFAULT_TARGETS,
+                                      DEFAULT_WIDTHS, QUICK, parse_bits, parse_widths)
+    text = ("width x precision: train (several seeds), build the fastest design per target, "
+            "synthesize, check on Verilator; accuracy grid, hardware table, plots")
+    sweep = sub.add_parser("sweep", help=text, description=text,
+                           epilog=f"default targets: {', '.join(DEFAULT_TARGETS)}")
+
+    def listed(parse):
+        def convert(value):
+            try:
+                return parse(value)
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+        return convert
+    sweep.add_argument("--widths", type=listed(parse_widths), metavar="LIST",
+                       help="width multipliers (default "
+                            f"{','.join(f'{w:g}' for w in DEFAULT_WIDTHS)})")
+    sweep.add_argument("--bits", type=listed(parse_bits), metavar="LIST",
+                       help="weight/activation bits (default "
+                            f"{','.join(f'{w}/{a}' for w, a in DEFAULT_BITS)})")
+    sweep.add_argument("--seeds", type=_positive_int, metavar="N",
+                       help="training seeds per point (default 3)")
+    sweep.add_argument("--epochs", dest="sweep_epochs", type=_positive_int, metavar="N",
+                       help="training epochs (default 40)")
+    _add(sweep, "target")
+    sweep.add_argument("--model", type=Path, metavar="FILE",
+                       help="sweep the bits of this model file's float parameters by "
+                            "re-quantizing (no training; its own width)")
+    sweep.add_argument("--images", dest="sweep_images", type=_positive_int, metavar="N",
+                       help="test images each design runs on Verilator (default 4)")
+    sweep.add_argument("--asic-cycles", type=_positive_int, metavar="N",
+                       help=f"cycles per image of the asic designs (default "
+                            f"{DEFAULT_ASIC_CYCLES})")
+    sweep.add_argument("--jobs", type=_positive_int, metavar="N",
+                       help="local worker processes (default: all cores)")
+    sweep.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run the steps on this Dask distributed scheduler "
+                            "(e.g. tcp://host:8786) instead")
+    sweep.add_argument("--cache", type=Path, metavar="DIR",
+                       help="the step cache (default OUT/cache)")
+    sweep.add_argument("--quick", action="store_true",
+                       help=f"a smoke run: widths {QUICK['widths']}, bits {QUICK['bits']}, "
+                            f"{QUICK['seeds']} seed, {QUICK['epochs']} epochs, "
+                            f"{QUICK['targets'][0]}")
+    _add(sweep, "out", "json")
+    sweep.set_defaults(run=cmd_sweep)
 
 
 def _check_out(path, flag="--out"):

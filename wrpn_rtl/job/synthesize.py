@@ -10,9 +10,12 @@ __all__ = ["synthesize", "stage_breakdown", "roofline", "macs_per_image"]
 LANES = "lanes"
 
 
-def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progress=quiet):
+def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progress=quiet,
+               breakdown=True):
     """Synthesize the accelerator (inside the serial I/O harness) for ``target``;
-    ``generated`` is :func:`~wrpn_rtl.job.design.generate`'s summary of it.
+    ``generated`` is :func:`~wrpn_rtl.job.design.generate`'s summary of it. ``breakdown``:
+    also the per-stage figures (``stages``, ``roofline``) from a second, unflattened Yosys
+    run and the core's own; without it (the sweep) Yosys runs once, on the whole design.
 
     Returns
     -------
@@ -48,18 +51,20 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
         progress(f"{text} (at {time.monotonic() - started:.0f} s)")
     try:
         result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz,
-                               progress=phase)
+                               progress=phase, core=breakdown)
     except ToolMissing as error:
         raise StepError(str(error)) from None
     except SynthError as error:
         raise StepError(f"{target}: {error.reason} (see {error.log})") from None
-    try:
-        phase("    Yosys: per-stage statistics (hierarchy kept)")
-        modules = module_statistics(work / "run" / "design.v", device, work / "run",
-                                    top="top.core")
-    except SynthError as error:
-        raise StepError(f"{target}: per-module statistics: {error.reason} (see {error.log})") \
-            from None
+    modules = None
+    if breakdown:
+        try:
+            phase("    Yosys: per-stage statistics (hierarchy kept)")
+            modules = module_statistics(work / "run" / "design.v", device, work / "run",
+                                        top="top.core")
+        except SynthError as error:
+            raise StepError(f"{target}: per-module statistics: {error.reason} (see "
+                            f"{error.log})") from None
     estimate = accelerator.estimate(device.family)
     cycles_per_image = generated["cycles_per_image"]
     row = {"target": target, "design": str(out_dir), "folded_for": generated.get("target"),
@@ -67,8 +72,8 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
            "estimate": estimate,
            "seconds": round(time.monotonic() - started, 1), "lut_mapper": result.lut_mapper,
            "placer": result.placer,
-           "stages": stage_breakdown(accelerator, modules, core="top.core",
-                                     family=device.family)}
+           "stages": (stage_breakdown(accelerator, modules, core="top.core",
+                                      family=device.family) if breakdown else None)}
     if target == "asic":
         row.update(cells=result.logic_cells, flip_flops=result.flip_flops,
                    transistors=result.transistors)
@@ -80,9 +85,11 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
                    images_per_second=(round(fmax * 1e6 / cycles_per_image)
                                       if fmax else None),
                    utilization=result.utilization,
-                   roofline=roofline(accelerator, row["stages"], cycles_per_image=cycles_per_image,
-                                     logic_cells=result.logic_cells, fmax_mhz=fmax,
-                                     logic_capacity=device.logic_capacity))
+                   roofline=(roofline(accelerator, row["stages"],
+                                      cycles_per_image=cycles_per_image,
+                                      logic_cells=result.logic_cells, fmax_mhz=fmax,
+                                      logic_capacity=device.logic_capacity)
+                             if breakdown else None))
         if freq_mhz and fmax is not None and fmax < freq_mhz:
             row["failure"] = (f"{target}: timing failed: Fmax {fmax:.1f} MHz is below the "
                               f"--freq {freq_mhz:g} MHz asked for")

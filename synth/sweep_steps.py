@@ -1,0 +1,205 @@
+"""The steps of a sweep, as they run in a worker process (local or on a Dask cluster).
+
+Each step is a pure function of JSON arguments and input files, run by :func:`run_step`:
+it works in a temporary folder of its own and returns its result (a JSON object) and the
+files it made as bytes, so workers need no file system shared with the sweep; the sweep
+stores both in its cache (:mod:`~wrpn_rtl.synth.sweep_cache`).
+
+A failure that belongs to the point (a design that does not fit, precision a layer does not
+support) is a result, ``{"failure": reason}``: it is cached like any other, since running it
+again gives the same answer. Anything else raises and is reported without being cached.
+
+=============  =========================================  ======================================
+kind           arguments                                  result (+ files)
+=============  =========================================  ======================================
+``train``      width, wbits, abits, seed, epochs          accuracy, golden check (+ model.npz)
+``float``      width, seed, epochs                        full-precision accuracy
+``requantize`` wbits, abits (input: source.npz)           as ``train`` (+ model.npz)
+``design``     target, target_cycles (input: model.npz)   foldings, cycles, estimate
+                                                          (+ model.npz, wrpn_accel.v,
+                                                          manifest.json)
+``synth``      target (input: the design's files)         logic, FF, BRAM, DSP, Fmax, images/s
+``check``      images, seed (input: the design's files)   Verilator against golden
+=============  =========================================  ======================================
+"""
+from pathlib import Path
+import tempfile
+import time
+
+__all__ = ["run_step", "DESIGN_FILES", "STEPS"]
+
+#: The files of a design folder that the ``synth`` and ``check`` steps receive.
+DESIGN_FILES = ("model.npz", "wrpn_accel.v", "manifest.json")
+
+
+def run_step(kind, args, inputs):
+    """Run one step in a temporary folder.
+
+    Parameters
+    ----------
+    kind : str
+        A key of :data:`STEPS`.
+    args : dict
+        The step's JSON arguments.
+    inputs : dict
+        ``{file name: bytes}`` the step reads.
+
+    Returns
+    -------
+    dict
+        ``{"result": dict, "files": {name: bytes}, "seconds": float}``.
+    """
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"wrpn-sweep-{kind}-") as work:
+        work = Path(work)
+        for name, data in inputs.items():
+            (work / name).write_bytes(data)
+        result, files = STEPS[kind](work, **args)
+    return {"result": result, "files": files, "seconds": round(time.monotonic() - started, 2)}
+
+
+def _network_entry(network):
+    """Accuracy and golden check of a trained or re-quantized network on the digits test set
+    (integer and float quantized paths must agree), and its memory as WRPN counts it."""
+    from wrpn_rtl.job.network import golden_summary
+    check = golden_summary(network)
+    return {"test_accuracy": check["accuracy"],
+            "integer_vs_float_mismatches": check["integer_vs_float_mismatches"],
+            "memory": network_memory(network)}
+
+
+def network_memory(network):
+    """The memory a network needs, as WRPN counts it.
+
+    Returns
+    -------
+    dict
+        ``weight_bits``: every weight code's bits, all layers; ``largest_fmap_bits``: the
+        largest input plus output feature map of one layer, in bits (logits counted at their
+        accumulator width); ``layers``: both per layer.
+    """
+    import math
+    layers = []
+    for layer in network.layers:
+        out_bits = layer.out_bits
+        if out_bits is None:                       # logits: the accumulator
+            out_bits = layer.acc_shape[0]
+        weights = getattr(layer, "weights", None)
+        layers.append({"layer": layer.name,
+                       "weight_bits": 0 if weights is None else int(weights.size
+                                                                     * layer.weight_bits),
+                       "fmap_bits": int(math.prod(layer.in_shape) * layer.in_bits
+                                        + math.prod(layer.out_shape) * out_bits)})
+    return {"weight_bits": sum(entry["weight_bits"] for entry in layers),
+            "largest_fmap_bits": max(entry["fmap_bits"] for entry in layers),
+            "layers": layers}
+
+
+def _train(work, *, width, wbits, abits, seed, epochs):
+    from wrpn_rtl.golden import network_bytes
+    from wrpn_rtl.golden.train import TrainConfig, load_digits_split, train
+    from wrpn_rtl.golden.zoo import digits_cnn
+    try:
+        spec = digits_cnn(width=width, weight_bits=wbits, act_bits=abits)
+    except (TypeError, ValueError) as error:
+        return {"failure": f"w{wbits}a{abits} x{width:g}: {error}"}, {}
+    x_train, y_train, _, _ = load_digits_split()
+    trained = train(spec, x_train, y_train, TrainConfig(epochs=epochs, seed=seed))
+    trained.network.metadata.update(name="digits_cnn", wbits=wbits, abits=abits,
+                                    width=width, seed=seed)
+    return _network_entry(trained.network), {
+        "model.npz": network_bytes(trained.network, float_model=(spec, trained.params))}
+
+
+def _float(work, *, width, seed, epochs):
+    """Full precision at ``width`` (float weights, ReLU1 activations), as ``train`` trains
+    the baseline that WRPN widens."""
+    from wrpn_rtl.golden.train import (TrainConfig, float_accuracy, load_digits_split,
+                                       train)
+    from wrpn_rtl.golden.zoo import digits_cnn
+    x_train, y_train, x_test, y_test = load_digits_split()
+    spec = digits_cnn(width=width)
+    trained = train(spec, x_train, y_train, TrainConfig(epochs=epochs, seed=seed,
+                                                        float_model=True, learning_rate=0.01))
+    return {"test_accuracy": float_accuracy(spec, trained.params, x_test, y_test)}, {}
+
+
+def _requantize(work, *, wbits, abits):
+    """A model file's float parameters at other bits (no training)."""
+    from wrpn_rtl.golden import network_bytes
+    from wrpn_rtl.golden.train import float_accuracy, load_digits_split
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import prepare_network, reads_digits
+    try:
+        prepared = prepare_network(work / "source.npz", wbits=wbits, abits=abits)
+    except StepError as error:
+        return {"failure": str(error).replace(str(work / "source.npz"), "--model")}, {}
+    entry = _network_entry(prepared.network)
+    entry["float_test_accuracy"] = None
+    if reads_digits(prepared.network.input_shape):
+        _, _, x_test, y_test = load_digits_split()
+        spec, params = prepared.float_model
+        entry["float_test_accuracy"] = float_accuracy(spec, params, x_test, y_test)
+    return entry, {"model.npz": network_bytes(prepared.network,
+                                              float_model=prepared.float_model)}
+
+
+def _design(work, *, target, target_cycles=None, label):
+    """The design for ``target``: the fastest that fits the device, or balanced for
+    ``target_cycles`` cycles per image."""
+    from wrpn_rtl.golden import ModelFileError, load_float_model, load_network
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import generate
+    from wrpn_rtl.job.network import Prepared
+    try:
+        network = load_network(work / "model.npz")
+        float_model = load_float_model(work / "model.npz")
+    except ModelFileError as error:
+        return {"failure": str(error)}, {}
+    prepared = Prepared(network, f"sweep point {label}", None, None, None, float_model)
+    out = work / "design"
+    try:
+        _, generated = generate(prepared, out, target=target, target_cycles=target_cycles)
+    except StepError as error:
+        return {"failure": str(error)}, {}
+    result = {key: generated[key] for key in ("folding_rule", "foldings", "cycles_per_image",
+                                              "estimate", "manifest_sha256")}
+    return result, {name: (out / name).read_bytes() for name in DESIGN_FILES}
+
+
+def _synth(work, *, target):
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import load_design
+    from wrpn_rtl.job.synthesize import synthesize
+    accelerator, generated = load_design(work)
+    try:
+        row = synthesize(accelerator, work, target, generated=generated, breakdown=False)
+    except StepError as error:
+        return {"failure": str(error).replace(str(work), "<design>")}, {}
+    row.pop("design", None)
+    return row, {}
+
+
+def _check(work, *, target, images, seed):
+    """A few test images through the Verilog on Verilator, every output against golden
+    (``target``: the device the design was folded for; it only names the step)."""
+    from wrpn_rtl.job.design import load_design
+    from wrpn_rtl.job.network import sample_images
+    from wrpn_rtl.job.simulate import simulate
+    accelerator, generated = load_design(work)
+    codes, labels = sample_images(accelerator.network, images, seed=seed)
+    summary = simulate(accelerator, generated["verilog"], images=codes, labels=labels,
+                       simulator="verilator", work_dir=work / "sim", seed=seed)
+    keep = ("images", "mismatches", "timed_out", "cycles_per_image",
+            "expected_cycles_per_image", "latency_cycles", "accuracy", "golden_accuracy",
+            "simulated_cycles", "build_seconds", "run_seconds")
+    result = {key: summary.get(key) for key in keep}
+    result["bit_exact"] = summary["mismatches"] == 0 and not summary.get("timed_out")
+    if not result["bit_exact"]:
+        result["mismatched_images"] = summary["mismatched_images"][:5]
+    return result, {}
+
+
+#: Every kind of step: ``function(work_folder, **args) -> (result, files)``.
+STEPS = {"train": _train, "float": _float, "requantize": _requantize, "design": _design,
+         "synth": _synth, "check": _check}
