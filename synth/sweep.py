@@ -31,7 +31,7 @@ DEFAULT_BITS = ((1, 1), (1, 2), (2, 2), (2, 4), (4, 4), (8, 8))
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k", "asic")
 #: Cycles per image of the ``asic`` designs: one throughput for every point, so their gate
 #: counts say what each precision and width costs at equal speed.
-DEFAULT_ASIC_CYCLES = 1024
+DEFAULT_ASIC_CYCLES = 2048
 #: A guess of each kind of step's seconds on one core, for the ETA until the sweep has
 #: measured its own.
 GUESS_SECONDS = {"train": 8, "float": 6, "requantize": 5, "design": 20, "synth": 150,
@@ -183,7 +183,7 @@ class Step:
     @property
     def label(self):
         point = (self.point.label if isinstance(self.point, Point)
-                 else f"x{self.point[1]:g} float")
+                 else f"x{self.point[1]:g} full precision")
         extra = self.args.get("target") or (f"seed {self.args['seed']}" if "seed" in self.args
                                             and self.kind != "check" else "")
         return f"{self.kind} {point}" + (f" {extra}" if extra else "")
