@@ -254,11 +254,11 @@ class DaskPool:
     """Steps on an existing Dask distributed cluster (``address``: its scheduler, e.g.
     ``tcp://host:8786``; a :class:`distributed.LocalCluster`'s ``scheduler_address``)."""
 
-    def __init__(self, address):
+    def __init__(self, address, *, timeout="20s"):
         import distributed
         self._distributed = distributed
         try:
-            self._client = distributed.Client(address, timeout="20s")
+            self._client = distributed.Client(address, timeout=timeout)
         except (OSError, TimeoutError) as error:
             raise ValueError(f"--scheduler {address!r}: no Dask scheduler answered there "
                              f"({error})") from None
@@ -283,7 +283,7 @@ class DaskPool:
 
 # -- the run ---------------------------------------------------------------------------------------
 def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text: None,
-              tick_s=30.0):
+              tick_s=30.0, pool=None):
     """Run every step of ``config`` (from the cache where it is there) and gather the results.
 
     Parameters
@@ -298,6 +298,9 @@ def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text
     progress : callable(str)
         Hears points and steps done, running and failed, with an ETA, at every finished step
         and every ``tick_s`` seconds.
+    pool : object or None
+        Where the steps run, instead of ``jobs`` / ``scheduler`` (an object like
+        :class:`LocalPool`; the tests fake the steps with one).
 
     Returns
     -------
@@ -315,7 +318,8 @@ def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text
     steps = plan_steps(config, model_bytes)
     cache = StepCache(cache_dir)
     started = time.monotonic()
-    pool = DaskPool(scheduler) if scheduler else LocalPool(jobs)
+    if pool is None:
+        pool = DaskPool(scheduler) if scheduler else LocalPool(jobs)
     progress(f"sweep: {len(config.points())} points x {len(config.targets)} targets, "
              f"{len(steps)} steps, on {pool.where}; cache {cache.root}")
     running = {}
@@ -325,10 +329,10 @@ def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text
                 _start(step, cache, pool, running, free=len(running) < pool.workers)
             if not running:
                 continue
-            done = pool.wait(set(running), timeout=tick_s)
-            for future in done:
-                _finish(running.pop(future), future, cache)
             progress(_progress_line(steps, pool.workers, started))
+            for future in pool.wait(set(running), timeout=tick_s):
+                _finish(running.pop(future), future, cache)
+        progress(_progress_line(steps, pool.workers, started))
     except BaseException:
         pool.close(cancel=True)
         raise
@@ -503,7 +507,7 @@ def gather(config, steps, *, seconds, where):
         elif config.model is not None:
             values = [p.get("float_test_accuracy") for p in points if p["width"] == width]
             baselines.append({"width": width, "accuracy": _spread(values[:1]),
-                              "failures": [], "from": "the model file's float parameters"})
+                              "failures": [], "from": "the full-precision network the model file records"})
     computed = [s for s in steps if s.state == "done" and not s.cached]
     return {"config": config.as_dict(), "where": where, "seconds": round(seconds, 1),
             "points": points, "float_baselines": baselines,

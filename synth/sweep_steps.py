@@ -127,19 +127,16 @@ def _float(work, *, width, seed, epochs):
 def _requantize(work, *, wbits, abits):
     """A model file's float parameters at other bits (no training)."""
     from wrpn_rtl.golden import network_bytes
-    from wrpn_rtl.golden.train import float_accuracy, load_digits_split
     from wrpn_rtl.job.common import StepError
-    from wrpn_rtl.job.network import prepare_network, reads_digits
+    from wrpn_rtl.job.network import prepare_network
     try:
         prepared = prepare_network(work / "source.npz", wbits=wbits, abits=abits)
     except StepError as error:
         return {"failure": str(error).replace(str(work / "source.npz"), "--model")}, {}
     entry = _network_entry(prepared.network)
-    entry["float_test_accuracy"] = None
-    if reads_digits(prepared.network.input_shape):
-        _, _, x_test, y_test = load_digits_split()
-        spec, params = prepared.float_model
-        entry["float_test_accuracy"] = float_accuracy(spec, params, x_test, y_test)
+    # the full-precision network that ``wrpn-rtl train`` trained beside it (its QAT float
+    # parameters, run unquantized, are not a full-precision network)
+    entry["float_test_accuracy"] = prepared.network.metadata.get("float_test_accuracy")
     return entry, {"model.npz": network_bytes(prepared.network,
                                               float_model=prepared.float_model)}
 

@@ -35,7 +35,7 @@ def test_version_and_help(capsys):
     out = capsys.readouterr().out
     # each subcommand listed on a line of its own with its help text
     listed = set(re.findall(r"^\s{4}(\w+)\s{2,}\S", out, flags=re.M))
-    assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench"}
+    assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench", "sweep"}
 
 
 def test_console_script_is_installed():

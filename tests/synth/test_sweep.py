@@ -1,0 +1,505 @@
+"""``wrpn-rtl sweep``: flags, the step cache, the scheduling (with a pool that fakes the
+steps), the reports and the claim paragraph; then the real quick sweep - interrupted and
+resumed, run again from the cache, and on a Dask LocalCluster with the same results."""
+import concurrent.futures
+import csv
+import io
+import json
+import os
+import re
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from wrpn_rtl.cli import main
+from wrpn_rtl.synth.sweep import (DEFAULT_BITS, Point, QUICK, SweepConfig, estimate_remaining,
+                                  parse_bits, parse_widths, plan_steps, run_sweep)
+from wrpn_rtl.synth.sweep_cache import StepCache, step_key
+from wrpn_rtl.synth.sweep_report import (CSV_COLUMNS, accuracy_grid, csv_rows, pareto_front,
+                                         write_sweep_reports, wrpn_claim)
+from wrpn_rtl.synth.sweep_steps import DESIGN_FILES, network_memory
+
+WRPN_RTL = Path(sys.executable).with_name("wrpn-rtl")
+
+
+# -- flags ---------------------------------------------------------------------------------------
+def test_bits_and_widths_lists():
+    assert parse_bits("2/4, 8/8,2/4") == ((2, 4), (8, 8))
+    assert parse_widths("1,2.5") == (1.0, 2.5)
+    for bad in ("2x4", "2/4/1", "0/4", "2/17", ""):
+        with pytest.raises(ValueError, match=r"^must be weight/activation bit pairs of 1\.\.16"):
+            parse_bits(bad)
+    for bad in ("0", "1,-2", "inf", "a"):
+        with pytest.raises(ValueError, match=r"^must be positive numbers separated by commas"):
+            parse_widths(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--bits", "2x4"], r"--bits: must be weight/activation bit pairs of 1\.\.16 .* not '2x4'"),
+    (["--widths", "0"], r"--widths: must be positive numbers .* not '0'"),
+    (["--jobs", "0"], r"--jobs: must be a positive integer, not 0"),
+    (["--seeds", "-1"], r"--seeds: must be a positive integer, not -1"),
+])
+def test_bad_flags_name_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", *argv])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_bad_combinations_are_errors(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "out")]
+    assert main(["sweep", "--jobs", "2", "--scheduler", "tcp://127.0.0.1:1", *out]) == 1
+    assert "give --jobs or --scheduler, not both" in capsys.readouterr().err
+    assert main(["sweep", "--target", "ice40-up9k", *out]) == 1
+    assert "--target must be one of ice40-up5k" in capsys.readouterr().err
+    assert main(["sweep", "--model", str(tmp_path), *out]) == 1
+    assert "is a folder, not a model file" in capsys.readouterr().err
+    from wrpn_rtl.golden.zoo import default_model_path
+    assert main(["sweep", "--model", str(default_model_path()), "--widths", "3", *out]) == 1
+    assert ("--widths must be the model's own width 2 with --model, not 3"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out" / "sweep.json").exists()
+
+
+def test_config_rules():
+    with pytest.raises(ValueError, match=r"^bits must be \(weight bits, activation bits\)"):
+        SweepConfig(bits=((2, 0),))
+    with pytest.raises(ValueError, match=r"^seeds must be at least 1, not 0"):
+        SweepConfig(seeds=0)
+    with pytest.raises(ValueError, match=r"^targets must be one of"):
+        SweepConfig(targets=("fpga",))
+    assert len(SweepConfig().points()) == 18
+    assert SweepConfig().bits == DEFAULT_BITS
+
+
+def test_plan_has_every_step_once():
+    config = SweepConfig()
+    steps = plan_steps(config)
+    kinds = [s.kind for s in steps]
+    assert kinds.count("train") == 18 * 3 and kinds.count("float") == 3 * 3
+    assert kinds.count("design") == kinds.count("synth") == kinds.count("check") == 18 * 3
+    designs = [s for s in steps if s.kind == "design"]
+    # every design is built from its point's first seed, asic at the fixed cycle budget
+    assert all(s.needs["model.npz"][0].args["seed"] == 0 for s in designs)
+    assert all(s.args.get("target_cycles") == config.asic_cycles
+               for s in designs if s.args["target"] == "asic")
+    assert all("target_cycles" not in s.args for s in designs if s.args["target"] != "asic")
+
+
+def test_network_memory_counts_weights_and_the_largest_feature_maps():
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    memory = network_memory(network)
+    conv1, pool1 = network.layers[0], network.layers[1]
+    assert memory["layers"][0]["weight_bits"] == conv1.weights.size * 2
+    assert memory["layers"][0]["fmap_bits"] == 8 * 8 * 8 + 8 * 8 * 16 * 4
+    assert memory["layers"][1]["weight_bits"] == 0
+    assert memory["weight_bits"] == sum(l.weights.size * 2 for l in network.layers
+                                        if hasattr(l, "weights"))
+    assert memory["largest_fmap_bits"] == max(e["fmap_bits"] for e in memory["layers"])
+
+
+# -- the cache -----------------------------------------------------------------------------------
+def test_cache_keeps_whole_entries_only(tmp_path):
+    cache = StepCache(tmp_path / "cache")
+    key = step_key("train", {"seed": 0}, {})
+    assert cache.get("train", key) is None
+    # a staging folder left by an interrupted write is not an entry
+    (tmp_path / "cache" / "train" / f".{key}.123.staging").mkdir(parents=True)
+    assert cache.get("train", key) is None
+    entry = cache.put("train", key, {"test_accuracy": 0.9}, {"model.npz": b"abc"})
+    assert entry.result == {"test_accuracy": 0.9}
+    assert entry.file("model.npz").read_bytes() == b"abc"
+    assert cache.get("train", key).result == {"test_accuracy": 0.9}
+    assert not list((tmp_path / "cache" / "train").glob(f".{key}.{os.getpid()}.staging"))
+    with pytest.raises(ValueError, match=r"^step file names must be plain"):
+        cache.put("train", "k2", {}, {"../x": b""})
+
+
+def test_keys_follow_arguments_inputs_and_kind():
+    base = step_key("design", {"target": "asic"}, {"model.npz": "aa"})
+    assert base == step_key("design", {"target": "asic"}, {"model.npz": "aa"})
+    assert base != step_key("design", {"target": "ecp5-25k"}, {"model.npz": "aa"})
+    assert base != step_key("design", {"target": "asic"}, {"model.npz": "ab"})
+    assert base != step_key("synth", {"target": "asic"}, {"model.npz": "aa"})
+
+
+# -- scheduling, with steps faked in-process --------------------------------------------------------
+class FakePool:
+    """Runs "steps" at once in the test process: designs of 8-bit points do not fit, and the
+    synthesis of ``crash`` raises (a crash, never cached)."""
+
+    workers, where = 2, "a fake pool"
+
+    def __init__(self, crash=None):
+        self.submitted, self.crash = [], crash
+
+    def submit(self, kind, args, inputs):
+        self.submitted.append((kind, dict(args)))
+        future = concurrent.futures.Future()
+        label = args.get("label") or f"w{args.get('wbits')}a{args.get('abits')}"
+        try:
+            future.set_result(self._run(kind, args, inputs, label))
+        except Exception as error:
+            future.set_exception(error)
+        return future
+
+    def _run(self, kind, args, inputs, label):
+        files = {}
+        if kind == "train":
+            accuracy = 0.9 + 0.01 * args["wbits"] - 0.001 * args["seed"]
+            result = {"test_accuracy": accuracy, "integer_vs_float_mismatches": 0,
+                      "memory": {"weight_bits": 100 * args["wbits"], "largest_fmap_bits": 50,
+                                 "layers": []}}
+            files = {"model.npz": f"{args}".encode()}
+        elif kind == "requantize":
+            result = {"test_accuracy": 0.9, "integer_vs_float_mismatches": 0, "memory": None,
+                      "float_test_accuracy": 0.97}
+            files = {"model.npz": f"{args}".encode()}
+        elif kind == "float":
+            result = {"test_accuracy": 0.93 - 0.002 * args["seed"]}
+        elif kind == "design":
+            if "w8a8" in label:
+                result = {"failure": "needs about 4783 logic cells, more than the budget"}
+            else:
+                result = {"folding_rule": "fake", "foldings": [{"pe": 1, "simd": 1}],
+                          "cycles_per_image": 1000, "estimate": {"device_logic_cells": 10},
+                          "manifest_sha256": "0" * 64}
+                files = {name: inputs["model.npz"] + name.encode() for name in DESIGN_FILES}
+        elif kind == "synth":
+            if self.crash and self.crash in inputs["model.npz"].decode():
+                raise RuntimeError("the worker died")
+            bits = int(json.loads(inputs["manifest.json"].decode().split("}")[0]
+                                  .replace("'", '"') + "}")["wbits"])
+            result = ({"cells": 1000 * bits, "flip_flops": 10, "transistors": 6000 * bits}
+                      if args["target"] == "asic" else
+                      {"logic_cells": 3000 + bits, "logic_capacity": 5280, "flip_flops": 10,
+                       "bram": 1, "dsp": 0, "fmax_mhz": 40.0,
+                       "images_per_second": 40000 // bits})
+        else:
+            result = {"images": 2, "mismatches": 0, "bit_exact": True}
+        return {"result": result, "files": files, "seconds": 0.01}
+
+    def wait(self, futures, timeout):
+        return set(futures)
+
+    def close(self, cancel=False):
+        pass
+
+
+def _fake_sweep(tmp_path, pool, **config):
+    config = SweepConfig(**{**dict(widths=(1.0, 2.0), bits=((2, 4), (8, 8)), seeds=2,
+                                   targets=("ice40-up5k", "asic")), **config})
+    return run_sweep(config, tmp_path / "cache", pool=pool)
+
+
+def test_a_failed_step_stops_its_point_only_and_a_crash_is_not_cached(tmp_path):
+    pool = FakePool(crash="'width': 2.0, 'wbits': 2")
+    results = _fake_sweep(tmp_path, pool)
+    by_label = {p["label"]: p for p in results["points"]}
+    assert set(by_label) == {"x1 w2a4", "x1 w8a8", "x2 w2a4", "x2 w8a8"}
+    ok = by_label["x1 w2a4"]
+    assert ok["accuracy"]["seeds"] == pytest.approx([0.92, 0.919]) and ok["accuracy"]["std"] > 0
+    assert ok["targets"]["asic"]["synth"]["transistors"] == 12000
+    assert ok["targets"]["ice40-up5k"]["failure"] is None
+    # the design that does not fit: synthesis and check skipped with its reason
+    eight = by_label["x1 w8a8"]["targets"]["ice40-up5k"]
+    assert eight["design"] is None and "more than the budget" in eight["failure"]
+    assert eight["failure"].startswith("design x1 w8a8 ice40-up5k: ")
+    # the crash is reported on its point and target, and kept out of the cache
+    crashed = by_label["x2 w2a4"]["targets"]["ice40-up5k"]
+    assert crashed["failure"] == "crashed: RuntimeError: the worker died"
+    assert crashed["check"]["bit_exact"]       # the check does not need the synthesis
+    # w8a8 designs (2 points x 2 targets), their synth and check skipped, the 2 crashes
+    assert results["steps"]["failed"] == 4 + 4 * 2 + 2
+    # a rerun takes everything from the cache but the crashed steps
+    again = FakePool()
+    rerun = _fake_sweep(tmp_path, again)
+    assert sorted(kind for kind, _ in again.submitted) == ["synth", "synth"]
+    assert rerun["steps"]["cached"] == rerun["steps"]["total"] - 2 - 4 * 2
+    assert rerun["points"][2]["targets"]["ice40-up5k"]["failure"] is None
+    assert [b["accuracy"]["mean"] for b in rerun["float_baselines"]] == pytest.approx([0.929] * 2)
+
+
+def test_a_model_file_is_requantized_not_trained(tmp_path):
+    from wrpn_rtl.golden.zoo import default_model_path
+    pool = FakePool()
+    results = _fake_sweep(tmp_path, pool, model=default_model_path(), widths=(2.0,), seeds=1,
+                          bits=((2, 4), (3, 5)))
+    assert sorted({kind for kind, _ in pool.submitted}) == ["check", "design", "requantize",
+                                                            "synth"]
+    assert results["float_baselines"] == [{"width": 2.0, "accuracy": {
+        "seeds": [0.97], "mean": 0.97, "std": 0.0, "min": 0.97, "max": 0.97}, "failures": [],
+        "from": "the full-precision network the model file records"}]
+
+
+def test_the_requantize_step_on_the_shipped_model():
+    from wrpn_rtl.golden import load_network
+    from wrpn_rtl.golden.zoo import default_model_path
+    from wrpn_rtl.synth.sweep_steps import run_step
+    output = run_step("requantize", {"wbits": 3, "abits": 5},
+                      {"source.npz": default_model_path().read_bytes()})
+    result = output["result"]
+    assert result["integer_vs_float_mismatches"] == 0
+    assert 0.5 < result["test_accuracy"] <= 1
+    shipped = load_network(default_model_path())
+    assert result["float_test_accuracy"] == shipped.metadata["float_test_accuracy"]
+    assert result["memory"]["weight_bits"] % 3 == 0
+    failed = run_step("requantize", {"wbits": 3, "abits": 5}, {"source.npz": b"not a model"})
+    assert failed["result"]["failure"].startswith("model file '--model'")
+    assert failed["files"] == {}
+
+
+def test_first_seed_models_and_long_chains_start_first(tmp_path):
+    pool = FakePool()
+    _fake_sweep(tmp_path, pool, seeds=3)
+    kinds = [kind for kind, _ in pool.submitted]
+    first_design = kinds.index("design")
+    # before the first design only first-seed models ran; floats come last
+    assert all(args["seed"] == 0 for kind, args in pool.submitted[:first_design])
+    assert kinds[-1] == "float"
+
+
+def test_estimate_of_the_time_left(tmp_path):
+    steps = plan_steps(SweepConfig(widths=(1.0,), bits=((2, 4),), seeds=1,
+                                   targets=("asic",)))
+    now = time.monotonic()
+    assert estimate_remaining(steps, 1, now) == 8 + 6 + 20 + 150 + 40
+    steps[0].state, steps[0].seconds = "done", 30.0          # train measured: 30 s
+    steps[1].state, steps[1].started = "running", now - 10   # design running for 10 s
+    assert estimate_remaining(steps, 2, now) == pytest.approx((10 + 150 + 40 + 6) / 2)
+
+
+# -- reports -------------------------------------------------------------------------------------
+def test_reports_of_a_faked_sweep(tmp_path):
+    results = _fake_sweep(tmp_path, FakePool())
+    plots = write_sweep_reports(tmp_path, results)
+    assert sorted(p.name for p in plots) == [
+        "accuracy_vs_logic_asic.png", "accuracy_vs_logic_ice40-up5k.png",
+        "accuracy_vs_throughput_ice40-up5k.png"]
+    data = json.loads((tmp_path / "sweep.json").read_text())
+    assert data["plots"] == [p.name for p in plots]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "sweep.csv").read_text())))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 4 * 2 + 2                     # points x targets + full precision
+    eight = [r for r in rows if r["label"] == "x1 w8a8" and r["target"] == "ice40-up5k"][0]
+    assert eight["logic_cells"] == "" and "more than the budget" in eight["failure"]
+    markdown = (tmp_path / "sweep.md").read_text()
+    assert "| width | w2a4 | w8a8 | full precision |" in markdown
+    assert "| 1x | 0.9195 ± 0.0007 |" in markdown
+    assert "## ice40-up5k" in markdown and "## asic" in markdown
+    for plot in plots:
+        shown = _plot_description(plot)
+        assert {p["label"] for p in shown["points"]} | {o.split(":")[0] for o in
+                                                        shown["omitted"]} == {
+            "x1 w2a4", "x1 w8a8", "x2 w2a4", "x2 w8a8"}
+    throughput = _plot_description(tmp_path / "accuracy_vs_throughput_ice40-up5k.png")
+    assert {p["label"] for p in throughput["points"]} == {"x1 w2a4", "x2 w2a4"}
+    assert throughput["pareto"] == ["x1 w2a4", "x2 w2a4"]     # equal: neither beats the other
+
+
+def _plot_description(path):
+    """A PNG written by the sweep: valid, and the points it shows (its Description chunk)."""
+    from PIL import Image
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.size[0] >= 400
+        return json.loads(image.text["Description"])
+
+
+def test_pareto_front():
+    items = [("a", 1, 0.9), ("b", 2, 0.95), ("c", 3, 0.94), ("d", 1, 0.8), ("e", 2, 0.95)]
+    assert pareto_front(items) == ["a", "b", "e"]
+    assert pareto_front([]) == []
+
+
+def _claim_results(points, baseline, targets=("ice40-up5k",)):
+    """Results as :func:`gather` makes them, for the claim: points are
+    ``(width, wbits, abits, accuracies, {target: (cost, images/s)})``."""
+    entries = []
+    for width, wbits, abits, accuracies, hardware in points:
+        mean = sum(accuracies) / len(accuracies)
+        std = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5 \
+            if len(accuracies) > 1 else 0.0
+        entry = {"label": Point(width, wbits, abits).label, "width": width, "wbits": wbits,
+                 "abits": abits, "accuracy": {"seeds": accuracies, "mean": mean, "std": std},
+                 "targets": {}}
+        for target in targets:
+            cost, speed = hardware.get(target, (None, None))
+            synth = (None if cost is None else
+                     {"transistors": cost} if target == "asic" else
+                     {"logic_cells": cost, "images_per_second": speed})
+            entry["targets"][target] = {"synth": synth, "failure": None if synth else
+                                        "does not fit", "design": {"cycles_per_image": 2048}}
+        entries.append(entry)
+    return {"config": {"targets": list(targets)}, "points": entries,
+            "float_baselines": [{"width": 1.0, "accuracy": {
+                "seeds": baseline, "mean": sum(baseline) / len(baseline),
+                "std": 0.01 if len(baseline) > 1 else 0.0}}]}
+
+
+def test_claim_holds_when_a_reduced_point_reaches_full_precision_and_costs_less():
+    results = _claim_results([
+        (1.0, 8, 8, [0.95, 0.97], {"ice40-up5k": (3000, 5000), "asic": (90000, None)}),
+        (2.0, 2, 4, [0.96, 0.97], {"ice40-up5k": (3500, 20000), "asic": (40000, None)}),
+        (1.0, 1, 1, [0.80, 0.82], {"ice40-up5k": (3000, 90000), "asic": (5000, None)})],
+        [0.96, 0.98], targets=("ice40-up5k", "asic"))
+    text = wrpn_claim(results)
+    assert "Reaching it: x1 w8a8 (0.9600 ± 0.0141), x2 w2a4 (0.9650 ± 0.0071)" in text
+    assert "Below it: x1 w1a1 (0.8100)" in text
+    assert "x2 w2a4, runs 4.0x the images/s of the 8-bit point x1 w8a8" in text
+    assert "needs 0.44x the transistors of the 8-bit point" in text
+    assert text.endswith("holds here on ice40-up5k, asic.")
+
+
+def test_claim_fails_plainly():
+    results = _claim_results([
+        (1.0, 8, 8, [0.97], {"ice40-up5k": (3000, 5000)}),
+        (2.0, 2, 4, [0.90], {"ice40-up5k": (3500, 20000)})], [0.97])
+    text = wrpn_claim(results)
+    assert "one seed: no spread was measured" in text
+    assert "On ice40-up5k no reduced-precision point that reaches it was built." in text
+    assert text.endswith("does not hold here on ice40-up5k.")
+    no_eight = _claim_results([(2.0, 2, 4, [0.97], {"ice40-up5k": (3500, 20000)})], [0.97])
+    assert wrpn_claim(no_eight).endswith("no 8-bit point in this sweep to compare costs with.")
+    no_baseline = dict(no_eight, float_baselines=[])
+    assert "not checked" in wrpn_claim(no_baseline)
+
+
+def test_accuracy_grid_marks_failed_points():
+    results = _claim_results([(1.0, 2, 4, [0.9], {}), (1.0, 8, 8, [0.95], {})], [0.97])
+    results["points"][0]["accuracy"] = None
+    assert accuracy_grid(results).splitlines()[2] == "| 1x | failed | 0.9500 | 0.9700 |"
+
+
+def test_dask_pool_says_when_no_scheduler_answers():
+    from wrpn_rtl.synth.sweep import DaskPool
+    with pytest.raises(ValueError, match=r"^--scheduler 'tcp://127\.0\.0\.1:9': no Dask "
+                                         r"scheduler answered there"):
+        DaskPool("tcp://127.0.0.1:9", timeout="1s")
+
+
+# -- the real quick sweep -------------------------------------------------------------------------
+def _run_sweep(argv, cwd):
+    done = subprocess.run([str(WRPN_RTL), "sweep", "--quick", "--json", *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _cached_entries(cache):
+    return {(p.parent.parent.name, p.parent.name): p.stat().st_mtime_ns
+            for p in Path(cache).glob("*/*/result.json")}
+
+
+@pytest.fixture(scope="module")
+def quick_sweep(tmp_path_factory):
+    """The quick sweep, interrupted (Ctrl-C) once its first synthesis is cached, then
+    resumed: ``(cache entries after the interrupt, the resumed run's results, out)``."""
+    work = tmp_path_factory.mktemp("quick_sweep")
+    out = work / "local"
+    process = subprocess.Popen([str(WRPN_RTL), "sweep", "--quick", "--out", str(out)],
+                               cwd=work, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while (process.poll() is None and time.monotonic() < deadline
+           and not list((out / "cache" / "synth").glob("*/result.json"))):
+        time.sleep(0.1)
+    assert process.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(120) == 130, process.stderr.read()[-2000:]
+    interrupted = _cached_entries(out / "cache")
+    results = _run_sweep(["--out", str(out)], work)
+    return interrupted, results, out
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("quick_sweep")
+def test_quick_sweep_resumes_without_redoing_cached_steps(quick_sweep):
+    interrupted, results, out = quick_sweep
+    assert not (out / "sweep.json").exists() or json.loads((out / "sweep.json").read_text())
+    assert any(kind == "synth" for kind, _ in interrupted)
+    by_key = {(s["kind"], s["key"]): s for s in results["steps"]["list"]}
+    for entry, mtime in interrupted.items():
+        assert by_key[entry]["cached"], entry
+        assert (out / "cache" / entry[0] / entry[1] / "result.json").stat().st_mtime_ns == mtime
+    computed = [s for s in results["steps"]["list"] if not s["cached"] and s["key"]]
+    assert len(computed) == results["steps"]["computed"] > 0
+    assert not {(s["kind"], s["key"]) for s in computed} & set(interrupted)
+    assert not list((out / "cache").glob("*/.*.staging"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("quick_sweep")
+def test_quick_sweep_reports(quick_sweep):
+    _, results, out = quick_sweep
+    assert results["config"]["widths"] == list(QUICK["widths"])
+    labels = [p["label"] for p in results["points"]]
+    assert labels == ["x1 w2a4", "x1 w8a8", "x2 w2a4", "x2 w8a8"]
+    for point in results["points"]:
+        assert point["integer_vs_float_mismatches"] == 0
+        assert 0.5 < point["accuracy"]["mean"] <= 1
+        entry = point["targets"]["ice40-up5k"]
+        if point["wbits"] == 8:      # 8-bit layers do not fit the UP5K: the reason is named
+            assert "more than the default budget" in entry["failure"]
+        else:
+            assert entry["failure"] is None and entry["check"]["bit_exact"]
+            assert entry["synth"]["logic_cells"] <= entry["synth"]["logic_capacity"]
+            assert entry["synth"]["images_per_second"] > 0
+    rows = list(csv.DictReader(io.StringIO((out / "sweep.csv").read_text())))
+    assert [r["label"] for r in rows] == labels + ["x1 float", "x2 float"]
+    markdown = (out / "sweep.md").read_text()
+    assert "| width | w2a4 | w8a8 | full precision |" in markdown
+    assert "## The WRPN claim, checked" in markdown and "## ice40-up5k" in markdown
+    shown = _plot_description(out / "accuracy_vs_throughput_ice40-up5k.png")
+    assert sorted(p["label"] for p in shown["points"]) == ["x1 w2a4", "x2 w2a4"]
+    assert sorted(o.split(":")[0] for o in shown["omitted"]) == ["x1 w8a8", "x2 w8a8"]
+    assert set(shown["pareto"]) <= {"x1 w2a4", "x2 w2a4"} and shown["pareto"]
+    assert _plot_description(out / "accuracy_vs_logic_ice40-up5k.png")["points"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("quick_sweep")
+def test_quick_sweep_again_comes_from_the_cache(quick_sweep):
+    _, results, out = quick_sweep
+    again = _run_sweep(["--out", str(out)], out.parent)
+    assert again["steps"]["computed"] == 0
+    assert again["steps"]["cached"] == again["steps"]["total"] - again["steps"]["failed"]
+    assert _comparable(again) == _comparable(results)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("quick_sweep")
+def test_quick_sweep_on_a_dask_cluster_gives_the_same_results(quick_sweep, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    _, results, _ = quick_sweep
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        on_dask = _run_sweep(["--out", str(tmp_path / "dask"), "--scheduler",
+                              cluster.scheduler_address], tmp_path)
+    assert on_dask["where"].startswith("the Dask cluster at tcp://")
+    assert on_dask["steps"]["cached"] == 0
+    assert _comparable(on_dask) == _comparable(results)
+
+
+def _comparable(results):
+    """What must not depend on where or when the steps ran."""
+    keep = {}
+    for point in results["points"]:
+        targets = {}
+        for target, entry in point["targets"].items():
+            synth = entry["synth"] or {}
+            targets[target] = (
+                entry["failure"], (entry["design"] or {}).get("manifest_sha256"),
+                {k: synth.get(k) for k in ("logic_cells", "flip_flops", "bram", "dsp",
+                                           "fmax_mhz", "images_per_second", "transistors")},
+                entry["check"] and entry["check"]["bit_exact"])
+        keep[point["label"]] = (point["accuracy"], point["memory"], targets)
+    return keep, results["float_baselines"]
