@@ -15,7 +15,9 @@ needed it carry its reason.
 from dataclasses import asdict, dataclass, field
 import hashlib
 import math
+import os
 from pathlib import Path
+import signal
 import statistics
 import time
 
@@ -226,15 +228,25 @@ def plan_steps(config, model_bytes=None):
 
 
 # -- where steps run ------------------------------------------------------------------------------
+def _lead_own_process_group():
+    """A local worker's first act: lead a process group of its own, which its tools (Yosys,
+    nextpnr, the Verilator build and simulation) join, so that stopping the sweep stops
+    them all (:meth:`LocalPool.close`)."""
+    os.setpgrp()
+
+
 class LocalPool:
-    """Steps in ``jobs`` local worker processes (spawned: no state shared with the sweep)."""
+    """Steps in ``jobs`` local worker processes (spawned: no state shared with the sweep).
+    Each worker leads its own process group; an interrupted sweep ends every group, so no
+    tool keeps running after it."""
 
     def __init__(self, jobs):
         import concurrent.futures
         import multiprocessing
         self._futures = concurrent.futures
         self._executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_lead_own_process_group)
         self.workers = jobs
         self.where = f"{jobs} local worker process{'es' if jobs > 1 else ''}"
 
@@ -247,7 +259,17 @@ class LocalPool:
         return done
 
     def close(self, cancel=False):
+        """Wait for the workers to end; ``cancel``: drop queued steps and end every
+        worker's process group (SIGTERM) at once."""
+        # the executor keeps its processes in ``_processes`` (since Python 3.2; 3.14 adds
+        # ``terminate_workers``)
+        workers = list(getattr(self._executor, "_processes", {}).values()) if cancel else []
         self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
 
 
 class DaskPool:
@@ -265,9 +287,12 @@ class DaskPool:
         self.workers = max(1, sum(w.get("nthreads", 1) for w in
                                   self._client.scheduler_info()["workers"].values()))
         self.where = f"the Dask cluster at {address} ({self.workers} worker threads)"
+        self._submitted = []
 
     def submit(self, kind, args, inputs):
-        return self._client.submit(run_step, kind, args, inputs, pure=False)
+        future = self._client.submit(run_step, kind, args, inputs, pure=False)
+        self._submitted.append(future)
+        return future
 
     def wait(self, futures, timeout):
         try:
@@ -278,6 +303,9 @@ class DaskPool:
         return done
 
     def close(self, cancel=False):
+        """Disconnect; ``cancel``: cancel the steps still queued or running first."""
+        if cancel:
+            self._client.cancel(self._submitted)
         self._client.close()
 
 
@@ -323,6 +351,7 @@ def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text
     progress(f"sweep: {len(config.points())} points x {len(config.targets)} targets, "
              f"{len(steps)} steps, on {pool.where}; cache {cache.root}")
     running = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         while not all(step.finished for step in steps):
             for step in sorted((s for s in steps if s.state == "waiting"), key=_priority):
@@ -336,8 +365,16 @@ def run_sweep(config, cache_dir, *, jobs=1, scheduler=None, progress=lambda text
     except BaseException:
         pool.close(cancel=True)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     pool.close()
     return gather(config, steps, seconds=time.monotonic() - started, where=pool.where)
+
+
+def _interrupt(signum, frame):
+    """SIGTERM during a sweep ends it as Ctrl-C does: workers and their tools stopped, every
+    finished step kept in the cache."""
+    raise KeyboardInterrupt
 
 
 def _read_model(path):
