@@ -565,8 +565,8 @@ def _sweep_problems(results):
     """What makes a sweep's exit status 1: a step that crashed, RTL that disagrees with the
     golden model, golden paths that disagree. A design that does not fit a device is a
     result, not a problem."""
-    problems = [entry["failure"] for entry in results["steps"]["list"]
-                if entry["failure"] and "crashed:" in entry["failure"]]
+    problems = [f"{entry['label']}: {entry['failure']}" for entry in results["steps"]["list"]
+                if (entry["failure"] or "").startswith("crashed:")]
     for point in results["points"]:
         if point["integer_vs_float_mismatches"]:
             problems.append(f"{point['label']}: the integer and float golden paths disagree")

@@ -255,6 +255,25 @@ def test_the_requantize_step_on_the_shipped_model():
     assert failed["files"] == {}
 
 
+def test_the_command_reports_everything_and_fails_on_a_crash(tmp_path, monkeypatch, capsys):
+    import wrpn_rtl.synth.sweep as sweep
+    monkeypatch.setattr(sweep, "LocalPool", lambda jobs: FakePool(crash="'wbits': 2"))
+    out = tmp_path / "out"
+    assert main(["sweep", "--widths", "1", "--bits", "2/4,8/8", "--seeds", "1", "--target",
+                 "asic", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"error: synth x1 w2a4 asic: crashed: RuntimeError: the worker died$",
+                     err.strip())
+    results = json.loads((out / "sweep.json").read_text())
+    assert results["points"][1]["targets"]["asic"]["failure"].startswith("design x1 w8a8")
+    assert (out / "sweep.md").exists() and (out / "accuracy_vs_logic_asic.png").exists()
+    # without the crash: a design that does not fit is a result, not an error
+    monkeypatch.setattr(sweep, "LocalPool", lambda jobs: FakePool())
+    assert main(["sweep", "--widths", "1", "--bits", "2/4,8/8", "--seeds", "1", "--target",
+                 "asic", "--out", str(out)]) == 0
+    assert "## The WRPN claim, checked" in capsys.readouterr().out
+
+
 def test_first_seed_models_and_long_chains_start_first(tmp_path):
     pool = FakePool()
     _fake_sweep(tmp_path, pool, seeds=3)
