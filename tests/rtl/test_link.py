@@ -1,0 +1,163 @@
+# amaranth: UnusedElaboratable=no
+"""The board's end of the host link in Amaranth's simulator, against a stand-in accelerator
+and the host-side protocol code: pings, images in and results out under random stalls, and
+every kind of bad frame answered with its error code while the link stays in step."""
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
+from amaranth.hdl import unsigned
+from amaranth.sim import Simulator
+
+from wrpn_rtl.board import protocol
+from wrpn_rtl.hardware.link import HostLink, LinkGeometry
+from wrpn_rtl.sim.amaranth_stream import stream_get, stream_put
+
+
+class StandIn(wiring.Component):
+    """Takes one image (``words`` input words), then gives ``outputs`` words: word ``k`` is
+    ``(sum of the codes) * (k + 1)`` modulo ``2**output_bits``."""
+
+    def __init__(self, geometry):
+        self._g = geometry
+        super().__init__({
+            "input": In(stream.Signature(data.ArrayLayout(unsigned(geometry.input_bits),
+                                                          geometry.input_simd))),
+            "output": Out(stream.Signature(unsigned(geometry.output_bits)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        g = self._g
+        total = Signal(32)
+        taken = Signal(range(g.input_codes // g.input_simd + 1))
+        given = Signal(range(g.output_words + 1))
+        words = g.input_codes // g.input_simd
+        m.d.comb += self.input.ready.eq(taken < words)
+        with m.If(self.input.valid & self.input.ready):
+            m.d.sync += [taken.eq(taken + 1),
+                         total.eq(total + sum(self.input.payload[i] for i in range(g.input_simd)))]
+        m.d.comb += [self.output.valid.eq((taken == words) & (given < g.output_words)),
+                     self.output.payload.eq(total * (given + 1))]
+        with m.If(self.output.valid & self.output.ready):
+            m.d.sync += given.eq(given + 1)
+            with m.If(given == g.output_words - 1):
+                m.d.sync += [given.eq(0), taken.eq(0), total.eq(0)]
+        return m
+
+
+def expected_result(g, codes):
+    total = sum(codes)
+    width = protocol.code_bytes(g.output_bits)
+    return b"".join(((total * (k + 1)) % (1 << g.output_bits)).to_bytes(width, "little")
+                    for k in range(g.output_words))
+
+
+def image_payload(g, codes):
+    return b"".join(int(c).to_bytes(protocol.code_bytes(g.input_bits), "little") for c in codes)
+
+
+def run_link(g, wire, answers, *, rng, stall=0.0):
+    """Send ``wire`` into the link (bytes as the UART would deliver them), collect
+    ``answers`` messages from its transmit stream."""
+    m = Module()
+    m.submodules.link = link = HostLink(g)
+    m.submodules.accel = accel = StandIn(g)
+    wiring.connect(m, link.image, accel.input)
+    m.d.comb += [link.result.payload.eq(accel.output.payload),
+                 link.result.valid.eq(accel.output.valid),
+                 accel.output.ready.eq(link.result.ready)]
+    received, deframer = [], protocol.Deframer()
+
+    async def host_out(ctx):
+        for byte in wire:
+            await stream_put(ctx, link.rx, byte, rng=rng, stall=stall)
+
+    async def host_in(ctx):
+        while len(received) < answers:
+            byte = await stream_get(ctx, link.tx, rng=rng, stall=stall)
+            received.extend(deframer.feed(bytes([byte])))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(host_out)
+    sim.add_testbench(host_in)
+    sim.run_until(20 * len(wire) * 1e-8 + 200 * g.output_words * 1e-8 + 2e-5)
+    assert len(received) == answers, received
+    return received
+
+
+GEOMETRIES = [
+    LinkGeometry(input_bits=8, input_simd=1, input_codes=6, output_bits=16, output_words=3,
+                 cycles_per_image=100),
+    LinkGeometry(input_bits=4, input_simd=3, input_codes=9, output_bits=7, output_words=1,
+                 cycles_per_image=5),
+    LinkGeometry(input_bits=12, input_simd=2, input_codes=4, output_bits=40, output_words=2,
+                 cycles_per_image=70000),
+]
+
+
+@pytest.mark.parametrize("g", GEOMETRIES, ids=["8b-simd1", "4b-simd3", "12b-simd2"])
+@pytest.mark.parametrize("stall", [0.0, 0.4])
+def test_ping_and_images(g, stall, rng):
+    images = [[int(c) for c in rng.integers(0, 1 << g.input_bits, g.input_codes)]
+              for _ in range(3)]
+    images[0] = [protocol.FLAG, protocol.ESC] * (g.input_codes // 2) \
+        + [0] * (g.input_codes % 2)                # bytes that need stuffing
+    wire = protocol.frame(protocol.PING)
+    for codes in images:
+        wire += protocol.frame(protocol.IMAGE, image_payload(g, codes))
+    answers = run_link(g, wire, 1 + len(images), rng=rng, stall=stall)
+    assert answers[0] == (protocol.PONG, g.identity())
+    for codes, answer in zip(images, answers[1:]):
+        assert answer == (protocol.RESULT, expected_result(g, codes))
+
+
+def test_bad_frames_get_their_error_and_the_link_stays_in_step(rng):
+    g = GEOMETRIES[0]
+    codes = list(range(1, 7))
+    good = protocol.frame(protocol.IMAGE, image_payload(g, codes))
+    corrupt = bytearray(good)
+    corrupt[3] ^= 0x10
+    cases = [bytes(corrupt),                                          # 1: CRC
+             protocol.frame(protocol.IMAGE, b"\x01\x02"),              # 2: wrong length
+             protocol.frame(protocol.PING, b"\x00"),                   # 2: PING with payload
+             protocol.frame(0x42, b""),                                # 3: unknown type
+             protocol.frame(protocol.IMAGE, bytes(40)),                # 4: longer than any
+             bytes([protocol.FLAG, 5, protocol.FLAG])]                 # 1: too short
+    wire = b"".join(cases) + good
+    answers = run_link(g, wire, len(cases) + 1, rng=rng)
+    assert answers[:-1] == [(protocol.ERROR, bytes([code])) for code in (1, 2, 2, 3, 4, 1)]
+    assert answers[-1] == (protocol.RESULT, expected_result(g, codes))
+
+
+def test_geometry_rules():
+    with pytest.raises(ValueError, match=r"^input_codes must be a multiple of input_simd 4, "
+                                         r"not 6$"):
+        LinkGeometry(input_bits=8, input_simd=4, input_codes=6, output_bits=8, output_words=1,
+                     cycles_per_image=1)
+    with pytest.raises(ValueError, match=r"^output_words must be a positive integer, not 0$"):
+        LinkGeometry(input_bits=8, input_simd=1, input_codes=6, output_bits=8, output_words=0,
+                     cycles_per_image=1)
+    with pytest.raises(TypeError, match=r"^geometry must be a LinkGeometry, not 3$"):
+        HostLink(3)
+
+
+def test_crc_logic_matches_the_protocol(rng):
+    from wrpn_rtl.hardware.link import crc16_step
+    m = Module()
+    crc, byte, out = Signal(16), Signal(8), Signal(16)
+    m.d.comb += out.eq(crc16_step(crc, byte))
+    cases = [(0xFFFF, 0), (0, 0xFF), (0x8000, 0x80)] + [
+        (int(c), int(b)) for c, b in zip(rng.integers(0, 1 << 16, 200),
+                                         rng.integers(0, 256, 200))]
+
+    async def bench(ctx):
+        for ref_crc, ref_byte in cases:
+            ctx.set(crc, ref_crc)
+            ctx.set(byte, ref_byte)
+            assert ctx.get(out) == protocol.crc16_step(ref_crc, ref_byte)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
