@@ -81,12 +81,15 @@ TARGETS = {t.name: t for t in [
 
 
 class SynthError(RuntimeError):
-    """Synthesis or place-and-route failed; ``reason`` is a short cause (e.g. does not fit)."""
+    """Synthesis or place-and-route failed; ``reason`` is a short cause (e.g. does not fit);
+    ``placement`` is true when the design did not fit or nextpnr could not place it (in
+    time): a smaller design may."""
 
-    def __init__(self, message, *, reason="failed", log=None):
+    def __init__(self, message, *, reason="failed", log=None, placement=False):
         super().__init__(message)
         self.reason = reason
         self.log = log
+        self.placement = placement
 
 
 @dataclass
@@ -542,9 +545,11 @@ def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="h
                      phases=NEXTPNR_PHASES)
     if code is None:
         reason = nextpnr_timeout_reason(log.read_text(errors="replace"), timeout_s)
-        raise SynthError(f"{target.name}: {reason}; see {log}", reason=reason, log=log)
+        raise SynthError(f"{target.name}: {reason}; see {log}", reason=reason, log=log,
+                         placement=True)
     if code != 0 or not (work / "report.json").exists():
         reason = parse_nextpnr_log_failure(log.read_text(errors="replace"))
         raise SynthError(f"nextpnr failed for {target.name}: {reason}; see {log}",
-                         reason=reason, log=log)
+                         reason=reason, log=log,
+                         placement=reason.startswith(("does not fit", "placement failed")))
     return parse_nextpnr_report(work / "report.json")

@@ -36,10 +36,9 @@ DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k", "asic")
 DEFAULT_ASIC_CYCLES = 2048
 #: A guess of each kind of step's seconds on one core, for the ETA until the sweep has
 #: measured its own.
-GUESS_SECONDS = {"train": 8, "float": 6, "requantize": 5, "design": 20, "synth": 150,
-                 "check": 40}
+GUESS_SECONDS = {"train": 8, "float": 6, "requantize": 5, "build": 150, "check": 20}
 #: The order in which ready steps start: the long chains first.
-PRIORITY = {"design": 0, "synth": 1, "check": 2, "requantize": 3, "train": 3, "float": 5}
+PRIORITY = {"build": 0, "check": 1, "requantize": 3, "train": 3, "float": 5}
 
 
 @dataclass(frozen=True)
@@ -214,12 +213,10 @@ def plan_steps(config, model_bytes=None):
         steps += models
         for target in config.targets:
             rule = dict(target_cycles=config.asic_cycles) if target == "asic" else {}
-            design = Step("design", dict(target=target, label=point.label, **rule), point,
-                          needs={"model.npz": (models[0], "model.npz")})
-            files = {name: (design, name) for name in DESIGN_FILES}
-            steps += [design, Step("synth", dict(target=target), point, needs=dict(files)),
-                      Step("check", dict(target=target, images=config.images, seed=0), point,
-                           needs=dict(files))]
+            build = Step("build", dict(target=target, label=point.label, **rule), point,
+                         needs={"model.npz": (models[0], "model.npz")})
+            steps += [build, Step("check", dict(target=target, images=config.images, seed=0),
+                                  point, needs={name: (build, name) for name in DESIGN_FILES})]
     if model_bytes is None:
         steps += [Step("float", dict(width=float(width), seed=seed, epochs=config.epochs),
                        ("float", float(width)))
@@ -390,7 +387,7 @@ def _read_model(path):
 
 
 def _priority(step):
-    """Ready steps start in this order: the chains that end in synthesis first, then the
+    """Ready steps start in this order: builds (the longest) and their checks first, then the
     first seed of each point (its model is the one built), then the rest."""
     return PRIORITY[step.kind] + (step.kind == "train" and step.args["seed"] > 0)
 
@@ -563,16 +560,22 @@ def _failure(step):
 
 
 def _target_entry(by_kind):
-    """One point on one target: design, synthesis, check, and the first failure."""
-    design, synth, check = (by_kind.get(kind) for kind in ("design", "synth", "check"))
-    entry = {"design": None, "synth": None, "check": None, "failure": None}
-    for name, step in (("design", design), ("synth", synth), ("check", check)):
-        if step is None:
-            continue
-        if step.ok:
-            entry[name] = {k: v for k, v in step.result.items() if not k.startswith("_")}
+    """One point on one target: design, synthesis, check, the attempts nextpnr could not
+    place, and the first failure."""
+    build, check = by_kind.get("build"), by_kind.get("check")
+    entry = {"design": None, "synth": None, "check": None, "attempts": [], "failure": None}
+    if build is not None:
+        if build.state == "done":
+            entry["attempts"] = build.result.get("attempts", [])
+        if build.ok:
+            entry["design"], entry["synth"] = build.result["design"], build.result["synth"]
+        else:
+            entry["failure"] = _failure(build)
+    if check is not None:
+        if check.ok:
+            entry["check"] = {k: v for k, v in check.result.items() if not k.startswith("_")}
         elif entry["failure"] is None:
-            entry["failure"] = _failure(step)
+            entry["failure"] = _failure(check)
     if entry["check"] is not None and not entry["check"]["bit_exact"] and not entry["failure"]:
         entry["failure"] = (f"check: the RTL disagrees with the golden model on "
                             f"{entry['check']['mismatches']} outputs")

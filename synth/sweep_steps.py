@@ -15,11 +15,14 @@ kind           arguments                                  result (+ files)
 ``train``      width, wbits, abits, seed, epochs          accuracy, golden check (+ model.npz)
 ``float``      width, seed, epochs                        full-precision accuracy
 ``requantize`` wbits, abits (input: source.npz)           as ``train`` (+ model.npz)
-``design``     target, target_cycles (input: model.npz)   foldings, cycles, estimate
+``build``      target, target_cycles (input: model.npz)   the design (foldings, cycles,
+                                                          estimate) and its synthesis (logic,
+                                                          FF, BRAM, DSP, Fmax, images/s), the
+                                                          attempts nextpnr could not place
                                                           (+ model.npz, wrpn_accel.v,
                                                           manifest.json)
-``synth``      target (input: the design's files)         logic, FF, BRAM, DSP, Fmax, images/s
-``check``      images, seed (input: the design's files)   Verilator against golden
+``check``      target, images, seed (input: the           Verilator against golden
+               design's files)
 =============  =========================================  ======================================
 """
 from pathlib import Path
@@ -28,7 +31,7 @@ import time
 
 __all__ = ["run_step", "DESIGN_FILES", "STEPS"]
 
-#: The files of a design folder that the ``synth`` and ``check`` steps receive.
+#: The files of a design folder that ``build`` makes and ``check`` receives.
 DESIGN_FILES = ("model.npz", "wrpn_accel.v", "manifest.json")
 
 
@@ -141,40 +144,67 @@ def _requantize(work, *, wbits, abits):
                                               float_model=prepared.float_model)}
 
 
-def _design(work, *, target, target_cycles=None, label):
-    """The design for ``target``: the fastest that fits the device, or balanced for
-    ``target_cycles`` cycles per image."""
+#: nextpnr's time limit in a sweep, per device family: a UP5K design places in about a
+#: minute or stalls (one at 74 % of the UP5K ran 15 minutes without finishing); ECP5's static
+#: placer takes up to a few minutes on the larger designs.
+NEXTPNR_TIMEOUT_S = {"ice40": 300, "ecp5": 900}
+#: A design nextpnr cannot place is built again within this share of its estimated logic,
+#: at most ``BUILD_ATTEMPTS`` times in all.
+SHRINK = 0.9
+BUILD_ATTEMPTS = 3
+
+
+def _build(work, *, target, target_cycles=None, label):
+    """The design for ``target`` (the fastest that fits the device, or balanced for
+    ``target_cycles`` cycles per image) and its synthesis. A design that nextpnr cannot place
+    (it does not fit, or its placer stalls) is built again smaller, within :data:`SHRINK` of
+    its estimated logic; every attempt is recorded."""
     from wrpn_rtl.golden import ModelFileError, load_float_model, load_network
     from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.design import generate
     from wrpn_rtl.job.network import Prepared
+    from wrpn_rtl.job.synthesize import PlacementFailed, synthesize
+    from wrpn_rtl.synth.flow import TARGETS
     try:
         network = load_network(work / "model.npz")
         float_model = load_float_model(work / "model.npz")
     except ModelFileError as error:
         return {"failure": str(error)}, {}
     prepared = Prepared(network, f"sweep point {label}", None, None, None, float_model)
-    out = work / "design"
-    try:
-        _, generated = generate(prepared, out, target=target, target_cycles=target_cycles)
-    except StepError as error:
-        return {"failure": str(error)}, {}
-    result = {key: generated[key] for key in ("folding_rule", "foldings", "cycles_per_image",
-                                              "estimate", "manifest_sha256")}
-    return result, {name: (out / name).read_bytes() for name in DESIGN_FILES}
+    family = TARGETS[target].family
+    attempts, max_lc = [], None
+    for attempt in range(BUILD_ATTEMPTS):
+        out = work / f"design{attempt}"
+        try:
+            accelerator, generated = generate(prepared, out, target=target,
+                                              target_cycles=target_cycles, max_lc=max_lc)
+        except StepError as error:
+            return {"failure": str(error), "attempts": attempts}, {}
+        design = {key: generated[key] for key in ("folding_rule", "foldings",
+                                                  "cycles_per_image", "estimate",
+                                                  "manifest_sha256")}
+        try:
+            row = synthesize(accelerator, out, target, generated=generated, breakdown=False,
+                             nextpnr_timeout_s=NEXTPNR_TIMEOUT_S.get(family))
+        except PlacementFailed as error:
+            attempts.append(dict(design, failure=_plain(error, work)))
+            if target_cycles is not None:
+                break
+            max_lc = int(generated["estimate"]["device_logic_cells"] * SHRINK)
+            continue
+        except StepError as error:
+            return {"failure": _plain(error, work), "attempts": attempts}, {}
+        for key in ("design", "foldings", "cycles_per_image", "estimate", "folded_for"):
+            row.pop(key, None)
+        return ({"design": design, "synth": row, "attempts": attempts},
+                {name: (out / name).read_bytes() for name in DESIGN_FILES})
+    return {"failure": f"no design placed in {len(attempts)} attempts; the last: "
+                       f"{attempts[-1]['failure']}", "attempts": attempts}, {}
 
 
-def _synth(work, *, target):
-    from wrpn_rtl.job.common import StepError
-    from wrpn_rtl.job.design import load_design
-    from wrpn_rtl.job.synthesize import synthesize
-    accelerator, generated = load_design(work)
-    try:
-        row = synthesize(accelerator, work, target, generated=generated, breakdown=False)
-    except StepError as error:
-        return {"failure": str(error).replace(str(work), "<design>")}, {}
-    row.pop("design", None)
-    return row, {}
+def _plain(error, work):
+    """A step's error message without its temporary folder."""
+    return str(error).replace(str(work), "<work>")
 
 
 def _check(work, *, target, images, seed):
@@ -198,5 +228,5 @@ def _check(work, *, target, images, seed):
 
 
 #: Every kind of step: ``function(work_folder, **args) -> (result, files)``.
-STEPS = {"train": _train, "float": _float, "requantize": _requantize, "design": _design,
-         "synth": _synth, "check": _check}
+STEPS = {"train": _train, "float": _float, "requantize": _requantize, "build": _build,
+         "check": _check}

@@ -82,8 +82,8 @@ def test_plan_has_every_step_once():
     steps = plan_steps(config)
     kinds = [s.kind for s in steps]
     assert kinds.count("train") == 18 * 3 and kinds.count("float") == 3 * 3
-    assert kinds.count("design") == kinds.count("synth") == kinds.count("check") == 18 * 3
-    designs = [s for s in steps if s.kind == "design"]
+    assert kinds.count("build") == kinds.count("check") == 18 * 3
+    designs = [s for s in steps if s.kind == "build"]
     # every design is built from its point's first seed, asic at the fixed cycle budget
     assert all(s.needs["model.npz"][0].args["seed"] == 0 for s in designs)
     assert all(s.args.get("target_cycles") == config.asic_cycles
@@ -122,17 +122,17 @@ def test_cache_keeps_whole_entries_only(tmp_path):
 
 
 def test_keys_follow_arguments_inputs_and_kind():
-    base = step_key("design", {"target": "asic"}, {"model.npz": "aa"})
-    assert base == step_key("design", {"target": "asic"}, {"model.npz": "aa"})
-    assert base != step_key("design", {"target": "ecp5-25k"}, {"model.npz": "aa"})
-    assert base != step_key("design", {"target": "asic"}, {"model.npz": "ab"})
-    assert base != step_key("synth", {"target": "asic"}, {"model.npz": "aa"})
+    base = step_key("build", {"target": "asic"}, {"model.npz": "aa"})
+    assert base == step_key("build", {"target": "asic"}, {"model.npz": "aa"})
+    assert base != step_key("build", {"target": "ecp5-25k"}, {"model.npz": "aa"})
+    assert base != step_key("build", {"target": "asic"}, {"model.npz": "ab"})
+    assert base != step_key("check", {"target": "asic"}, {"model.npz": "aa"})
 
 
 # -- scheduling, with steps faked in-process --------------------------------------------------------
 class FakePool:
     """Runs "steps" at once in the test process: designs of 8-bit points do not fit, and the
-    synthesis of ``crash`` raises (a crash, never cached)."""
+    build of a model whose arguments hold ``crash`` raises (a crash, never cached)."""
 
     workers, where = 2, "a fake pool"
 
@@ -156,31 +156,30 @@ class FakePool:
             result = {"test_accuracy": accuracy, "integer_vs_float_mismatches": 0,
                       "memory": {"weight_bits": 100 * args["wbits"], "largest_fmap_bits": 50,
                                  "layers": []}}
-            files = {"model.npz": f"{args}".encode()}
+            files = {"model.npz": json.dumps(args).encode()}
         elif kind == "requantize":
             result = {"test_accuracy": 0.9, "integer_vs_float_mismatches": 0, "memory": None,
                       "float_test_accuracy": 0.97}
-            files = {"model.npz": f"{args}".encode()}
+            files = {"model.npz": json.dumps(args).encode()}
         elif kind == "float":
             result = {"test_accuracy": 0.93 - 0.002 * args["seed"]}
-        elif kind == "design":
+        elif kind == "build":
             if "w8a8" in label:
                 result = {"failure": "needs about 4783 logic cells, more than the budget"}
             else:
-                result = {"folding_rule": "fake", "foldings": [{"pe": 1, "simd": 1}],
+                if self.crash and self.crash in inputs["model.npz"].decode():
+                    raise RuntimeError("the worker died")
+                bits = json.loads(inputs["model.npz"].decode())["wbits"]
+                design = {"folding_rule": "fake", "foldings": [{"pe": 1, "simd": 1}],
                           "cycles_per_image": 1000, "estimate": {"device_logic_cells": 10},
                           "manifest_sha256": "0" * 64}
+                synth = ({"cells": 1000 * bits, "flip_flops": 10, "transistors": 6000 * bits}
+                         if args["target"] == "asic" else
+                         {"logic_cells": 3000 + bits, "logic_capacity": 5280, "flip_flops": 10,
+                          "bram": 1, "dsp": 0, "fmax_mhz": 40.0,
+                          "images_per_second": 40000 // bits})
+                result = {"design": design, "synth": synth, "attempts": []}
                 files = {name: inputs["model.npz"] + name.encode() for name in DESIGN_FILES}
-        elif kind == "synth":
-            if self.crash and self.crash in inputs["model.npz"].decode():
-                raise RuntimeError("the worker died")
-            bits = int(json.loads(inputs["manifest.json"].decode().split("}")[0]
-                                  .replace("'", '"') + "}")["wbits"])
-            result = ({"cells": 1000 * bits, "flip_flops": 10, "transistors": 6000 * bits}
-                      if args["target"] == "asic" else
-                      {"logic_cells": 3000 + bits, "logic_capacity": 5280, "flip_flops": 10,
-                       "bram": 1, "dsp": 0, "fmax_mhz": 40.0,
-                       "images_per_second": 40000 // bits})
         else:
             result = {"images": 2, "mismatches": 0, "bit_exact": True}
         return {"result": result, "files": files, "seconds": 0.01}
@@ -199,7 +198,7 @@ def _fake_sweep(tmp_path, pool, **config):
 
 
 def test_a_failed_step_stops_its_point_only_and_a_crash_is_not_cached(tmp_path):
-    pool = FakePool(crash="'width': 2.0, 'wbits': 2")
+    pool = FakePool(crash='"width": 2.0, "wbits": 2')
     results = _fake_sweep(tmp_path, pool)
     by_label = {p["label"]: p for p in results["points"]}
     assert set(by_label) == {"x1 w2a4", "x1 w8a8", "x2 w2a4", "x2 w8a8"}
@@ -210,18 +209,18 @@ def test_a_failed_step_stops_its_point_only_and_a_crash_is_not_cached(tmp_path):
     # the design that does not fit: synthesis and check skipped with its reason
     eight = by_label["x1 w8a8"]["targets"]["ice40-up5k"]
     assert eight["design"] is None and "more than the budget" in eight["failure"]
-    assert eight["failure"].startswith("design x1 w8a8 ice40-up5k: ")
+    assert eight["failure"].startswith("build x1 w8a8 ice40-up5k: ")
+    assert eight["check"] is None
     # the crash is reported on its point and target, and kept out of the cache
     crashed = by_label["x2 w2a4"]["targets"]["ice40-up5k"]
     assert crashed["failure"] == "crashed: RuntimeError: the worker died"
-    assert crashed["check"]["bit_exact"]       # the check does not need the synthesis
-    # w8a8 designs (2 points x 2 targets), their synth and check skipped, the 2 crashes
-    assert results["steps"]["failed"] == 4 + 4 * 2 + 2
-    # a rerun takes everything from the cache but the crashed steps
+    # w8a8 builds (2 points x 2 targets) and their checks, the 2 crashed builds and theirs
+    assert results["steps"]["failed"] == 4 * 2 + 2 * 2
+    # a rerun takes everything from the cache but the crashed steps (and their checks)
     again = FakePool()
     rerun = _fake_sweep(tmp_path, again)
-    assert sorted(kind for kind, _ in again.submitted) == ["synth", "synth"]
-    assert rerun["steps"]["cached"] == rerun["steps"]["total"] - 2 - 4 * 2
+    assert sorted(kind for kind, _ in again.submitted) == ["build", "build", "check", "check"]
+    assert rerun["steps"]["cached"] == rerun["steps"]["total"] - 4 - 4
     assert rerun["points"][2]["targets"]["ice40-up5k"]["failure"] is None
     assert [b["accuracy"]["mean"] for b in rerun["float_baselines"]] == pytest.approx([0.929] * 2)
 
@@ -231,8 +230,7 @@ def test_a_model_file_is_requantized_not_trained(tmp_path):
     pool = FakePool()
     results = _fake_sweep(tmp_path, pool, model=default_model_path(), widths=(2.0,), seeds=1,
                           bits=((2, 4), (3, 5)))
-    assert sorted({kind for kind, _ in pool.submitted}) == ["check", "design", "requantize",
-                                                            "synth"]
+    assert sorted({kind for kind, _ in pool.submitted}) == ["build", "check", "requantize"]
     assert results["float_baselines"] == [{"width": 2.0, "accuracy": {
         "seeds": [0.97], "mean": 0.97, "std": 0.0, "min": 0.97, "max": 0.97}, "failures": [],
         "from": "the full-precision network the model file records"}]
@@ -257,15 +255,15 @@ def test_the_requantize_step_on_the_shipped_model():
 
 def test_the_command_reports_everything_and_fails_on_a_crash(tmp_path, monkeypatch, capsys):
     import wrpn_rtl.synth.sweep as sweep
-    monkeypatch.setattr(sweep, "LocalPool", lambda jobs: FakePool(crash="'wbits': 2"))
+    monkeypatch.setattr(sweep, "LocalPool", lambda jobs: FakePool(crash='"wbits": 2'))
     out = tmp_path / "out"
     assert main(["sweep", "--widths", "1", "--bits", "2/4,8/8", "--seeds", "1", "--target",
                  "asic", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert re.search(r"error: synth x1 w2a4 asic: crashed: RuntimeError: the worker died$",
+    assert re.search(r"error: build x1 w2a4 asic: crashed: RuntimeError: the worker died$",
                      err.strip())
     results = json.loads((out / "sweep.json").read_text())
-    assert results["points"][1]["targets"]["asic"]["failure"].startswith("design x1 w8a8")
+    assert results["points"][1]["targets"]["asic"]["failure"].startswith("build x1 w8a8")
     assert (out / "sweep.md").exists() and (out / "accuracy_vs_logic_asic.png").exists()
     # without the crash: a design that does not fit is a result, not an error
     monkeypatch.setattr(sweep, "LocalPool", lambda jobs: FakePool())
@@ -274,11 +272,50 @@ def test_the_command_reports_everything_and_fails_on_a_crash(tmp_path, monkeypat
     assert "## The WRPN claim, checked" in capsys.readouterr().out
 
 
+def test_a_design_nextpnr_cannot_place_is_built_again_smaller(monkeypatch):
+    """The build step (in this process, synthesis faked): placement fails above 3000
+    estimated logic cells, so the design shrinks by 10 % per attempt until one places."""
+    import wrpn_rtl.job.synthesize as job_synthesize
+    from wrpn_rtl.golden.zoo import default_model_path
+    from wrpn_rtl.synth.sweep_steps import SHRINK, run_step
+    placed = []
+
+    def synthesize(accelerator, out, target, *, generated, **options):
+        logic = generated["estimate"]["device_logic_cells"]
+        if logic > 3000:
+            raise job_synthesize.PlacementFailed(f"{target}: nextpnr did not finish within "
+                                                 f"300 s ({logic} estimated)")
+        placed.append(logic)
+        return {"target": target, "logic_cells": logic, "design": str(out)}
+
+    monkeypatch.setattr(job_synthesize, "synthesize", synthesize)
+    output = run_step("build", {"target": "ice40-up5k", "label": "x2 w2a4"},
+                      {"model.npz": default_model_path().read_bytes()})
+    result = output["result"]
+    attempts = result["attempts"]
+    assert attempts and all("did not finish within 300 s" in a["failure"] for a in attempts)
+    sizes = [a["estimate"]["device_logic_cells"] for a in attempts] + placed
+    assert all(later <= SHRINK * earlier for earlier, later in zip(sizes, sizes[1:]))
+    assert result["synth"] == {"target": "ice40-up5k", "logic_cells": placed[0]}
+    assert result["design"]["folding_rule"].startswith("fastest design within")
+    assert sorted(output["files"]) == sorted(DESIGN_FILES)
+
+    def never(accelerator, out, target, **options):
+        raise job_synthesize.PlacementFailed(f"{target}: does not fit: ICESTORM_LC 6000 used "
+                                             f"of 5280 (113%)")
+
+    monkeypatch.setattr(job_synthesize, "synthesize", never)
+    failed = run_step("build", {"target": "ice40-up5k", "label": "x2 w2a4"},
+                      {"model.npz": default_model_path().read_bytes()})["result"]
+    assert failed["failure"].startswith("no design placed in 3 attempts; the last: "
+                                        "ice40-up5k: does not fit")
+
+
 def test_first_seed_models_and_long_chains_start_first(tmp_path):
     pool = FakePool()
     _fake_sweep(tmp_path, pool, seeds=3)
     kinds = [kind for kind, _ in pool.submitted]
-    first_design = kinds.index("design")
+    first_design = kinds.index("build")
     # before the first design only first-seed models ran; floats come last
     assert all(args["seed"] == 0 for kind, args in pool.submitted[:first_design])
     assert kinds[-1] == "float"
@@ -288,10 +325,10 @@ def test_estimate_of_the_time_left(tmp_path):
     steps = plan_steps(SweepConfig(widths=(1.0,), bits=((2, 4),), seeds=1,
                                    targets=("asic",)))
     now = time.monotonic()
-    assert estimate_remaining(steps, 1, now) == 8 + 6 + 20 + 150 + 40
+    assert estimate_remaining(steps, 1, now) == 8 + 150 + 20 + 6
     steps[0].state, steps[0].seconds = "done", 30.0          # train measured: 30 s
-    steps[1].state, steps[1].started = "running", now - 10   # design running for 10 s
-    assert estimate_remaining(steps, 2, now) == pytest.approx((10 + 150 + 40 + 6) / 2)
+    steps[1].state, steps[1].started = "running", now - 10   # build running for 10 s
+    assert estimate_remaining(steps, 2, now) == pytest.approx((140 + 20 + 6) / 2)
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -420,7 +457,7 @@ def _cached_entries(cache):
 
 @pytest.fixture(scope="module")
 def quick_sweep(tmp_path_factory):
-    """The quick sweep, interrupted (Ctrl-C) once its first synthesis is cached, then
+    """The quick sweep, interrupted (Ctrl-C) once its first build is cached, then
     resumed: ``(cache entries after the interrupt, the resumed run's results, out)``."""
     work = tmp_path_factory.mktemp("quick_sweep")
     out = work / "local"
@@ -429,7 +466,7 @@ def quick_sweep(tmp_path_factory):
                                stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
     while (process.poll() is None and time.monotonic() < deadline
-           and not list((out / "cache" / "synth").glob("*/result.json"))):
+           and not list((out / "cache" / "build").glob("*/result.json"))):
         time.sleep(0.1)
     assert process.poll() is None, "the sweep ended before it could be interrupted"
     os.killpg(process.pid, signal.SIGINT)
@@ -444,7 +481,7 @@ def quick_sweep(tmp_path_factory):
 def test_quick_sweep_resumes_without_redoing_cached_steps(quick_sweep):
     interrupted, results, out = quick_sweep
     assert not (out / "sweep.json").exists() or json.loads((out / "sweep.json").read_text())
-    assert any(kind == "synth" for kind, _ in interrupted)
+    assert any(kind == "build" for kind, _ in interrupted)
     by_key = {(s["kind"], s["key"]): s for s in results["steps"]["list"]}
     for entry, mtime in interrupted.items():
         assert by_key[entry]["cached"], entry

@@ -4,14 +4,19 @@ import time
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["synthesize", "stage_breakdown", "roofline", "macs_per_image"]
+__all__ = ["synthesize", "PlacementFailed", "stage_breakdown", "roofline", "macs_per_image"]
+
+
+class PlacementFailed(StepError):
+    """The design did not fit the device, or nextpnr could not place it in time: a smaller
+    design may."""
 
 #: The name of the MAC-lane modules (:class:`~wrpn_rtl.hardware.lanes.MacLanes`).
 LANES = "lanes"
 
 
 def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progress=quiet,
-               breakdown=True):
+               breakdown=True, nextpnr_timeout_s=None):
     """Synthesize the accelerator (inside the serial I/O harness) for ``target``;
     ``generated`` is :func:`~wrpn_rtl.job.design.generate`'s summary of it. ``breakdown``:
     also the per-stage figures (``stages``, ``roofline``) from a second, unflattened Yosys
@@ -27,8 +32,11 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
     Raises
     ------
     StepError
-        An unknown target, missing tools, or a design that does not fit (naming the resource
-        and the numbers).
+        An unknown target or missing tools.
+    PlacementFailed
+        A design that does not fit (naming the resource and the numbers), or that nextpnr
+        could not place within ``nextpnr_timeout_s`` (default
+        :data:`~wrpn_rtl.synth.flow.NEXTPNR_TIMEOUT_S`).
     """
     from wrpn_rtl.compiler.export import write_verilog
     from wrpn_rtl.synth.flow import (SynthError, module_statistics, synthesize as run_synthesis,
@@ -51,11 +59,14 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
         progress(f"{text} (at {time.monotonic() - started:.0f} s)")
     try:
         result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz,
-                               progress=phase, core=breakdown)
+                               progress=phase, core=breakdown,
+                               **({} if nextpnr_timeout_s is None
+                                  else {"nextpnr_timeout_s": nextpnr_timeout_s}))
     except ToolMissing as error:
         raise StepError(str(error)) from None
     except SynthError as error:
-        raise StepError(f"{target}: {error.reason} (see {error.log})") from None
+        failure = PlacementFailed if error.placement else StepError
+        raise failure(f"{target}: {error.reason} (see {error.log})") from None
     modules = None
     if breakdown:
         try:
