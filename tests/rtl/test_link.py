@@ -57,11 +57,11 @@ def image_payload(g, codes):
     return b"".join(int(c).to_bytes(protocol.code_bytes(g.input_bits), "little") for c in codes)
 
 
-def run_link(g, wire, answers, *, rng, stall=0.0):
+def run_link(g, wire, answers, *, rng, stall=0.0, selftest_images=None):
     """Send ``wire`` into the link (bytes as the UART would deliver them), collect
     ``answers`` messages from its transmit stream."""
     m = Module()
-    m.submodules.link = link = HostLink(g)
+    m.submodules.link = link = HostLink(g, selftest_images=selftest_images)
     m.submodules.accel = accel = StandIn(g)
     wiring.connect(m, link.image, accel.input)
     m.d.comb += [link.result.payload.eq(accel.output.payload),
@@ -82,7 +82,7 @@ def run_link(g, wire, answers, *, rng, stall=0.0):
     sim.add_clock(1e-8)
     sim.add_testbench(host_out)
     sim.add_testbench(host_in)
-    sim.run_until(20 * len(wire) * 1e-8 + 200 * g.output_words * 1e-8 + 2e-5)
+    sim.run_until(20 * len(wire) * 1e-8 + 200 * g.output_words * 1e-8 + 5e-5)
     assert len(received) == answers, received
     return received
 
@@ -161,3 +161,27 @@ def test_crc_logic_matches_the_protocol(rng):
     sim = Simulator(m)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("g", GEOMETRIES[:2], ids=["8b-simd1", "4b-simd3"])
+def test_selftest_streams_the_held_images_back_to_back(g, rng):
+    images = rng.integers(0, 1 << g.input_bits, (5, g.input_codes))
+    wire = protocol.frame(protocol.SELFTEST) + protocol.frame(protocol.PING)
+    answers = run_link(g, wire, 2, rng=rng, selftest_images=images)
+    kind, payload = answers[0]
+    assert kind == protocol.SELFTEST_RESULT and len(payload) == 8
+    cycles = int.from_bytes(payload[:4], "little")
+    assert int.from_bytes(payload[4:6], "little") == len(images)
+    outputs = b"".join(expected_result(g, [int(c) for c in image]) for image in images)
+    assert int.from_bytes(payload[6:], "little") == protocol.crc16(outputs)
+    # the stand-in takes a word a cycle, then gives its words a cycle each
+    words = g.input_codes // g.input_simd
+    assert len(images) * words <= cycles <= len(images) * (words + g.output_words) + 4
+    assert answers[1] == (protocol.PONG, g.identity())     # the link goes on afterwards
+
+
+def test_selftest_without_images_is_an_unknown_message(rng):
+    answers = run_link(GEOMETRIES[0], protocol.frame(protocol.SELFTEST), 1, rng=rng)
+    assert answers == [(protocol.ERROR, bytes([3]))]
+    with pytest.raises(ValueError, match=r"^selftest_images must have shape \(N, 6\)"):
+        HostLink(GEOMETRIES[0], selftest_images=[[1, 2, 3]])

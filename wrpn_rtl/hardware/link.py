@@ -187,12 +187,32 @@ class HostLink(wiring.Component):
         The accelerator's input.
     result : In(stream.Signature(unsigned(output_bits)))
         The accelerator's output (its word as raw bits).
+
+    Parameters
+    ----------
+    selftest_images : array-like of int, shape (N, input_codes), or None
+        Images held in block RAM for ``SELFTEST``: streamed into the accelerator back to
+        back; the answer holds the cycles from the first input word taken to the last output
+        word, N, and the CRC-16 of the output bytes (as ``RESULT`` would carry them). Without
+        them ``SELFTEST`` is an unknown message.
     """
 
-    def __init__(self, geometry):
+    def __init__(self, geometry, *, selftest_images=None):
         if not isinstance(geometry, LinkGeometry):
             raise TypeError(f"geometry must be a LinkGeometry, not {geometry!r}")
         self._geometry = geometry
+        self._selftest = None
+        if selftest_images is not None:
+            import numpy as np
+            images = np.asarray(selftest_images)
+            if (images.ndim != 2 or images.shape[1] != geometry.input_codes
+                    or not 1 <= len(images) < 1 << 16):
+                raise ValueError(f"selftest_images must have shape (N, "
+                                 f"{geometry.input_codes}) with 1 <= N < 65536, not "
+                                 f"{images.shape}")
+            if images.min() < 0 or images.max() >= 1 << geometry.input_bits:
+                raise ValueError(f"selftest_images must be {geometry.input_bits}-bit codes")
+            self._selftest = images.astype(np.int64)
         super().__init__({
             "rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
             "image": Out(stream.Signature(data.ArrayLayout(unsigned(geometry.input_bits),
@@ -206,6 +226,11 @@ class HostLink(wiring.Component):
         g = self._geometry
         m.submodules.sender = sender = FrameSender()
         wiring.connect(m, sender.bytes, wiring.flipped(self.tx))
+        # the image and result streams of the UART path and of the self-test, one at a time
+        feed_out = stream.Signature(self.image.payload.shape()).create()
+        test_out = stream.Signature(self.image.payload.shape()).create()
+        result_in = stream.Signature(unsigned(g.output_bits)).create()
+        test_in = stream.Signature(unsigned(g.output_bits)).create()
         capacity = 3 + max(g.image_payload, 0)        # type, payload, CRC
         m.submodules.buffer = buffer = memory.Memory(shape=8, depth=capacity, init=[])
         write, read = buffer.write_port(), buffer.read_port(transparent_for=())
@@ -254,6 +279,10 @@ class HostLink(wiring.Component):
                 m.d.sync += answer.eq(protocol.RESULT)
                 with m.If(length != 3 + g.image_payload):
                     m.d.sync += [answer.eq(protocol.ERROR), error.eq(2)]
+            with m.Elif((kind == protocol.SELFTEST) & (self._selftest is not None)):
+                m.d.sync += answer.eq(protocol.SELFTEST_RESULT)
+                with m.If(length != 3):
+                    m.d.sync += [answer.eq(protocol.ERROR), error.eq(2)]
             with m.Else():
                 m.d.sync += [answer.eq(protocol.ERROR), error.eq(3)]
 
@@ -273,6 +302,12 @@ class HostLink(wiring.Component):
             m.d.sync += [body.payload.byte.eq(value), body.payload.last.eq(last),
                          body.valid.eq(1)]
 
+        selftesting = busy & (answer == protocol.SELFTEST_RESULT)
+        with m.If(selftesting):
+            self._connect(m, test_out, self.image, test_in)
+        with m.Else():
+            self._connect(m, feed_out, self.image, result_in)
+        tested, report = self._selftest_engine(m, selftesting, test_out, test_in, out_bytes)
         done = Signal()
         with m.If(busy & ~started & free):
             put(answer, 0)
@@ -291,15 +326,78 @@ class HostLink(wiring.Component):
                 with m.If((index == len(identity)) & free):
                     m.d.comb += done.eq(1)
             with m.Elif(answer == protocol.RESULT):
-                m.d.comb += done.eq(self._result(m, put, free, index, out_bytes))
+                m.d.comb += done.eq(self._result(m, result_in, put, free, out_bytes))
+            with m.Elif(answer == protocol.SELFTEST_RESULT):
+                with m.If(tested & free & (index < len(report))):
+                    put(Array(report)[index], index == len(report) - 1)
+                    m.d.sync += index.eq(index + 1)
+                with m.If((index == len(report)) & free):
+                    m.d.comb += done.eq(1)
         with m.If(done):
             m.d.sync += [busy.eq(0), started.eq(0)]
 
         # -- feeding the image (while the result is sent) -----------------------------------------
-        self._feed(m, read, busy & (answer == protocol.RESULT), code_bytes)
+        self._feed(m, read, feed_out, busy & (answer == protocol.RESULT), code_bytes)
         return m
 
-    def _result(self, m, put, free, index, out_bytes):
+    def _connect(self, m, source, image, sink):
+        """``source`` drives the accelerator's ``image``; its ``result`` goes to ``sink``."""
+        m.d.comb += [image.payload.eq(source.payload), image.valid.eq(source.valid),
+                     source.ready.eq(image.ready), sink.payload.eq(self.result.payload),
+                     sink.valid.eq(self.result.valid), self.result.ready.eq(sink.ready)]
+
+    def _selftest_engine(self, m, running, image, result, out_bytes):
+        """SELFTEST: the held images into ``image`` back to back (one word a cycle when the
+        accelerator takes it), every output word from ``result`` taken at once. Returns
+        ``(finished, report)``: high once the last output word arrived, and the answer's
+        payload bytes (cycles, images, CRC; little-endian)."""
+        g = self._geometry
+        if self._selftest is None:
+            return Const(0, 1), [Const(0, 8)]
+        images = self._selftest
+        per_word = g.input_simd
+        words = images.reshape(-1, per_word)
+        packed = [sum(int(code) << (g.input_bits * i) for i, code in enumerate(word))
+                  for word in words]
+        m.submodules.selftest_rom = rom = memory.Memory(
+            shape=unsigned(g.input_bits * per_word), depth=len(packed), init=packed)
+        port = rom.read_port()
+        address = Signal(range(len(packed) + 1), name="selftest_address")
+        wanted = len(images) * g.output_words
+        received = Signal(range(wanted + 1), name="selftest_received")
+        counting = Signal(name="selftest_counting")
+        cycles = Signal(32, name="selftest_cycles")
+        crc = Signal(16, init=protocol.CRC_INITIAL, name="selftest_crc")
+        finished = Signal(name="selftest_finished")
+        advance = ~image.valid | image.ready
+        m.d.comb += [port.addr.eq(address), port.en.eq(advance), image.payload.eq(port.data),
+                     result.ready.eq(running)]
+        with m.If(running & advance):
+            m.d.sync += image.valid.eq(address < len(packed))
+            with m.If(address < len(packed)):
+                m.d.sync += address.eq(address + 1)
+        with m.If(image.valid & image.ready):
+            m.d.sync += counting.eq(1)
+        with m.If(counting & ~finished):
+            m.d.sync += cycles.eq(cycles + 1)
+        with m.If(result.valid & result.ready):
+            padded = Cat(result.payload, Const(0, out_bytes * 8 - g.output_bits))
+            next_crc = crc
+            for index in range(out_bytes):
+                next_crc = crc16_step(next_crc, padded.word_select(index, 8))
+            m.d.sync += [crc.eq(next_crc), received.eq(received + 1)]
+            with m.If(received == wanted - 1):
+                m.d.sync += finished.eq(1)
+        with m.If(~running):
+            m.d.sync += [address.eq(0), received.eq(0), counting.eq(0), cycles.eq(0),
+                         crc.eq(protocol.CRC_INITIAL), finished.eq(0), image.valid.eq(0)]
+        count = Const(len(images), 16)
+        report = ([cycles.word_select(i, 8) for i in range(4)]
+                  + [count.word_select(i, 8) for i in range(2)]
+                  + [crc.word_select(i, 8) for i in range(2)])
+        return finished, report
+
+    def _result(self, m, source, put, free, out_bytes):
         """RESULT: every output word of one image, ``out_bytes`` bytes each, low byte first;
         returns the signal that is high once the last byte went to the sender."""
         g = self._geometry
@@ -308,9 +406,9 @@ class HostLink(wiring.Component):
         part = Signal(range(out_bytes), name="part")
         words = Signal(range(g.output_words + 1), name="words")
         finished = Signal(name="finished")
-        m.d.comb += self.result.ready.eq(~have & ~finished & (words < g.output_words))
-        with m.If(self.result.valid & self.result.ready):
-            m.d.sync += [word.eq(self.result.payload), have.eq(1), part.eq(0)]
+        m.d.comb += source.ready.eq(~have & ~finished & (words < g.output_words))
+        with m.If(source.valid & source.ready):
+            m.d.sync += [word.eq(source.payload), have.eq(1), part.eq(0)]
         with m.If(have & free):
             last_part = part == out_bytes - 1
             padded = Cat(word, Const(0, out_bytes * 8 - g.output_bits))
@@ -326,7 +424,7 @@ class HostLink(wiring.Component):
             m.d.sync += [finished.eq(0), words.eq(0)]
         return done
 
-    def _feed(self, m, read, feeding, code_bytes):
+    def _feed(self, m, read, out, feeding, code_bytes):
         """The buffered payload (bytes 1.. of the frame) into ``image``: codes of
         ``code_bytes`` bytes, low byte first, ``input_simd`` codes per word. Two cycles a
         byte (read, then take) - the UART brings a byte every ten bit times."""
@@ -336,7 +434,6 @@ class HostLink(wiring.Component):
         code_width = 8 * code_bytes
         word = Signal(g.input_simd * code_width, name="feed_word")
         assembled = Cat(word[8:], read.data)
-        out = self.image
         m.d.comb += read.addr.eq(1 + at)
         with m.If(out.valid & out.ready):
             m.d.sync += out.valid.eq(0)
