@@ -35,7 +35,8 @@ def test_version_and_help(capsys):
     out = capsys.readouterr().out
     # each subcommand listed on a line of its own with its help text
     listed = set(re.findall(r"^\s{4}(\w+)\s{2,}\S", out, flags=re.M))
-    assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench", "sweep"}
+    assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench", "sweep",
+                      "build"}
 
 
 def test_console_script_is_installed():

@@ -511,6 +511,61 @@ def cmd_bench(args):
     return report
 
 
+def cmd_build(args):
+    from wrpn_rtl.board.build import build_board
+    from wrpn_rtl.board.top import board_named
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import sample_images
+    try:
+        board = board_named(args.board)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    args.target = [board.target]
+    design = _given_design(args)
+    if design is None:
+        prepared = _prepared(args)
+        design = _Design(args.out, [board.target],
+                         *_generate(args, prepared, args.out, board.target))
+    network = design.accelerator.network
+    codes, _ = sample_images(network, args.selftest_images, seed=args.seed)
+    try:
+        summary = build_board(design.accelerator, board, design.out / f"board_{board.name}",
+                              baud=args.baud, selftest_images=codes.reshape(len(codes), -1),
+                              progress=lambda text: _progress(args, text))
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    summary["selftest_images"] = len(codes)
+    summary["program"] = _program(args, board, summary["bitstream"])
+    markdown = (f"# {board.name}\n\n| what | value |\n|---|---|\n"
+                f"| bitstream | {summary['bitstream']} |\n"
+                f"| clock (PLL) | {summary['clock_mhz']} MHz (Fmax {summary['fmax_mhz']:.1f}) |\n"
+                f"| cycles per image | {summary['cycles_per_image']} |\n"
+                f"| images/s on chip | {summary['images_per_second']:,} |\n"
+                f"| UART | {summary['baud']} baud, 8N1 |\n"
+                f"| build | {summary['seconds']} s, {len(summary['passes'])} passes |\n")
+    _write_report(design.out, "build", summary, markdown, [design])
+    if not args.json:
+        print(markdown)
+        print(summary["program"])
+    return summary
+
+
+def _program(args, board, bitstream):
+    """Program the board with its usual programmer when asked and installed; otherwise the
+    command to run."""
+    import shutil
+    import subprocess
+    command = [part.format(bitstream=bitstream) for part in board.programmer]
+    if not args.program:
+        return "to program the board: " + " ".join(command)
+    if shutil.which(command[0]) is None:
+        return (f"{command[0]} is not installed; install it and run: " + " ".join(command))
+    done = subprocess.run(command)
+    if done.returncode != 0:
+        raise CommandError(f"{' '.join(command)} failed with exit status {done.returncode}")
+    return "programmed: " + " ".join(command)
+
+
 def cmd_sweep(args):
     from wrpn_rtl.synth.sweep import QUICK, SweepConfig, run_sweep
     from wrpn_rtl.synth.sweep_report import sweep_markdown, write_sweep_reports
@@ -607,6 +662,7 @@ def build_parser():
         _add(command, *flags)
         command.set_defaults(run=run)
     _add_sweep(sub)
+    _add_build(sub)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
     bench.add_argument("what", choices=["mvu", "window", "conv", "network", "sim"],
                        help="what to benchmark (sim: simulated cycles per second)")
@@ -616,6 +672,23 @@ def build_parser():
                             "layers on iCE40; sim: few images)")
     bench.set_defaults(run=cmd_bench)
     return parser
+
+
+def _add_build(sub):
+    from wrpn_rtl.board.top import BOARDS
+    text = ("a bitstream for a board: the design folded for its device, a UART host link and "
+            "a PLL at the fastest clock that meets timing")
+    build = sub.add_parser("build", help=text, description=text)
+    build.add_argument("--board", required=True, metavar="NAME",
+                       help=f"{', '.join(BOARDS)}")
+    _add(build, *_NETWORK, *_DESIGN, "design", "out", "json")
+    build.add_argument("--baud", type=_positive_int, default=115200, metavar="N",
+                       help="the UART's rate (default 115200)")
+    build.add_argument("--selftest-images", type=_positive_int, default=32, metavar="N",
+                       help="test images held on chip for the self-test (default 32)")
+    build.add_argument("--program", action="store_true",
+                       help="program the board (iceprog / openFPGALoader) when installed")
+    build.set_defaults(run=cmd_build)
 
 
 def _add_sweep(sub):

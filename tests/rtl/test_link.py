@@ -143,20 +143,24 @@ def test_geometry_rules():
         HostLink(3)
 
 
-def test_crc_logic_matches_the_protocol(rng):
+@pytest.mark.parametrize("nbytes", [1, 3, 15])
+def test_crc_logic_matches_the_protocol(nbytes, rng):
     from wrpn_rtl.hardware.link import crc16_step
     m = Module()
-    crc, byte, out = Signal(16), Signal(8), Signal(16)
-    m.d.comb += out.eq(crc16_step(crc, byte))
-    cases = [(0xFFFF, 0), (0, 0xFF), (0x8000, 0x80)] + [
-        (int(c), int(b)) for c, b in zip(rng.integers(0, 1 << 16, 200),
-                                         rng.integers(0, 256, 200))]
+    crc, data, out = Signal(16), Signal(8 * nbytes), Signal(16)
+    m.d.comb += out.eq(crc16_step(crc, data))
+    cases = [(0xFFFF, 0), (0, (1 << 8 * nbytes) - 1)] + [
+        (int(c), int.from_bytes(rng.integers(0, 256, nbytes).astype("uint8").tobytes(),
+                                "little")) for c in rng.integers(0, 1 << 16, 100)]
 
     async def bench(ctx):
-        for ref_crc, ref_byte in cases:
+        for ref_crc, ref_data in cases:
             ctx.set(crc, ref_crc)
-            ctx.set(byte, ref_byte)
-            assert ctx.get(out) == protocol.crc16_step(ref_crc, ref_byte)
+            ctx.set(data, ref_data)
+            expected = ref_crc
+            for byte in ref_data.to_bytes(nbytes, "little"):
+                expected = protocol.crc16_step(expected, byte)
+            assert ctx.get(out) == expected
 
     sim = Simulator(m)
     sim.add_testbench(bench)

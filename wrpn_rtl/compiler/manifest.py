@@ -21,8 +21,8 @@ from wrpn_rtl.golden.atomic import atomic_files
 from wrpn_rtl.hardware.accelerator import Accelerator
 from wrpn_rtl.hardware.conv import is_register_window
 
-__all__ = ["build_accelerator", "output_fields", "expected_outputs", "manifest", "write_design",
-           "MANIFEST", "MANIFEST_VERSION"]
+__all__ = ["build_accelerator", "output_fields", "output_words_per_image", "expected_outputs",
+           "manifest", "write_design", "MANIFEST", "MANIFEST_VERSION"]
 
 #: The manifest's file name: a folder holding it holds one whole design.
 MANIFEST = "manifest.json"
@@ -114,7 +114,7 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
                   "lanes": accelerator.input_simd, "lane_bits": network.input_bits,
                   "order": "HWC (row, column, channel fastest), one image after another"},
         "output": {"fields": [{"width": w, "signed": s} for w, s in output_fields(accelerator)],
-                   "words_per_image": _output_words_per_image(accelerator),
+                   "words_per_image": output_words_per_image(accelerator),
                    "meaning": ("per image: all logits (class 0 in the lowest bits), then the "
                                "label (argmax, lowest index on ties)")
                    if accelerator.classifies else
@@ -126,7 +126,7 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
     }
 
 
-def _output_words_per_image(accelerator):
+def output_words_per_image(accelerator):
     if accelerator.classifies:
         return 1
     return int(np.prod(accelerator.network.layers[-1].out_shape)) // len(

@@ -90,19 +90,24 @@ class FrameSender(wiring.Component):
         return m
 
 
-def crc16_step(crc, byte):
-    """The CRC-16/CCITT-FALSE register after ``byte``, as logic: the protocol's
-    :func:`~wrpn_rtl.board.protocol.crc16_step` worked out symbolically over its eight shifts,
-    so each register bit is one XOR of register and byte bits."""
+def crc16_step(crc, data):
+    """The CRC-16/CCITT-FALSE register after the bytes of ``data`` (8 bits or a multiple,
+    low byte first), as logic: the protocol's :func:`~wrpn_rtl.board.protocol.crc16_step`
+    worked out symbolically over every shift, so each register bit is one flat XOR of
+    register and data bits, however many bytes."""
+    width = len(data)
+    if width % 8:
+        raise ValueError(f"data must be whole bytes, not {width} bits")
     terms = [{("crc", i)} for i in range(16)]
-    for i in range(8):
-        terms[8 + i] = terms[8 + i] ^ {("byte", i)}
-    for _ in range(8):
-        top = terms[15]
-        terms = [set()] + terms[:15]
-        terms = [t ^ top if protocol.CRC_POLYNOMIAL >> bit & 1 else t
-                 for bit, t in enumerate(terms)]
-    sources = {"crc": crc, "byte": byte}
+    for start in range(0, width, 8):
+        for i in range(8):
+            terms[8 + i] = terms[8 + i] ^ {("data", start + i)}
+        for _ in range(8):
+            top = terms[15]
+            terms = [set()] + terms[:15]
+            terms = [t ^ top if protocol.CRC_POLYNOMIAL >> bit & 1 else t
+                     for bit, t in enumerate(terms)]
+    sources = {"crc": crc, "data": data}
     bits = []
     for term in terms:
         value = Const(0, 1)
@@ -137,9 +142,8 @@ class LinkGeometry:
                             ("cycles_per_image", cycles_per_image)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
-        if input_bits > 16 or output_bits > 64:
-            raise ValueError(f"input_bits must be at most 16 and output_bits at most 64, not "
-                             f"{input_bits} and {output_bits}")
+        if input_bits > 16:
+            raise ValueError(f"input_bits must be at most 16, not {input_bits}")
         if input_codes % input_simd:
             raise ValueError(f"input_codes must be a multiple of input_simd {input_simd}, not "
                              f"{input_codes}")
@@ -151,11 +155,12 @@ class LinkGeometry:
     def of(cls, accelerator):
         """The geometry of an :class:`~wrpn_rtl.hardware.accelerator.Accelerator`."""
         import math
+        from wrpn_rtl.compiler.manifest import output_words_per_image
         network = accelerator.network
         return cls(input_bits=network.input_bits, input_simd=accelerator.input_simd,
                    input_codes=math.prod(network.input_shape),
                    output_bits=accelerator.output.payload.shape().size,
-                   output_words=accelerator.output_words_per_image,
+                   output_words=output_words_per_image(accelerator),
                    cycles_per_image=accelerator.cycles_per_image)
 
     @property
@@ -382,10 +387,7 @@ class HostLink(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         with m.If(result.valid & result.ready):
             padded = Cat(result.payload, Const(0, out_bytes * 8 - g.output_bits))
-            next_crc = crc
-            for index in range(out_bytes):
-                next_crc = crc16_step(next_crc, padded.word_select(index, 8))
-            m.d.sync += [crc.eq(next_crc), received.eq(received + 1)]
+            m.d.sync += [crc.eq(crc16_step(crc, padded)), received.eq(received + 1)]
             with m.If(received == wanted - 1):
                 m.d.sync += finished.eq(1)
         with m.If(~running):
