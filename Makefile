@@ -19,7 +19,7 @@ demo: setup
 
 test: setup
 	@echo "verilator: $$(command -v verilator)"
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -98,12 +98,19 @@ def test_reports_of_another_design_are_removed(model, tmp_path, capsys):
     assert design_problems(design) == []
 
 
+def _default_sigint():
+    """In the child: Ctrl-C as a terminal delivers it, even when the tests run in a shell
+    that ignores SIGINT for background jobs (a child inherits the ignoring)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted(argv, cwd, ready):
     """Run ``wrpn-rtl ARGV`` in its own process group and press Ctrl-C (SIGINT to the group)
     once ``ready()`` holds; its exit status (None: it finished first)."""
     script = Path(sys.executable).with_name("wrpn-rtl")
     process = subprocess.Popen([str(script), *argv], cwd=cwd, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while process.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.02)
