@@ -165,13 +165,15 @@ def _cost_sentence(target, reduced, eight):
     if target == "asic":
         measured = [m for m in measured if m[1]]
         if not measured:
-            return f"On asic no reduced-precision point that reaches it was synthesized.", False
+            return "On asic no reduced-precision point that reaches it was synthesized.", False
         if not base_cost:
             return (f"On asic the 8-bit point {eight['label']} was not synthesized "
                     f"({eight['targets'][target]['failure']}).", False)
         best, cost, _ = min(measured, key=lambda m: m[1])
-        return (f"On asic (every design {best['targets'][target]['design']['cycles_per_image']}"
-                f" cycles per image), the smallest of them, {best['label']}, needs "
+        cycles = [point["targets"][target]["design"]["cycles_per_image"]
+                  for point in (best, eight)]
+        return (f"On asic (designs balanced for one cycle budget: {cycles[0]} and {cycles[1]} "
+                f"cycles per image), the smallest of them, {best['label']}, needs "
                 f"{cost / base_cost:.2f}x the transistors of the 8-bit point {eight['label']} "
                 f"({cost:,} against {base_cost:,})."), cost < base_cost
     measured = [m for m in measured if m[2]]
