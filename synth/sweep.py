@@ -25,7 +25,8 @@ from wrpn_rtl.synth.sweep_cache import StepCache
 from wrpn_rtl.synth.sweep_steps import DESIGN_FILES, run_step
 
 __all__ = ["SweepConfig", "Point", "run_sweep", "DEFAULT_BITS", "DEFAULT_WIDTHS",
-           "DEFAULT_TARGETS", "QUICK", "parse_bits", "parse_widths"]
+           "DEFAULT_TARGETS", "DEFAULT_FILL", "QUICK", "parse_bits", "parse_fill",
+           "parse_widths"]
 
 DEFAULT_WIDTHS = (1.0, 2.0, 3.0)
 #: (weight bits, activation bits) of the WRPN paper's study.
@@ -34,6 +35,13 @@ DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k", "asic")
 #: Cycles per image of the ``asic`` designs: one throughput for every point, so their gate
 #: counts say what each precision and width costs at equal speed.
 DEFAULT_ASIC_CYCLES = 2048
+#: Share of each FPGA family's logic a sweep's designs are planned for. iCE40 as
+#: ``generate`` (:data:`~wrpn_rtl.job.design.FIT_MARGINS`); ECP5 lower than its 65 %:
+#: measured in the first full sweep, nextpnr's static placer took 4-9 minutes on the 65 %
+#: designs and stalled in its legalizer for 15 minutes on 5 of 18 (the widest, whose
+#: flip-flops filled 62 % of the device), where the same networks at 50 % placed in 1-3
+#: minutes (x3 w2a4: 135 s, 75.7 MHz). ``--fill ecp5=0.65`` plans as ``generate`` does.
+DEFAULT_FILL = (("ice40", 0.75), ("ecp5", 0.5))
 #: A guess of each kind of step's seconds on one core, for the ETA until the sweep has
 #: measured its own.
 GUESS_SECONDS = {"train": 8, "float": 6, "requantize": 5, "build": 150, "check": 20}
@@ -74,6 +82,8 @@ class SweepConfig:
         Test images each design runs on Verilator.
     asic_cycles : int
         Cycles per image of the ``asic`` designs.
+    fill : tuple of (str, float)
+        (FPGA family, share of its logic) the designs are planned for (:data:`DEFAULT_FILL`).
     model : path or None
         Sweep the bits of this model file's float parameters by re-quantizing.
     """
@@ -85,6 +95,7 @@ class SweepConfig:
     targets: tuple = DEFAULT_TARGETS
     images: int = 4
     asic_cycles: int = DEFAULT_ASIC_CYCLES
+    fill: tuple = DEFAULT_FILL
     model: object = None
 
     def __post_init__(self):
@@ -101,6 +112,10 @@ class SweepConfig:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
         for target in self.targets:
             target_named(target, flag="targets")
+        for family, share in self.fill:
+            if family not in dict(DEFAULT_FILL) or not 0 < share <= 1:
+                raise ValueError(f"fill must give shares in (0, 1] of the families "
+                                 f"{', '.join(dict(DEFAULT_FILL))}, not {family}={share!r}")
         if not (self.widths and self.bits and self.targets):
             raise ValueError("widths, bits and targets must not be empty")
 
@@ -112,7 +127,13 @@ class SweepConfig:
         entry = asdict(self)
         entry["model"] = None if self.model is None else str(self.model)
         entry["bits"] = [list(pair) for pair in self.bits]
+        entry["fill"] = dict(self.fill)
         return entry
+
+    def fill_for(self, target):
+        """The share of ``target``'s logic its design is planned for (None: asic)."""
+        from wrpn_rtl.synth.flow import TARGETS
+        return dict(DEFAULT_FILL, **dict(self.fill)).get(TARGETS[target].family)
 
 
 #: ``--quick``: two widths x two precisions, one seed, one target, few epochs.
@@ -134,6 +155,23 @@ def parse_bits(text):
                              f"commas (e.g. 2/4,8/8), not {text!r}")
         pairs.append(pair)
     return tuple(dict.fromkeys(pairs))
+
+
+def parse_fill(text):
+    """``"ecp5=0.65,ice40=0.7"`` -> ``(("ecp5", 0.65), ("ice40", 0.7))``; families not named
+    keep :data:`DEFAULT_FILL`."""
+    fill = dict(DEFAULT_FILL)
+    for item in text.split(","):
+        family, _, share = item.strip().partition("=")
+        try:
+            value = float(share)
+        except ValueError:
+            value = None
+        if family not in fill or value is None or not 0 < value <= 1:
+            raise ValueError(f"must be FAMILY=SHARE pairs (families {', '.join(fill)}, shares "
+                             f"in (0, 1]) separated by commas (e.g. ecp5=0.65), not {text!r}")
+        fill[family] = value
+    return tuple(fill.items())
 
 
 def parse_widths(text):
@@ -212,7 +250,8 @@ def plan_steps(config, model_bytes=None):
                            needs={"source.npz": (None, model_bytes)})]
         steps += models
         for target in config.targets:
-            rule = dict(target_cycles=config.asic_cycles) if target == "asic" else {}
+            rule = (dict(target_cycles=config.asic_cycles) if target == "asic"
+                    else dict(fill=config.fill_for(target)))
             build = Step("build", dict(target=target, label=point.label, **rule), point,
                          needs={"model.npz": (models[0], "model.npz")})
             steps += [build, Step("check", dict(target=target, images=config.images, seed=0),
@@ -225,11 +264,20 @@ def plan_steps(config, model_bytes=None):
 
 
 # -- where steps run ------------------------------------------------------------------------------
-def _lead_own_process_group():
+#: The environment variables that set NumPy's BLAS thread count.
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _start_worker(blas_threads):
     """A local worker's first act: lead a process group of its own, which its tools (Yosys,
     nextpnr, the Verilator build and simulation) join, so that stopping the sweep stops
-    them all (:meth:`LocalPool.close`)."""
+    them all (:meth:`LocalPool.close`); and, before NumPy loads, give its BLAS
+    ``blas_threads`` threads unless the user set a count (training's small matrices gain
+    nothing from a second thread: measured 2.89 s with one, 2.84 s with two, at 1.9x the
+    CPU time, which a second worker needs)."""
     os.setpgrp()
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(name, str(blas_threads))
 
 
 class LocalPool:
@@ -243,7 +291,8 @@ class LocalPool:
         self._futures = concurrent.futures
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_lead_own_process_group)
+            initializer=_start_worker,
+            initargs=(max(1, (os.cpu_count() or 1) // jobs),))
         self.workers = jobs
         self.where = f"{jobs} local worker process{'es' if jobs > 1 else ''}"
 
@@ -388,8 +437,27 @@ def _read_model(path):
 
 def _priority(step):
     """Ready steps start in this order: builds (the longest) and their checks first, then the
-    first seed of each point (its model is the one built), then the rest."""
-    return PRIORITY[step.kind] + (step.kind == "train" and step.args["seed"] > 0)
+    first seed of each point (its model is the one built), then the rest; within each, the
+    largest first (so the long ECP5 builds of the widest points do not start last)."""
+    return (PRIORITY[step.kind] + (step.kind == "train" and step.args["seed"] > 0),
+            -_size(step))
+
+
+#: Rough relative cost of a build per target family (measured: ECP5 builds took 3-10 times
+#: an iCE40 build of the same point).
+BUILD_WEIGHT = {"ice40": 1, "ecp5": 4, "asic": 1}
+
+
+def _size(step):
+    """A step's rough relative cost, for ordering only: the point's multiply-accumulate bits
+    (width squared times weight plus activation bits), times :data:`BUILD_WEIGHT` for builds
+    and checks."""
+    from wrpn_rtl.synth.flow import TARGETS
+    if not isinstance(step.point, Point):
+        return step.point[1] ** 2
+    size = step.point.width ** 2 * (step.point.wbits + step.point.abits)
+    target = step.args.get("target")
+    return size * (BUILD_WEIGHT[TARGETS[target].family] if target else 1)
 
 
 def _start(step, cache, pool, running, *, free):

@@ -19,6 +19,8 @@ CSV_COLUMNS = ("label", "width", "wbits", "abits", "accuracy_mean", "accuracy_st
                "estimated_logic", "logic_cells", "logic_capacity", "flip_flops", "bram", "dsp",
                "fmax_mhz", "images_per_second", "cells", "transistors", "check_images",
                "check_mismatches", "bit_exact", "failure")
+#: How FPGA family keys are written in prose.
+FAMILY_NAMES = {"ice40": "iCE40", "ecp5": "ECP5"}
 
 
 def write_sweep_reports(out, results):
@@ -245,11 +247,16 @@ def sweep_markdown(results):
     seeds = config["seeds"] if not config["model"] else 1
     source = (f"re-quantized from {config['model']}" if config["model"] else
               f"trained {config['epochs']} epochs, {seeds} seed{'s' if seeds > 1 else ''}")
+    fill = config.get("fill") or {}
+    planned = " and ".join(f"{share:.0%} of an {FAMILY_NAMES.get(family, family)}'s logic"
+                           for family, share in fill.items())
     parts = [
         "# WRPN sweep: width x precision, accuracy against hardware\n",
         f"Digits CNN, {source}; golden test accuracy (integer path, 360 test images), mean ± "
         f"standard deviation over seeds. Hardware from the first seed's model: per FPGA the "
-        f"fastest design that fits it; asic designs balanced for {config['asic_cycles']} "
+        f"fastest design that places, planned for {planned or 'the device'} (rebuilt smaller "
+        f"when nextpnr cannot place it in time); asic designs balanced for "
+        f"{config['asic_cycles']} "
         f"cycles per image. Every design built ran {config['images']} test images on "
         f"Verilator against the golden model.\n",
         "## Accuracy\n", accuracy_grid(results) + "\n",

@@ -145,18 +145,21 @@ def _requantize(work, *, wbits, abits):
 
 
 #: nextpnr's time limit in a sweep, per device family: a UP5K design places in about a
-#: minute or stalls (one at 74 % of the UP5K ran 15 minutes without finishing); ECP5's static
-#: placer takes up to a few minutes on the larger designs.
-NEXTPNR_TIMEOUT_S = {"ice40": 300, "ecp5": 900}
+#: minute or stalls (one at 74 % of the UP5K ran 15 minutes without finishing; in the first
+#: full sweep every UP5K build that finished did within 95 s, Yosys included); ECP5's static
+#: placer takes 1-3 minutes on designs planned for half the device (:data:`DEFAULT_FILL
+#: <wrpn_rtl.synth.sweep.DEFAULT_FILL>`). A run past it is a failed placement: the design is
+#: built again smaller.
+NEXTPNR_TIMEOUT_S = {"ice40": 180, "ecp5": 420}
 #: A design nextpnr cannot place is built again within this share of its estimated logic,
 #: at most ``BUILD_ATTEMPTS`` times in all.
 SHRINK = 0.9
 BUILD_ATTEMPTS = 3
 
 
-def _build(work, *, target, target_cycles=None, label):
-    """The design for ``target`` (the fastest that fits the device, or balanced for
-    ``target_cycles`` cycles per image) and its synthesis. A design that nextpnr cannot place
+def _build(work, *, target, target_cycles=None, fill=None, label):
+    """The design for ``target`` (the fastest within ``fill`` of the device's logic, or
+    balanced for ``target_cycles`` cycles per image) and its synthesis. A design that nextpnr cannot place
     (it does not fit, or its placer stalls) is built again smaller, within :data:`SHRINK` of
     its estimated logic; every attempt is recorded."""
     from wrpn_rtl.golden import ModelFileError, load_float_model, load_network
@@ -176,8 +179,9 @@ def _build(work, *, target, target_cycles=None, label):
     for attempt in range(BUILD_ATTEMPTS):
         out = work / f"design{attempt}"
         try:
-            accelerator, generated = generate(prepared, out, target=target,
-                                              target_cycles=target_cycles, max_lc=max_lc)
+            accelerator, generated = generate(
+                prepared, out, target=target, target_cycles=target_cycles, max_lc=max_lc,
+                fill=fill if max_lc is None else None)
         except StepError as error:
             return {"failure": str(error), "attempts": attempts}, {}
         design = {key: generated[key] for key in ("folding_rule", "foldings",

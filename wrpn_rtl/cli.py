@@ -575,7 +575,7 @@ def cmd_sweep(args):
     chosen = dict(QUICK) if args.quick else {}
     given = dict(widths=args.widths, bits=args.bits, seeds=args.seeds, epochs=args.sweep_epochs,
                  targets=tuple(args.target) if args.target else None, images=args.sweep_images,
-                 asic_cycles=args.asic_cycles)
+                 asic_cycles=args.asic_cycles, fill=args.fill)
     chosen.update({name: value for name, value in given.items() if value is not None})
     if args.model is not None:
         chosen.update(model=args.model, seeds=1, widths=_model_width(args))
@@ -692,8 +692,9 @@ def _add_build(sub):
 
 
 def _add_sweep(sub):
-    from wrpn_rtl.synth.sweep import (DEFAULT_ASIC_CYCLES, DEFAULT_BITS, DEFAULT_TARGETS,
-                                      DEFAULT_WIDTHS, QUICK, parse_bits, parse_widths)
+    from wrpn_rtl.synth.sweep import (DEFAULT_ASIC_CYCLES, DEFAULT_BITS, DEFAULT_FILL,
+                                      DEFAULT_TARGETS, DEFAULT_WIDTHS, QUICK, parse_bits,
+                                      parse_fill, parse_widths)
     text = ("width x precision: train (several seeds), build the fastest design per target, "
             "synthesize, check on Verilator; accuracy grid, hardware table, plots")
     sweep = sub.add_parser("sweep", help=text, description=text,
@@ -725,6 +726,10 @@ def _add_sweep(sub):
     sweep.add_argument("--asic-cycles", type=_positive_int, metavar="N",
                        help=f"cycles per image of the asic designs (default "
                             f"{DEFAULT_ASIC_CYCLES})")
+    sweep.add_argument("--fill", type=listed(parse_fill), metavar="LIST",
+                       help="share of each FPGA family's logic the designs are planned for "
+                            "(default " + ",".join(f"{family}={share:g}" for family, share
+                                                   in DEFAULT_FILL) + ")")
     sweep.add_argument("--jobs", type=_positive_int, metavar="N",
                        help="local worker processes (default: all cores)")
     sweep.add_argument("--scheduler", metavar="ADDRESS",

@@ -16,8 +16,9 @@ import time
 import pytest
 
 from wrpn_rtl.cli import main
-from wrpn_rtl.synth.sweep import (DEFAULT_BITS, Point, QUICK, SweepConfig, estimate_remaining,
-                                  parse_bits, parse_widths, plan_steps, run_sweep)
+from wrpn_rtl.synth.sweep import (DEFAULT_BITS, DEFAULT_FILL, Point, QUICK, SweepConfig,
+                                  estimate_remaining, parse_bits, parse_fill, parse_widths,
+                                  plan_steps, run_sweep)
 from wrpn_rtl.synth.sweep_cache import StepCache, step_key
 from wrpn_rtl.synth.sweep_report import (CSV_COLUMNS, accuracy_grid, csv_rows, pareto_front,
                                          write_sweep_reports, wrpn_claim)
@@ -36,6 +37,12 @@ def test_bits_and_widths_lists():
     for bad in ("0", "1,-2", "inf", "a"):
         with pytest.raises(ValueError, match=r"^must be positive numbers separated by commas"):
             parse_widths(bad)
+    assert dict(parse_fill("ecp5=0.65")) == dict(DEFAULT_FILL, ecp5=0.65)
+    assert dict(parse_fill("ice40=0.7, ecp5=1")) == {"ice40": 0.7, "ecp5": 1.0}
+    for bad in ("ecp5", "ecp5=0", "ecp5=1.5", "asic=0.5", "ecp5=x", "ecp5=nan"):
+        with pytest.raises(ValueError, match=r"^must be FAMILY=SHARE pairs \(families ice40, "
+                                             r"ecp5, shares in \(0, 1\]\)"):
+            parse_fill(bad)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -43,6 +50,7 @@ def test_bits_and_widths_lists():
     (["--widths", "0"], r"--widths: must be positive numbers .* not '0'"),
     (["--jobs", "0"], r"--jobs: must be a positive integer, not 0"),
     (["--seeds", "-1"], r"--seeds: must be a positive integer, not -1"),
+    (["--fill", "ecp5=2"], r"--fill: must be FAMILY=SHARE pairs .* not 'ecp5=2'"),
 ])
 def test_bad_flags_name_the_flag(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -89,6 +97,33 @@ def test_plan_has_every_step_once():
     assert all(s.args.get("target_cycles") == config.asic_cycles
                for s in designs if s.args["target"] == "asic")
     assert all("target_cycles" not in s.args for s in designs if s.args["target"] != "asic")
+    # FPGA designs are planned for the sweep's share of each family's logic
+    assert {s.args["target"]: s.args.get("fill") for s in designs} == {
+        "ice40-up5k": 0.75, "ecp5-25k": 0.5, "asic": None}
+    other = SweepConfig(fill=parse_fill("ecp5=0.65"))
+    assert {s.args["fill"] for s in plan_steps(other) if s.kind == "build"
+            and s.args["target"] == "ecp5-25k"} == {0.65}
+    with pytest.raises(ValueError, match=r"^fill must give shares in \(0, 1\]"):
+        SweepConfig(fill=(("ecp5", 0.0),))
+
+
+def test_the_fill_sets_the_planned_design_and_its_rule(tmp_path):
+    """A sweep's fill reaches the folding: half of the ECP5 plans a slower, smaller design
+    than the 65 % ``generate`` uses, and the rule says which share."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import choose
+    network = load_default_model()
+    half, half_rule = choose(network, target="ecp5-25k", fill=0.5)
+    default, default_rule = choose(network, target="ecp5-25k")
+    assert half_rule == "fastest design within 50% of ecp5-25k's 24288 LUT4s"
+    assert default_rule == "fastest design within 65% of ecp5-25k's 24288 LUT4s"
+    assert (sum(f.pe * f.simd for f in half) < sum(f.pe * f.simd for f in default))
+    with pytest.raises(StepError, match=r"^the fill must be a share of the device in \(0, 1\]"):
+        choose(network, target="ecp5-25k", fill=1.5)
+    with pytest.raises(StepError, match=r"more than the default budget of 52 \(1% of "
+                                        r"ice40-up5k's 5280; no --max-lc given\)"):
+        choose(network, target="ice40-up5k", fill=0.01)
 
 
 def test_network_memory_counts_weights_and_the_largest_feature_maps():
@@ -319,6 +354,19 @@ def test_first_seed_models_and_long_chains_start_first(tmp_path):
     # before the first design only first-seed models ran; floats come last
     assert all(args["seed"] == 0 for kind, args in pool.submitted[:first_design])
     assert kinds[-1] == "float"
+
+
+def test_the_largest_builds_start_first():
+    """Among ready steps of one kind the widest, most precise points go first, ECP5 builds
+    before the others: the long builds do not trail at the end of the sweep."""
+    from wrpn_rtl.synth.sweep import _priority
+    steps = plan_steps(SweepConfig())
+    builds = sorted((s for s in steps if s.kind == "build"), key=_priority)
+    assert builds[0].label == "build x3 w8a8 ecp5-25k"
+    assert [s.args["target"] for s in builds[:4]] == ["ecp5-25k"] * 4
+    trains = sorted((s for s in steps if s.kind == "train"), key=_priority)
+    assert trains[0].label == "train x3 w8a8 seed 0"
+    assert all(s.args["seed"] == 0 for s in trains[:18])
 
 
 def test_estimate_of_the_time_left(tmp_path):

@@ -33,10 +33,11 @@ def fit_margin(family):
 
 
 def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
-           target="ice40-up5k"):
+           target="ice40-up5k", fill=None):
     """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
-    or by default the fastest design within :func:`fit_margin` of ``target``'s logic). Logic
-    is priced for ``target``'s family: iCE40 logic cells, ECP5 LUT4s."""
+    or by default the fastest design within ``fill`` (a share; default :func:`fit_margin`) of
+    ``target``'s logic). Logic is priced for ``target``'s family: iCE40 logic cells, ECP5
+    LUT4s."""
     from wrpn_rtl.compiler.folding import BudgetTooSmall, choose_foldings, read_foldings
     from wrpn_rtl.synth.flow import TARGETS
     family = TARGETS[target].family
@@ -54,7 +55,10 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             if capacity is None:
                 return (choose_foldings(network, max_logic_cells=10 ** 9, family=family),
                         "fastest design (no device limit)")
-            margin = fit_margin(family)
+            margin = fit_margin(family) if fill is None else fill
+            if not 0 < margin <= 1:
+                raise StepError(f"the fill must be a share of the device in (0, 1], "
+                                f"not {margin!r}")
             budget = int(capacity * margin)
             how = (f"fastest design within {margin:.0%} of {target}'s {capacity} "
                    f"{_logic_unit(family)}")
@@ -62,8 +66,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
                 return (choose_foldings(network, max_logic_cells=budget, family=family,
                                         max_block_rams=TARGETS[target].ram_capacity), how)
             except BudgetTooSmall as error:
-                raise StepError(_default_budget_problem(network, target, budget, error)) \
-                    from None
+                problem = _default_budget_problem(network, target, budget, error, margin)
+                raise StepError(problem) from None
         else:
             how = f"fastest design within {max_lc} {_logic_unit(family)} (estimated)"
         rams = TARGETS[target].ram_capacity
@@ -75,8 +79,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
-             target="ice40-up5k", name="wrpn_accel", progress=quiet):
-    """Choose foldings, build the accelerator, write ``model.npz`` (the network used, with its
+             target="ice40-up5k", fill=None, name="wrpn_accel", progress=quiet):
+    """Choose foldings (:func:`choose`), build the accelerator, write ``model.npz`` (the network used, with its
     float parameters when known), ``<name>.v`` and ``manifest.json`` as one change, removing
     the reports of an older design with it. Nothing is written before the foldings are known
     to fit; an interrupt leaves the folder's older design as it was.
@@ -89,7 +93,8 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
     from wrpn_rtl.golden import network_bytes
     from wrpn_rtl.synth.flow import TARGETS
     foldings, how = choose(prepared.network, folding_file=folding_file,
-                           target_cycles=target_cycles, max_lc=max_lc, target=target)
+                           target_cycles=target_cycles, max_lc=max_lc, target=target,
+                           fill=fill)
     progress(f"generating the accelerator: foldings {how}: "
              + ", ".join(f"PE {f.pe} x SIMD {f.simd}" for f in foldings))
     try:
@@ -245,13 +250,13 @@ def load_design(out_dir):
     return accelerator, _design_summary(out_dir, info, f"the design in {out_dir}")
 
 
-def _default_budget_problem(network, target, budget, error):
+def _default_budget_problem(network, target, budget, error, margin):
     """What to tell a user whose network does not fit the default budget of ``target`` (no
     ``--max-lc`` was given): the need, the budget and where it comes from, and the devices
     whose budget would hold the smallest design."""
     from wrpn_rtl.compiler.folding import choose_foldings
     from wrpn_rtl.synth.flow import TARGETS
-    fits, margin = [], fit_margin(TARGETS[target].family)
+    fits = []
     for name, device in TARGETS.items():
         if device.logic_capacity and device.logic_capacity > TARGETS[target].logic_capacity:
             try:
