@@ -511,10 +511,11 @@ def cmd_bench(args):
     return report
 
 
-def cmd_build(args):
-    from wrpn_rtl.board.build import build_board
+def _board_design(args):
+    """The board of ``--board`` and its design: ``--design DIR`` as it is, or generated from
+    the network flags folded for the board's device (``build`` and ``infer`` alike, so the
+    same flags give the same design); and the test images held on chip for the self-test."""
     from wrpn_rtl.board.top import board_named
-    from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.network import sample_images
     try:
         board = board_named(args.board)
@@ -526,8 +527,14 @@ def cmd_build(args):
         prepared = _prepared(args)
         design = _Design(args.out, [board.target],
                          *_generate(args, prepared, args.out, board.target))
-    network = design.accelerator.network
-    codes, _ = sample_images(network, args.selftest_images, seed=args.seed)
+    codes, _ = sample_images(design.accelerator.network, args.selftest_images, seed=args.seed)
+    return board, design, codes
+
+
+def cmd_build(args):
+    from wrpn_rtl.board.build import build_board
+    from wrpn_rtl.job.common import StepError
+    board, design, codes = _board_design(args)
     try:
         summary = build_board(design.accelerator, board, design.out / f"board_{board.name}",
                               baud=args.baud, selftest_images=codes.reshape(len(codes), -1),
@@ -548,6 +555,76 @@ def cmd_build(args):
         print(markdown)
         print(summary["program"])
     return summary
+
+
+def cmd_infer(args):
+    from wrpn_rtl.board.client import BoardClient
+    from wrpn_rtl.board.infer import infer_markdown, read_images, run_infer
+    from wrpn_rtl.board.simulated import SimulatedBoard, open_port
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import sample_images
+    if args.labels is not None and args.images_file is None:
+        raise CommandError("--labels goes with an IMAGES file (the built-in test images come "
+                           "with their labels)")
+    board, design, selftest_codes = _board_design(args)
+    network = design.accelerator.network
+    try:
+        if args.images_file is not None:
+            codes, labels = read_images(network, args.images_file, args.labels)
+        else:
+            codes, labels = sample_images(network, args.images, seed=args.seed)
+            codes = codes[:args.images]
+        built = _board_build_record(design.out, board)
+        clock_hz = built["clock_mhz"] * 1e6 if built else None
+        if args.port == "sim":
+            with SimulatedBoard(design.accelerator, design.out / "board_sim",
+                                selftest_images=selftest_codes.reshape(len(selftest_codes), -1),
+                                progress=lambda t: _progress(args, t)) as simulated:
+                port = open_port(simulated.port)
+                try:
+                    summary = run_infer(BoardClient(port, timeout_s=args.timeout or 60),
+                                        design.accelerator, codes, labels=labels,
+                                        selftest_codes=selftest_codes, clock_hz=clock_hz,
+                                        progress=lambda t: _progress(args, t))
+                finally:
+                    port.close()
+        else:
+            port = open_port(args.port, baud=built["baud"] if built else args.baud)
+            try:
+                summary = run_infer(BoardClient(port, timeout_s=args.timeout or 2),
+                                    design.accelerator, codes, labels=labels,
+                                    selftest_codes=selftest_codes, clock_hz=clock_hz,
+                                    progress=lambda t: _progress(args, t))
+            finally:
+                port.close()
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    summary = {"port": args.port, "board": board.name, **summary}
+    markdown = infer_markdown(summary)
+    _write_report(design.out, "infer", summary, markdown, [design])
+    if not args.json:
+        print(markdown)
+    problems = []
+    if not summary["bit_exact"]:
+        problems.append(f"{summary['mismatches']} of {summary['images']} images differ from "
+                        f"golden (first: {summary['mismatched']})")
+    if summary["selftest"].get("crc_matches_golden") is False:
+        problems.append("the self-test's outputs differ from golden (was the board built "
+                        "with other --selftest-images or --seed?)")
+    if problems:
+        raise CommandError("; ".join(problems))
+    return summary
+
+
+def _board_build_record(out, board):
+    """What ``wrpn-rtl build`` recorded in ``out/build.json`` for ``board`` (clock, baud), or
+    None when it did not build this board there."""
+    import json
+    try:
+        record = json.loads((Path(out) / "build.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("board") == board.name else None
 
 
 def _program(args, board, bitstream):
@@ -663,6 +740,7 @@ def build_parser():
         command.set_defaults(run=run)
     _add_sweep(sub)
     _add_build(sub)
+    _add_infer(sub)
     bench = sub.add_parser("bench", help="synthesis benchmarks against baselines")
     bench.add_argument("what", choices=["mvu", "window", "conv", "network", "sim"],
                        help="what to benchmark (sim: simulated cycles per second)")
@@ -689,6 +767,32 @@ def _add_build(sub):
     build.add_argument("--program", action="store_true",
                        help="program the board (iceprog / openFPGALoader) when installed")
     build.set_defaults(run=cmd_build)
+
+
+def _add_infer(sub):
+    from wrpn_rtl.board.top import BOARDS
+    text = ("images through the design on a board (or the simulated board: --port sim), "
+            "every output checked against golden; labels, accuracy, images/s")
+    infer = sub.add_parser("infer", help=text, description=text)
+    infer.add_argument("images_file", nargs="?", type=Path, metavar="IMAGES.npy",
+                       help="integer input codes (N, H, W, C); default: --images test images")
+    infer.add_argument("--port", required=True, metavar="PORT",
+                       help="the board's serial port (e.g. /dev/ttyUSB1), or sim: the whole "
+                            "board design in Verilator behind a pseudo-terminal")
+    infer.add_argument("--board", default="icebreaker", metavar="NAME",
+                       help=f"{', '.join(BOARDS)} (default icebreaker; sets the folding as "
+                            f"build does)")
+    infer.add_argument("--labels", type=Path, metavar="FILE.npy",
+                       help="true labels of IMAGES.npy, for the accuracy")
+    _add(infer, *_NETWORK, *_DESIGN, "design", "out", "images", "json")
+    infer.add_argument("--baud", type=_positive_int, default=115200, metavar="N",
+                       help="the UART's rate when build.json does not say (default 115200)")
+    infer.add_argument("--selftest-images", type=_positive_int, default=32, metavar="N",
+                       help="test images the board holds for the self-test, as built "
+                            "(default 32)")
+    infer.add_argument("--timeout", type=_positive_float, metavar="S",
+                       help="seconds to wait for each answer (default 2; 60 with sim)")
+    infer.set_defaults(run=cmd_infer)
 
 
 def _add_sweep(sub):

@@ -1,0 +1,133 @@
+"""The whole board design in simulation, reachable as a serial port: ``wrpn-rtl infer --port
+sim`` and the tests run the host code against it unchanged.
+
+:class:`SimulatedBoard` writes the board top (accelerator, host link, UART; the PLL left out,
+the simulator's clock standing for its output) as Verilog, builds it with Verilator, and runs
+it under cocotb (:mod:`wrpn_rtl.board.uart_bench`) in a thread; the bench joins the UART lines
+to a pseudo-terminal whose path :attr:`SimulatedBoard.port` gives. Closing the host's port
+ends the simulation.
+"""
+import os
+from pathlib import Path
+import threading
+import time
+
+from wrpn_rtl.job.common import StepError, quiet
+
+__all__ = ["SimulatedBoard", "SIM_CLOCK_HZ", "SIM_BAUD"]
+
+#: The simulated clock, and a UART rate that leaves the receiver its minimum of 8 cycles per
+#: bit: the fastest link the gateware allows, so the simulation spends its time on images.
+SIM_CLOCK_HZ = 100e6
+SIM_BAUD = 12_500_000
+#: Seconds the bench waits for the host to open the port, and this side for the bench to
+#: offer it (the Verilator build comes first).
+CONNECT_S = 120
+BUILD_WAIT_S = 1800
+
+
+class SimulatedBoard:
+    """The board top of ``accelerator`` in Verilator, in a background thread.
+
+    Use as a context manager; inside it, :attr:`port` is the pseudo-terminal to open with
+    ``serial.Serial``. Leaving the block waits for the simulation to end (close the port
+    first) and raises :class:`~wrpn_rtl.job.common.StepError` if it failed.
+
+    Parameters
+    ----------
+    accelerator : Accelerator
+    build_dir : path
+        Verilog, the Verilator model and the logs (``build.log``, ``sim.log``).
+    selftest_images : array-like or None
+        Input codes ``(N, input_codes)`` held on chip for ``SELFTEST``.
+    """
+
+    clock_hz = SIM_CLOCK_HZ
+    baud = SIM_BAUD
+
+    def __init__(self, accelerator, build_dir, *, selftest_images=None, progress=quiet):
+        self._accelerator = accelerator
+        self._build_dir = Path(build_dir).resolve()
+        self._selftest_images = selftest_images
+        self._progress = progress
+        self._thread = None
+        self._outcome = {}
+        self.port = None
+
+    def __enter__(self):
+        from amaranth.back import verilog
+        from wrpn_rtl.board.top import BoardTop
+        from wrpn_rtl.golden.atomic import atomic_write
+        self._build_dir.mkdir(parents=True, exist_ok=True)
+        top = BoardTop(self._accelerator, clock_hz=SIM_CLOCK_HZ, baud=SIM_BAUD,
+                       selftest_images=self._selftest_images)
+        source = self._build_dir / "wrpn_board.v"
+        with atomic_write(source, "w") as handle:
+            handle.write(verilog.convert(top, name="wrpn_board", emit_src=False,
+                                         ports=[top.uart_rx, top.uart_tx]))
+        ready = self._build_dir / "pty.txt"
+        ready.unlink(missing_ok=True)
+        self._thread = threading.Thread(target=self._simulate, args=(source, ready, top),
+                                        daemon=True)
+        self._progress(f"building the simulated board (Verilator) in {self._build_dir}")
+        started = time.monotonic()
+        self._thread.start()
+        while not ready.exists():
+            if not self._thread.is_alive():
+                self._raise_failure("before it offered a port")
+            if time.monotonic() - started > BUILD_WAIT_S:
+                raise StepError(f"the simulated board offered no port within "
+                                f"{BUILD_WAIT_S} s; see {self._build_dir}")
+            time.sleep(0.1)
+        self.port = ready.read_text().strip()
+        self._progress(f"  the simulated board is up after {time.monotonic() - started:.0f} s "
+                       f"on {self.port} ({SIM_BAUD:,} baud at a {SIM_CLOCK_HZ / 1e6:g} MHz "
+                       f"clock)")
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self._thread.join(CONNECT_S + 60)
+        if kind is None and (self._thread.is_alive() or "error" in self._outcome):
+            self._raise_failure("")
+
+    def _simulate(self, source, ready, top):
+        from cocotb_tools.runner import get_results
+        from wrpn_rtl.sim.runner import _runner, _simulator_build_dir, _verilator_make_fix
+        try:
+            runner = _runner("verilator")
+            bit_ns = 1e9 / SIM_CLOCK_HZ * top.divisor
+            with _simulator_build_dir("verilator", self._build_dir) as sim_dir:
+                with _verilator_make_fix("verilator"):
+                    runner.build(sources=[source], hdl_toplevel="wrpn_board",
+                                 build_dir=sim_dir, timescale=("1ns", "1ps"),
+                                 build_args=["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT",
+                                             "--public-depth", "1"],
+                                 always=True, log_file=self._build_dir / "build.log")
+                results = runner.test(
+                    hdl_toplevel="wrpn_board", hdl_toplevel_lang="verilog",
+                    test_module="wrpn_rtl.board.uart_bench", build_dir=sim_dir,
+                    test_dir=self._build_dir, log_file=self._build_dir / "sim.log",
+                    plusargs=[f"+pty_file={ready}", f"+clock_ns={1e9 / SIM_CLOCK_HZ:g}",
+                              f"+bit_ns={bit_ns:g}", f"+connect_s={CONNECT_S}"])
+            total, failed = get_results(results)
+            if total == 0 or failed:
+                self._outcome["error"] = f"{failed} of {total} cocotb tests failed"
+        except SystemExit as error:
+            self._outcome["error"] = f"the cocotb bench failed (exit {error.code})"
+        except Exception as error:
+            self._outcome["error"] = f"{type(error).__name__}: {error}"
+
+    def _raise_failure(self, when):
+        from wrpn_rtl.sim.runner import _log_tail
+        problem = self._outcome.get("error", "it is still running")
+        raise StepError(f"the simulated board failed{' ' + when if when else ''}: {problem}\n"
+                        f"{_log_tail(self._build_dir)}")
+
+
+def open_port(path, *, baud=115200):
+    """``serial.Serial`` on ``path`` (a board's UART or the simulated board's terminal)."""
+    import serial
+    try:
+        return serial.Serial(os.fspath(path), baudrate=baud, timeout=0.05)
+    except (serial.SerialException, ValueError) as error:
+        raise StepError(f"--port {str(path)!r} cannot be opened: {error}") from None
