@@ -577,8 +577,10 @@ def cmd_infer(args):
         built = _board_build_record(design.out, board)
         clock_hz = built["clock_mhz"] * 1e6 if built else None
         if args.port == "sim":
-            with SimulatedBoard(design.accelerator, design.out / "board_sim",
+            with SimulatedBoard(design.accelerator, design.out / f"board_{board.name}_sim",
                                 selftest_images=selftest_codes.reshape(len(selftest_codes), -1),
+                                board=board, clock_hz=clock_hz,
+                                baud=built["baud"] if built else args.baud,
                                 progress=lambda t: _progress(args, t)) as simulated:
                 port = open_port(simulated.port)
                 try:
@@ -778,7 +780,8 @@ def _add_infer(sub):
                        help="integer input codes (N, H, W, C); default: --images test images")
     infer.add_argument("--port", required=True, metavar="PORT",
                        help="the board's serial port (e.g. /dev/ttyUSB1), or sim: the whole "
-                            "board design in Verilator behind a pseudo-terminal")
+                            "board design (pins, PLL stand-in, UART) in Verilator behind a "
+                            "pseudo-terminal")
     infer.add_argument("--board", default="icebreaker", metavar="NAME",
                        help=f"{', '.join(BOARDS)} (default icebreaker; sets the folding as "
                             f"build does)")

@@ -1,6 +1,7 @@
-"""The whole board top (accelerator, host link, UART) in Verilator under cocotb, its serial
-lines joined to a pseudo-terminal: the host's own code talks to it through pyserial, as to a
-board. Images in and every output bit-exact against golden; a corrupted frame answered with
+"""The whole board top as built for the iCEBreaker (its pins, I/O buffers and PLL, with
+simulation stand-ins for the vendor primitives; the host link; the UART at 115200 baud) in
+Verilator under cocotb, its serial pins joined to a pseudo-terminal: the host's own code talks
+to it through pyserial, as to a board. Images in and every output bit-exact against golden; a corrupted frame answered with
 ERROR and the link in step after it; the self-test's cycle count and CRC; and
 ``wrpn-rtl infer --port sim`` end to end on a user's image file."""
 import json
@@ -15,6 +16,7 @@ from wrpn_rtl.board.client import BoardClient
 from wrpn_rtl.board.host import outputs_crc, word_fields
 from wrpn_rtl.board.infer import expected_identity
 from wrpn_rtl.board.simulated import SimulatedBoard, open_port
+from wrpn_rtl.board.top import board_named
 from wrpn_rtl.cli import main
 from wrpn_rtl.compiler.manifest import expected_outputs, output_fields
 
@@ -31,7 +33,8 @@ def test_the_simulated_board_answers_the_host_code_bit_exactly(rng, tmp_path):
     held = rng.integers(0, 16, (5, 16))
     fields = output_fields(accelerator)
     expected = expected_outputs(accelerator, g.execute(network, images).outputs[-1])
-    with SimulatedBoard(accelerator, tmp_path / "board", selftest_images=held) as board:
+    with SimulatedBoard(accelerator, tmp_path / "board", selftest_images=held,
+                        board=board_named("icebreaker")) as board:
         port = open_port(board.port)
         try:
             client = BoardClient(port, timeout_s=30)

@@ -94,7 +94,7 @@ class BoardClient:
         """
         problems = []
         for _ in range(self._retries + 1):
-            self._port.write(protocol.frame(kind, payload))
+            self._write(protocol.frame(kind, payload))
             deadline = time.monotonic() + self._timeout_s
             answer = self._receive(deadline)
             while (kind != protocol.PING and isinstance(answer, tuple)
@@ -118,13 +118,22 @@ class BoardClient:
         raise protocol.LinkError(f"no good answer to {NAMES[kind]} in {self._retries + 1} "
                                  f"tries: " + "; ".join(problems))
 
+    def _write(self, data):
+        try:
+            self._port.write(data)
+        except OSError as error:                   # pyserial's SerialException among them
+            raise protocol.LinkError(f"the port failed: {error}") from None
+
     def _receive(self, deadline):
         """The next message (``(type, payload)``), a LinkError for a dropped frame, or None
         when ``deadline`` passes first."""
         while not self._pending:
             if time.monotonic() > deadline:
                 return None
-            data = self._port.read(max(1, self._port.in_waiting))
+            try:
+                data = self._port.read(max(1, self._port.in_waiting))
+            except OSError as error:               # pyserial's SerialException among them
+                raise protocol.LinkError(f"the port failed: {error}") from None
             self._pending += self._deframer.feed(data)
         return self._pending.pop(0)
 
@@ -133,9 +142,9 @@ class BoardClient:
         received (it answers ``ERROR`` for it), then ``PING`` until a ``PONG`` comes back.
         The board answers in order, so every late answer to an earlier request arrives before
         that ``PONG`` and is dropped with it."""
-        self._port.write(bytes([protocol.FLAG]))
+        self._write(bytes([protocol.FLAG]))
         for _ in range(self._retries + 1):
-            self._port.write(protocol.frame(protocol.PING))
+            self._write(protocol.frame(protocol.PING))
             deadline = time.monotonic() + self._timeout_s
             while True:
                 answer = self._receive(deadline)

@@ -1,11 +1,17 @@
 """The whole board design in simulation, reachable as a serial port: ``wrpn-rtl infer --port
 sim`` and the tests run the host code against it unchanged.
 
-:class:`SimulatedBoard` writes the board top (accelerator, host link, UART; the PLL left out,
-the simulator's clock standing for its output) as Verilog, builds it with Verilator, and runs
-it under cocotb (:mod:`wrpn_rtl.board.uart_bench`) in a thread; the bench joins the UART lines
-to a pseudo-terminal whose path :attr:`SimulatedBoard.port` gives. Closing the host's port
-ends the simulation.
+:class:`SimulatedBoard` writes the board top as Verilog, builds it with Verilator, and runs it
+under cocotb (:mod:`wrpn_rtl.board.uart_bench`) in a thread; the bench joins the UART lines to
+a pseudo-terminal whose path :attr:`SimulatedBoard.port` gives. Closing the host's port ends
+the simulation. Two forms of the top:
+
+* for a ``board``: the design exactly as ``wrpn-rtl build`` hands it to Yosys - the board's
+  platform with its pins, I/O buffers, PLL, the reset held until lock, the UART at the build's
+  baud rate - with stand-ins for the vendor primitives (``sim_primitives.v``: buffers pass
+  through, the PLL passes the oscillator's clock through and locks at once);
+* without one: the board top's logic alone (clock, reset and the serial lines as ports), at
+  the fastest UART rate the gateware allows (:data:`SIM_BAUD`).
 """
 import os
 from pathlib import Path
@@ -24,6 +30,11 @@ SIM_BAUD = 12_500_000
 #: offer it (the Verilator build comes first).
 CONNECT_S = 120
 BUILD_WAIT_S = 1800
+#: The PLL clock a board's simulated top is built for when no build says (it sets the UART's
+#: divisor, nothing else: the simulation runs at the oscillator's rate).
+DEFAULT_PLL_HZ = {"ice40": 30e6, "ecp5": 50e6}
+#: Simulation stand-ins for the vendor primitives of a board top.
+PRIMITIVES = Path(__file__).with_name("sim_primitives.v")
 
 
 class SimulatedBoard:
@@ -45,7 +56,9 @@ class SimulatedBoard:
     clock_hz = SIM_CLOCK_HZ
     baud = SIM_BAUD
 
-    def __init__(self, accelerator, build_dir, *, selftest_images=None, progress=quiet):
+    def __init__(self, accelerator, build_dir, *, selftest_images=None, board=None,
+                 clock_hz=None, baud=115200, progress=quiet):
+        self._board, self._board_clock_hz, self._board_baud = board, clock_hz, baud
         self._accelerator = accelerator
         self._build_dir = Path(build_dir).resolve()
         self._selftest_images = selftest_images
@@ -55,19 +68,12 @@ class SimulatedBoard:
         self.port = None
 
     def __enter__(self):
-        from amaranth.back import verilog
-        from wrpn_rtl.board.top import BoardTop
-        from wrpn_rtl.golden.atomic import atomic_write
         self._build_dir.mkdir(parents=True, exist_ok=True)
-        top = BoardTop(self._accelerator, clock_hz=SIM_CLOCK_HZ, baud=SIM_BAUD,
-                       selftest_images=self._selftest_images)
         source = self._build_dir / "wrpn_board.v"
-        with atomic_write(source, "w") as handle:
-            handle.write(verilog.convert(top, name="wrpn_board", emit_src=False,
-                                         ports=[top.uart_rx, top.uart_tx]))
+        bench = self._write_top(source)
         ready = self._build_dir / "pty.txt"
         ready.unlink(missing_ok=True)
-        self._thread = threading.Thread(target=self._simulate, args=(source, ready, top),
+        self._thread = threading.Thread(target=self._simulate, args=(source, ready, bench),
                                         daemon=True)
         self._progress(f"building the simulated board (Verilator) in {self._build_dir}")
         started = time.monotonic()
@@ -81,24 +87,58 @@ class SimulatedBoard:
             time.sleep(0.1)
         self.port = ready.read_text().strip()
         self._progress(f"  the simulated board is up after {time.monotonic() - started:.0f} s "
-                       f"on {self.port} ({SIM_BAUD:,} baud at a {SIM_CLOCK_HZ / 1e6:g} MHz "
-                       f"clock)")
+                       f"on {self.port} ({bench['what']})")
         return self
+
+    def _write_top(self, source):
+        """Write the top's Verilog to ``source``; what the bench needs to drive it."""
+        from amaranth.back import verilog
+        from wrpn_rtl.board.top import BoardTop
+        from wrpn_rtl.golden.atomic import atomic_write
+        if self._board is None:
+            top = BoardTop(self._accelerator, clock_hz=SIM_CLOCK_HZ, baud=SIM_BAUD,
+                           selftest_images=self._selftest_images)
+            text = verilog.convert(top, name="wrpn_board", emit_src=False,
+                                   ports=[top.uart_rx, top.uart_tx])
+            clock_hz, pins = SIM_CLOCK_HZ, dict(clk="clk", rx="uart_rx", tx="uart_tx", rst="rst")
+            what = (f"the board top's logic, {SIM_BAUD:,} baud at a {SIM_CLOCK_HZ / 1e6:g} MHz "
+                    f"clock")
+        else:
+            from wrpn_rtl.board.pll import pll_for
+            from wrpn_rtl.synth.flow import TARGETS
+            platform = self._board.platform_class()()
+            clock_hz = platform.default_clk_frequency
+            family = TARGETS[self._board.target].family
+            pll = pll_for(family, clock_hz, self._board_clock_hz or DEFAULT_PLL_HZ[family])
+            top = BoardTop(self._accelerator, clock_hz=pll.frequency_hz, pll=pll,
+                           baud=self._board_baud, selftest_images=self._selftest_images)
+            plan = platform.prepare(top, name="wrpn_board", debug_verilog=True)
+            text = plan.files["wrpn_board.debug.v"]
+            pins = dict(clk=f"{platform.default_clk}_0__io", rx="uart_0__rx__io",
+                        tx="uart_0__tx__io", rst="")
+            what = (f"{self._board.name} with its pins and PLL (built for "
+                    f"{pll.frequency_hz / 1e6:.3f} MHz, simulated at the oscillator's "
+                    f"{clock_hz / 1e6:g}), {self._board_baud:,} baud")
+        with atomic_write(source, "w") as handle:
+            handle.write(text)
+        # whole picoseconds (the simulator's precision), even so both halves are whole
+        clock_ps = 2 * round(1e12 / clock_hz / 2)
+        return dict(pins, clock_ps=clock_ps, bit_ps=clock_ps * top.divisor, what=what)
 
     def __exit__(self, kind, value, traceback):
         self._thread.join(CONNECT_S + 60)
         if kind is None and (self._thread.is_alive() or "error" in self._outcome):
             self._raise_failure("")
 
-    def _simulate(self, source, ready, top):
+    def _simulate(self, source, ready, bench):
         from cocotb_tools.runner import get_results
         from wrpn_rtl.sim.runner import _runner, _simulator_build_dir, _verilator_make_fix
         try:
             runner = _runner("verilator")
-            bit_ns = 1e9 / SIM_CLOCK_HZ * top.divisor
+            sources = [source] + ([PRIMITIVES] if self._board is not None else [])
             with _simulator_build_dir("verilator", self._build_dir) as sim_dir:
                 with _verilator_make_fix("verilator"):
-                    runner.build(sources=[source], hdl_toplevel="wrpn_board",
+                    runner.build(sources=sources, hdl_toplevel="wrpn_board",
                                  build_dir=sim_dir, timescale=("1ns", "1ps"),
                                  build_args=["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT",
                                              "--public-depth", "1"],
@@ -107,8 +147,9 @@ class SimulatedBoard:
                     hdl_toplevel="wrpn_board", hdl_toplevel_lang="verilog",
                     test_module="wrpn_rtl.board.uart_bench", build_dir=sim_dir,
                     test_dir=self._build_dir, log_file=self._build_dir / "sim.log",
-                    plusargs=[f"+pty_file={ready}", f"+clock_ns={1e9 / SIM_CLOCK_HZ:g}",
-                              f"+bit_ns={bit_ns:g}", f"+connect_s={CONNECT_S}"])
+                    plusargs=[f"+pty_file={ready}", f"+clock_ps={bench['clock_ps']}",
+                              f"+bit_ps={bench['bit_ps']}", f"+connect_s={CONNECT_S}",
+                              *(f"+{name}={bench[name]}" for name in ("clk", "rx", "tx", "rst"))])
             total, failed = get_results(results)
             if total == 0 or failed:
                 self._outcome["error"] = f"{failed} of {total} cocotb tests failed"

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import importlib
 
 from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
-from amaranth.lib import wiring
+from amaranth.build import ResourceError
+from amaranth.lib import io, wiring
 
 from wrpn_rtl.hardware.link import HostLink, LinkGeometry
 from wrpn_rtl.hardware.uart import UARTReceiver, UARTTransmitter, uart_divisor
@@ -97,12 +98,17 @@ class BoardTop(Elaboratable):
         m = Module()
         if platform is not None:
             self._clocking(m, platform)
-            uart = platform.request("uart", 0)
-            m.d.comb += [self.uart_rx.eq(uart.rx.i), uart.tx.o.eq(self.uart_tx)]
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.rx_buffer = rx_buffer = io.Buffer("i", uart.rx)
+            m.submodules.tx_buffer = tx_buffer = io.Buffer("o", uart.tx)
+            m.d.comb += [self.uart_rx.eq(rx_buffer.i), tx_buffer.o.eq(self.uart_tx)]
             try:
-                m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
-            except Exception:        # a board without the enable (ResourceError)
+                enable = platform.request("uart_tx_enable", 0, dir="-")
+            except ResourceError:        # a board without the enable
                 pass
+            else:
+                m.submodules.tx_enable = tx_enable = io.Buffer("o", enable)
+                m.d.comb += tx_enable.o.eq(1)
         accelerator = self._accelerator
         m.submodules.accelerator = accelerator
         m.submodules.link = link = HostLink(LinkGeometry.of(accelerator),
@@ -134,7 +140,9 @@ class BoardTop(Elaboratable):
                 i_PACKAGEPIN=platform.request(platform.default_clk, dir="-").io,
                 i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=sync.clk, o_LOCK=locked)
         else:
-            oscillator = platform.request(platform.default_clk).i
+            m.submodules.oscillator = oscillator_buffer = io.Buffer(
+                "i", platform.request(platform.default_clk, dir="-"))
+            oscillator = oscillator_buffer.i
             m.submodules.pll = Instance(
                 pll.primitive, **parameters, i_CLKI=oscillator, i_CLKFB=sync.clk,
                 o_CLKOP=sync.clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,

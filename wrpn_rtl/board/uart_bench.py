@@ -1,10 +1,15 @@
 """cocotb bench of the simulated board: the board top's serial lines joined to a
 pseudo-terminal, so host code opens it as it opens a board's USB UART.
 
+The design's clock, serial lines and (optional) reset are the top-level ports named by
+``+clk=``, ``+rx=``, ``+tx=`` and ``+rst=``: ``clk``/``uart_rx``/``uart_tx``/``rst`` for the
+board top without a platform, the board's pins (e.g. ``clk12_0__io``, ``uart_0__rx__io``) for
+the top as built for a board, which holds itself in reset until its PLL locks.
+
 The bench makes a pseudo-terminal pair, writes the path of its terminal side to the file
 named by ``+pty_file=``, and from then on:
 
-* bytes the host writes are sent into ``uart_rx`` bit by bit (8N1, ``+bit_ns=`` each);
+* bytes the host writes are sent into ``uart_rx`` bit by bit (8N1, ``+bit_ps=`` picoseconds each);
 * every byte the design sends on ``uart_tx`` is read at the middle of its bits and written
   back to the host.
 
@@ -27,8 +32,8 @@ IDLE_POLL_BITS = 20
 @cocotb.test()
 async def serve(dut):
     plusargs = cocotb.plusargs
-    clock_ns = float(plusargs["clock_ns"])
-    bit_ns = float(plusargs["bit_ns"])
+    clock_ps = int(plusargs["clock_ps"])
+    bit_ps = int(plusargs["bit_ps"])
     connect_s = float(plusargs.get("connect_s", 120))
     master, terminal = os.openpty()
     tty.setraw(terminal)
@@ -39,11 +44,15 @@ async def serve(dut):
         handle.write(path)
     os.replace(ready + ".part", ready)
 
-    dut.uart_rx.value = 1
-    dut.rst.value = 1
-    cocotb.start_soon(Clock(dut.clk, clock_ns, unit="ns").start())
-    await Timer(10 * clock_ns, unit="ns")
-    dut.rst.value = 0
+    clk, rx, tx = (getattr(dut, plusargs[name]) for name in ("clk", "rx", "tx"))
+    reset = getattr(dut, plusargs["rst"]) if plusargs.get("rst") else None
+    rx.value = 1
+    if reset is not None:
+        reset.value = 1
+    cocotb.start_soon(Clock(clk, clock_ps, unit="ps").start())
+    await Timer(10 * clock_ps, unit="ps")
+    if reset is not None:
+        reset.value = 0
     done = Event()
     state = {"connected": False, "terminal": terminal, "sent": 0, "received": 0}
 
@@ -68,23 +77,23 @@ async def serve(dut):
                     dut._log.error(f"no host opened {path} within {connect_s:g} s")
                     done.set()
                     return
-                await Timer(IDLE_POLL_BITS * bit_ns, unit="ns")
+                await Timer(IDLE_POLL_BITS * bit_ps, unit="ps")
                 continue
             byte = pending.pop(0)
             for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
-                dut.uart_rx.value = bit
-                await Timer(bit_ns, unit="ns")
+                rx.value = bit
+                await Timer(bit_ps, unit="ps")
             state["sent"] += 1
 
     async def board_to_host():
         while True:
-            await FallingEdge(dut.uart_tx)
-            await Timer(bit_ns / 2, unit="ns")         # the middle of the start bit
+            await FallingEdge(tx)
+            await Timer(bit_ps // 2, unit="ps")         # the middle of the start bit
             value = 0
             for index in range(8):
-                await Timer(bit_ns, unit="ns")
-                value |= int(dut.uart_tx.value) << index
-            await Timer(bit_ns, unit="ns")             # the middle of the stop bit
+                await Timer(bit_ps, unit="ps")
+                value |= int(tx.value) << index
+            await Timer(bit_ps, unit="ps")             # the middle of the stop bit
             try:
                 os.write(master, bytes([value]))
             except OSError:
