@@ -576,29 +576,25 @@ def cmd_infer(args):
             codes = codes[:args.images]
         built = _board_build_record(design.out, board)
         clock_hz = built["clock_mhz"] * 1e6 if built else None
+        baud = built["baud"] if built else args.baud
+
+        def over(path, timeout_s):
+            port = open_port(path, baud=baud)
+            try:
+                return run_infer(BoardClient(port, timeout_s=args.timeout or timeout_s),
+                                 design.accelerator, codes, labels=labels,
+                                 selftest_codes=selftest_codes, clock_hz=clock_hz,
+                                 progress=lambda t: _progress(args, t))
+            finally:
+                port.close()
         if args.port == "sim":
             with SimulatedBoard(design.accelerator, design.out / f"board_{board.name}_sim",
                                 selftest_images=selftest_codes.reshape(len(selftest_codes), -1),
-                                board=board, clock_hz=clock_hz,
-                                baud=built["baud"] if built else args.baud,
+                                board=board, clock_hz=clock_hz, baud=baud,
                                 progress=lambda t: _progress(args, t)) as simulated:
-                port = open_port(simulated.port)
-                try:
-                    summary = run_infer(BoardClient(port, timeout_s=args.timeout or 60),
-                                        design.accelerator, codes, labels=labels,
-                                        selftest_codes=selftest_codes, clock_hz=clock_hz,
-                                        progress=lambda t: _progress(args, t))
-                finally:
-                    port.close()
+                summary = over(simulated.port, 60)
         else:
-            port = open_port(args.port, baud=built["baud"] if built else args.baud)
-            try:
-                summary = run_infer(BoardClient(port, timeout_s=args.timeout or 2),
-                                    design.accelerator, codes, labels=labels,
-                                    selftest_codes=selftest_codes, clock_hz=clock_hz,
-                                    progress=lambda t: _progress(args, t))
-            finally:
-                port.close()
+            summary = over(args.port, 2)
     except StepError as error:
         raise CommandError(str(error)) from None
     summary = {"port": args.port, "board": board.name, **summary}

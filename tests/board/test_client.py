@@ -1,6 +1,8 @@
 """The host's client against a board modelled in Python (the protocol module's framing), with
 faults injected on the wire both ways: every request still gets its own answer, and each
 repair is recorded. Then the image and label files ``infer`` reads, and their errors."""
+import re
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,20 @@ def test_unreadable_image_files_are_named_errors(tmp_path):
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(StepError, match=r"is not a readable \.npy array"):
         read_images(Network, tmp_path / "objects.npy")
+
+
+def test_infer_command_errors_name_the_flag(tmp_path, capsys):
+    from wrpn_rtl.cli import main
+    out = ["--out", str(tmp_path / "design")]
+    assert main(["infer", "--port", "sim", "--labels", str(tmp_path / "l.npy"), *out]) == 1
+    assert ("--labels goes with an IMAGES file (the built-in test images come with their "
+            "labels)") in capsys.readouterr().err
+    assert main(["infer", "--port", str(tmp_path / "ttyNONE"), "--images", "2", *out]) == 1
+    assert re.search(r"--port '.*ttyNONE' cannot be opened: .*No such file or directory",
+                     capsys.readouterr().err)
+    np.save(tmp_path / "images.npy", np.zeros((2, 8, 8), np.float64))
+    assert main(["infer", str(tmp_path / "images.npy"), "--port", "sim", *out]) == 1
+    assert "must hold integer input codes, not float64 values" in capsys.readouterr().err
+    assert main(["infer", "--port", "sim", "--board", "arty", *out]) == 1
+    assert "--board must be one of icebreaker, ulx3s-25f, ulx3s-85f, not 'arty'" \
+        in capsys.readouterr().err
