@@ -513,9 +513,12 @@ def cmd_bench(args):
 
 def _board_design(args):
     """The board of ``--board`` and its design: ``--design DIR`` as it is, or generated from
-    the network flags folded for the board's device (``build`` and ``infer`` alike, so the
-    same flags give the same design); and the test images held on chip for the self-test."""
+    the network flags folded for the board's device, leaving room for the host link
+    (``build`` and ``infer`` alike, so the same flags give the same design); and the test
+    images held on chip for the self-test."""
     from wrpn_rtl.board.top import board_named
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.design import generate
     from wrpn_rtl.job.network import sample_images
     try:
         board = board_named(args.board)
@@ -523,12 +526,44 @@ def _board_design(args):
         raise CommandError(str(error)) from None
     args.target = [board.target]
     design = _given_design(args)
-    if design is None:
-        prepared = _prepared(args)
-        design = _Design(args.out, [board.target],
-                         *_generate(args, prepared, args.out, board.target))
-    codes, _ = sample_images(design.accelerator.network, args.selftest_images, seed=args.seed)
-    return board, design, codes
+    if design is not None:
+        codes, _ = sample_images(design.accelerator.network, args.selftest_images,
+                                 seed=args.seed)
+        return board, design, codes
+    prepared = _prepared(args)
+    codes, _ = sample_images(prepared.network, args.selftest_images, seed=args.seed)
+    reserve = None
+    if args.folding is None and args.target_cycles is None and args.max_lc is None:
+        reserve = (_link_reserve(args, prepared, board, codes), "the host link and UART")
+    try:
+        accelerator, generated = generate(
+            prepared, args.out, target=board.target, folding_file=args.folding,
+            target_cycles=args.target_cycles, max_lc=args.max_lc, reserve=reserve,
+            progress=lambda t: _progress(args, t))
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    return board, _Design(args.out, [board.target], accelerator, generated), codes
+
+
+def _link_reserve(args, prepared, board, codes):
+    """The logic the board's host link and UART take (measured for the design the default
+    budget would give: their size follows the network's input and output words)."""
+    import tempfile
+    from wrpn_rtl.board.build import link_logic
+    from wrpn_rtl.compiler.manifest import build_accelerator
+    from wrpn_rtl.job.design import choose
+    try:
+        foldings, _ = choose(prepared.network, target=board.target)
+        accelerator = build_accelerator(prepared.network, foldings)
+        accelerator._MustUse__silence = True     # only its geometry is used: never built
+        with tempfile.TemporaryDirectory(prefix="wrpn-link-") as work:
+            cells = link_logic(accelerator, board, work, baud=args.baud,
+                               selftest_images=codes.reshape(len(codes), -1))
+    except StepError as error:
+        raise CommandError(str(error)) from None
+    _progress(args, f"the host link and UART take {cells} of {board.name}'s logic "
+                    f"(measured); the accelerator is folded for the rest")
+    return cells
 
 
 def cmd_build(args):

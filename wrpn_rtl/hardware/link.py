@@ -375,29 +375,55 @@ class HostLink(wiring.Component):
         crc = Signal(16, init=protocol.CRC_INITIAL, name="selftest_crc")
         finished = Signal(name="selftest_finished")
         advance = ~image.valid | image.ready
+        chunk = self.selftest_crc_bytes(g)
+        steps = out_bytes // chunk
+        pending = Signal(out_bytes * 8, name="selftest_pending")   # bytes not yet in the CRC
+        left = Signal(range(steps + 1), name="selftest_left")
         m.d.comb += [port.addr.eq(address), port.en.eq(advance), image.payload.eq(port.data),
-                     result.ready.eq(running)]
+                     result.ready.eq(running & (left == 0))]
         with m.If(running & advance):
             m.d.sync += image.valid.eq(address < len(packed))
             with m.If(address < len(packed)):
                 m.d.sync += address.eq(address + 1)
         with m.If(image.valid & image.ready):
             m.d.sync += counting.eq(1)
-        with m.If(counting & ~finished):
+        with m.If(counting & (received != wanted)):
             m.d.sync += cycles.eq(cycles + 1)
+        padded = Cat(result.payload, Const(0, out_bytes * 8 - g.output_bits))
         with m.If(result.valid & result.ready):
-            padded = Cat(result.payload, Const(0, out_bytes * 8 - g.output_bits))
-            m.d.sync += [crc.eq(crc16_step(crc, padded)), received.eq(received + 1)]
-            with m.If(received == wanted - 1):
-                m.d.sync += finished.eq(1)
+            m.d.sync += received.eq(received + 1)
+            if steps == 1:
+                m.d.sync += crc.eq(crc16_step(crc, padded))
+            else:
+                m.d.sync += [pending.eq(padded), left.eq(steps)]
+        with m.If(left != 0):                       # one chunk of the word into the CRC
+            m.d.sync += [crc.eq(crc16_step(crc, pending[:chunk * 8])),
+                         pending.eq(pending >> (chunk * 8)), left.eq(left - 1)]
+        with m.If((received == wanted) & (left == 0) & running):
+            m.d.sync += finished.eq(1)
         with m.If(~running):
             m.d.sync += [address.eq(0), received.eq(0), counting.eq(0), cycles.eq(0),
-                         crc.eq(protocol.CRC_INITIAL), finished.eq(0), image.valid.eq(0)]
+                         crc.eq(protocol.CRC_INITIAL), finished.eq(0), image.valid.eq(0),
+                         left.eq(0)]
         count = Const(len(images), 16)
         report = ([cycles.word_select(i, 8) for i in range(4)]
                   + [count.word_select(i, 8) for i in range(2)]
                   + [crc.word_select(i, 8) for i in range(2)])
         return finished, report
+
+    @staticmethod
+    def selftest_crc_bytes(geometry):
+        """Bytes of an output word the self-test's CRC takes per cycle: the fewest (a divisor
+        of the word's bytes) that still finish a word, plus the cycle that takes the next,
+        within the cycles the accelerator spends per output word - so the CRC never holds
+        the accelerator up in the steady state, and costs a byte's XOR network rather than a
+        whole word's (for a 15-byte classifier word, about 500 LUT4s less)."""
+        out_bytes = protocol.code_bytes(geometry.output_bits)
+        interval = geometry.cycles_per_image // geometry.output_words
+        for chunk in range(1, out_bytes + 1):
+            if out_bytes % chunk == 0 and out_bytes // chunk + 1 <= interval:
+                return chunk
+        return out_bytes
 
     def _result(self, m, source, put, free, out_bytes):
         """RESULT: every output word of one image, ``out_bytes`` bytes each, low byte first;

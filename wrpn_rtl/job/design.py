@@ -14,7 +14,8 @@ __all__ = ["choose", "generate", "load_design", "FIT_MARGINS", "fit_margin", "RE
 #: The reports a run writes beside a design. Each records the SHA-256 of the manifest it
 #: describes (:func:`design_stamp`); a report whose design changed is removed
 #: (:func:`remove_stale_reports`) when a new design is written or a folder is reused.
-REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md")
+REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md", "build.json",
+           "build.md", "infer.json", "infer.md")
 #: Share of a device's logic the automatic folding may plan for, per device family (the
 #: estimate is first-order; the rest is headroom for placement and estimate error). Measured
 #: on the digits designs: the estimate ran 3-18 % under the placed figures; nextpnr stalled
@@ -33,11 +34,12 @@ def fit_margin(family):
 
 
 def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
-           target="ice40-up5k", fill=None):
+           target="ice40-up5k", fill=None, reserve=None):
     """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
     or by default the fastest design within ``fill`` (a share; default :func:`fit_margin`) of
-    ``target``'s logic). Logic is priced for ``target``'s family: iCE40 logic cells, ECP5
-    LUT4s."""
+    ``target``'s logic, less ``reserve``: ``(logic, what)`` that the device also holds beside
+    the accelerator, e.g. a board's host link). Logic is priced for ``target``'s family:
+    iCE40 logic cells, ECP5 LUT4s."""
     from wrpn_rtl.compiler.folding import BudgetTooSmall, choose_foldings, read_foldings
     from wrpn_rtl.synth.flow import TARGETS
     family = TARGETS[target].family
@@ -62,6 +64,9 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             budget = int(capacity * margin)
             how = (f"fastest design within {margin:.0%} of {target}'s {capacity} "
                    f"{_logic_unit(family)}")
+            if reserve is not None:
+                budget -= reserve[0]
+                how += f" less {reserve[0]} for {reserve[1]}"
             try:
                 return (choose_foldings(network, max_logic_cells=budget, family=family,
                                         max_block_rams=TARGETS[target].ram_capacity), how)
@@ -79,7 +84,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,
-             target="ice40-up5k", fill=None, name="wrpn_accel", progress=quiet):
+             target="ice40-up5k", fill=None, reserve=None, name="wrpn_accel",
+             progress=quiet):
     """Choose foldings (:func:`choose`), build the accelerator, write ``model.npz`` (the network used, with its
     float parameters when known), ``<name>.v`` and ``manifest.json`` as one change, removing
     the reports of an older design with it. Nothing is written before the foldings are known
@@ -94,7 +100,7 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
     from wrpn_rtl.synth.flow import TARGETS
     foldings, how = choose(prepared.network, folding_file=folding_file,
                            target_cycles=target_cycles, max_lc=max_lc, target=target,
-                           fill=fill)
+                           fill=fill, reserve=reserve)
     progress(f"generating the accelerator: foldings {how}: "
              + ", ".join(f"PE {f.pe} x SIMD {f.simd}" for f in foldings))
     try:
