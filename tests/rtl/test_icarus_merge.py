@@ -1,0 +1,52 @@
+"""Merging a module's register blocks for Icarus keeps the Verilog's meaning: the merged text
+of a real design has one clocked block per module and clock, the same assignments, and
+leaves anything it does not recognise alone. (Every Icarus test of the RTL then checks the
+merged design bit for bit against the golden model.)"""
+import re
+
+from wrpn_rtl.compiler.export import to_verilog
+from wrpn_rtl.sim.icarus import merge_clocked_blocks
+
+SAMPLE = """module a(clk, x, y);
+  always @(posedge clk)
+    x <= y;
+  always @(posedge clk)
+    \\$signal$3  <= x;
+  always @(posedge clk)
+    z[3:0] <= y[3:0];
+  always @(posedge other)
+    w <= 1'h0;
+  always @(posedge clk)
+    q = a <= b;
+  always @(posedge clk) begin
+    m <= mem[addr];
+  end
+endmodule
+module b(clk);
+  assign u = v;
+endmodule
+"""
+
+
+def test_one_block_per_module_and_clock_with_the_same_statements():
+    merged = merge_clocked_blocks(SAMPLE)
+    first, second = merged.split("module b")
+    assert first.count("always @(posedge clk) begin") == 2       # the merged + the memory's
+    assert first.count("always @(posedge other) begin") == 1
+    assert ("  always @(posedge clk) begin\n    x <= y;\n    \\$signal$3  <= x;\n"
+            "    z[3:0] <= y[3:0];\n  end\n") in first
+    # a blocking assignment is not a register block: left as it was
+    assert "  always @(posedge clk)\n    q = a <= b;\n" in first
+    assert second == SAMPLE.split("module b")[1]
+
+
+def test_a_real_design_keeps_every_assignment(rng):
+    from tests.board.test_top import small_accelerator
+    text = to_verilog(small_accelerator(rng), name="wrpn_accel")
+    merged = merge_clocked_blocks(text)
+    before = sorted(re.findall(r"^\s+(\S.*<=.*;)$", text, re.M))
+    after = sorted(re.findall(r"^\s+(\S.*<=.*;)$", merged, re.M))
+    assert before == after
+    modules = len(re.findall(r"^module ", text, re.M))
+    assert len(re.findall(r"always @\(posedge", merged)) < len(re.findall(
+        r"always @\(posedge", text)) and modules == len(re.findall(r"^module ", merged, re.M))
