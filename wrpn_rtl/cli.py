@@ -532,37 +532,36 @@ def _board_design(args):
         return board, design, codes
     prepared = _prepared(args)
     codes, _ = sample_images(prepared.network, args.selftest_images, seed=args.seed)
-    reserve = None
+
+    def fold(reserve=None):
+        try:
+            return generate(prepared, args.out, target=board.target, folding_file=args.folding,
+                            target_cycles=args.target_cycles, max_lc=args.max_lc,
+                            reserve=reserve, progress=lambda t: _progress(args, t))
+        except StepError as error:
+            raise CommandError(str(error)) from None
+    accelerator, generated = fold()
     if args.folding is None and args.target_cycles is None and args.max_lc is None:
-        reserve = (_link_reserve(args, prepared, board, codes), "the host link and UART")
-    try:
-        accelerator, generated = generate(
-            prepared, args.out, target=board.target, folding_file=args.folding,
-            target_cycles=args.target_cycles, max_lc=args.max_lc, reserve=reserve,
-            progress=lambda t: _progress(args, t))
-    except StepError as error:
-        raise CommandError(str(error)) from None
+        # the default budget: fold again, leaving room for the link (its size follows the
+        # network's input and output words, measured on the design just made)
+        cells = _link_logic(args, accelerator, board, codes)
+        accelerator, generated = fold((cells, "the host link and UART"))
     return board, _Design(args.out, [board.target], accelerator, generated), codes
 
 
-def _link_reserve(args, prepared, board, codes):
-    """The logic the board's host link and UART take (measured for the design the default
-    budget would give: their size follows the network's input and output words)."""
+def _link_logic(args, accelerator, board, codes):
+    """The logic the board's host link and UART take beside ``accelerator``, measured."""
     import tempfile
     from wrpn_rtl.board.build import link_logic
-    from wrpn_rtl.compiler.manifest import build_accelerator
-    from wrpn_rtl.job.design import choose
+    from wrpn_rtl.job.common import StepError
     try:
-        foldings, _ = choose(prepared.network, target=board.target)
-        accelerator = build_accelerator(prepared.network, foldings)
-        accelerator._MustUse__silence = True     # only its geometry is used: never built
         with tempfile.TemporaryDirectory(prefix="wrpn-link-") as work:
             cells = link_logic(accelerator, board, work, baud=args.baud,
                                selftest_images=codes.reshape(len(codes), -1))
     except StepError as error:
         raise CommandError(str(error)) from None
     _progress(args, f"the host link and UART take {cells} of {board.name}'s logic "
-                    f"(measured); the accelerator is folded for the rest")
+                    f"(measured); folding the accelerator again for the rest")
     return cells
 
 
