@@ -141,8 +141,14 @@ def test_ctrl_c_leaves_the_old_design_or_the_new_one(step, model, tmp_path, caps
     digests = {old, manifest_digest(tmp_path / "new")}
     capsys.readouterr()
     if step == "generate":
+        # interrupt at fractions of a whole run's time, measured here (fixed delays landed
+        # before Python's handler or after the end on a machine faster or slower than usual)
+        began = time.monotonic()
+        assert _interrupted(["generate", "--out", str(tmp_path / "timed")] + new_argv,
+                            tmp_path, lambda: False) is None
+        whole = time.monotonic() - began
         outcomes = []
-        for delay in (0.5, 1.0, 1.5, 2.0, 2.5):
+        for delay in (whole * share for share in (0.5, 0.6, 0.7, 0.8, 0.9)):
             began = time.monotonic()
             outcomes.append(_interrupted(["generate", "--out", str(design)] + new_argv,
                                          tmp_path, lambda: time.monotonic() - began > delay))
