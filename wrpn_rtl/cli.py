@@ -592,9 +592,9 @@ def cmd_build(args):
 
 
 def cmd_infer(args):
-    from wrpn_rtl.board.client import BoardClient
+    from wrpn_rtl.board.client import BoardClient, open_port
     from wrpn_rtl.board.infer import infer_markdown, read_images, run_infer
-    from wrpn_rtl.board.simulated import SimulatedBoard, open_port
+    from wrpn_rtl.board.simulated import SimulatedBoard
     from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.network import sample_images
     if args.labels is not None and args.images_file is None:
@@ -607,7 +607,6 @@ def cmd_infer(args):
             codes, labels = read_images(network, args.images_file, args.labels)
         else:
             codes, labels = sample_images(network, args.images, seed=args.seed)
-            codes = codes[:args.images]
         built = _board_build_record(design.out, board)
         clock_hz = built["clock_mhz"] * 1e6 if built else None
         baud = built["baud"] if built else args.baud

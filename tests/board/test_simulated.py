@@ -15,7 +15,8 @@ from wrpn_rtl.board import protocol
 from wrpn_rtl.board.client import BoardClient
 from wrpn_rtl.board.host import outputs_crc, word_fields
 from wrpn_rtl.board.infer import expected_identity
-from wrpn_rtl.board.simulated import SimulatedBoard, open_port
+from wrpn_rtl.board.client import open_port
+from wrpn_rtl.board.simulated import SimulatedBoard
 from wrpn_rtl.board.top import board_named
 from wrpn_rtl.cli import main
 from wrpn_rtl.compiler.manifest import expected_outputs, output_fields

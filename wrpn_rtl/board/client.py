@@ -10,7 +10,7 @@ import time
 from wrpn_rtl.board import protocol
 from wrpn_rtl.board.host import Identity, image_payload, result_words
 
-__all__ = ["BoardClient", "SelftestReport"]
+__all__ = ["BoardClient", "SelftestReport", "open_port"]
 
 #: The answer each request must get.
 ANSWERS = {protocol.PING: protocol.PONG, protocol.IMAGE: protocol.RESULT,
@@ -155,3 +155,20 @@ class BoardClient:
                     return
         raise protocol.LinkError(f"the link did not come back in step: no PONG in "
                                  f"{self._retries + 1} tries of {self._timeout_s:g} s")
+
+
+def open_port(path, *, baud=115200):
+    """``serial.Serial`` on ``path`` (a board's UART or the simulated board's terminal).
+
+    Raises
+    ------
+    StepError
+        The port cannot be opened (the reason named).
+    """
+    import os
+    import serial
+    from wrpn_rtl.job.common import StepError
+    try:
+        return serial.Serial(os.fspath(path), baudrate=baud, timeout=READ_SLICE_S)
+    except (serial.SerialException, ValueError) as error:
+        raise StepError(f"--port {str(path)!r} cannot be opened: {error}") from None

@@ -4,28 +4,18 @@ sim`` and the tests run the host code against it unchanged.
 :class:`SimulatedBoard` writes the board top as Verilog, builds it with Verilator, and runs it
 under cocotb (:mod:`wrpn_rtl.board.uart_bench`) in a thread; the bench joins the UART lines to
 a pseudo-terminal whose path :attr:`SimulatedBoard.port` gives. Closing the host's port ends
-the simulation. Two forms of the top:
-
-* for a ``board``: the design exactly as ``wrpn-rtl build`` hands it to Yosys - the board's
-  platform with its pins, I/O buffers, PLL, the reset held until lock, the UART at the build's
-  baud rate - with stand-ins for the vendor primitives (``sim_primitives.v``: buffers pass
-  through, the PLL passes the oscillator's clock through and locks at once);
-* without one: the board top's logic alone (clock, reset and the serial lines as ports), at
-  the fastest UART rate the gateware allows (:data:`SIM_BAUD`).
+the simulation. The top is the design exactly as ``wrpn-rtl build`` hands it to Yosys - the
+board's platform with its pins, I/O buffers, PLL, the reset held until lock, the UART at the
+build's baud rate - with stand-ins for the vendor primitives (``sim_primitives.v``: buffers
+pass through, the PLL passes the oscillator's clock through and locks at once).
 """
-import os
 from pathlib import Path
 import threading
 import time
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["SimulatedBoard", "SIM_CLOCK_HZ", "SIM_BAUD"]
-
-#: The simulated clock, and a UART rate that leaves the receiver its minimum of 8 cycles per
-#: bit: the fastest link the gateware allows, so the simulation spends its time on images.
-SIM_CLOCK_HZ = 100e6
-SIM_BAUD = 12_500_000
+__all__ = ["SimulatedBoard"]
 #: Seconds the bench waits for the host to open the port, and this side for the bench to
 #: offer it (the Verilator build comes first).
 CONNECT_S = 120
@@ -49,15 +39,18 @@ class SimulatedBoard:
     accelerator : Accelerator
     build_dir : path
         Verilog, the Verilator model and the logs (``build.log``, ``sim.log``).
+    board : Board
+        The board whose top is simulated (:data:`~wrpn_rtl.board.top.BOARDS`).
     selftest_images : array-like or None
         Input codes ``(N, input_codes)`` held on chip for ``SELFTEST``.
+    clock_hz : float or None
+        The PLL clock the top is built for (the build's; it sets the UART's divisor only).
+    baud : int
+        The UART's rate.
     """
 
-    clock_hz = SIM_CLOCK_HZ
-    baud = SIM_BAUD
-
-    def __init__(self, accelerator, build_dir, *, selftest_images=None, board=None,
-                 clock_hz=None, baud=115200, progress=quiet):
+    def __init__(self, accelerator, build_dir, *, board, selftest_images=None, clock_hz=None,
+                 baud=115200, progress=quiet):
         self._board, self._board_clock_hz, self._board_baud = board, clock_hz, baud
         self._accelerator = accelerator
         self._build_dir = Path(build_dir).resolve()
@@ -92,33 +85,23 @@ class SimulatedBoard:
 
     def _write_top(self, source):
         """Write the top's Verilog to ``source``; what the bench needs to drive it."""
-        from amaranth.back import verilog
+        from wrpn_rtl.board.pll import pll_for
         from wrpn_rtl.board.top import BoardTop
         from wrpn_rtl.golden.atomic import atomic_write
-        if self._board is None:
-            top = BoardTop(self._accelerator, clock_hz=SIM_CLOCK_HZ, baud=SIM_BAUD,
-                           selftest_images=self._selftest_images)
-            text = verilog.convert(top, name="wrpn_board", emit_src=False,
-                                   ports=[top.uart_rx, top.uart_tx])
-            clock_hz, pins = SIM_CLOCK_HZ, dict(clk="clk", rx="uart_rx", tx="uart_tx", rst="rst")
-            what = (f"the board top's logic, {SIM_BAUD:,} baud at a {SIM_CLOCK_HZ / 1e6:g} MHz "
-                    f"clock")
-        else:
-            from wrpn_rtl.board.pll import pll_for
-            from wrpn_rtl.synth.flow import TARGETS
-            platform = self._board.platform_class()()
-            clock_hz = platform.default_clk_frequency
-            family = TARGETS[self._board.target].family
-            pll = pll_for(family, clock_hz, self._board_clock_hz or DEFAULT_PLL_HZ[family])
-            top = BoardTop(self._accelerator, clock_hz=pll.frequency_hz, pll=pll,
-                           baud=self._board_baud, selftest_images=self._selftest_images)
-            plan = platform.prepare(top, name="wrpn_board", debug_verilog=True)
-            text = plan.files["wrpn_board.debug.v"]
-            pins = dict(clk=f"{platform.default_clk}_0__io", rx="uart_0__rx__io",
-                        tx="uart_0__tx__io", rst="")
-            what = (f"{self._board.name} with its pins and PLL (built for "
-                    f"{pll.frequency_hz / 1e6:.3f} MHz, simulated at the oscillator's "
-                    f"{clock_hz / 1e6:g}), {self._board_baud:,} baud")
+        from wrpn_rtl.synth.flow import TARGETS
+        platform = self._board.platform_class()()
+        clock_hz = platform.default_clk_frequency
+        family = TARGETS[self._board.target].family
+        pll = pll_for(family, clock_hz, self._board_clock_hz or DEFAULT_PLL_HZ[family])
+        top = BoardTop(self._accelerator, clock_hz=pll.frequency_hz, pll=pll,
+                       baud=self._board_baud, selftest_images=self._selftest_images)
+        text = platform.prepare(top, name="wrpn_board", debug_verilog=True).files[
+            "wrpn_board.debug.v"]
+        pins = dict(clk=f"{platform.default_clk}_0__io", rx="uart_0__rx__io",
+                    tx="uart_0__tx__io", rst="")
+        what = (f"{self._board.name} with its pins and PLL (built for "
+                f"{pll.frequency_hz / 1e6:.3f} MHz, simulated at the oscillator's "
+                f"{clock_hz / 1e6:g}), {self._board_baud:,} baud")
         with atomic_write(source, "w") as handle:
             handle.write(text)
         # whole picoseconds (the simulator's precision), even so both halves are whole
@@ -135,7 +118,7 @@ class SimulatedBoard:
         from wrpn_rtl.sim.runner import _runner, _simulator_build_dir, _verilator_make_fix
         try:
             runner = _runner("verilator")
-            sources = [source] + ([PRIMITIVES] if self._board is not None else [])
+            sources = [source, PRIMITIVES]
             with _simulator_build_dir("verilator", self._build_dir) as sim_dir:
                 with _verilator_make_fix("verilator"):
                     runner.build(sources=sources, hdl_toplevel="wrpn_board",
@@ -164,11 +147,3 @@ class SimulatedBoard:
         raise StepError(f"the simulated board failed{' ' + when if when else ''}: {problem}\n"
                         f"{_log_tail(self._build_dir)}")
 
-
-def open_port(path, *, baud=115200):
-    """``serial.Serial`` on ``path`` (a board's UART or the simulated board's terminal)."""
-    import serial
-    try:
-        return serial.Serial(os.fspath(path), baudrate=baud, timeout=0.05)
-    except (serial.SerialException, ValueError) as error:
-        raise StepError(f"--port {str(path)!r} cannot be opened: {error}") from None
