@@ -5,7 +5,8 @@ Public entry points: :func:`quantize_activations`, :func:`quantize_weights`, the
 integer oracle), :func:`execute_float` (the float quantized model), and model files.
 """
 from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, weight_levels,
-                    weight_code_range, round_half_away, round_scaled,
+                    weight_code_range, round_half_away, round_scaled, round_divided,
+                    ROUNDING_MODES, InputQuantizer,
                     quantize_activations, dequantize_activations,
                     quantize_weights, dequantize_weights)
 from .ops import im2col, conv2d, max_pool2d, conv_output_size

@@ -19,8 +19,8 @@ import numbers
 import numpy as np
 
 from .ops import check_window, conv2d, im2col, max_pool2d
-from .quant import (ACTIVATION_BITS, WEIGHT_BITS, check_bits, activation_levels,
-                    weight_code_range)
+from .quant import (ACTIVATION_BITS, WEIGHT_BITS, check_bits, check_levels, check_rounding,
+                    activation_levels, weight_code_range)
 from .thresholds import Requantizer
 
 __all__ = ["Requantization", "Logits", "QuantLinear", "QuantConv2d", "QuantDense", "QuantMaxPool",
@@ -51,7 +51,8 @@ def integer_range_shape(low, high):
 
 @dataclass(frozen=True, eq=False)
 class Requantization:
-    """Hidden-layer output: ``code = quantize_activations(acc * multiplier + offset, out_bits)``.
+    """Hidden-layer output: ``code = quantize_activations(acc * multiplier + offset, out_bits,
+    rounding=rounding, levels=levels)``: ``round(L * clip(y, 0, 1))``.
 
     Parameters
     ----------
@@ -61,14 +62,23 @@ class Requantization:
         Folded bias and batch-norm shift.
     out_bits : int
         Output activation code width, 1..16.
+    rounding : str
+        The quantizer's rounding rule (:data:`.quant.ROUNDING_MODES`); WRPN's ``half_away``.
+    levels : int or None
+        ``L``, the largest code (the value 1.0); None: ``2**out_bits - 1``. Imported unsigned
+        narrow-range quantizers stop at ``2**out_bits - 2``.
     """
 
     multiplier: np.ndarray
     offset: np.ndarray
     out_bits: int
+    rounding: str = "half_away"
+    levels: object = None
 
     def __post_init__(self):
         check_bits("out_bits", self.out_bits, ACTIVATION_BITS)
+        check_rounding("rounding", self.rounding)
+        object.__setattr__(self, "levels", check_levels(self.levels, self.out_bits))
         for name in ("multiplier", "offset"):
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if value.ndim != 1 or not np.all(np.isfinite(value)):
@@ -201,7 +211,8 @@ class QuantLinear:
                 if values.shape != (self.out_channels,):
                     raise ValueError(self._per_channel_problem(what, values.shape))
             self._requantizer = Requantizer(output.multiplier, output.offset, output.out_bits,
-                                            self._raw_low, self._raw_high)
+                                            self._raw_low, self._raw_high,
+                                            rounding=output.rounding, levels=output.levels)
         else:
             raise TypeError(f"{name}: output must be a Requantization or Logits, not {output!r}")
         self._output = output

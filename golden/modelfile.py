@@ -9,6 +9,10 @@ Layout (``FORMAT_VERSION`` 1)
      "layers": [{"type": "conv" | "dense" | "maxpool", "name": ..., "in_shape": [...],
                  "in_bits": ..., ...}, ...]}
 
+  An imported model adds ``"input_quantizer": {"bits", "scale", "signed", "narrow",
+  "rounding"}``, and a requantization output whose rule is not WRPN's adds ``"rounding"``
+  and/or ``"levels"`` (absent: ``half_away`` and ``2**out_bits - 1``).
+
 * per Conv/Dense layer ``<name>.weights`` (int8/int16/int32 codes, shape (C_out, K_h, K_w, C_in)),
   ``<name>.weight_scale`` (float64, (C_out,)), and either ``<name>.multiplier`` and
   ``<name>.offset`` (float64, (C_out,), hidden layers) or ``<name>.bias`` (int64, logits).
@@ -32,6 +36,7 @@ import numpy as np
 from .atomic import atomic_write
 from .layers import Logits, QuantConv2d, QuantDense, QuantMaxPool, Requantization
 from .network import MaxPool, QuantizedNetwork
+from .quant import InputQuantizer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_network", "network_bytes",
            "load_network", "load_float_model"]
@@ -89,12 +94,18 @@ def network_bytes(network, *, float_model=None):
                 arrays[f"{layer.name}.bias"] = layer.output.bias
             else:
                 entry["output"] = {"type": "requantization", "out_bits": layer.out_bits}
+                if layer.output.rounding != "half_away":
+                    entry["output"]["rounding"] = layer.output.rounding
+                if layer.output.levels != (1 << layer.out_bits) - 1:
+                    entry["output"]["levels"] = layer.output.levels
                 arrays[f"{layer.name}.multiplier"] = layer.output.multiplier
                 arrays[f"{layer.name}.offset"] = layer.output.offset
         layers.append(entry)
     structure = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                  "input_shape": list(network.input_shape), "input_bits": network.input_bits,
                  "metadata": network.metadata, "layers": layers}
+    if network.input_quantizer is not None:
+        structure["input_quantizer"] = network.input_quantizer.to_dict()
     if float_model is not None:
         structure["float_model"] = _float_entries(*float_model, arrays)
     arrays["__structure__"] = np.frombuffer(json.dumps(structure, indent=1).encode(), np.uint8)
@@ -235,9 +246,18 @@ def _build(arrays):
         except KeyError as error:
             raise ModelFileError(f"layer {entry.get('name', index)!r}: its structure lacks "
                                  f"the key {error.args[0]!r}") from None
+    quantizer = structure.get("input_quantizer")
+    if quantizer is not None:
+        if not isinstance(quantizer, dict) or set(quantizer) != _INPUT_QUANTIZER_KEYS:
+            raise ModelFileError(f"input_quantizer must be an object with the keys "
+                                 f"{', '.join(sorted(_INPUT_QUANTIZER_KEYS))}, not {quantizer!r}")
+        quantizer = InputQuantizer(**quantizer)
     return QuantizedNetwork(input_shape=tuple(structure["input_shape"]),
                             input_bits=structure["input_bits"], layers=layers,
-                            metadata=structure.get("metadata", {}))
+                            metadata=structure.get("metadata", {}), input_quantizer=quantizer)
+
+
+_INPUT_QUANTIZER_KEYS = {"bits", "scale", "signed", "narrow", "rounding"}
 
 
 def _build_layer(entry, array):
@@ -255,7 +275,8 @@ def _build_layer(entry, array):
         out = Logits(array(name, "bias"), output["scale"])
     elif output["type"] == "requantization":
         out = Requantization(array(name, "multiplier"), array(name, "offset"),
-                             output["out_bits"])
+                             output["out_bits"], rounding=output.get("rounding", "half_away"),
+                             levels=output.get("levels"))
     else:
         raise ModelFileError(f"layer {name!r}: output type must be logits or "
                              f"requantization, not {output['type']!r}")

@@ -26,7 +26,7 @@ from .checks import check_positive_int
 from .layers import (Logits, QuantConv2d, QuantDense, QuantLinear, QuantMaxPool,
                      Requantization)
 from .ops import as_pair, check_window
-from .quant import (ACTIVATION_BITS, WEIGHT_BITS, activation_levels, check_bits,
+from .quant import (ACTIVATION_BITS, WEIGHT_BITS, InputQuantizer, activation_levels, check_bits,
                     quantize_activations, quantize_weights, round_half_away)
 
 __all__ = ["Conv", "Dense", "MaxPool", "NetworkSpec", "ResolvedLayer", "LinearParams",
@@ -292,6 +292,10 @@ class QuantizedNetwork:
         last may be a logits layer.
     metadata : dict, optional
         Free-form JSON-able facts (name, width, accuracy, training seed ...).
+    input_quantizer : InputQuantizer, optional
+        How float inputs become codes (an imported model's input ``Quant``); its ``bits`` must
+        be ``input_bits``. None: WRPN's rule, images in [0, 1] quantized by
+        :func:`.quant.quantize_activations`.
 
     Raises
     ------
@@ -299,9 +303,17 @@ class QuantizedNetwork:
         A broken chain, naming the layer and the mismatch.
     """
 
-    def __init__(self, *, input_shape, input_bits, layers, metadata=None):
+    def __init__(self, *, input_shape, input_bits, layers, metadata=None, input_quantizer=None):
         self._input_shape = tuple(int(v) for v in input_shape)
         self._input_bits = check_bits("input_bits", input_bits, ACTIVATION_BITS)
+        if input_quantizer is not None:
+            if not isinstance(input_quantizer, InputQuantizer):
+                raise TypeError(f"input_quantizer must be an InputQuantizer or None, "
+                                f"not {input_quantizer!r}")
+            if input_quantizer.bits != self._input_bits:
+                raise ValueError(f"input_quantizer bits must be input_bits {self._input_bits}, "
+                                 f"not {input_quantizer.bits}")
+        self._input_quantizer = input_quantizer
         self._layers = tuple(layers)
         if not self._layers:
             raise ValueError("layers must not be empty")
@@ -322,6 +334,7 @@ class QuantizedNetwork:
 
     input_shape = property(lambda self: self._input_shape)
     input_bits = property(lambda self: self._input_bits)
+    input_quantizer = property(lambda self: self._input_quantizer)
     layers = property(lambda self: self._layers)
 
     @property
@@ -333,9 +346,12 @@ class QuantizedNetwork:
         return self._layers[-1].is_logits
 
     def quantize_input(self, images):
-        """Float images in [0, 1], shape (N, H, W, C) -> input codes of ``input_bits``."""
+        """Float inputs, shape (N, H, W, C) -> input codes of ``input_bits``: the input
+        quantizer's rule, or (none) images in [0, 1] by WRPN's."""
         images = np.asarray(images, dtype=np.float64)
         self._check_batch(images)
+        if self._input_quantizer is not None:
+            return self._input_quantizer.codes(images)
         return quantize_activations(images, self._input_bits)
 
     def _check_batch(self, images):

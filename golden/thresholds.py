@@ -6,8 +6,9 @@ A hidden layer's real pre-activation for output channel ``c`` is, by definition,
 
 where ``multiplier[c] = activation scale x weight scale[c] x batch-norm slope[c]`` and
 ``offset[c]`` is the folded bias / batch-norm shift. The next layer's activation code is
-``quantize_activations(y, out_bits)``: clip to [0, 1], then round ``(2**out_bits - 1) * y`` with
-the one rounding rule of :mod:`.quant`.
+``quantize_activations(y, out_bits, rounding=..., levels=L)``: clip to [0, 1], then round
+``L * y`` (``L = 2**out_bits - 1`` unless an imported quantizer stops lower) with the layer's
+rounding rule (:data:`.quant.ROUNDING_MODES`; WRPN's is ``half_away``).
 
 Because every step is monotone in ``acc``, that whole map is a staircase: for ``multiplier >= 0``
 
@@ -43,7 +44,8 @@ import functools
 
 import numpy as np
 
-from .quant import ACTIVATION_BITS, activation_levels, check_bits, quantize_activations
+from .quant import (ACTIVATION_BITS, activation_levels, check_bits, check_levels, check_rounding,
+                    quantize_activations)
 
 __all__ = ["Requantizer", "AffineRequantizer", "preactivation", "derive_thresholds",
            "apply_thresholds", "derive_affine"]
@@ -61,16 +63,21 @@ def preactivation(acc, multiplier, offset):
     return acc * np.asarray(multiplier, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
 
 
-def derive_thresholds(multiplier, offset, out_bits, acc_low, acc_high):
-    """Integer thresholds that reproduce ``quantize_activations(preactivation(acc), out_bits)``.
+def derive_thresholds(multiplier, offset, out_bits, acc_low, acc_high, *, rounding="half_away",
+                      levels=None):
+    """Integer thresholds that reproduce ``quantize_activations(preactivation(acc), out_bits,
+    rounding=rounding, levels=levels)``.
 
     Parameters
     ----------
     multiplier, offset : array_like of float64, shape (C,)
     out_bits : int
-        1..16; ``L = 2**out_bits - 1`` thresholds per channel.
+        1..16; ``2**out_bits - 1`` thresholds per channel (those above ``levels`` are "never").
     acc_low, acc_high : array_like of int, shape (C,)
         Reachable accumulator range per channel, ``acc_low <= acc_high``.
+    rounding : str
+    levels : int, optional
+        The largest code; default ``2**out_bits - 1``.
 
     Returns
     -------
@@ -79,6 +86,8 @@ def derive_thresholds(multiplier, offset, out_bits, acc_low, acc_high):
     thresholds : numpy.ndarray of int64, shape (C, L)
         Non-decreasing along axis 1; within ``[lo, hi + 1]`` of ``direction * acc``.
     """
+    top = check_levels(levels, out_bits)
+    check_rounding("rounding", rounding)
     levels = activation_levels(out_bits)
     multiplier = np.asarray(multiplier, dtype=np.float64)
     offset = np.asarray(offset, dtype=np.float64)
@@ -100,7 +109,7 @@ def derive_thresholds(multiplier, offset, out_bits, acc_low, acc_high):
     def code_of(v):   # v: (C, L) int64 -> code of acc = direction * v
         acc = direction[:, None] * v
         y = preactivation(acc, multiplier[:, None], offset[:, None])
-        return quantize_activations(y, out_bits)
+        return quantize_activations(y, out_bits, rounding=rounding, levels=top)
 
     wanted = np.arange(1, levels + 1, dtype=np.int64)[None, :]
     # Bisection for the least v in [v_low, v_high + 1] with code(v) >= j; v_high + 1 = never.
@@ -190,7 +199,8 @@ def _affine_for_channel(thresholds, slope, intercept, shift, v_low, v_high):
     return None
 
 
-def derive_affine(multiplier, offset, out_bits, direction, thresholds, acc_low, acc_high):
+def derive_affine(multiplier, offset, out_bits, direction, thresholds, acc_low, acc_high, *,
+                  levels=None):
     """The arithmetic form of the thresholds, exact over the reachable range, or None.
 
     Parameters
@@ -198,18 +208,25 @@ def derive_affine(multiplier, offset, out_bits, direction, thresholds, acc_low, 
     multiplier, offset : array_like of float64, shape (C,)
     out_bits : int
     direction, thresholds : the output of :func:`derive_thresholds` for these parameters.
+    levels : int, optional
+        The rule's largest code (its thresholds above it are "never").
     acc_low, acc_high : array_like of int, shape (C,)
 
     Returns
     -------
     AffineRequantizer or None
         None when some channel has no exact form with a shift of at most 96 bits.
+
+    The search starts from the real slope and intercept of the nearest rules (the intercept
+    carries ``+ 1/2``); every candidate is checked against all thresholds, so a rule that is
+    not of this form at some reachable value (half-even at an exact tie, say) gives None rather
+    than a wrong form.
     """
-    levels = activation_levels(out_bits)
+    top = check_levels(levels, out_bits)
     found = []
     for c in range(len(direction)):
-        slope = Fraction(levels) * abs(Fraction(float(multiplier[c])))
-        intercept = Fraction(levels) * Fraction(float(offset[c])) + Fraction(1, 2)
+        slope = Fraction(top) * abs(Fraction(float(multiplier[c])))
+        intercept = Fraction(top) * Fraction(float(offset[c])) + Fraction(1, 2)
         v_low = int(acc_low[c]) if direction[c] > 0 else -int(acc_high[c])
         v_high = int(acc_high[c]) if direction[c] > 0 else -int(acc_low[c])
         # Doubling then bisection on the shift: a form exact at S is exact at S + 1 too
@@ -285,6 +302,10 @@ class Requantizer:
         Output code width, 1..16.
     acc_low, acc_high : numpy.ndarray of int64, shape (C,)
         Reachable accumulator range per channel (from the layer's exact bound).
+    rounding : str
+        The rounding rule (:data:`.quant.ROUNDING_MODES`), ``half_away`` for WRPN's.
+    levels : int or None
+        The largest code (the value 1.0); None means ``2**out_bits - 1``.
 
     Members
     -------
@@ -299,15 +320,20 @@ class Requantizer:
     out_bits: int
     acc_low: np.ndarray
     acc_high: np.ndarray
+    rounding: str = "half_away"
+    levels: object = None
 
     def __post_init__(self):
         check_bits("out_bits", self.out_bits, ACTIVATION_BITS)
+        object.__setattr__(self, "levels", check_levels(self.levels, self.out_bits))
+        check_rounding("rounding", self.rounding)
         for name in ("multiplier", "offset"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float64))
         for name in ("acc_low", "acc_high"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64))
         direction, thresholds = derive_thresholds(self.multiplier, self.offset, self.out_bits,
-                                                  self.acc_low, self.acc_high)
+                                                  self.acc_low, self.acc_high,
+                                                  rounding=self.rounding, levels=self.levels)
         object.__setattr__(self, "direction", direction)
         object.__setattr__(self, "thresholds", thresholds)
 
@@ -322,9 +348,9 @@ class Requantizer:
         return int(v_low.min()), int(v_high.max())
 
     def float_codes(self, acc):
-        """The float path: ``quantize_activations(preactivation(acc), out_bits)``."""
+        """The float path: ``quantize_activations(preactivation(acc), out_bits, ...)``."""
         return quantize_activations(preactivation(acc, self.multiplier, self.offset),
-                                    self.out_bits)
+                                    self.out_bits, rounding=self.rounding, levels=self.levels)
 
     def integer_codes(self, acc):
         """The integer path: threshold comparisons on the accumulator."""
@@ -335,4 +361,4 @@ class Requantizer:
         """The same map as one multiply-add-shift per channel (:class:`AffineRequantizer`),
         exact over ``[acc_low, acc_high]`` (proved threshold by threshold), or None."""
         return derive_affine(self.multiplier, self.offset, self.out_bits, self.direction,
-                             self.thresholds, self.acc_low, self.acc_high)
+                             self.thresholds, self.acc_low, self.acc_high, levels=self.levels)
