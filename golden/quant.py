@@ -464,6 +464,15 @@ class InputQuantizer:
         """The real values of hardware codes: ``(codes - zero_code) * scale`` (float64)."""
         return (np.asarray(codes, dtype=np.float64) - self.zero_code) * self.scale
 
+    def inputs_for(self, codes):
+        """A float input that quantizes to each hardware code: the middle of the code's
+        rounding interval (``(u - zero_code) * scale`` for the nearest rules, half a step
+        inside for floor, ceil, up and down)."""
+        q = np.asarray(codes, dtype=np.float64) - self.zero_code
+        shift = {"floor": 0.5, "ceil": -0.5, "down": 0.5 * np.sign(q),
+                 "up": -0.5 * np.sign(q)}.get(self.rounding, 0.0)
+        return (q + shift) * self.scale
+
     def to_dict(self):
         return {"bits": self.bits, "scale": self.scale, "signed": self.signed,
                 "narrow": self.narrow, "rounding": self.rounding}

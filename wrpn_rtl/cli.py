@@ -476,16 +476,39 @@ def _remake_record(spec, args):
 
 
 def cmd_golden(args):
-    from wrpn_rtl.golden import ModelFileError, load_network
     from wrpn_rtl.golden.zoo import default_model_path
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import load_model_file
     try:
-        network = load_network(args.model or default_model_path())
-    except ModelFileError as error:
+        network, _ = load_model_file(args.model or default_model_path(),
+                                     progress=lambda t: _progress(args, t))
+    except StepError as error:
         raise CommandError(str(error)) from None
     summary = _golden(args, network)
     if summary["integer_vs_float_mismatches"]:
         raise CommandError("the integer and float golden paths disagree")
     return summary
+
+
+def cmd_import(args):
+    from wrpn_rtl.interchange import InterchangeError
+    from wrpn_rtl.interchange.convert import import_model_file
+    try:
+        return import_model_file(args.onnx_file, args.model_out, inputs=args.check,
+                                 seed=args.seed, progress=lambda t: _progress(args, t))
+    except InterchangeError as error:
+        raise CommandError(str(error)) from None
+
+
+def cmd_export(args):
+    from wrpn_rtl.interchange import InterchangeError
+    from wrpn_rtl.interchange.convert import export_model_file
+    from wrpn_rtl.job.common import StepError
+    try:
+        return export_model_file(args.npz_file, args.model_out, inputs=args.check,
+                                 seed=args.seed, progress=lambda t: _progress(args, t))
+    except (InterchangeError, StepError) as error:
+        raise CommandError(str(error)) from None
 
 
 def cmd_bench(args):
@@ -769,6 +792,7 @@ def build_parser():
         command = sub.add_parser(name, help=text, description=text)
         _add(command, *flags)
         command.set_defaults(run=run)
+    _add_interchange(sub)
     _add_sweep(sub)
     _add_build(sub)
     _add_infer(sub)
@@ -781,6 +805,31 @@ def build_parser():
                             "layers on iCE40; sim: few images)")
     bench.set_defaults(run=cmd_bench)
     return parser
+
+
+def _add_interchange(sub):
+    check = dict(type=_non_negative_int, default=64, metavar="N",
+                 help="inputs on which the golden network is compared with the graph executed "
+                      "by qonnx, tensor by tensor (default 64; the digits test set first for an "
+                      "8x8x1 input; 0: no check)")
+    text = ("a QONNX model (Brevitas export_qonnx, QKeras via qonnx) -> a wrpn-rtl model file, "
+            "checked against the graph executed by qonnx")
+    command = sub.add_parser("import", help=text, description=text)
+    command.add_argument("onnx_file", type=Path, metavar="MODEL.onnx")
+    command.add_argument("--out", dest="model_out", type=Path, required=True,
+                         metavar="FILE.npz", help="the model file to write")
+    command.add_argument("--check", **check)
+    _add(command, "seed", "json")
+    command.set_defaults(run=cmd_import)
+    text = "a wrpn-rtl model file -> QONNX (qonnx, Netron, onnxruntime, FINN)"
+    command = sub.add_parser("export", help=text, description=text)
+    command.add_argument("npz_file", type=Path, metavar="MODEL.npz",
+                         help="a model file (wrpn-rtl train, import)")
+    command.add_argument("--out", dest="model_out", type=Path, required=True,
+                         metavar="FILE.onnx", help="the QONNX file to write")
+    command.add_argument("--check", **check)
+    _add(command, "seed", "json")
+    command.set_defaults(run=cmd_export)
 
 
 def _add_build(sub):

@@ -139,3 +139,12 @@ def test_affine_form_of_each_mode(mode):
     assert mode == "half_even" or affine is not None
     if affine is not None:
         assert np.array_equal(affine.codes(acc), expected)
+
+
+@pytest.mark.parametrize("mode", ROUNDING_MODES)
+@pytest.mark.parametrize("signed, narrow", [(False, False), (True, False), (True, True)])
+def test_inputs_for_codes_quantize_back(mode, signed, narrow):
+    quantizer = InputQuantizer(bits=5, scale=0.1, signed=signed, narrow=narrow, rounding=mode)
+    low, high = quantizer.q_range
+    codes = np.arange(low, high + 1) + quantizer.zero_code
+    assert np.array_equal(quantizer.codes(quantizer.inputs_for(codes)), codes)

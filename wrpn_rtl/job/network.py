@@ -57,16 +57,12 @@ def prepare_network(model=None, *, wbits=None, abits=None, width=None, train=Fal
     StepError
         An unreadable model file, or a change the model cannot make without re-training.
     """
-    from wrpn_rtl.golden import ModelFileError, load_float_model, load_network, quantize_network
+    from wrpn_rtl.golden import quantize_network
     from wrpn_rtl.golden.network import with_bits
     from wrpn_rtl.golden.zoo import default_model_path
     path = Path(model) if model is not None else default_model_path()
     source = str(path) if model is not None else "built-in default (digits CNN)"
-    try:
-        network = load_network(path)
-        float_model = load_float_model(path)
-    except ModelFileError as error:
-        raise StepError(str(error)) from None
+    network, float_model = load_model_file(path, progress=progress)
     model_w, model_a = _model_bits(network)
     model_width = float_model[0].width if float_model else network.metadata.get("width")
     want_w = model_w if wbits is None else wbits
@@ -103,6 +99,37 @@ def prepare_network(model=None, *, wbits=None, abits=None, width=None, train=Fal
         float_model = (spec, float_model[1])
         source = f"{source}, re-quantized to w{want_w}a{want_a} (not re-trained)"
     return Prepared(network, source, want_w, want_a, want_width, float_model)
+
+
+def load_model_file(path, *, progress=quiet):
+    """A model file: a wrpn-rtl ``.npz``, or a QONNX ``.onnx`` imported on the way in.
+
+    Returns
+    -------
+    (QuantizedNetwork, float_model or None)
+        ``float_model`` (for re-quantizing) only from ``.npz`` files written by ``train``.
+
+    Raises
+    ------
+    StepError
+        The file is unreadable, or the QONNX graph cannot be imported (the reason named).
+    """
+    from wrpn_rtl.golden import ModelFileError, load_float_model, load_network
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from wrpn_rtl.interchange import InterchangeError
+        from wrpn_rtl.interchange.qonnx_import import import_qonnx
+        try:
+            imported = import_qonnx(path)
+        except InterchangeError as error:
+            raise StepError(str(error)) from None
+        for note in imported.notes:
+            progress(f"  import: {note}")
+        return imported.network, None
+    try:
+        return load_network(path), load_float_model(path)
+    except ModelFileError as error:
+        raise StepError(str(error)) from None
 
 
 def train_digits(spec, *, epochs=40, seed=0, progress=quiet):
@@ -158,11 +185,13 @@ def _spec_bits(spec):
 
 
 def sample_inputs(network, count, *, seed=0):
-    """``count`` float images in [0, 1] for ``network``, and their labels.
+    """``count`` float inputs for ``network``, and their labels.
 
-    The digits test split for an 8x8x1 network (labels known). Otherwise (labels None) the
-    extremes first - an all-zero and an all-maximum image - then seeded random images on the
-    input code grid (``code / (2**input_bits - 1)``, so quantizing gives the codes back).
+    The digits test split (images in [0, 1]) for an 8x8x1 network (labels known). Otherwise
+    (labels None) the extremes first - all lowest codes and all highest codes - then seeded
+    random inputs over the full code range, as values on the input code grid (``code / (2**
+    input_bits - 1)``, or the input quantizer's value of the code), so quantizing gives the
+    codes back.
     """
     if reads_digits(network.input_shape):
         from wrpn_rtl.golden.train import load_digits_split
@@ -170,10 +199,16 @@ def sample_inputs(network, count, *, seed=0):
         count = min(count, len(x_test))
         return x_test[:count], y_test[:count]
     from wrpn_rtl.golden.quant import activation_levels
-    top = activation_levels(network.input_bits)
-    codes = np.random.default_rng(seed).integers(0, top + 1, (count,) + network.input_shape)
-    codes[:1] = 0
+    quantizer = network.input_quantizer
+    if quantizer is None:
+        low, top = 0, activation_levels(network.input_bits)
+    else:
+        low, top = (v + quantizer.zero_code for v in quantizer.q_range)
+    codes = np.random.default_rng(seed).integers(low, top + 1, (count,) + network.input_shape)
+    codes[:1] = low
     codes[1:2] = top
+    if quantizer is not None:
+        return quantizer.inputs_for(codes), None
     return codes / top, None
 
 
