@@ -36,7 +36,7 @@ def test_version_and_help(capsys):
     # each subcommand listed on a line of its own with its help text
     listed = set(re.findall(r"^\s{4}(\w+)\s{2,}\S", out, flags=re.M))
     assert listed == {"generate", "sim", "synth", "flow", "train", "golden", "bench", "sweep",
-                      "build", "infer"}
+                      "build", "infer", "import", "export"}
 
 
 def test_console_script_is_installed():

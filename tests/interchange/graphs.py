@@ -24,8 +24,11 @@ class GraphBuilder:
         return f"{what}_{self.count}"
 
     def const(self, value, what="const"):
+        """An initializer: float32, or int64 for integer arrays (shapes)."""
         name = self.name(what)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        value = np.asarray(value)
+        value = value if value.dtype == np.int64 else value.astype(np.float32)
+        self.initializers.append(numpy_helper.from_array(value, name))
         return name
 
     def node(self, op, inputs, domain=None, **attributes):

@@ -16,7 +16,7 @@ from wrpn_rtl.golden import QuantLinear, QuantMaxPool, save_network
 from wrpn_rtl.job.common import quiet
 
 from . import InterchangeError
-from .qonnx_check import compare_with_qonnx
+from .qonnx_check import compare_with_qonnx, input_rule
 from .qonnx_export import export_bytes
 from .qonnx_import import import_qonnx
 
@@ -53,7 +53,7 @@ def check_inputs(imported, count, *, seed=0):
     """
     from wrpn_rtl.job.network import reads_digits, sample_inputs
     network = imported.network
-    quantizer = network.input_quantizer
+    quantizer = input_rule(network)
     parts, labels = [], None
     if reads_digits(network.input_shape):
         images, labels = sample_inputs(network, count)

@@ -14,10 +14,18 @@ The graph is laid out as Brevitas' ``export_qonnx`` lays out a quantized network
 * ``MaxPool`` as is; ``Flatten`` before the first dense layer (whose weight columns are
   permuted from the golden HWC order to the flattened CHW order).
 
-In real arithmetic every quantizer of the exported graph computes the golden code. qonnx
-executes in float32, so an element whose golden value lies within float error of a rounding
-tie can round the other way there (:mod:`.qonnx_check` shows such elements as ties).
+In real arithmetic every quantizer of the exported graph computes the golden code, up to the
+float32 rounding of its constants: a QONNX graph holds float32, the golden model float64, and
+at 8 bits and more a threshold can move by one accumulator step when a constant is rounded.
+So the export also records the golden parameters exactly (float64, as hexadecimal strings) in
+the model's metadata (:data:`EXACT_KEY`); the import uses them where they agree with the
+graph's own constants to float32 precision, so an export imports back as the same network.
+Other tools ignore the entry and execute the float32 graph. qonnx executes in float32, so an
+element whose golden value lies within float error of a rounding tie can round the other way
+there (:mod:`.qonnx_check` shows such elements as ties).
 """
+import json
+
 import numpy as np
 
 from wrpn_rtl.golden import QuantDense, QuantLinear, QuantMaxPool
@@ -26,7 +34,12 @@ from wrpn_rtl.golden.quant import activation_levels
 
 from . import InterchangeError
 
-__all__ = ["QONNX_DOMAIN", "export_qonnx", "export_bytes"]
+__all__ = ["QONNX_DOMAIN", "EXACT_KEY", "export_qonnx", "export_bytes"]
+
+#: The metadata entry holding the golden parameters exactly: JSON ``{"input": "wrpn" | null,
+#: "layers": [{"multiplier": [hex, ...], "offset": [...]} | {"logit_scale": hex}, ...]}`` with
+#: one entry per Conv/Dense layer in order.
+EXACT_KEY = "wrpn_rtl.exact"
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 _QONNX_ROUNDING_NAME = {"half_away": "HALF_UP", "half_even": "ROUND", "half_down": "HALF_DOWN",
@@ -78,6 +91,7 @@ def export_bytes(network):
                         rounding=quantizer.rounding)
         s_in, zero = quantizer.scale, quantizer.zero_code
     flat = False
+    exact = {"input": "wrpn" if quantizer is None else None, "layers": []}
     for layer in network.layers:
         name = layer.name
         if isinstance(layer, QuantMaxPool):
@@ -120,6 +134,12 @@ def export_bytes(network):
         sums = codes.reshape(channels, -1).sum(axis=1)
         per_unit = s_in * w_scale
         if layer.is_logits:
+            exact["layers"].append({"logit_scale": float(layer.output.scale).hex()})
+        else:
+            exact["layers"].append({
+                "multiplier": [float(v).hex() for v in layer.output.multiplier],
+                "offset": [float(v).hex() for v in layer.output.offset]})
+        if layer.is_logits:
             k = layer.output.scale / per_unit
             b = layer.output.scale * (zero * sums + layer.output.bias)
         else:
@@ -148,6 +168,7 @@ def export_bytes(network):
         opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)],
         producer_name="wrpn-rtl")
     model.ir_version = 8
+    helper.set_model_props(model, {EXACT_KEY: json.dumps(exact)})
     onnx.checker.check_model(model)
     return model.SerializeToString()
 

@@ -43,12 +43,13 @@ Supported operators: :data:`SUPPORTED_OPS`. Anything else is refused with the no
 op type and the supported list, and nothing is written.
 """
 from dataclasses import dataclass, field
+import json
 from pathlib import Path
 
 import numpy as np
 
-from wrpn_rtl.golden import (InputQuantizer, Logits, QuantConv2d, QuantDense, QuantMaxPool,
-                             QuantizedNetwork, Requantization)
+from wrpn_rtl.golden import (InputQuantizer, Logits, QuantConv2d, QuantDense, QuantLinear,
+                             QuantMaxPool, QuantizedNetwork, Requantization)
 from wrpn_rtl.golden.quant import QONNX_ROUNDING
 
 from . import InterchangeError
@@ -198,6 +199,31 @@ def import_qonnx(path):
         raise InterchangeError(f"model file {str(path)!r}: {error}") from None
 
 
+def _agrees(graph, exact, tolerance=1e-5):
+    """Graph-derived float values (from float32 constants) agree with exact ones."""
+    graph, exact = np.asarray(graph, dtype=np.float64), np.asarray(exact, dtype=np.float64)
+    return graph.shape == exact.shape and bool(np.all(
+        np.abs(graph - exact) <= tolerance * np.maximum(np.abs(exact), 1e-30)))
+
+
+def _agrees_offset(graph, exact, multiplier, tolerance=1e-5):
+    """Offsets agree relative to their own size or to the multiplier's (an offset near 0)."""
+    graph, exact = np.asarray(graph, dtype=np.float64), np.asarray(exact, dtype=np.float64)
+    scale = np.maximum(np.abs(exact), np.abs(np.asarray(multiplier, dtype=np.float64)))
+    return graph.shape == exact.shape and bool(np.all(np.abs(graph - exact) <=
+                                                      tolerance * np.maximum(scale, 1e-30)))
+
+
+def _with_output(layer, output):
+    """``layer`` (a golden Conv/Dense) with another output rule."""
+    common = dict(name=layer.name, in_shape=layer.in_shape, in_bits=layer.in_bits,
+                  weights=layer.weights, weight_bits=layer.weight_bits,
+                  weight_scale=layer.weight_scale, output=output)
+    if isinstance(layer, QuantDense):
+        return QuantDense(**common)
+    return QuantConv2d(**common, stride=layer.stride, padding=layer.padding)
+
+
 @dataclass
 class _QuantizedConstant:
     """A constant through a quantizer: ``value = codes * scale`` elementwise (same shapes)."""
@@ -345,8 +371,9 @@ class _Walker:
                             f"weights (qonnx's cleanup folds the rest), not {op}")
         self.constants[node.output[0]] = result
 
-    def quantizer_parameters(self, node):
-        """``(scale, bits, signed, narrow, rounding)`` of a Quant node (zero point must be 0)."""
+    def quantizer_parameters(self, node, max_bits=16):
+        """``(scale, bits, signed, narrow, rounding)`` of a Quant node (zero point must be 0);
+        ``max_bits``: 16 for what the datapath carries, 32 for a constant (a bias)."""
         scale = self.float_constant(node, node.input[1], "the scale")
         if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
             self.fail(node, f"the scale must be positive and finite, not "
@@ -355,7 +382,7 @@ class _Walker:
         if np.any(zero != 0):
             self.fail(node, f"the zero point must be 0 (wrpn-rtl maps uniform quantizers "
                             f"without an offset), not {zero.reshape(-1).tolist()[:4]}")
-        bits = self.integer_constant(node, node.input[3], "the bit width", 1, 16)
+        bits = self.integer_constant(node, node.input[3], "the bit width", 1, max_bits)
         signed = bool(self.attribute(node, "signed", 1))
         narrow = bool(self.attribute(node, "narrow", 0))
         mode = str(self.attribute(node, "rounding_mode", "ROUND")).upper()
@@ -376,7 +403,7 @@ class _Walker:
             codes = np.where(raw >= 0, 1, -1).astype(np.int64)
             return _QuantizedConstant(codes, np.broadcast_to(scale, codes.shape).astype(np.float64),
                                       1, True, False, bipolar=True)
-        scale, bits, signed, narrow, _ = self.quantizer_parameters(node)
+        scale, bits, signed, narrow, _ = self.quantizer_parameters(node, max_bits=32)
         mode = str(self.attribute(node, "rounding_mode", "ROUND")).upper()
         scale32 = np.asarray(self.constants[node.input[1]])
         y = raw / scale32
@@ -409,14 +436,13 @@ class _Walker:
                               f"{bits}-bit signed codes")
         elif not weight.narrow and codes.min() == -(1 << (weight.bits - 1)):
             bits = weight.bits + 1
-            if bits > 16:
-                self.fail(node, "16-bit weights that are not narrow range and use -32768 need 17 "
-                                "bits; the datapath takes at most 16 (export them narrow range)")
             self.notes.append(f"{node.name}: {weight.bits}-bit weights use the code "
                               f"{codes.min()} (not narrow range), so they run as {bits}-bit "
                               f"symmetric codes")
         else:
             bits = weight.bits
+        if bits > 16:
+            self.fail(node, f"the weights must be at most 16 bits in the datapath, not {bits}")
         return codes, bits, np.abs(scale[:, 0])
 
     # -- the chain ---------------------------------------------------------------------------
@@ -462,15 +488,67 @@ class _Walker:
 
     def finish(self):
         input_shape = self.layers[0].in_shape if self.layers else None
+        self.apply_exact_parameters()
         network = QuantizedNetwork(
             input_shape=input_shape, input_bits=self.input_quantizer.bits, layers=self.layers,
             input_quantizer=self.input_quantizer,
             metadata={"imported_from": self.path.name, "import_notes": list(self.notes)})
         probe = self.input_probe
+        real = dict(zip(self.graph_input_axes, self.input_axes))   # provisional -> real labels
+        quant_axes = "".join(real[a] for a in self.input_quant_axes)
         probes = [Probe("input", probe.tensor, probe.scale, probe.zero, False, probe.pre_tensor,
-                        self.input_axes)] + self.probes
+                        quant_axes)] + self.probes
+        if self.wrpn_input:
+            network = QuantizedNetwork(input_shape=network.input_shape,
+                                       input_bits=network.input_bits, layers=network.layers,
+                                       metadata=network.metadata)
         return ImportedModel(network, self.model, self.input_name, self.input_axes, probes,
                              list(self.notes))
+
+    def apply_exact_parameters(self):
+        """Golden float64 parameters a wrpn-rtl export recorded (:data:`.qonnx_export.EXACT_KEY`),
+        used where the graph's own (float32) constants agree with them."""
+        from .qonnx_export import EXACT_KEY
+        self.wrpn_input = False
+        entry = next((p.value for p in self.model.model.metadata_props if p.key == EXACT_KEY),
+                     None)
+        if entry is None:
+            return
+        try:
+            exact = json.loads(entry)
+            records = exact["layers"]
+            linear = [i for i, layer in enumerate(self.layers) if isinstance(layer, QuantLinear)]
+            if len(records) != len(linear):
+                raise ValueError("layer count")
+            replaced = {}
+            for index, record in zip(linear, records):
+                layer = self.layers[index]
+                if layer.is_logits:
+                    scale = float.fromhex(record["logit_scale"])
+                    if not _agrees(layer.output.scale, scale):
+                        raise ValueError(layer.name)
+                    output = Logits(layer.output.bias, scale)
+                else:
+                    multiplier = np.array([float.fromhex(v) for v in record["multiplier"]])
+                    offset = np.array([float.fromhex(v) for v in record["offset"]])
+                    rule = layer.output
+                    if not (_agrees(rule.multiplier, multiplier) and
+                            _agrees_offset(rule.offset, offset, rule.multiplier)):
+                        raise ValueError(layer.name)
+                    output = Requantization(multiplier, offset, rule.out_bits,
+                                            rounding=rule.rounding, levels=rule.levels)
+                replaced[index] = _with_output(layer, output)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            self.notes.append(f"the model's {EXACT_KEY} metadata does not match the graph "
+                              f"({error}); the graph's own constants are used")
+            return
+        for index, layer in replaced.items():
+            self.layers[index] = layer
+        quantizer = self.input_quantizer
+        if exact.get("input") == "wrpn" and not quantizer.signed and not quantizer.narrow and \
+                quantizer.rounding == "half_away" and \
+                _agrees(quantizer.scale, 1.0 / ((1 << quantizer.bits) - 1)):
+            self.wrpn_input = True
 
     # _Raw: the float input
     def on_raw(self, node, state):
@@ -504,7 +582,8 @@ class _Walker:
                 codes.order = np.arange(state.shape[0])
             self.input_probe = Probe("input", node.output[0], codes.scale, codes.zero, False,
                                      node.input[0], None)
-            self.input_axes = state.axes
+            self.input_axes = self.graph_input_axes     # relabelled when the layout is known
+            self.input_quant_axes = state.axes
             return codes
         self.fail(node, f"the graph input must be quantized by a Quant node before any "
                         f"{op} (the datapath starts with codes)")
@@ -773,7 +852,7 @@ class _Walker:
         exact = state.B / scale
         bias = np.rint(exact).astype(np.int64)
         change = float(np.max(np.abs(exact - bias))) if bias.size else 0.0
-        if change > 1e-6:
+        if change > 1e-4:               # float32 constants of an exact bias land well within
             self.notes.append(f"{state.node}: the logit bias is rounded to accumulator units "
                               f"({scale:.6g} per unit); the largest change is {change:.4f} units")
         layer = self.golden_linear(state, Logits(bias, scale))
