@@ -55,7 +55,8 @@ def _flags(command, capsys):
 
 @pytest.mark.parametrize("command, extra", [
     ("generate", set()), ("synth", {"--freq", "--design"}),
-    ("sim", {"--images", "--stall", "--simulator", "--wave", "--design"}),
+    ("sim", {"--images", "--inputs", "--labels", "--stall", "--simulator", "--wave",
+             "--design"}),
     ("flow", {"--images", "--stall", "--simulator", "--wave", "--freq"})])
 def test_shared_flags_are_spelled_alike(command, extra, capsys):
     shared = {"--help", "--model", "--wbits", "--abits", "--width", "--train", "--epochs",

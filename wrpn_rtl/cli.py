@@ -98,6 +98,14 @@ _FLAGS = {
                                    "wave file: VCD on Verilator, FST on Icarus")),
     "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
                                   help="test images simulated (default 20)")),
+    "inputs": (["--inputs"], dict(type=Path, metavar="FILE.npy",
+                                  help="simulate these inputs (.npy: integer codes, or float values "
+                                       "the model's input rule quantizes; (N, H, W, C) or an "
+                                       "imported graph's own layout) instead of test images; "
+                                       "--images caps how many")),
+    "labels": (["--labels"], dict(type=Path, metavar="FILE.npy",
+                                  help="the true labels of --inputs (N integers), for the "
+                                       "accuracy")),
     "stall": (["--stall"], dict(type=_probability, default=0.0, metavar="P",
                                 help="random stalls: each cycle the input idles and the output "
                                      "refuses with probability P (default 0)")),
@@ -213,9 +221,21 @@ def _simulate(args, design):
     from wrpn_rtl.job.design import design_stamp
     from wrpn_rtl.job.network import sample_images
     from wrpn_rtl.job.simulate import simulate
-    images, labels = sample_images(design.accelerator.network, args.images, seed=args.seed)
+    if getattr(args, "inputs", None) is not None:
+        from wrpn_rtl.job.network import read_inputs
+        try:
+            images, labels = read_inputs(design.accelerator.network, args.inputs, args.labels,
+                                         flag="--inputs")
+        except StepError as error:
+            raise CommandError(str(error)) from None
+        images, labels = images[:args.images], None if labels is None else labels[:args.images]
+    else:
+        if getattr(args, "labels", None) is not None:
+            raise CommandError("--labels needs --inputs (the labels of those inputs)")
+        images, labels = sample_images(design.accelerator.network, args.images, seed=args.seed)
     if len(images) < args.images:
-        _progress(args, f"--images {args.images}: only {len(images)} test images exist; "
+        _progress(args, f"--images {args.images}: only {len(images)} "
+                        f"{'inputs are in ' + str(args.inputs) if getattr(args, 'inputs', None) else 'test images exist'}; "
                         f"simulating those")
     try:
         summary = simulate(design.accelerator, design.generated["verilog"], images=images,
@@ -616,7 +636,8 @@ def cmd_build(args):
 
 def cmd_infer(args):
     from wrpn_rtl.board.client import BoardClient, open_port
-    from wrpn_rtl.board.infer import infer_markdown, read_images, run_infer
+    from wrpn_rtl.board.infer import infer_markdown, run_infer
+    from wrpn_rtl.job.network import read_inputs
     from wrpn_rtl.board.simulated import SimulatedBoard
     from wrpn_rtl.job.common import StepError
     from wrpn_rtl.job.network import sample_images
@@ -627,7 +648,7 @@ def cmd_infer(args):
     network = design.accelerator.network
     try:
         if args.images_file is not None:
-            codes, labels = read_images(network, args.images_file, args.labels)
+            codes, labels = read_inputs(network, args.images_file, args.labels)
         else:
             codes, labels = sample_images(network, args.images, seed=args.seed)
         built = _board_build_record(design.out, board)
@@ -774,8 +795,8 @@ def build_parser():
          _NETWORK + _DESIGN + ("target", "out", "json")),
         ("sim", cmd_sim, "generate (or take --design DIR), then simulate test images with "
                          "cocotb against golden",
-         _NETWORK + _DESIGN + ("design", "images", "stall", "simulator", "wave", "target",
-                                "out", "json")),
+         _NETWORK + _DESIGN + ("design", "images", "inputs", "labels", "stall", "simulator",
+                                "wave", "target", "out", "json")),
         ("synth", cmd_synth, "generate (or take --design DIR), then synthesize (Yosys, "
                              "nextpnr, ASIC estimate)",
          _NETWORK + _DESIGN + ("design", "target", "freq", "out", "json")),

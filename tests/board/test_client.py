@@ -9,7 +9,7 @@ import pytest
 from wrpn_rtl.board import protocol
 from wrpn_rtl.board.client import BoardClient
 from wrpn_rtl.board.host import Identity
-from wrpn_rtl.board.infer import read_images
+from wrpn_rtl.job.network import read_inputs as read_images
 from wrpn_rtl.job.common import StepError
 
 IDENTITY = Identity(4, 8, 1, 16, 100)
@@ -145,14 +145,15 @@ def test_images_in_every_accepted_shape(tmp_path):
 
 
 @pytest.mark.parametrize("images, labels, message", [
-    (np.zeros((2, 4), np.float32), None, r"must hold integer input codes, not float32"),
+    (np.full((2, 4), np.nan, np.float32), None, r"holds NaN or infinite values"),
     (np.zeros((2, 5), np.int64), None, r"must be shaped \(N, 2, 2, 1\) or \(N, 4\) with N >= "
-                                       r"1, not \(2, 5\)"),
-    (np.zeros((0, 4), np.int64), None, r"with N >= 1, not \(0, 4\)"),
+                                       r"1 and hold integer codes or float values, not int64 "
+                                       r"shaped \(2, 5\)"),
+    (np.zeros((0, 4), np.int64), None, r"with N >= 1 .*shaped \(0, 4\)"),
     (np.full((2, 4), 16), None, r"holds codes from 16 to 16; the network's 4-bit input takes "
                                 r"0\.\.15"),
     (np.zeros((2, 4), np.int64), np.array([1, 2, 3]), r"--labels .* must hold 2 integer "
-                                                      r"labels \(one per image\), not int64 "
+                                                      r"labels \(one per input\), not int64 "
                                                       r"values shaped \(3,\)"),
 ])
 def test_bad_image_files_are_named_errors(tmp_path, images, labels, message):
@@ -187,9 +188,9 @@ def test_infer_command_errors_name_the_flag(tmp_path, capsys):
     assert main(["infer", "--port", str(tmp_path / "ttyNONE"), "--images", "2", *out]) == 1
     assert re.search(r"--port '.*ttyNONE' cannot be opened: .*No such file or directory",
                      capsys.readouterr().err)
-    np.save(tmp_path / "images.npy", np.zeros((2, 8, 8), np.float64))
+    np.save(tmp_path / "images.npy", np.full((2, 8, 8), np.nan))
     assert main(["infer", str(tmp_path / "images.npy"), "--port", "sim", *out]) == 1
-    assert "must hold integer input codes, not float64 values" in capsys.readouterr().err
+    assert "holds NaN or infinite values" in capsys.readouterr().err
     assert main(["infer", "--port", "sim", "--board", "arty", *out]) == 1
     assert "--board must be one of icebreaker, ulx3s-25f, ulx3s-85f, not 'arty'" \
         in capsys.readouterr().err

@@ -7,7 +7,7 @@ import numpy as np
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["expected_identity", "read_images", "run_infer"]
+__all__ = ["expected_identity", "run_infer"]
 
 
 def expected_identity(accelerator):
@@ -20,54 +20,6 @@ def expected_identity(accelerator):
                     output_words_per_image(accelerator),
                     sum(width for width, _ in output_fields(accelerator)),
                     accelerator.cycles_per_image)
-
-
-def read_images(network, images_path, labels_path=None):
-    """Input codes ``(N, H, W, C)`` (and labels or None) from ``.npy`` files: integer codes
-    of the network's input bits, shaped ``(N, H, W, C)``, ``(N, H, W)`` for one channel, or
-    ``(N, H*W*C)``; labels ``(N,)`` integers.
-
-    Raises
-    ------
-    StepError
-        A file that cannot be read, or values or shapes that break those rules (named).
-    """
-    shape = tuple(network.input_shape)
-    codes = _load_npy(images_path, "IMAGES")
-    if codes.dtype.kind not in "iu":
-        raise StepError(f"IMAGES {str(images_path)!r} must hold integer input codes, not "
-                        f"{codes.dtype} values (quantize them with the model's input "
-                        f"quantizer first)")
-    count = len(codes) if codes.ndim else 0
-    if codes.ndim < 2 or count == 0 or int(np.prod(codes.shape[1:])) != int(np.prod(shape)):
-        raise StepError(f"IMAGES {str(images_path)!r} must be shaped (N, {', '.join(map(str, shape))})"
-                        f" or (N, {int(np.prod(shape))}) with N >= 1, not {codes.shape}")
-    top = (1 << network.input_bits) - 1
-    if codes.min() < 0 or codes.max() > top:
-        raise StepError(f"IMAGES {str(images_path)!r} holds codes from {codes.min()} to "
-                        f"{codes.max()}; the network's {network.input_bits}-bit input takes "
-                        f"0..{top}")
-    codes = codes.reshape((count,) + shape).astype(np.int64)
-    labels = None
-    if labels_path is not None:
-        labels = _load_npy(labels_path, "--labels")
-        if labels.dtype.kind not in "iu" or labels.shape != (count,):
-            raise StepError(f"--labels {str(labels_path)!r} must hold {count} integer labels "
-                            f"(one per image), not {labels.dtype} values shaped "
-                            f"{labels.shape}")
-    return codes, labels
-
-
-def _load_npy(path, flag):
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise StepError(f"{flag} {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise StepError(f"{flag} {str(path)!r} is a folder, not a .npy file") from None
-    except (ValueError, OSError) as error:
-        raise StepError(f"{flag} {str(path)!r} is not a readable .npy array: "
-                        f"{error}") from None
 
 
 def run_infer(client, accelerator, codes, *, labels=None, selftest_codes=None, clock_hz=None,

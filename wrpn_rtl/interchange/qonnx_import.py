@@ -492,7 +492,8 @@ class _Walker:
         network = QuantizedNetwork(
             input_shape=input_shape, input_bits=self.input_quantizer.bits, layers=self.layers,
             input_quantizer=self.input_quantizer,
-            metadata={"imported_from": self.path.name, "import_notes": list(self.notes)})
+            metadata={"imported_from": self.path.name, "import_notes": list(self.notes),
+                      "input_axes": self.input_axes})
         probe = self.input_probe
         real = dict(zip(self.graph_input_axes, self.input_axes))   # provisional -> real labels
         quant_axes = "".join(real[a] for a in self.input_quant_axes)

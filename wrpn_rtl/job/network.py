@@ -8,7 +8,8 @@ import numpy as np
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["Prepared", "prepare_network", "train_digits", "sample_inputs", "sample_images",
+__all__ = ["Prepared", "prepare_network", "load_model_file", "train_digits", "sample_inputs",
+           "sample_images", "read_inputs",
            "golden_check", "golden_summary", "golden_accuracy", "reads_digits", "DIGITS_SHAPE",
            "GOLDEN_IMAGES"]
 
@@ -262,3 +263,68 @@ def golden_accuracy(network):
     from wrpn_rtl.golden import execute
     images, labels = sample_inputs(network, 10 ** 6)
     return float((execute(network, network.quantize_input(images)).classes == labels).mean())
+
+
+def read_inputs(network, path, labels_path=None, *, flag="IMAGES"):
+    """A user's inputs from ``.npy`` files: ``(codes (N, H, W, C), labels or None)``.
+
+    The array holds either integer input codes (of the network's input bits) or float values,
+    which the model's own input rule quantizes (an imported model's input quantizer; WRPN's
+    [0, 1] rule otherwise). Shapes: ``(N, H, W, C)``; ``(N, H, W)`` for one channel;
+    ``(N, H*W*C)`` flattened in that order; or, for an imported model, its graph input's own
+    layout (``(N, C, H, W)`` for PyTorch's), which is preferred where both would fit. Labels:
+    ``(N,)`` integers.
+
+    Raises
+    ------
+    StepError
+        A file that cannot be read, or values or shapes that break those rules (named).
+    """
+    shape = tuple(network.input_shape)
+    values = _load_npy(path, flag)
+    count = len(values) if values.ndim else 0
+    graph_axes = getattr(network, "metadata", {}).get("input_axes")
+    graph_shape = (tuple(shape["HWC".index(a)] for a in graph_axes)
+                   if graph_axes and graph_axes != "F" else None)
+    accepted = f"(N, {', '.join(map(str, shape))}) or (N, {int(np.prod(shape))})" + (
+        f" or the graph's (N, {', '.join(map(str, graph_shape))})" if graph_shape else "")
+    if values.dtype.kind not in "iuf" or values.ndim < 2 or count == 0 or \
+            int(np.prod(values.shape[1:])) != int(np.prod(shape)):
+        raise StepError(f"{flag} {str(path)!r} must be shaped {accepted} with N >= 1 and hold "
+                        f"integer codes or float values, not {values.dtype} shaped "
+                        f"{values.shape}")
+    if graph_shape and values.shape[1:] == graph_shape and graph_shape != shape:
+        values = values.transpose([0] + [1 + graph_axes.index(a) for a in "HWC"])
+    values = values.reshape((count,) + shape)
+    if values.dtype.kind == "f":
+        if not np.all(np.isfinite(values)):
+            raise StepError(f"{flag} {str(path)!r} holds NaN or infinite values")
+        codes = network.quantize_input(values.astype(np.float64))
+    else:
+        top = (1 << network.input_bits) - 1
+        if values.min() < 0 or values.max() > top:
+            raise StepError(f"{flag} {str(path)!r} holds codes from {values.min()} to "
+                            f"{values.max()}; the network's {network.input_bits}-bit input "
+                            f"takes 0..{top} (float values are quantized by the model's input "
+                            f"rule instead)")
+        codes = values.astype(np.int64)
+    labels = None
+    if labels_path is not None:
+        labels = _load_npy(labels_path, "--labels")
+        if labels.dtype.kind not in "iu" or labels.shape != (count,):
+            raise StepError(f"--labels {str(labels_path)!r} must hold {count} integer labels "
+                            f"(one per input), not {labels.dtype} values shaped "
+                            f"{labels.shape}")
+    return codes, labels
+
+
+def _load_npy(path, flag):
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise StepError(f"{flag} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise StepError(f"{flag} {str(path)!r} is a folder, not a .npy file") from None
+    except (ValueError, OSError) as error:
+        raise StepError(f"{flag} {str(path)!r} is not a readable .npy array: "
+                        f"{error}") from None
