@@ -515,7 +515,9 @@ def cmd_import(args):
     from wrpn_rtl.interchange.convert import import_model_file
     try:
         return import_model_file(args.onnx_file, args.model_out, inputs=args.check,
-                                 seed=args.seed, progress=lambda t: _progress(args, t))
+                                 seed=args.seed, inputs_path=args.inputs,
+                                 labels_path=args.labels,
+                                 progress=lambda t: _progress(args, t))
     except InterchangeError as error:
         raise CommandError(str(error)) from None
 
@@ -829,10 +831,11 @@ def build_parser():
 
 
 def _add_interchange(sub):
-    check = dict(type=_non_negative_int, default=64, metavar="N",
+    check = dict(type=_non_negative_int, metavar="N",
                  help="inputs on which the golden network is compared with the graph executed "
-                      "by qonnx, tensor by tensor (default 64; the digits test set first for an "
-                      "8x8x1 input; 0: no check)")
+                      "by qonnx, tensor by tensor (default: all of --inputs, else 64: the "
+                      "digits test set first for an 8x8x1 input, then random inputs over the "
+                      "full code range; 0: no check)")
     text = ("a QONNX model (Brevitas export_qonnx, QKeras via qonnx) -> a wrpn-rtl model file, "
             "checked against the graph executed by qonnx")
     command = sub.add_parser("import", help=text, description=text)
@@ -840,6 +843,12 @@ def _add_interchange(sub):
     command.add_argument("--out", dest="model_out", type=Path, required=True,
                          metavar="FILE.npz", help="the model file to write")
     command.add_argument("--check", **check)
+    command.add_argument("--inputs", type=Path, metavar="FILE.npy",
+                         help="check on these float inputs (the graph's input layout, e.g. "
+                              "(N, C, H, W)) instead; --check N caps how many")
+    command.add_argument("--labels", type=Path, metavar="FILE.npy",
+                         help="their true labels: the golden accuracy is reported beside the "
+                              "one the exporting script recorded")
     _add(command, "seed", "json")
     command.set_defaults(run=cmd_import)
     text = "a wrpn-rtl model file -> QONNX (qonnx, Netron, onnxruntime, FINN)"

@@ -84,10 +84,47 @@ def _framework_accuracy(model):
     return None
 
 
-def _check(imported, count, seed, progress, what):
-    if not count:
+def user_inputs(imported, inputs_path, labels_path=None):
+    """A user's float inputs (``.npy``) in the graph input's layout, and labels or None.
+
+    Accepted shapes: the graph input's own ``(N, ...)`` (e.g. ``(N, C, H, W)``) or golden
+    ``(N, H, W, C)``.
+    """
+    from wrpn_rtl.job.common import StepError
+    from wrpn_rtl.job.network import _load_npy
+    try:
+        values = _load_npy(inputs_path, "--inputs")
+        labels = None if labels_path is None else _load_npy(labels_path, "--labels")
+    except StepError as error:
+        raise InterchangeError(str(error)) from None
+    golden_shape = tuple(imported.network.input_shape)
+    graph_shape = tuple(imported.to_graph_layout(np.zeros((1,) + golden_shape)).shape[1:])
+    if values.dtype.kind not in "iuf" or values.ndim < 2 or len(values) == 0 or \
+            values.shape[1:] not in (graph_shape, golden_shape):
+        raise InterchangeError(f"--inputs {str(inputs_path)!r} must hold numbers shaped "
+                               f"(N, {', '.join(map(str, graph_shape))}) (the graph's input) or "
+                               f"(N, {', '.join(map(str, golden_shape))}), not {values.dtype} "
+                               f"shaped {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise InterchangeError(f"--inputs {str(inputs_path)!r} holds NaN or infinite values")
+    if values.shape[1:] != graph_shape:
+        values = imported.to_graph_layout(values)
+    if labels is not None and (labels.dtype.kind not in "iu" or labels.shape != (len(values),)):
+        raise InterchangeError(f"--labels {str(labels_path)!r} must hold {len(values)} integer "
+                               f"labels, not {labels.dtype} shaped {labels.shape}")
+    return values.astype(np.float64), labels
+
+
+def _check(imported, count, seed, progress, what, given=None):
+    """Compare on ``count`` inputs: the ``given`` ones (all when ``count`` is None) or
+    :func:`check_inputs` (64 when None); ``count == 0``: no check (None)."""
+    if count == 0:
         return None
-    inputs, labels = check_inputs(imported, count, seed=seed)
+    if given is not None:
+        inputs, labels = given
+        inputs, labels = inputs[:count], None if labels is None else labels[:count]
+    else:
+        inputs, labels = check_inputs(imported, 64 if count is None else count, seed=seed)
     progress(f"{what}: comparing the golden network with the graph executed by qonnx on "
              f"{len(inputs)} inputs, tensor by tensor")
     agreement = compare_with_qonnx(imported, inputs)
@@ -108,11 +145,14 @@ def _check(imported, count, seed, progress, what):
         classes = execute(network, network.quantize_input(golden_inputs)).classes[:len(labels)]
         report["golden_accuracy"] = float((classes == labels).mean())
         report["labelled_inputs"] = int(len(labels))
+        report["labels_from"] = "--labels" if given is not None else "digits test set"
     return report
 
 
-def import_model_file(onnx_path, out_path, *, inputs=64, seed=0, progress=quiet):
-    """Import ``onnx_path``, check it against qonnx on ``inputs`` inputs, write ``out_path``.
+def import_model_file(onnx_path, out_path, *, inputs=None, seed=0, inputs_path=None,
+                      labels_path=None, progress=quiet):
+    """Import ``onnx_path``, check it against qonnx on ``inputs`` inputs (the user's own from
+    ``inputs_path``, with ``labels_path``, or :func:`check_inputs`), write ``out_path``.
 
     Returns
     -------
@@ -127,7 +167,8 @@ def import_model_file(onnx_path, out_path, *, inputs=64, seed=0, progress=quiet)
         progress(f"  {layer!r}")
     for note in imported.notes:
         progress(f"  note: {note}")
-    report = _check(imported, inputs, seed, progress, "import")
+    given = None if inputs_path is None else user_inputs(imported, inputs_path, labels_path)
+    report = _check(imported, inputs, seed, progress, "import", given)
     digest = hashlib.sha256(Path(onnx_path).read_bytes()).hexdigest()
     framework = _framework_accuracy(imported.model)
     network.metadata.update(imported_sha256=digest, qonnx_check=report,
@@ -138,8 +179,10 @@ def import_model_file(onnx_path, out_path, *, inputs=64, seed=0, progress=quiet)
                "notes": imported.notes, "check": report,
                "framework_test_accuracy": framework}
     accuracy = (report or {}).get("golden_accuracy")
-    progress(f"wrote {out_path}" + (f": golden test accuracy {accuracy:.4f}" if accuracy is not None
-                                    else "")
+    on = ("on " + str(inputs_path) if inputs_path is not None else
+          "on the digits test images in [0, 1]")
+    progress(f"wrote {out_path}" + (f": golden accuracy {accuracy:.4f} {on}"
+                                    if accuracy is not None else "")
              + (f" (the framework's own: {framework:.4f})" if framework is not None else ""))
     return summary
 
@@ -187,7 +230,7 @@ def network_differences(a, b):
     return found
 
 
-def export_model_file(model_path, out_path, *, inputs=64, seed=0, progress=quiet):
+def export_model_file(model_path, out_path, *, inputs=None, seed=0, progress=quiet):
     """Export a model file as QONNX at ``out_path``, checked before it is put in place."""
     from wrpn_rtl.job.network import load_model_file
     out_path = _check_destination(out_path, ".onnx")
