@@ -755,6 +755,11 @@ def _model_width(args):
     """``--model``'s width, the only one its float parameters have (``--widths`` may only
     repeat it)."""
     from wrpn_rtl.golden import ModelFileError, load_float_model
+    if Path(args.model).suffix.lower() == ".onnx":
+        raise CommandError(f"--model {str(args.model)!r} is a QONNX model: the sweep re-quantizes "
+                           f"float parameters at other bits, and an imported model is already "
+                           f"quantized (its bits are the exporting framework's); give a model "
+                           f"file from wrpn-rtl train")
     try:
         float_model = load_float_model(args.model)
     except ModelFileError as error:

@@ -271,3 +271,17 @@ def test_dynamo_export_layout_and_external_data(rng, tmp_path):
     imported = import_qonnx(path)
     inputs, _ = check_inputs(imported, 16)
     assert compare_with_qonnx(imported, inputs).agrees
+
+
+def test_ties_are_told_apart_from_disagreements(rng, tmp_path):
+    """Inputs on the code grid, scales of powers of two and ceiling rounding put pre-activations
+    exactly on rounding boundaries: float32 (qonnx) and the exact golden rule may round those
+    either way. Every difference must be such a tie, one code apart, and is counted as one."""
+    g = GraphBuilder((2, 6, 6))
+    g.quant(0.125, 6, signed=True, rounding="CEIL")
+    g.conv(rng.normal(0, 0.4, (4, 2, 3, 3)), 0.1, 4, rounding="CEIL", pad=0)
+    g.relu().quant(0.25, 3, rounding="CEIL")
+    imported, agreement = check(head(g, rng, 4 * 16), tmp_path, count=96)
+    conv = agreement.layers[0]
+    assert conv.ties > 0 and conv.mismatches == conv.ties
+    assert 0 <= conv.worst_tie_distance < 1e-6

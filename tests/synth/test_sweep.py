@@ -71,6 +71,9 @@ def test_bad_combinations_are_errors(tmp_path, capsys):
     assert main(["sweep", "--model", str(default_model_path()), "--widths", "3", *out]) == 1
     assert ("--widths must be the model's own width 2 with --model, not 3"
             in capsys.readouterr().err)
+    (tmp_path / "m.onnx").write_bytes(b"")
+    assert main(["sweep", "--model", str(tmp_path / "m.onnx"), *out]) == 1
+    assert "is a QONNX model: the sweep re-quantizes float parameters" in capsys.readouterr().err
     assert not (tmp_path / "out" / "sweep.json").exists()
 
 
