@@ -285,3 +285,23 @@ def test_ties_are_told_apart_from_disagreements(rng, tmp_path):
     conv = agreement.layers[0]
     assert conv.ties > 0 and conv.mismatches == conv.ties
     assert 0 <= conv.worst_tie_distance < 1e-6
+
+
+def test_identity_dropout_sub_div_and_intquant(rng, tmp_path):
+    """The remaining operators: IntQuant (qonnx's newer name), Identity and Dropout on the
+    chain, Sub and Div by constants (both operand orders of Sub) before the quantizer."""
+    g = GraphBuilder((2, 5, 5))
+    g.x = g.node("IntQuant", [g.x, g.const(1 / 255, "scale"), g.const(0.0, "zeropt"),
+                              g.const(8.0, "bitwidth")], domain="qonnx.custom_op.general",
+                 signed=0, narrow=0, rounding_mode="ROUND")
+    g.step("Identity")
+    g.conv(rng.normal(0, 0.4, (3, 2, 3, 3)), 0.1, 3, pad=1)
+    g.step("Dropout")
+    g.step("Sub", rng.normal(0, 0.2, (1, 3, 1, 1)))
+    g.step("Div", rng.uniform(0.5, 2, (1, 3, 1, 1)))
+    g.x = g.node("Sub", [g.const(rng.normal(0, 0.2, (1, 3, 1, 1))), g.x])     # c - x
+    g.step("Mul", -1.0)
+    g.relu().quant(0.2, 4)
+    imported, _ = check(head(g, rng, 75), tmp_path)
+    assert [type(layer).__name__ for layer in imported.network.layers] == ["QuantConv2d",
+                                                                           "QuantDense"]
