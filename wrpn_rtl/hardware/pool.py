@@ -283,15 +283,17 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         x_b = Signal(word, name="x_b", reset_less=True)
         address_b = Signal(range(depth + groups), name="address_b", reset_less=True)
         first_b, last_b = Signal(name="first_b"), Signal(name="last_b")
+        # Whether stage B must take its partial maximum from stage C rather than the memory
+        # (C writes the same address this cycle): decided a cycle early, when B's word is
+        # still at the input and C's is in B, so no address compare sits before the max.
+        forward = Signal(name="forward")
         m.d.sync += [valid_b.eq(take & inside), x_b.eq(self.input.payload),
                      address_b.eq(address),
                      first_b.eq((row_in_band == 0) & (col_in_block == 0)),
-                     last_b.eq(completes)]
+                     last_b.eq(completes),
+                     forward.eq(valid_b & ~last_b & (address_b == address))]
         # Stage C: the partial maximum written in the cycle before, for forwarding.
-        valid_c = Signal(name="valid_c")
         value_c = Signal(word, name="value_c", reset_less=True)
-        address_c = Signal(range(depth + groups), name="address_c", reset_less=True)
-        forward = valid_c & (address_c == address_b)
         previous = Signal(word, name="previous")
         m.d.comb += previous.eq(Mux(forward, value_c, read.data))
         value = Signal(word, name="value")
@@ -300,8 +302,7 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
                                            x_b[lane], previous[lane]))
         m.d.comb += [write.addr.eq(address_b), write.data.eq(value),
                      write.en.eq(valid_b & ~last_b)]
-        m.d.sync += [valid_c.eq(valid_b & ~last_b), value_c.eq(value),
-                     address_c.eq(address_b)]
+        m.d.sync += value_c.eq(value)
 
         credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH,
                                        taken=take & inside & completes)
