@@ -219,6 +219,6 @@ def width_converter(*, in_lanes, out_lanes, group_lanes, bits):
 
 def classifier_head(*, classes, logit_bits, label_bits):
     """The classifier head: the logit registers (a LUT in front of each bit: load or rotate),
-    one comparator, counters."""
-    return dict(ZERO, logic_cells=int(classes * logit_bits + logit_bits + 16),
-                flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + 8))
+    two comparators (the next logit against the current one and against the best), counters."""
+    return dict(ZERO, logic_cells=int(classes * logit_bits + 2 * logit_bits + 16),
+                flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + 11))

@@ -8,7 +8,7 @@ image: ``{"logits": classes logits, "label": index}``. Per image it takes
 ``classes / lanes + classes + 1`` cycles, far fewer than any convolution layer before it;
 ``valid`` is a register and never depends on ``ready``.
 """
-from amaranth.hdl import Module, Shape, Signal, unsigned
+from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from wrpn_rtl.compiler import cost
@@ -108,12 +108,21 @@ class ClassifierHead(ClassifierGeometry, wiring.Component):
 
         # The scan rotates the logits by one class per cycle and compares the one at the
         # front (no multiplexer in front of the comparator); after `classes` steps they are
-        # back in order for the output word.
-        candidate = logits[0]
+        # back in order for the output word. The comparison is made a cycle ahead, into
+        # registers, against both values `best` can take next (the front logit, if it is
+        # taken now, or `best` as it is), so only a choice between two flags sits before the
+        # registers' enables.
+        candidate, following = logits[0], logits[1 % self._classes]
+        beats_candidate, beats_best = Signal(name="beats_candidate"), Signal(name="beats_best")
+        took = Signal(name="took")
+        m.d.sync += [beats_candidate.eq(following > candidate), beats_best.eq(following > best)]
+        greater = Mux(took, beats_candidate, beats_best)      # candidate > best, this cycle
+        take = scanning & ((scan == 0) | greater)
+        m.d.sync += took.eq(take)
         with m.If(scanning):
             m.d.sync += [logits[i].eq(logits[(i + 1) % self._classes])
                          for i in range(self._classes)]
-            with m.If((scan == 0) | (candidate > best)):
+            with m.If(take):
                 m.d.sync += [best.eq(candidate), self.output.payload.label.eq(scan)]
             with m.If(scan == self._classes - 1):
                 m.d.sync += [scan.eq(0), scanning.eq(0), self.output.valid.eq(1)]

@@ -206,18 +206,18 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                        name="ahead")
         write = lines.write_port()
         read = lines.read_port()
-        w_col, row_done = self._writer(m, write, ahead)
+        writer = self._writer(m, write, ahead)
         advance = Signal(name="req_advance")
-        fresh, step_shape = self._request_generator(m, advance)
+        generated, step_shape = self._request_generator(m, advance)
         fire = Signal(name="fire")
-        head, head_valid = self._request_queue(m, fresh, advance, fire)
-        self._issuer(m, read, head, head_valid, fire, ahead, w_col, row_done, step_shape)
+        queue = self._request_queue(m, generated, advance, fire)
+        self._issuer(m, read, queue, fire, ahead, writer, step_shape)
         return m
 
     def _writer(self, m, write, ahead):
         """One input word per cycle into the row slots, in turn, while the row's slot is free.
-        Returns ``(w_col, row_done)``: the word within the row being written, and the pulse of
-        a row completing."""
+        Returns ``(w_col, push, row_done)``: the word within the row being written, whether a
+        word is written this cycle, and the pulse of a row completing."""
         rows, row_words = self._rows, self._in_shape[1] * self._groups
         w_col = Signal(range(row_words), name="w_col")
         w_slot = Signal(range(rows), name="w_slot")
@@ -228,9 +228,9 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                      write.data.eq(self.input.payload.as_value()), write.en.eq(push)]
         with m.If(push):
             m.d.sync += w_col.eq(Mux(w_col == row_words - 1, 0, w_col + 1))
-            with m.If(w_col == row_words - 1):
-                m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
-        return w_col, row_done
+        with m.If(row_done):
+            m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
+        return w_col, push, row_done
 
     def _request_generator(self, m, advance):
         """Stage A of the reader: loops ``oh, ow, rep, kh, kw, cg`` (``cg`` fastest; ``rep``
@@ -315,43 +315,49 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         return fresh, unsigned(max(1, max_step.bit_length()))
 
     def _request_layout(self, max_step):
-        """One request: memory address, inside the map, row offset, word in its row, the row
-        step it makes when read, and its offset seen from the row before the latest step."""
+        """One request: memory address, inside the map, row offset, word in its row, and the
+        row step it makes when read."""
         row_words = self._in_shape[1] * self._groups
         k_h, pad = self._kernel[0], self._padding
         return data.StructLayout({
             "addr": range(self._rows * row_words), "inside": 1,
             "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1),
-            "offset_before": _signed_range(-pad, k_h + max_step + 1)})
+            "step": range(max_step + 1)})
 
-    def _request_queue(self, m, fresh, advance, fire):
-        """A two-entry request queue between the generator and the issuer: the generator
-        advances while the second entry is free (a register bit), so the issue decision only
-        moves the queue, never the generator's counters. Returns ``(head, head_valid)``."""
-        layout = fresh.shape()
+    def _request_queue(self, m, generated, advance, fire):
+        """The requests between the generator and the issuer: ``fresh``, the generator's
+        request in a register (so its arithmetic ends there), then a two-entry queue (``head``,
+        ``tail``). ``fresh`` moves on while the tail is free (a register bit) and the generator
+        refills it in the same cycle, so the issue decision only moves the queue, never the
+        generator's counters. Returns ``(head, head_valid, tail, tail_valid, fresh,
+        fresh_valid)``; ``fresh_valid`` is low only in the first cycle after reset."""
+        layout = generated.shape()
+        fresh = Signal(layout, name="req_fresh", reset_less=True)
+        fresh_valid = Signal(name="req_fresh_valid")
         head = Signal(layout, name="req_head", reset_less=True)
         tail = Signal(layout, name="req_tail", reset_less=True)
         head_valid = Signal(name="req_valid")
         tail_valid = Signal(name="req_tail_valid")
-        m.d.comb += advance.eq(~tail_valid)
+        moves = fresh_valid & ~tail_valid           # fresh moves into the queue this cycle
+        m.d.comb += advance.eq(~fresh_valid | ~tail_valid)
+        with m.If(advance):
+            m.d.sync += [fresh.eq(generated), fresh_valid.eq(1)]
         with m.If(fire):
             following = Signal(layout, name="req_following")
             m.d.comb += following.eq(Mux(tail_valid, tail.as_value(), fresh.as_value()))
-            m.d.sync += [head.eq(following),
-                         head.offset_before.eq(following.offset + head.step)]
+            m.d.sync += head.eq(following)
             with m.If(tail_valid):
                 m.d.sync += tail_valid.eq(0)
             with m.Else():
-                m.d.sync += head_valid.eq(advance)
-        with m.Elif(advance):
+                m.d.sync += head_valid.eq(moves)
+        with m.Elif(moves):
             with m.If(head_valid):
                 m.d.sync += [tail.eq(fresh), tail_valid.eq(1)]
             with m.Else():
                 m.d.sync += [head.eq(fresh), head_valid.eq(1)]
-        return head, head_valid
+        return head, head_valid, tail, tail_valid, fresh, fresh_valid
 
-    def _issuer(self, m, read, head, head_valid, fire, ahead, w_col, row_done, step_shape):
+    def _issuer(self, m, read, request_queue, fire, ahead, writer, step_shape):
         """Stage B of the reader: reads the requested word once the writer has passed it
         (padding needs nothing), under the output queue's credit; the memory's read data
         arrives the next cycle and goes straight into the queue.
@@ -359,11 +365,41 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         A word that leaves an output row moves the lowest needed row on by its ``step``; that
         decrement of ``ahead`` is applied one cycle later (registered, off the issue path), and
         in that cycle the next request is judged by its offset from the old row.
+
+        Whether the head request's word has been written (``available``) is decided a cycle
+        ahead, into registers, for both heads the next cycle can have - the same one, or the
+        one that moves up (after a read, or into an empty head; every candidate is a register)
+        - against ``ahead``'s and the writer's next values; the issue path only picks one. So
+        neither the writer's position compare nor the offset arithmetic lies on the path from
+        ``fire`` to the queue's enables, which set the clock (the decision is the same).
         """
-        leaving = Signal(name="leaving")
+        head, head_valid, tail, tail_valid, fresh, _ = request_queue
+        w_col, push, row_done = writer
+        # `base` = ahead - step_q (next cycle's `ahead` without the writer's row_done), kept in
+        # a register of its own so no subtraction lies before the comparisons.
         step_q = Signal(step_shape, name="step_q")
-        offset_now = Mux(leaving, head.offset_before, head.offset)
-        available = (offset_now < ahead) | ((offset_now == ahead) & (head.pixel < w_col))
+        base = Signal(signed(len(ahead) + 1), name="ahead_less_step")
+        ahead_next = Signal.like(ahead, name="ahead_next")
+        m.d.comb += ahead_next.eq(base + row_done)
+
+        def written(offset, pixel):
+            """The word is written by the next cycle: below the writer's row, or in it and
+            before its next word. Compared against registers only; the writer's late signals
+            (``push``, ``row_done``) just pick among the results."""
+            below = Mux(row_done, offset <= base, offset < base)
+            level = Mux(row_done, offset == base + 1, offset == base)
+            before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
+            return below | (level & before)
+        # The head moving up is seen from the row before the step the read head makes (that
+        # step reaches `ahead` a cycle later).
+        moving_up = data.View(fresh.shape(), Mux(tail_valid, tail.as_value(), fresh.as_value()))
+        moving_offset = moving_up.offset + Mux(head_valid, head.step, 0)
+        keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
+        moved = Signal(name="head_moved")
+        m.d.sync += [keep_written.eq(written(head.offset, head.pixel)),
+                     move_written.eq(written(moving_offset, moving_up.pixel)),
+                     moved.eq(fire | ~head_valid)]
+        available = Mux(moved, move_written, keep_written)
         room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
         m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
         m.d.comb += read.addr.eq(head.addr)
@@ -373,5 +409,6 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         m.d.comb += [queue.valid.eq(emitted), queue.payload.eq(Mux(padded, 0, read.data))]
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
-        m.d.sync += [leaving.eq(fire & (head.step != 0)), step_q.eq(Mux(fire, head.step, 0)),
-                     ahead.eq(ahead + row_done - step_q)]
+        step_next = Mux(fire, head.step, 0)
+        m.d.sync += [step_q.eq(step_next), ahead.eq(ahead_next),
+                     base.eq(ahead_next - step_next)]
