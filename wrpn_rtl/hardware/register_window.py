@@ -188,17 +188,25 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
         height, width, channels = self._in_shape
         pixel_bits = channels * self._bits
 
-        # the next padded position, and what it is
+        # the next padded position, and what it is: `inside` and `completes` are registers,
+        # looked up for the position the counters move to, so the input's ready is one gate
+        # from registers
         row = Signal(range(height_p), name="row")
         col = Signal(range(width_p), name="col")
-        row_inside = Const(self._inside(height), height_p).bit_select(row, 1)
-        col_inside = Const(self._inside(width), width_p).bit_select(col, 1)
-        row_completes = Const(self._completes(height_p, k_h, s_h), height_p).bit_select(row, 1)
-        col_completes = Const(self._completes(width_p, k_w, s_w), width_p).bit_select(col, 1)
-        inside = Signal(name="inside")
-        completes = Signal(name="completes")      # this position completes a window
-        m.d.comb += [inside.eq(row_inside & col_inside),
-                     completes.eq(row_completes & col_completes)]
+        row_next = Mux(col == width_p - 1, Mux(row == height_p - 1, 0, row + 1), row)
+        col_next = Mux(col == width_p - 1, 0, col + 1)
+
+        def flags(r, c):
+            inside = (Const(self._inside(height), height_p).bit_select(r, 1)
+                      & Const(self._inside(width), width_p).bit_select(c, 1))
+            completes = (Const(self._completes(height_p, k_h, s_h), height_p).bit_select(r, 1)
+                         & Const(self._completes(width_p, k_w, s_w), width_p).bit_select(c, 1))
+            return inside, completes
+        first_inside = self._inside(height) & self._inside(width) & 1
+        first_completes = (self._completes(height_p, k_h, s_h)
+                           & self._completes(width_p, k_w, s_w) & 1)
+        inside = Signal(name="inside", init=first_inside)
+        completes = Signal(name="completes", init=first_completes)   # completes a window
 
         # The held window is the output register: valid while copies are left (a register),
         # so no queue of wide words is needed; its ready only frees the hold.
@@ -220,9 +228,9 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
         taps = [newest] + chain          # taps[d]: the pixel d positions back, after the shift
         with m.If(shift):
             m.d.sync += [reg.eq(value) for reg, value in zip(chain, taps[:-1])]
-            m.d.sync += [col.eq(Mux(col == width_p - 1, 0, col + 1))]
-            with m.If(col == width_p - 1):
-                m.d.sync += row.eq(Mux(row == height_p - 1, 0, row + 1))
+            next_inside, next_completes = flags(row_next, col_next)
+            m.d.sync += [col.eq(col_next), row.eq(row_next), inside.eq(next_inside),
+                         completes.eq(next_completes)]
         with m.If(shift & completes):
             m.d.sync += [held.eq(Cat(*(taps[d] for d in self._tap_distances()))),
                          copies.eq(self._repeats)]

@@ -392,12 +392,15 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
         # step reaches `ahead` a cycle later).
-        moving_up = data.View(fresh.shape(), Mux(tail_valid, tail.as_value(), fresh.as_value()))
-        moving_offset = moving_up.offset + Mux(head_valid, head.step, 0)
+        # (Judged for the tail and for `fresh` apart and chosen after, so no multiplexer
+        # stands before the adder and the comparisons.)
+        step_taken = Mux(head_valid, head.step, 0)
         keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
         moved = Signal(name="head_moved")
         m.d.sync += [keep_written.eq(written(head.offset, head.pixel)),
-                     move_written.eq(written(moving_offset, moving_up.pixel)),
+                     move_written.eq(Mux(tail_valid,
+                                         written(tail.offset + step_taken, tail.pixel),
+                                         written(fresh.offset + step_taken, fresh.pixel))),
                      moved.eq(fire | ~head_valid)]
         available = Mux(moved, move_written, keep_written)
         room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
