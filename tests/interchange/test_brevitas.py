@@ -62,3 +62,18 @@ def test_brevitas_model_runs_bit_exact_in_rtl(simulator, images, tmp_path, capsy
     assert result["cycles_per_image"] == result["expected_cycles_per_image"]
     if images == 360:
         assert result["accuracy"] == pytest.approx(summary["framework_test_accuracy"], abs=1e-6)
+
+
+def test_generate_reports_the_accuracy_import_measured(tmp_path, capsys):
+    """An imported model's inputs are its framework's ([-1, 1] here), not the digits in [0, 1]:
+    generate reports the accuracy import measured on the labelled inputs, or none."""
+    with_labels, without = tmp_path / "a.npz", tmp_path / "b.npz"
+    assert main(["import", str(MODELS["torchscript"]), "--out", str(with_labels), "--inputs",
+                 str(INPUTS), "--labels", str(LABELS)]) == 0
+    assert main(["import", str(MODELS["torchscript"]), "--out", str(without)]) == 0
+    capsys.readouterr()
+    for model, expected in ((with_labels, 0.9778), (without, None)):
+        assert main(["generate", "--model", str(model), "--out", str(tmp_path / model.stem),
+                     "--json"]) == 0
+        accuracy = json.loads(capsys.readouterr().out)["test_accuracy"]
+        assert accuracy == (None if expected is None else pytest.approx(expected, abs=1e-4))

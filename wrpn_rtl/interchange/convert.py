@@ -173,7 +173,8 @@ def import_model_file(onnx_path, out_path, *, inputs=None, seed=0, inputs_path=N
     framework = _framework_accuracy(imported.model)
     network.metadata.update(imported_sha256=digest, qonnx_check=report,
                             framework_test_accuracy=framework,
-                            test_accuracy=(report or {}).get("golden_accuracy"))
+                            test_accuracy=(report or {}).get("golden_accuracy")
+                            if inputs_path is not None and labels_path is not None else None)
     save_network(network, out_path)
     summary = {"model": str(out_path), "layers": [repr(layer) for layer in network.layers],
                "notes": imported.notes, "check": report,
