@@ -37,3 +37,14 @@ def test_replay_errors():
         VectorReplay(words=0, times=1, shape=unsigned(2))
     with pytest.raises(TypeError, match=r"^times must be a positive integer, not 1.5$"):
         VectorReplay(words=1, times=1.5, shape=unsigned(2))
+
+
+def test_writing_switches_halves_without_a_bubble(rng):
+    """With one copy per vector and no stalls a word goes in every cycle: the input's ready
+    (a register) already knows the half it switches to is free."""
+    words, count = 2, 24
+    dut = VectorReplay(words=words, times=1, shape=data.ArrayLayout(unsigned(4), 1))
+    vectors = rng.integers(0, 16, (count, words))
+    rtl, cycles = run_stream(dut, [[v] for v in vectors.ravel()], count * words, width=1)
+    assert [w[0] for w in rtl] == [int(v) for v in vectors.ravel()]
+    assert cycles <= count * words + 8

@@ -99,11 +99,15 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         write, read = buffer.write_port(), buffer.read_port()
 
         # Writing: a half is "full" from its last word until its last replay has been read.
+        # `ready` (the half being written is not full) is a register, set from the next
+        # cycle's `full` and `write_half`, so it is no gate deep for the layer feeding it.
         full = Signal(2, name="full")
         write_half = Signal(name="write_half")
         write_count = Signal(range(words), name="write_count")
-        take = self.input.valid & self.input.ready
-        m.d.comb += [self.input.ready.eq(~full.bit_select(write_half, 1)),
+        ready = Signal(name="ready", init=1)
+        take = self.input.valid & ready
+        last_word = take & (write_count == words - 1)
+        m.d.comb += [self.input.ready.eq(ready),
                      write.addr.eq(Mux(write_half, words, 0) + write_count),
                      write.data.eq(self.input.payload), write.en.eq(take)]
         set_full, clear_full = Signal(2), Signal(2)
@@ -132,7 +136,10 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
                     m.d.sync += read_pass.eq(read_pass + 1)
             with m.Else():
                 m.d.sync += read_count.eq(read_count + 1)
-        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        full_next = Signal(2, name="full_next")
+        m.d.comb += full_next.eq((full | set_full) & ~clear_full)
+        m.d.sync += [full.eq(full_next),
+                     ready.eq(~full_next.bit_select(Mux(last_word, ~write_half, write_half), 1))]
 
         credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=issue,
                                        name="queue")

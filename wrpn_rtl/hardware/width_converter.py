@@ -35,7 +35,9 @@ class _Gather(wiring.Component):
         width = self._lanes * self._bits
         count = Signal(range(self._factor), name="count")
         held = [Signal(width, name=f"held{i}", reset_less=True) for i in range(self._factor - 1)]
-        completes = count == self._factor - 1
+        # `completes` (the next word completes an output word) is a register, kept with
+        # `count`, so the input's ready is one gate from registers
+        completes = Signal(name="completes", init=self._factor == 1)
         m.d.comb += self.input.ready.eq(~completes | ~self.output.valid | self.output.ready)
         take = self.input.valid & self.input.ready
         word = Value.cast(self.input.payload)
@@ -44,9 +46,10 @@ class _Gather(wiring.Component):
         with m.If(take):
             with m.If(completes):
                 m.d.sync += [count.eq(0), self.output.valid.eq(1),
+                             completes.eq(self._factor == 1),
                              Value.cast(self.output.payload).eq(Cat(*held, word))]
             with m.Else():
-                m.d.sync += count.eq(count + 1)
+                m.d.sync += [count.eq(count + 1), completes.eq(count == self._factor - 2)]
                 for index, slot in enumerate(held):
                     with m.If(count == index):
                         m.d.sync += slot.eq(word)

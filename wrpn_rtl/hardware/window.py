@@ -334,7 +334,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         layout = generated.shape()
         fresh = Signal(layout, name="req_fresh", reset_less=True)
         fresh_valid = Signal(name="req_fresh_valid")
-        head = Signal(layout, name="req_head", reset_less=True)
+        head = Signal(layout, name="req_head")      # reset: step 0 while no head is valid
         tail = Signal(layout, name="req_tail", reset_less=True)
         head_valid = Signal(name="req_valid")
         tail_valid = Signal(name="req_tail_valid")
@@ -394,7 +394,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         # step reaches `ahead` a cycle later).
         # (Judged for the tail and for `fresh` apart and chosen after, so no multiplexer
         # stands before the adder and the comparisons.)
-        step_taken = Mux(head_valid, head.step, 0)
+        step_taken = head.step                 # 0 until the first head (the reset value)
         keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
         moved = Signal(name="head_moved")
         m.d.sync += [keep_written.eq(written(head.offset, head.pixel)),
