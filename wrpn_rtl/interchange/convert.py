@@ -91,10 +91,10 @@ def user_inputs(imported, inputs_path, labels_path=None):
     ``(N, H, W, C)``.
     """
     from wrpn_rtl.job.common import StepError
-    from wrpn_rtl.job.network import _load_npy
+    from wrpn_rtl.job.network import load_npy
     try:
-        values = _load_npy(inputs_path, "--inputs")
-        labels = None if labels_path is None else _load_npy(labels_path, "--labels")
+        values = load_npy(inputs_path, "--inputs")
+        labels = None if labels_path is None else load_npy(labels_path, "--labels")
     except StepError as error:
         raise InterchangeError(str(error)) from None
     golden_shape = tuple(imported.network.input_shape)

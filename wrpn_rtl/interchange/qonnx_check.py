@@ -118,7 +118,7 @@ def _per_channel_view(probe, scale, value):
     return scale.reshape([1] + [-1 if a == "C" else 1 for a in probe.axes])
 
 
-def _golden_of(probe, imported, tensor, golden_shape):
+def _golden_of(probe, tensor, golden_shape):
     """A graph tensor (N, ...) in the probe's axes -> golden (N, H, W, C)."""
     if probe.axes == "F":
         return tensor.reshape((tensor.shape[0],) + tuple(golden_shape))
@@ -181,10 +181,10 @@ def compare_with_qonnx(imported, inputs):
     golden_inputs = imported.to_golden_layout(inputs.astype(np.float64))
     golden_codes = network.quantize_input(golden_inputs)
     probe = imported.probes[0]
-    graph_codes = _golden_of(probe, imported, _codes_of(probe, context[probe.tensor]),
+    graph_codes = _golden_of(probe, _codes_of(probe, context[probe.tensor]),
                              network.input_shape)
     quantizer = input_rule(network)
-    pre = _golden_of(probe, imported, np.asarray(context[probe.pre_tensor], dtype=np.float64),
+    pre = _golden_of(probe, np.asarray(context[probe.pre_tensor], dtype=np.float64),
                      network.input_shape)
     input_distance = _boundary_distance(pre / quantizer.scale, quantizer.rounding)
     tied_images = np.zeros(len(inputs), dtype=bool)
@@ -195,7 +195,7 @@ def compare_with_qonnx(imported, inputs):
         value = np.asarray(context[probe.tensor], dtype=np.float64)
         acc, golden = layer.integer_forward(layer_input)
         if probe.logits:
-            graph = _golden_of(probe, imported, value, layer.out_shape)
+            graph = _golden_of(probe, value, layer.out_shape)
             real = (golden * layer.output.scale).astype(np.float64)
             tolerance = TIE_TOLERANCE * max(1.0, float(np.abs(real).max()))
             entry = LayerAgreement(layer.name, int(real.size))
@@ -208,7 +208,7 @@ def compare_with_qonnx(imported, inputs):
             agreement.layers.append(entry)
             layer_output = golden
         else:
-            graph = _golden_of(probe, imported, _codes_of(probe, value), layer.out_shape)
+            graph = _golden_of(probe, _codes_of(probe, value), layer.out_shape)
             distance = None
             if isinstance(layer, QuantLinear):
                 rule = layer.output
@@ -221,7 +221,7 @@ def compare_with_qonnx(imported, inputs):
     # labels: the golden last layer on the graph's codes, and the golden network end to end
     graph_out = np.asarray(context[imported.model.graph.output[0].name], dtype=np.float64)
     last = imported.probes[-1]
-    graph_golden_order = _golden_of(last, imported, graph_out, network.output_shape).reshape(
+    graph_golden_order = _golden_of(last, graph_out, network.output_shape).reshape(
         len(inputs), -1)
     graph_labels = np.argmax(graph_golden_order, axis=1)
     local_labels = np.argmax(np.asarray(layer_output).reshape(len(inputs), -1), axis=1)

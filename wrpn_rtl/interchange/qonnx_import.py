@@ -491,7 +491,7 @@ class _Walker:
         self.apply_exact_parameters()
         network = QuantizedNetwork(
             input_shape=input_shape, input_bits=self.input_quantizer.bits, layers=self.layers,
-            input_quantizer=self.input_quantizer,
+            input_quantizer=None if self.wrpn_input else self.input_quantizer,
             metadata={"imported_from": self.path.name, "import_notes": list(self.notes),
                       "input_axes": self.input_axes})
         probe = self.input_probe
@@ -499,10 +499,6 @@ class _Walker:
         quant_axes = "".join(real[a] for a in self.input_quant_axes)
         probes = [Probe("input", probe.tensor, probe.scale, probe.zero, False, probe.pre_tensor,
                         quant_axes)] + self.probes
-        if self.wrpn_input:
-            network = QuantizedNetwork(input_shape=network.input_shape,
-                                       input_bits=network.input_bits, layers=network.layers,
-                                       metadata=network.metadata)
         return ImportedModel(network, self.model, self.input_name, self.input_axes, probes,
                              list(self.notes))
 
@@ -675,7 +671,7 @@ class _Walker:
         return _Codes(node.output[0], (out_shape[1],), "F", golden_shape, state.bits, state.scale,
                       state.zero, order)
 
-    def window_attributes(self, node, kernel):
+    def window_attributes(self, node):
         """``(stride, padding)`` of a Conv or MaxPool, with the rules the datapath needs."""
         if self.attribute(node, "auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
             self.fail(node, f"auto_pad must be NOTSET or VALID (give explicit pads), not "
@@ -693,7 +689,7 @@ class _Walker:
     def max_pool(self, node, state):
         self.fix_layout(node, state)
         kernel = tuple(self.attribute(node, "kernel_shape"))
-        stride, padding = self.window_attributes(node, kernel)
+        stride, padding = self.window_attributes(node)
         if self.attribute(node, "ceil_mode", 0):
             self.fail(node, "ceil_mode must be 0")
         name = self.name("pool")
@@ -719,7 +715,7 @@ class _Walker:
             codes, bits, w_scale = self.weight_codes(node, node.input[1], 0)
             if codes.ndim != 4:
                 self.fail(node, f"the weights must be 4-d, not shape {list(codes.shape)}")
-            stride, padding = self.window_attributes(node, codes.shape[2:])
+            stride, padding = self.window_attributes(node)
             weights = codes.transpose(0, 2, 3, 1)              # (C_out, K_h, K_w, C_in)
             kind, bias_name, A_extra = "conv", node.input[2] if len(node.input) > 2 else "", 1.0
         else:

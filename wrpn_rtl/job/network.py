@@ -9,7 +9,7 @@ import numpy as np
 from wrpn_rtl.job.common import StepError, quiet
 
 __all__ = ["Prepared", "prepare_network", "load_model_file", "train_digits", "sample_inputs",
-           "sample_images", "read_inputs",
+           "sample_images", "read_inputs", "load_npy",
            "golden_check", "golden_summary", "golden_accuracy", "reads_digits", "DIGITS_SHAPE",
            "GOLDEN_IMAGES"]
 
@@ -285,7 +285,7 @@ def read_inputs(network, path, labels_path=None, *, flag="IMAGES"):
         A file that cannot be read, or values or shapes that break those rules (named).
     """
     shape = tuple(network.input_shape)
-    values = _load_npy(path, flag)
+    values = load_npy(path, flag)
     count = len(values) if values.ndim else 0
     graph_axes = getattr(network, "metadata", {}).get("input_axes")
     graph_shape = (tuple(shape["HWC".index(a)] for a in graph_axes)
@@ -314,7 +314,7 @@ def read_inputs(network, path, labels_path=None, *, flag="IMAGES"):
         codes = values.astype(np.int64)
     labels = None
     if labels_path is not None:
-        labels = _load_npy(labels_path, "--labels")
+        labels = load_npy(labels_path, "--labels")
         if labels.dtype.kind not in "iu" or labels.shape != (count,):
             raise StepError(f"--labels {str(labels_path)!r} must hold {count} integer labels "
                             f"(one per input), not {labels.dtype} values shaped "
@@ -322,7 +322,9 @@ def read_inputs(network, path, labels_path=None, *, flag="IMAGES"):
     return codes, labels
 
 
-def _load_npy(path, flag):
+def load_npy(path, flag):
+    """``np.load`` of a user's ``.npy`` file (no pickles), its problems as a StepError naming
+    ``flag``."""
     try:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
