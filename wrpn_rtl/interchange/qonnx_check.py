@@ -18,6 +18,7 @@ import numpy as np
 from wrpn_rtl.golden import QuantLinear, execute
 
 from . import InterchangeError
+from .qonnx_import import graph_to_golden
 
 __all__ = ["input_rule", "TIE_TOLERANCE", "LayerAgreement", "Agreement", "compare_with_qonnx"]
 
@@ -120,9 +121,7 @@ def _per_channel_view(probe, scale, value):
 
 def _golden_of(probe, tensor, golden_shape):
     """A graph tensor (N, ...) in the probe's axes -> golden (N, H, W, C)."""
-    if probe.axes == "F":
-        return tensor.reshape((tensor.shape[0],) + tuple(golden_shape))
-    return tensor.transpose([0] + [1 + probe.axes.index(a) for a in "HWC"])
+    return graph_to_golden(tensor, probe.axes, golden_shape)
 
 
 def _boundary_distance(t, rounding):

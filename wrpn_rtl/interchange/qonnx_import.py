@@ -55,7 +55,8 @@ from wrpn_rtl.golden.quant import QONNX_ROUNDING
 from . import InterchangeError
 from .onnx_file import load_model
 
-__all__ = ["SUPPORTED_OPS", "Probe", "ImportedModel", "clean_model", "import_qonnx"]
+__all__ = ["SUPPORTED_OPS", "Probe", "ImportedModel", "graph_to_golden", "clean_model",
+           "import_qonnx"]
 
 #: The operators an imported graph may contain (after qonnx's cleanup).
 SUPPORTED_OPS = ("Quant", "IntQuant", "BipolarQuant", "Conv", "Gemm", "MatMul", "Add", "Sub",
@@ -125,7 +126,7 @@ class ImportedModel:
 
     def to_golden_layout(self, inputs):
         """Inputs in the graph's own layout ``(N, ...)`` -> golden ``(N, H, W, C)``."""
-        return _to_golden(np.asarray(inputs), self.input_axes, self.network.input_shape)
+        return graph_to_golden(np.asarray(inputs), self.input_axes, self.network.input_shape)
 
     def to_graph_layout(self, inputs):
         """Golden ``(N, H, W, C)`` inputs -> the graph input's layout."""
@@ -135,7 +136,9 @@ class ImportedModel:
         return inputs.transpose([0] + [1 + "HWC".index(a) for a in self.input_axes])
 
 
-def _to_golden(tensor, axes, golden_shape):
+def graph_to_golden(tensor, axes, golden_shape):
+    """A graph tensor ``(N, ...)`` whose axes after the batch are the golden ``axes`` (e.g.
+    ``"CHW"``, or ``"F"``: flat, in golden order) -> golden ``(N, H, W, C)``."""
     if axes == "F":
         return tensor.reshape((tensor.shape[0],) + tuple(golden_shape))
     return tensor.transpose([0] + [1 + axes.index(a) for a in "HWC"])

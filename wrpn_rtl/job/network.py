@@ -298,7 +298,8 @@ def read_inputs(network, path, labels_path=None, *, flag="IMAGES"):
                         f"integer codes or float values, not {values.dtype} shaped "
                         f"{values.shape}")
     if graph_shape and values.shape[1:] == graph_shape and graph_shape != shape:
-        values = values.transpose([0] + [1 + graph_axes.index(a) for a in "HWC"])
+        from wrpn_rtl.interchange.qonnx_import import graph_to_golden
+        values = graph_to_golden(values, graph_axes, shape)
     values = values.reshape((count,) + shape)
     if values.dtype.kind == "f":
         if not np.all(np.isfinite(values)):
