@@ -5,7 +5,9 @@ wrpn-rtl (model files, Verilog, manifests, reports) goes through :func:`atomic_w
 """
 import contextlib
 import os
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_files", "FileGroup"]
@@ -79,32 +81,55 @@ def atomic_files(before_commit=None):
     final name; when the block ends without an exception, ``before_commit()`` runs (e.g. to
     remove files the new ones make stale) and every staged file is renamed into place in the
     order staged. Interrupts (SIGINT, SIGTERM) are held back from the start of the commit to
-    its end, so a Ctrl-C leaves either the files as they were or all the new ones; on an
-    exception in the block every staged file is removed.
+    its end and then take effect, so a Ctrl-C leaves either the files as they were or all the
+    new ones; on an exception in the block every staged file is removed.
+
+    Interrupts are held by Python handlers that only record them, not by a signal mask: a
+    mask holds a signal back from the calling thread only, and the kernel then hands it to
+    any other thread of the process (a BLAS worker, say), whose C handler still makes the
+    main thread raise ``KeyboardInterrupt`` between two renames.
 
     Yields
     ------
     FileGroup
     """
-    import signal
-    import threading
     group = FileGroup()
     try:
         yield group
     except BaseException:
         group._discard()
         raise
-    held = {signal.SIGINT, signal.SIGTERM}
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main_thread else None
+    with _interrupts_held():
+        try:
+            if before_commit is not None:
+                before_commit()
+            for temporary, path in group._staged:
+                os.replace(temporary, path)
+        except BaseException:
+            group._discard()
+            raise
+
+
+@contextlib.contextmanager
+def _interrupts_held(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block SIGINT and SIGTERM are only recorded; at its end the handlers in
+    place before are given back and the first interrupt recorded is raised again, so it
+    takes effect as it would have (``KeyboardInterrupt``, or the process ends). Outside the
+    main thread (where Python cannot set handlers) the block runs unprotected."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    recorded, previous = [], {}
+
+    def record(signum, frame):
+        recorded.append(signum)
+
     try:
-        if before_commit is not None:
-            before_commit()
-        for temporary, path in group._staged:
-            os.replace(temporary, path)
-    except BaseException:
-        group._discard()
-        raise
+        for signum in signals:
+            previous[signum] = signal.signal(signum, record)
+        yield
     finally:
-        if main_thread:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if recorded:
+            signal.raise_signal(recorded[0])
