@@ -3,6 +3,7 @@
 shape (pools before the first layer, stand-alone pools after one, pools fused into a conv)."""
 import json
 import math
+from dataclasses import replace as dataclass_replace
 import re
 
 import numpy as np
@@ -11,7 +12,8 @@ import pytest
 from wrpn_rtl import golden as g
 from wrpn_rtl.compiler.stages import Folding
 from wrpn_rtl.hardware.accelerator import Accelerator
-from wrpn_rtl.compiler.folding import choose_foldings, layer_options, read_foldings
+from wrpn_rtl.compiler.folding import (choose_foldings, foldings_to_json, layer_options,
+                                       read_foldings)
 
 NETWORKS = {
     # a pool reads the image stream: its cycles bound the design, whatever the foldings
@@ -114,6 +116,68 @@ def test_designs_are_priced_per_device_family():
     assert large.cycles_per_image < 9 * 64
     assert [stage.folding.window_simd for stage in large.plan
             if stage.kind.name == "CONV"] == [9, 16]
+
+
+def test_spare_block_rams_take_tables_and_a_tight_limit_gives_them_back():
+    """Where a layer's table of constants is deep (the serial form's NF * S rows), block RAM
+    the device has spare takes it instead of logic, so a logic budget buys a faster design;
+    as the block RAM limit tightens the tables go back to logic (cheapest logic per block RAM
+    freed first), and a limit no design meets is refused."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    from wrpn_rtl.compiler import cost
+    network = load_default_model()
+    conv2 = layer_options(network.layers[2], network.layers[3])
+    for option in conv2:
+        twin = [o for o in conv2 if o.folding.pe == option.folding.pe
+                and o.folding.simd == option.folding.simd
+                and o.folding.window_simd == option.folding.window_simd]
+        assert len(twin) in (1, 2)
+        if len(twin) == 2:          # the table's two places: same cycles, logic for RAM
+            logic, block = sorted(twin, key=lambda o: o.estimate["block_rams"])
+            assert logic.cycles == block.cycles
+            assert block.folding.tables == "block" or logic.folding.tables == "logic"
+
+    def design(**limits):
+        foldings = choose_foldings(network, max_logic_cells=3960, **limits)
+        accelerator = build_accelerator(network, foldings)
+        return foldings, accelerator, accelerator.estimate()
+
+    spare, fast, fast_cost = design(max_block_rams=30)
+    assert any(f.tables == "block" for f in spare)
+    assert fast_cost["block_rams"] <= 30 and fast_cost["device_logic_cells"] <= 3960
+    no_spare, slow, slow_cost = design(max_block_rams=fast_cost["block_rams"] - 1)
+    assert slow_cost["block_rams"] < fast_cost["block_rams"]
+    assert slow.cycles_per_image >= fast.cycles_per_image
+    # the same foldings with every table where the default rule puts it cost more logic
+    default = build_accelerator(network, [dataclass_replace(f, tables=None) for f in spare])
+    assert default.estimate()["device_logic_cells"] > fast_cost["device_logic_cells"]
+    assert default.cycles_per_image == fast.cycles_per_image
+    with pytest.raises(ValueError, match=r"^target_cycles must allow a design within 0 block "
+                                         r"RAMs, not 2304 \(its layers need more\)$"):
+        choose_foldings(network, target_cycles=2304, max_block_rams=0)
+    assert cost.ZERO["block_rams"] == 0
+
+
+def test_a_folding_file_names_where_tables_go(tmp_path):
+    network = quantized(NETWORKS["digits-like"])
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps({"foldings": [
+        {"pe": 1, "simd": 1, "tables": "block"}, {"pe": 1, "simd": 2, "tables": "logic"},
+        {"pe": 1, "simd": 1}]}))
+    foldings = read_foldings(path, network)
+    assert [f.tables for f in foldings] == ["block", "logic", None]
+    assert foldings_to_json(foldings)["foldings"][0]["tables"] == "block"
+    assert "tables" not in foldings_to_json(foldings)["foldings"][2]
+    accelerator = build_accelerator(network, foldings)
+    mvus = [model.mvu if hasattr(model, "mvu") else model
+            for stage, (_, model) in zip(accelerator.plan, accelerator.stage_models)
+            if stage.kind.name in ("CONV", "DENSE")]
+    assert [mvu.memory_styles()["thresholds"] for mvu in mvus[:2]] == ["block", "logic"]
+    path.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 1, "tables": "bram"},
+                                             {"pe": 1, "simd": 1}, {"pe": 1, "simd": 1}]}))
+    with pytest.raises(ValueError, match=r"^layer0: tables must be None, 'logic' or 'block', "
+                                         r"not 'bram'$"):
+        build_accelerator(network, read_foldings(path, network))
 
 
 def test_register_windows_are_offered_for_small_maps_only():

@@ -232,6 +232,33 @@ def test_serial_requantizer_scans_within_a_word(out_bits, sf, comparators, steps
         np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
+@pytest.mark.parametrize("form", REQUANTIZATIONS + (None,))
+@pytest.mark.parametrize("tables", ["logic", "block"])
+def test_tables_go_where_asked_and_stay_exact(form, tables, rng):
+    """``tables`` puts every form's per-fold table (and a logits layer's bias table) in logic
+    or block RAM, as asked; the outputs stay golden under stalls either way (a block RAM is
+    read a cycle earlier than a logic table's register)."""
+    layer = dense_layer(rng, in_features=8, out_features=12, weight_bits=2, in_bits=3,
+                        out_bits=3 if form else None)
+    mvu = MatrixVectorUnit(layer, pe=2, simd=4, requantization=form, tables=tables)
+    assert mvu.table_rows > 1 and mvu.tables == tables
+    assert mvu.memory_styles()["thresholds"] == tables
+    block_rams = mvu.estimate()["block_rams"]
+    logic = MatrixVectorUnit(layer, pe=2, simd=4, requantization=form, tables="logic")
+    assert (block_rams > logic.estimate()["block_rams"]) == (tables == "block")
+    vectors = np.concatenate([rng.integers(0, 8, (7, 8)), np.full((1, 8), 7)])
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+
+
+def test_mvu_rejects_a_bad_table_place(rng):
+    layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
+                        out_bits=2)
+    with pytest.raises(ValueError, match=r"^tables must be None, 'logic' or 'block', "
+                                         r"not 'bram'$"):
+        MatrixVectorUnit(layer, pe=1, simd=1, tables="bram")
+
+
 def test_mvu_rejects_a_bad_requantization(rng):
     layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
                         out_bits=2)

@@ -16,7 +16,8 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   answer);
 * ``read_foldings(path)``: foldings given explicitly, in a JSON file
   ``{"foldings": [{"pe": 4, "simd": 9, "window_simd": 1}, ...]}`` (one per Conv/Dense layer;
-  ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses).
+  ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses;
+  ``tables`` optional: "block" or "logic", where the layer's table of constants goes).
 """
 import json
 import math
@@ -33,6 +34,7 @@ from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.classifier import ClassifierGeometry
 from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
 from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
+from wrpn_rtl.hardware.memories import CHOSEN_BLOCK_ROM_MIN_DEPTH
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
 from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
@@ -65,7 +67,10 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     """Every folding of one Conv/Dense layer, with its cycles per image and estimate.
 
     Candidates: PE any divisor of the output channels, SIMD any divisor of the window size; a
-    convolution's window gives ``gcd(SIMD, C_in)`` codes per word. ``pool``: the max-pool fused
+    convolution's window gives ``gcd(SIMD, C_in)`` codes per word (or, where it fits, whole
+    windows from a register window). Each comes with its table of constants where the default
+    rule puts it and, where that differs, in the other place (``Folding.tables``): block RAM
+    a device has spare is logic saved. ``pool``: the max-pool fused
     into a convolution; ``trailing_pools``: the stand-alone max-pools after the layer
     (``[(index, QuantMaxPool)]``, as :func:`~wrpn_rtl.compiler.stages.group_layers` gives
     them); they read its ``PE`` lanes, so their cycles and cost belong to the option.
@@ -80,21 +85,22 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     options = []
     for pe in _divisors(layer.out_channels):
         for simd in _divisors(layer.window_size):
-            if isinstance(layer, QuantDense):
-                folding = Folding(pe=pe, simd=simd)
-                stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
-                cycles = stage.cycles_per_vector
-                replay = replay_for(stage)
-                estimate = cost.add(stage.estimate(),
-                                    replay.estimate() if replay is not None else cost.ZERO)
-                candidates = [(folding, cycles, estimate)]
-            else:
-                candidates = []
-                for window_simd in _window_choices(layer, simd):
-                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd)
-                    stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
-                                         pool=pool)
-                    candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
+            candidates = []
+            for window_simd in ([None] if isinstance(layer, QuantDense)
+                                else _window_choices(layer, simd)):
+                for tables in _table_choices(layer, pe, simd, window_simd, pool):
+                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables)
+                    if isinstance(layer, QuantDense):
+                        stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
+                                                     tables=tables)
+                        replay = replay_for(stage)
+                        candidates.append((folding, stage.cycles_per_vector, cost.add(
+                            stage.estimate(),
+                            replay.estimate() if replay is not None else cost.ZERO)))
+                    else:
+                        stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
+                                             pool=pool, tables=tables)
+                        candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
             for folding, cycles, estimate in candidates:
                 cycles = max([cycles] + [p.cycles_per_frame for p in pools])
@@ -103,6 +109,16 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
                                            cost.device_logic_cells(estimate, family), estimate))
     options.sort(key=lambda option: (option.cycles, option.logic_cells))
     return options
+
+
+def _table_choices(layer, pe, simd, window_simd, pool):
+    """``Folding.tables`` values worth pricing: None (the default rule) and, when the MVU's
+    table of constants has at least :data:`~wrpn_rtl.hardware.memories.
+    CHOSEN_BLOCK_ROM_MIN_DEPTH` rows, the place the default rule did not choose."""
+    mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
+    if mvu.table_rows < CHOSEN_BLOCK_ROM_MIN_DEPTH:
+        return [None]
+    return [None, "logic" if mvu.memory_styles()["thresholds"] == "block" else "block"]
 
 
 def _window_choices(layer, simd):
@@ -121,10 +137,39 @@ def _window_choices(layer, simd):
 
 
 def _cheapest_within(options, budget):
-    """The option with the fewest logic cells among those of at most ``budget`` cycles."""
+    """The option with the fewest logic cells among those of at most ``budget`` cycles (then
+    the fewest block RAMs, then the fewest cycles)."""
     fitting = [option for option in options if option.cycles <= budget]
-    return (min(fitting, key=lambda option: (option.logic_cells, option.cycles)) if fitting
-            else None)
+    return (min(fitting, key=lambda option: (option.logic_cells, option.estimate["block_rams"],
+                                             option.cycles)) if fitting else None)
+
+
+def _design_within(per_layer, budget, rams_allowed, rams_elsewhere=0):
+    """One option per layer, each of at most ``budget`` cycles, with the fewest logic cells
+    whose block RAMs (with ``rams_elsewhere``) stay within ``rams_allowed``; None if none does.
+
+    Each layer starts at its cheapest option in logic; while the block RAMs are over, the
+    layer whose move to an option with fewer block RAMs costs the least logic per block RAM
+    freed moves (greedy: the exact choice is a knapsack, and a few layers with two table
+    places each are far from where greed goes wrong)."""
+    chosen = [_cheapest_within(options, budget) for options in per_layer]
+    if None in chosen:
+        return None
+
+    def rams(option):
+        return option.estimate["block_rams"]
+
+    while rams_elsewhere + sum(rams(option) for option in chosen) > rams_allowed:
+        moves = [((option.logic_cells - current.logic_cells) / (rams(current) - rams(option)),
+                  index, option)
+                 for index, (options, current) in enumerate(zip(per_layer, chosen))
+                 for option in options
+                 if option.cycles <= budget and rams(option) < rams(current)]
+        if not moves:
+            return None
+        _, index, option = min(moves, key=lambda move: move[:2])
+        chosen[index] = option
+    return chosen
 
 
 def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None,
@@ -140,7 +185,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         Estimated logic the whole accelerator may take (exactly one of the two), counted for
         ``family`` (iCE40 logic cells, ECP5 LUT4s).
     max_block_rams : int, optional
-        With ``max_logic_cells``: the 4-kbit block RAMs the design may take.
+        The 4-kbit block RAMs the design may take (default: no limit). Within it, each
+        layer's table of constants goes to block RAM wherever that saves logic.
     family : str
         The device family the design is priced for ("ice40", "ecp5" or "asic").
 
@@ -167,23 +213,26 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     per_layer = [layer_options(group.layer, group.fused_pool, group.trailing_pools,
                                family=family) for group in groups]
     fastest = max([floor] + [options[0].cycles for options in per_layer])
+    leading_cost = cost.add(cost.ZERO, *(p.estimate() for p in leading_pools))
+    leading_rams = leading_cost["block_rams"]
+    rams_allowed = float("inf") if max_block_rams is None else max_block_rams
     if target_cycles is not None:
         if not isinstance(target_cycles, int) or target_cycles < fastest:
             raise ValueError(f"target_cycles must be an integer >= {fastest} (the fewest cycles "
                              f"per image this network can take), not {target_cycles!r}")
-        return [_cheapest_within(options, target_cycles).folding for options in per_layer]
+        chosen = _design_within(per_layer, target_cycles, rams_allowed, leading_rams)
+        if chosen is None:
+            raise ValueError(f"target_cycles must allow a design within {max_block_rams} block "
+                             f"RAMs, not {target_cycles!r} (its layers need more)")
+        return [option.folding for option in chosen]
 
-    leading_cost = cost.add(cost.ZERO, *(p.estimate() for p in leading_pools))
     overhead = _fixed_cost(network, family) + cost.device_logic_cells(leading_cost, family)
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
                                   if option.cycles >= fastest})
-    rams_allowed = float("inf") if max_block_rams is None else max_block_rams
     for budget in budgets:
-        chosen = [_cheapest_within(options, budget) for options in per_layer]
-        rams = leading_cost["block_rams"] + sum(option.estimate["block_rams"]
-                                                for option in chosen)
-        if sum(option.logic_cells for option in chosen) + overhead <= max_logic_cells \
-                and rams <= rams_allowed:
+        chosen = _design_within(per_layer, budget, rams_allowed, leading_rams)
+        if chosen is not None and \
+                sum(option.logic_cells for option in chosen) + overhead <= max_logic_cells:
             return [option.folding for option in chosen]
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
     least = sum(option.logic_cells for option in slowest) + overhead
@@ -233,7 +282,8 @@ def read_foldings(path, network):
     try:
         entries = json.loads(path.read_text())["foldings"]
         foldings = [Folding(pe=entry["pe"], simd=entry["simd"],
-                            window_simd=entry.get("window_simd")) for entry in entries]
+                            window_simd=entry.get("window_simd"), tables=entry.get("tables"))
+                    for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -254,5 +304,6 @@ def read_foldings(path, network):
 
 
 def foldings_to_json(foldings):
-    return {"foldings": [{"pe": f.pe, "simd": f.simd, "window_simd": f.window_simd}
-                         for f in foldings]}
+    """The folding file's form of ``foldings`` (``tables`` only where it is set)."""
+    return {"foldings": [{"pe": f.pe, "simd": f.simd, "window_simd": f.window_simd,
+                          **({"tables": f.tables} if f.tables else {})} for f in foldings]}

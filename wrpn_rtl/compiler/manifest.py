@@ -98,7 +98,8 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
                 "accumulator_signed": mvu.accumulator_shape.signed,
                 "requantization": mvu.requantization,
                 "memory_styles": mvu.memory_styles(), "latency": mvu.latency})
-            foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd})
+            foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd,
+                             **({"tables": mvu.tables} if mvu.tables else {})})
         entry["cycles_per_image"] = cycles
         entry["estimate"] = {k: v for k, v in geometry.estimate().items() if k in cost.ZERO}
         stages.append(entry)

@@ -36,11 +36,22 @@ class Folding:
     (the line buffer; its input words are as wide) or the whole window ``K_h * K_w * C_in``
     (a register window, whole pixels in); None means ``gcd(SIMD, C_in)``. A width converter
     in front regroups the stage before's lanes when they differ. Dense layers ignore it.
+
+    ``tables``: where the MVU's per-fold table of constants (thresholds, affine constants or
+    logit biases) goes when it has more than one row: "block" (block RAM) or "logic"; None
+    means the default rule (see :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
     """
 
     pe: int
     simd: int
     window_simd: object = None
+    tables: object = None
+
+    def describe(self):
+        """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
+        where ``tables`` is set."""
+        where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
+        return f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
 
 
 class StageKind(enum.Enum):

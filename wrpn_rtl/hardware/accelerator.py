@@ -150,13 +150,14 @@ def _stage_parameters(stage):
         return (), {"in_lanes": stage.in_lanes, "out_lanes": stage.out_lanes, "bits": stage.bits}
     if kind is StageKind.CONV:
         return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "window_simd": fold.window_simd,
-                                "pool": stage.pool}
+                                "pool": stage.pool, "tables": fold.tables}
     if kind is StageKind.REPLAY:
         return (), {"words": stage.layer.window_size // fold.simd,
                     "times": stage.layer.out_channels // fold.pe,
                     "shape": data.ArrayLayout(unsigned(stage.bits), fold.simd)}
     if kind is StageKind.DENSE:
-        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "replayed": True}
+        return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "replayed": True,
+                                "tables": fold.tables}
     if kind is StageKind.POOL:
         pool = stage.layer
         return (), {"in_shape": pool.in_shape, "kernel": pool.kernel, "stride": pool.stride,

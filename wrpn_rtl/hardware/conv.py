@@ -62,6 +62,9 @@ class ConvGeometry:
         Defaults to ``gcd(simd, C_in)``.
     pool : wrpn_rtl.golden.QuantMaxPool or None
         A max-pool on this layer's output (its input shape must be the layer's output).
+    tables : None, "logic" or "block"
+        Where the MVU's per-fold table of constants goes (see
+        :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
 
     Members
     -------
@@ -72,7 +75,7 @@ class ConvGeometry:
         :meth:`window_queue_depth`), converter, replay, mvu, pool.
     """
 
-    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -93,7 +96,7 @@ class ConvGeometry:
                                  f"{layer.out_shape}, not {pool.in_shape}")
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
-        self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
+        self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
@@ -176,8 +179,9 @@ class ConvLayer(ConvGeometry, wiring.Component):
     output : Out(stream.Signature(ArrayLayout(<MVU output lane>, pe)))
     """
 
-    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None):
-        ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool)
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None):
+        ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
+                              tables=tables)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -191,7 +195,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),
             "mvu": lambda: MatrixVectorUnit(layer, pe=self._pe, simd=self._simd,
-                                            replayed=True),
+                                            replayed=True, tables=self._mvu.tables),
             "pool": lambda: max_pool(in_shape=pool.in_shape, kernel=pool.kernel,
                                      stride=pool.stride, padding=pool.padding, simd=self._pe,
                                      bits=layer.out_bits),

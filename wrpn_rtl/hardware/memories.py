@@ -1,6 +1,6 @@
 """Where a memory goes: the one rule for every generator's memories (and the cost rules)."""
 
-__all__ = ["memory_style", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
+__all__ = ["memory_style", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH", "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
@@ -8,6 +8,12 @@ __all__ = ["memory_style", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH"]
 #: multiplexer in logic: the digits network's 36 x 256-bit weight ROM (ECP5 design) measured
 #: about 1,500 LUT4s in logic, where block RAM holds it in 8 ECP5 DP16KD or 16 iCE40 blocks.
 BLOCK_ROM_MIN_DEPTH = 32
+#: A table of constants this deep or deeper may be put in block RAM by choice where a device
+#: has block RAM to spare (``Folding.tables``), although the rule above keeps it in logic: at
+#: 16 rows a LUT4 holds 16 rows of one bit, so each 4-kbit block (16 bits wide) frees 16 LUT4s
+#: or more; a shallower table's bits are nearly free in logic (2 rows: a constant or the
+#: address bit) and would spread over many blocks.
+CHOSEN_BLOCK_ROM_MIN_DEPTH = 16
 #: A written memory (the input buffer) this deep or deeper goes to block RAM; shallower ones
 #: become flip-flops (iCE40) or LUT RAM (ECP5).
 BLOCK_RAM_MIN_DEPTH = 16

@@ -66,7 +66,8 @@ from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue, stream_members
 
-__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS"]
+__all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
+           "TABLE_STYLES"]
 
 
 #: Output bits up to which the threshold requantizers (a table of ``2**bits - 1`` thresholds
@@ -75,6 +76,9 @@ MAX_THRESHOLD_BITS = 10
 
 #: The requantizer forms (see the module docstring); the first two read threshold tables.
 REQUANTIZATIONS = ("thresholds", "serial", "affine")
+
+#: Where a per-fold table of constants may be asked to go (None: the default rule).
+TABLE_STYLES = (None, "logic", "block")
 
 
 def _check_fold(name, value, total, what):
@@ -127,6 +131,11 @@ class MatrixVectorGeometry:
         own buffer for folds 1..NF-1 (input is refused meanwhile).
     requantization : None, "thresholds", "serial" or "affine"
         The requantizer's form (see :attr:`requantization`); None picks the cheapest exact one.
+    tables : None, "logic" or "block"
+        Where the per-fold table of constants (thresholds, affine constants or logit biases)
+        goes when it has more than one row: block RAM or logic; None: the default rule
+        (:meth:`_table_style`). Block RAM that a device has spare saves the logic a deep
+        table takes (the folding search offers both where they differ).
 
     Members
     -------
@@ -141,7 +150,7 @@ class MatrixVectorGeometry:
         :data:`MAX_THRESHOLD_BITS` output bits in threshold form.
     """
 
-    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -154,7 +163,9 @@ class MatrixVectorGeometry:
             raise ValueError(f"requantization must be 'thresholds', 'serial' or None for "
                              f"{layer.name}: its thresholds have no exact affine form, "
                              f"not 'affine'")
-        self._requantization_asked = requantization
+        if tables not in TABLE_STYLES:
+            raise ValueError(f"tables must be None, 'logic' or 'block', not {tables!r}")
+        self._requantization_asked, self._tables = requantization, tables
         if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
                 and (requantization in ("thresholds", "serial")
                      or layer.requantizer.affine is None)):
@@ -207,6 +218,7 @@ class MatrixVectorGeometry:
     pe = property(lambda self: self._pe)
     simd = property(lambda self: self._simd)
     replayed = property(lambda self: self._replayed)
+    tables = property(lambda self: self._tables)
 
     @property
     def synapse_fold(self):
@@ -421,17 +433,25 @@ class MatrixVectorGeometry:
                                                                  per_row)})
 
     def _table_style(self, form=None):
-        """Where the requantization table goes in ``form`` (default: the unit's own): by
+        """Where the requantization (or logit bias) table goes in ``form`` (default: the
+        unit's own): where ``tables`` says if the table has more than one row; by default by
         :func:`~wrpn_rtl.hardware.memories.memory_style`, except that the serial form's
         table, deep but as wide as ``PE`` thresholds, goes to whichever of block RAM and
         logic :func:`~wrpn_rtl.compiler.cost.requantization_price` finds cheaper."""
         form = form or self.requantization
         depth = self._table_words(form)
+        if depth > 1 and self._tables is not None:
+            return self._tables
         if form != "serial" or depth <= 1:
             return memory_style(depth, writable=False)
         width = self._pe * self._requantization_entry(form).size
         return min(("logic", "block"), key=lambda style: cost.requantization_price(
             cost.memory(width, depth, writable=False, style=style)))
+
+    @property
+    def table_rows(self):
+        """Rows of the unit's per-fold table of constants (see :meth:`_table_words`)."""
+        return self._table_words()
 
     def _table_words(self, form=None):
         """Rows of the requantization (or logit bias) table in ``form`` (default: the unit's
@@ -477,7 +497,8 @@ class MatrixVectorGeometry:
         if self._layer.is_logits:
             width = self._acc_shape.width
             return cost.add(*[cost.logit_adder(accumulator_bits=width)] * self._pe,
-                            cost.memory(width * self._pe, self._nf, writable=False))
+                            cost.memory(width * self._pe, self._nf, writable=False,
+                                        style=self._table_style()))
         form = form or self.requantization
         table = cost.memory(self._pe * self._requantization_entry(form).size,
                             self._table_words(form), writable=False,
@@ -518,9 +539,9 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         (``acc + bias``).
     """
 
-    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None):
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
-                                      requantization=requantization)
+                                      requantization=requantization, tables=tables)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -626,7 +647,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         layout = data.ArrayLayout(shape, self._pe)
         if self._nf == 1:
             return layout.const(rows[0])
-        if _memory_attrs(self._nf, writable=False)["ram_style"] == "logic":
+        if self._table_style() == "logic":
             # A multiplexer expression (a continuous assignment in Verilog): a `Switch` would
             # become an `always @*` block, which Icarus does not run until its index changes.
             selected = Value.cast(layout.const(rows[0]))
@@ -636,7 +657,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             m.d.comb += value.eq(selected)
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
-                        attrs=_memory_attrs(self._nf, writable=False))
+                        attrs={"ram_style": "block"})
         m.submodules[name] = memory
         port = memory.read_port()
         m.d.comb += port.addr.eq(address)

@@ -50,7 +50,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
         if folding_file is not None:
             return read_foldings(folding_file, network), f"from {folding_file}"
         if target_cycles is not None:
-            return (choose_foldings(network, target_cycles=target_cycles),
+            return (choose_foldings(network, target_cycles=target_cycles, family=family,
+                                    max_block_rams=TARGETS[target].ram_capacity),
                     f"balanced for {target_cycles} cycles per image")
         if max_lc is None:
             capacity = TARGETS[target].logic_capacity
@@ -102,7 +103,7 @@ def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc
                            target_cycles=target_cycles, max_lc=max_lc, target=target,
                            fill=fill, reserve=reserve)
     progress(f"generating the accelerator: foldings {how}: "
-             + ", ".join(f"PE {f.pe} x SIMD {f.simd}" for f in foldings))
+             + ", ".join(f.describe() for f in foldings))
     try:
         accelerator = build_accelerator(prepared.network, foldings)
     except (TypeError, ValueError) as error:
