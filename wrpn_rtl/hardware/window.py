@@ -286,19 +286,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         max_step = max(frame_end_step, s_h)
         row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
 
-        # `low_before`: the lowest row the previous request saw, less that request's step, so
-        # `ih - low_before` is this request's offset plus the previous request's step (the
-        # offset seen from the row before the step its predecessor makes; see `_issuer`) with
-        # one subtraction, like `offset`. A step leaves `need_low + step` as the next lowest
-        # row, except at a frame's end, where the rows restart from 0.
-        low_before = Signal(_signed_range(-max(frame_end_step, s_h), height),
-                            name="low_before")
         fresh = Signal(self._request_layout(max_step), name="req_new")
         m.d.comb += [fresh.addr.eq(slot * row_words + pixel), fresh.inside.eq(inside),
-                     fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step),
-                     fresh.offset_after.eq(ih - low_before)]
+                     fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step)]
         with m.If(advance):
-            m.d.sync += low_before.eq(Mux(leave_row & last_oh, -frame_end_step, need_low))
             with m.If(~last_cg):
                 m.d.sync += cg.eq(cg + 1)
             with m.Elif(~last_kw):
@@ -324,15 +315,14 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         return fresh, unsigned(max(1, max_step.bit_length()))
 
     def _request_layout(self, max_step):
-        """One request: memory address, inside the map, row offset, word in its row, the row
-        step it makes when read, and its offset plus the step of the request before it."""
+        """One request: memory address, inside the map, row offset, word in its row, and the
+        row step it makes when read."""
         row_words = self._in_shape[1] * self._groups
         k_h, pad = self._kernel[0], self._padding
         return data.StructLayout({
             "addr": range(self._rows * row_words), "inside": 1,
             "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1),
-            "offset_after": _signed_range(-pad, k_h + 1 + max_step)})
+            "step": range(max_step + 1)})
 
     def _request_queue(self, m, generated, advance, fire):
         """The requests between the generator and the issuer: ``fresh``, the generator's
@@ -401,16 +391,16 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
-        # step reaches `ahead` a cycle later): its `offset_after`, since the head is always
-        # the request generated just before the tail (or before `fresh` when the tail is
-        # empty). (Judged for the tail and for `fresh` apart and chosen after, so no
-        # multiplexer stands before the comparisons.)
+        # step reaches `ahead` a cycle later).
+        # (Judged for the tail and for `fresh` apart and chosen after, so no multiplexer
+        # stands before the adder and the comparisons.)
+        step_taken = head.step                 # 0 until the first head (the reset value)
         keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
         moved = Signal(name="head_moved")
         m.d.sync += [keep_written.eq(written(head.offset, head.pixel)),
                      move_written.eq(Mux(tail_valid,
-                                         written(tail.offset_after, tail.pixel),
-                                         written(fresh.offset_after, fresh.pixel))),
+                                         written(tail.offset + step_taken, tail.pixel),
+                                         written(fresh.offset + step_taken, fresh.pixel))),
                      moved.eq(fire | ~head_valid)]
         available = Mux(moved, move_written, keep_written)
         room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
