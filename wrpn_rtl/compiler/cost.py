@@ -133,10 +133,15 @@ def requantization_price(estimate):
 
 
 def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits):
-    """One PE's affine requantizer: an array multiplier (a cell per partial-product bit), the
-    adder, the clamp, and their registers."""
-    return dict(ZERO, logic_cells=x_bits * multiplier_bits + 2 * sum_bits + out_bits,
-                flip_flops=x_bits + multiplier_bits + 2 * sum_bits + out_bits)
+    """One PE's affine requantizer: the multiplier in two levels (a cell per partial-product
+    bit, then the sum of the 4-bit chunks' products:
+    :func:`~wrpn_rtl.hardware.arithmetic.pipelined_product`), the adder, the clamp, and their
+    registers (the table's constants delayed alongside)."""
+    chunks = -(-multiplier_bits // 4)
+    product_bits = x_bits + multiplier_bits
+    return dict(ZERO, logic_cells=x_bits * multiplier_bits + (chunks - 1) * product_bits
+                + 2 * sum_bits + out_bits,
+                flip_flops=chunks * (x_bits + 4) + product_bits + 3 * sum_bits + out_bits)
 
 
 def logit_adder(*, accumulator_bits):
@@ -197,11 +202,10 @@ def block_max_pool(*, word_bits, partial_words, queue_depth):
                fifo(word_bits, queue_depth))
 
 
-def vector_replay(*, word_bits, vector_words, queue_depth):
-    """A vector replay: two vectors of memory, the output queue and its control
+def vector_replay(*, word_bits, vector_words):
+    """A vector replay: two vectors of memory (its read port is the output) and its control
     (:data:`REPLAY_CONTROL`)."""
-    return add(dict(ZERO, **REPLAY_CONTROL), memory(word_bits, 2 * vector_words, writable=True),
-               fifo(word_bits, queue_depth))
+    return add(dict(ZERO, **REPLAY_CONTROL), memory(word_bits, 2 * vector_words, writable=True))
 
 
 def width_converter(*, in_lanes, out_lanes, group_lanes, bits):

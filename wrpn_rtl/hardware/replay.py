@@ -7,8 +7,9 @@ instead: while one is replayed, the next one is written, so the dense layer take
 ``NF * SF`` cycles per image *in parallel* with the layer feeding it.
 
 The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardware.memories.memory_style`);
-its synchronous read feeds a 5-word :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter,
-so ``valid`` and ``ready`` stay register-driven and any stall pattern is safe.
+its synchronous read is the output (:func:`~wrpn_rtl.hardware.streams.held_read`: the read data
+holds while the consumer stalls, so no queue); ``valid`` and the input's ``ready`` are
+registers, and any stall pattern is safe.
 """
 from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import wiring
@@ -17,7 +18,7 @@ from amaranth.lib.memory import Memory
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.hardware.memories import memory_style
-from wrpn_rtl.hardware.streams import READ_QUEUE_DEPTH, credited_queue, stream_members
+from wrpn_rtl.hardware.streams import held_read, stream_members
 
 __all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for"]
 
@@ -66,7 +67,7 @@ class VectorReplayGeometry:
         """:func:`wrpn_rtl.compiler.cost.vector_replay`: the two-vector memory, the output
         queue, pointers and flags."""
         return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
-                                  vector_words=self._words, queue_depth=READ_QUEUE_DEPTH)
+                                  vector_words=self._words)
 
     def build(self):
         """The :class:`VectorReplay` of these parameters."""
@@ -122,10 +123,8 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         read_half = Signal(name="read_half")
         read_count = Signal(range(words), name="read_count")
         read_pass = Signal(range(times), name="read_pass")
-        room = Signal(name="room")
-        issue = Signal(name="issue")
-        m.d.comb += [issue.eq(full.bit_select(read_half, 1) & room),
-                     read.addr.eq(Mux(read_half, words, 0) + read_count)]
+        issue = held_read(m, self, read, full.bit_select(read_half, 1), name="out")
+        m.d.comb += read.addr.eq(Mux(read_half, words, 0) + read_count)
         with m.If(issue):
             with m.If(read_count == words - 1):
                 m.d.sync += read_count.eq(0)
@@ -140,11 +139,4 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         m.d.comb += full_next.eq((full | set_full) & ~clear_full)
         m.d.sync += [full.eq(full_next),
                      ready.eq(~full_next.bit_select(Mux(last_word, ~write_half, write_half), 1))]
-
-        credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=issue,
-                                       name="queue")
-        m.d.comb += room.eq(credit)
-        read_valid = Signal(name="read_valid")
-        m.d.sync += read_valid.eq(issue)
-        m.d.comb += [queue.valid.eq(read_valid), queue.payload.eq(read.data)]
         return m

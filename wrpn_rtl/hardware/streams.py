@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 
-__all__ = ["output_credit", "credited_queue", "chain_stages", "FoldedMapWords",
+__all__ = ["output_credit", "credited_queue", "held_read", "chain_stages", "FoldedMapWords",
            "stream_members", "READ_QUEUE_DEPTH"]
 
 #: Output queue words behind a synchronous memory read: a slot comes back 4 cycles after it is
@@ -55,6 +55,35 @@ def credited_queue(m, component, *, depth, taken, name="out_fifo"):
                          transfer=component.output.valid & component.output.ready)
     wiring.connect(m, queue.output, wiring.flipped(component.output))
     return room, queue.input
+
+
+def held_read(m, component, read, want, *, payload=None, name="held"):
+    """A stage's output straight from a synchronous memory read port ``read``, no queue: the
+    port's data (or ``payload(read.data)``) is ``component.output``'s payload and holds, the
+    port's enable low, while the consumer is not ready; ``output.valid`` is a register.
+
+    A word is issued (its address presented, with ``want``, a 1-bit Value: the stage has one
+    to read) whenever the output is empty or being taken, so an always-ready consumer gets a
+    word per cycle. The consumer's ``ready`` reaches the port's enable and the issuing logic
+    in the same cycle: meant for consumers whose ``ready`` is a register or a gate of
+    registers (a :class:`StreamFIFO`, an MVU's input). Where a queue of ``READ_QUEUE_DEPTH``
+    words would hold ``READ_QUEUE_DEPTH x width`` flip-flops, this holds none.
+
+    Returns
+    -------
+    issue : Value
+        1 in a cycle that reads a word (``want`` and the output free).
+    """
+    valid = Signal(name=f"{name}_valid")
+    advance = Signal(name=f"{name}_advance")
+    issue = Signal(name=f"{name}_issue")
+    m.d.comb += [advance.eq(~valid | component.output.ready), issue.eq(want & advance),
+                 read.en.eq(advance), component.output.valid.eq(valid),
+                 component.output.payload.eq(read.data if payload is None
+                                             else payload(read.data))]
+    with m.If(advance):
+        m.d.sync += valid.eq(want)
+    return issue
 
 
 def chain_stages(m, component, stages):
