@@ -5,9 +5,14 @@ Every register here is free-running (no clock enable, no reset on datapath value
 control is done with valid bits and output credit, so the datapath never fans a stall signal
 out to its registers.
 """
-from amaranth.hdl import Signal, signed, unsigned, Shape
+from amaranth.hdl import Shape, Signal, Value, signed, unsigned
 
-__all__ = ["sum_shape", "pipelined_sum", "delay"]
+__all__ = ["sum_shape", "pipelined_sum", "pipelined_product", "delay",
+           "PRODUCT_CHUNK_BITS"]
+
+#: Multiplier bits per partial product of :func:`pipelined_product`: an unsigned ``a`` times 4
+#: bits is a sum of four shifted copies of ``a``, about three LUT4 adder levels.
+PRODUCT_CHUNK_BITS = 4
 
 
 def sum_shape(shapes):
@@ -58,9 +63,32 @@ def pipelined_sum(m, leaves, *, name):
     return level[0], depth
 
 
+def pipelined_product(m, a, b, *, name):
+    """``a * b`` of two unsigned values over two register levels: ``a`` times each
+    :data:`PRODUCT_CHUNK_BITS`-bit chunk of ``b``, registered, then the shifted sum of those,
+    registered (an array multiplier in one cycle is as deep as ``b`` is wide: 13 bits took
+    30 ns on an iCE40 UP5K). Returns the product register, valid two cycles after ``a`` and
+    ``b``; exact width ``len(a) + len(b)``."""
+    a, b = Value.cast(a), Value.cast(b)
+    chunks = []
+    for index, low in enumerate(range(0, len(b), PRODUCT_CHUNK_BITS)):
+        part = b[low:low + PRODUCT_CHUNK_BITS]
+        chunk = Signal(unsigned(len(a) + len(part)), name=f"{name}_chunk{index}",
+                       reset_less=True)
+        m.d.sync += chunk.eq(a * part)
+        chunks.append((chunk, low))
+    product = Signal(unsigned(len(a) + len(b)), name=name, reset_less=True)
+    total = 0
+    for chunk, low in chunks:
+        total = total + (chunk << low)
+    m.d.sync += product.eq(total)
+    return product
+
+
 def delay(m, value, cycles, *, name, reset_less=False):
     """``value`` delayed by ``cycles`` registers (0 returns ``value``); datapath values pass
     ``reset_less=True``, valid bits keep their reset."""
+    value = Value.cast(value)
     for index in range(cycles):
         reg = Signal(value.shape(), name=f"{name}_d{index}", reset_less=reset_less)
         m.d.sync += reg.eq(value)

@@ -61,7 +61,7 @@ from amaranth.lib.memory import Memory
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
-from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
+from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum
 from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_style
 from wrpn_rtl.hardware.streams import credited_queue, stream_members
@@ -265,7 +265,7 @@ class MatrixVectorGeometry:
             return 1
         form = self.requantization
         if form == "affine":
-            return 3
+            return 4
         if form == "serial":
             # table read, compare register, count tree, count register after the last step
             return self._serial_steps + 2 + _log2_ceil(self._serial_comparators)
@@ -746,8 +746,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         return results, valid
 
     def _affine_stage(self, m, accumulators, nf_a, done_nf, done):
-        # t = (-1)**negate * M * X + K; code = clip(t >> S, 0, L): product, sum, clamp, each
-        # registered.
+        # t = (-1)**negate * M * X + K; code = clip(t >> S, 0, L): product (two registered
+        # levels, :func:`pipelined_product`), sum, clamp, each registered.
         affine = self._layer.requantizer.affine
         tables = self._affine_tables(affine)
         rows = [[{"negate": tables[nf * self._pe + p][0],
@@ -758,16 +758,12 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         table = self._per_fold_table(m, "requantization", layout, rows, nf_a, done_nf)
         levels = (1 << self._layer.out_bits) - 1
         sum_shape = self._affine_sum_shape(affine)
-        m_bits = layout.members["multiplier"].width
         results = []
         for p, acc in enumerate(accumulators):
             entry = table[p]
-            product = Signal(unsigned(len(acc) + m_bits), name=f"pe{p}_product",
-                             reset_less=True)
-            negate = Signal(name=f"pe{p}_negate", reset_less=True)
-            bias = Signal(layout.members["bias"], name=f"pe{p}_bias", reset_less=True)
-            m.d.sync += [product.eq(acc * entry.multiplier), negate.eq(entry.negate),
-                         bias.eq(entry.bias)]
+            product = pipelined_product(m, acc, entry.multiplier, name=f"pe{p}_product")
+            negate = delay(m, entry.negate, 2, name=f"pe{p}_negate", reset_less=True)
+            bias = delay(m, entry.bias, 2, name=f"pe{p}_bias", reset_less=True)
             total = Signal(sum_shape, name=f"pe{p}_sum", reset_less=True)
             m.d.sync += total.eq(Mux(negate, bias - product, bias + product))
             scaled = total.as_signed() >> affine.shift if sum_shape.signed else \
