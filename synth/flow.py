@@ -114,6 +114,8 @@ class SynthResult:
         "abc9" (Yosys's default), or the classic ABC fallback when ABC9 crashed.
     placer : str or None
         nextpnr's placer used (:meth:`Target.placer`).
+    seed : int or None
+        nextpnr's placement seed of the run reported (:data:`PLACEMENT_SEEDS`).
     utilization : dict
         nextpnr's ``{bel: {"used", "available"}}``.
     """
@@ -130,6 +132,7 @@ class SynthResult:
     utilization: dict = field(default_factory=dict)
     lut_mapper: str = "abc9"
     placer: object = None
+    seed: object = None
 
     def as_dict(self):
         return asdict(self)
@@ -476,8 +479,15 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     lut = "SB_LUT4" if target.family == "ice40" else "LUT4"
     result.core_logic = core_cells.get(lut, 0) + 2 * core_cells.get("CCU2C", 0)
     result.placer = target.placer(design.get(lut, 0) + 2 * design.get("CCU2C", 0))
-    report = _place_and_route(work, target, freq_mhz, nextpnr_timeout_s, progress,
-                              result.placer)
+    # On iCE40 HeAP either places a design within 1-2 minutes or stalls after its first
+    # iteration for good (a 78 %-full UP5K design with seed 1; seed 2 placed it in 80 s), so
+    # each seed gets a share of the time limit there and a stall moves on to the next seed.
+    share = (nextpnr_timeout_s / len(PLACEMENT_SEEDS)
+             if nextpnr_timeout_s and target.family == "ice40" else nextpnr_timeout_s)
+    report, result.seed = place_with_seeds(
+        lambda seed: _place_and_route(work, target, freq_mhz, share, progress,
+                                      result.placer, seed=seed), progress,
+        retry_stalls=target.family == "ice40")
     util = report["utilization"]
     result.utilization = util
     result.fmax_mhz = report["fmax_mhz"]
@@ -526,7 +536,33 @@ def _synthesize_netlists(work, target, top, progress=None, core=True):
             "abc9" if attempt == 0 else "abc (abc9 crashed)")
 
 
-def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="heap"):
+#: nextpnr's placement seeds, in turn: a run whose placer found no legal place for a cell is
+#: placed again with the next seed (legalization of a nearly full iCE40 is a matter of luck:
+#: a 78 %-full UP5K digits design failed with seed 1 and placed with seed 2), and on iCE40 a
+#: run that stalls past its share of the time limit too. A design that does not fit is not
+#: retried.
+PLACEMENT_SEEDS = (1, 2, 3)
+
+
+def place_with_seeds(place, progress=None, *, retry_stalls=False):
+    """``place(seed)`` with each of :data:`PLACEMENT_SEEDS` in turn until one places. A
+    :class:`SynthError` whose reason is not "placement failed ..." (or, with
+    ``retry_stalls``, "nextpnr did not finish ...") is raised at once, as is the last seed's.
+    Returns ``(place's result, the seed)``."""
+    retried = ("placement failed",) + (("nextpnr did not finish",) if retry_stalls else ())
+    for seed in PLACEMENT_SEEDS:
+        try:
+            return place(seed), seed
+        except SynthError as error:
+            if not error.reason.startswith(retried) or seed == PLACEMENT_SEEDS[-1]:
+                raise
+            if progress is not None:
+                progress(f"    nextpnr: {error.reason.split(':')[0]} with seed {seed}; "
+                         f"placing again with seed {seed + 1}")
+
+
+def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *,
+                     seed=PLACEMENT_SEEDS[0]):
     """nextpnr on ``work/netlist.json``; its parsed report (utilization, Fmax).
 
     Raises
@@ -536,7 +572,7 @@ def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="h
     """
     nextpnr = _tool(f"yowasp-nextpnr-{target.family}")
     argv = [nextpnr, f"--{target.device}", "--package", target.package, "--json",
-            "netlist.json", "--report", "report.json", "--timing-allow-fail", "--seed", "1",
+            "netlist.json", "--report", "report.json", "--timing-allow-fail", "--seed", str(seed),
             "--placer", placer]
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]

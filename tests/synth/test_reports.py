@@ -89,6 +89,50 @@ def test_a_placement_too_full_to_legalize_names_the_fill():
                       "(ICESTORM_LC 4303 of 5280 used, 81%)")
 
 
+def test_a_failed_legalization_is_placed_again_with_the_next_seed():
+    """nextpnr's legalizer failing on a nearly full device is luck: the next seed is tried
+    (and said); a design that does not fit, a timeout or the last seed's failure is raised."""
+    from wrpn_rtl.synth.flow import PLACEMENT_SEEDS, SynthError, place_with_seeds
+    legalize = "placement failed: the placer found no legal place for a logic cell (81%)"
+    tried, said = [], []
+
+    def place(seed):
+        tried.append(seed)
+        if seed < 3:
+            raise SynthError("nextpnr failed", reason=legalize, placement=True)
+        return {"fmax_mhz": 47.0}
+    assert place_with_seeds(place, said.append) == ({"fmax_mhz": 47.0}, 3)
+    assert tried == [1, 2, 3] == list(PLACEMENT_SEEDS)
+    assert said[0] == "    nextpnr: placement failed with seed 1; placing again with seed 2"
+    for reason in ("does not fit: ICESTORM_LC 6000 of 5280",
+                   "nextpnr did not finish within 900 s"):     # a stall, not retried by default
+        tried.clear()
+
+        def refuse(seed):
+            tried.append(seed)
+            raise SynthError("nextpnr failed", reason=reason, placement=True)
+        with pytest.raises(SynthError):
+            place_with_seeds(refuse)
+        assert tried == [1]
+    tried.clear()
+    stalled = "nextpnr did not finish within 300 s with ICESTORM_LC 4121 of 5280 used (78%)"
+
+    def stall_once(seed):
+        tried.append(seed)
+        if seed == 1:
+            raise SynthError("nextpnr stopped", reason=stalled, placement=True)
+        return {"fmax_mhz": 49.2}
+    assert place_with_seeds(stall_once, retry_stalls=True) == ({"fmax_mhz": 49.2}, 2)
+    tried.clear()
+
+    def never(seed):
+        tried.append(seed)
+        raise SynthError("nextpnr failed", reason=legalize, placement=True)
+    with pytest.raises(SynthError, match="nextpnr failed"):
+        place_with_seeds(never)
+    assert tried == [1, 2, 3]
+
+
 def test_per_module_statistics_count_each_modules_own_cells():
     modules = parse_module_stats(DATA / "ecp5_modules_stat.json", "ecp5")
     assert set(modules) == {"wrpn_accel", "wrpn_accel.classify", "wrpn_accel.layer2.mvu",

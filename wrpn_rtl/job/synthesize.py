@@ -82,7 +82,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
            "foldings": generated["foldings"], "cycles_per_image": cycles_per_image,
            "estimate": estimate,
            "seconds": round(time.monotonic() - started, 1), "lut_mapper": result.lut_mapper,
-           "placer": result.placer,
+           "placer": result.placer, "seed": result.seed,
            "stages": (stage_breakdown(accelerator, modules, core="top.core",
                                       family=device.family) if breakdown else None)}
     if target == "asic":
