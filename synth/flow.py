@@ -557,7 +557,7 @@ def place_with_seeds(place, progress=None, *, retry_stalls=False):
             if not error.reason.startswith(retried) or seed == PLACEMENT_SEEDS[-1]:
                 raise
             if progress is not None:
-                progress(f"    nextpnr: {error.reason.split(':')[0]} with seed {seed}; "
+                progress(f"    nextpnr, seed {seed}: {error.reason.split(':')[0]}; "
                          f"placing again with seed {seed + 1}")
 
 

@@ -103,7 +103,7 @@ def test_a_failed_legalization_is_placed_again_with_the_next_seed():
         return {"fmax_mhz": 47.0}
     assert place_with_seeds(place, said.append) == ({"fmax_mhz": 47.0}, 3)
     assert tried == [1, 2, 3] == list(PLACEMENT_SEEDS)
-    assert said[0] == "    nextpnr: placement failed with seed 1; placing again with seed 2"
+    assert said[0] == "    nextpnr, seed 1: placement failed; placing again with seed 2"
     for reason in ("does not fit: ICESTORM_LC 6000 of 5280",
                    "nextpnr did not finish within 900 s"):     # a stall, not retried by default
         tried.clear()
