@@ -86,9 +86,10 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     for pe in _divisors(layer.out_channels):
         for simd in _divisors(layer.window_size):
             candidates = []
+            table_places = _table_choices(layer, pe, simd)
             for window_simd in ([None] if isinstance(layer, QuantDense)
                                 else _window_choices(layer, simd)):
-                for tables in _table_choices(layer, pe, simd, window_simd, pool):
+                for tables in table_places:
                     folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables)
                     if isinstance(layer, QuantDense):
                         stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
@@ -111,7 +112,7 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     return options
 
 
-def _table_choices(layer, pe, simd, window_simd, pool):
+def _table_choices(layer, pe, simd):
     """``Folding.tables`` values worth pricing: None (the default rule) and, when the MVU's
     table of constants has at least :data:`~wrpn_rtl.hardware.memories.
     CHOSEN_BLOCK_ROM_MIN_DEPTH` rows, the place the default rule did not choose."""

@@ -57,9 +57,9 @@ def credited_queue(m, component, *, depth, taken, name="out_fifo"):
     return room, queue.input
 
 
-def held_read(m, component, read, want, *, payload=None, name="held"):
+def held_read(m, component, read, want, *, name="held"):
     """A stage's output straight from a synchronous memory read port ``read``, no queue: the
-    port's data (or ``payload(read.data)``) is ``component.output``'s payload and holds, the
+    port's data is ``component.output``'s payload and holds, the
     port's enable low, while the consumer is not ready; ``output.valid`` is a register.
 
     A word is issued (its address presented, with ``want``, a 1-bit Value: the stage has one
@@ -79,8 +79,7 @@ def held_read(m, component, read, want, *, payload=None, name="held"):
     issue = Signal(name=f"{name}_issue")
     m.d.comb += [advance.eq(~valid | component.output.ready), issue.eq(want & advance),
                  read.en.eq(advance), component.output.valid.eq(valid),
-                 component.output.payload.eq(read.data if payload is None
-                                             else payload(read.data))]
+                 component.output.payload.eq(read.data)]
     with m.If(advance):
         m.d.sync += valid.eq(want)
     return issue
