@@ -14,10 +14,16 @@ inside the block cannot matter and the design behaves exactly as before (the RTL
 it bit for bit against the golden model on Icarus); measured on the default network: about
 2x the simulated cycles per second. Verilator, which compiles the design, gains nothing and
 gets the design as written.
+
+:func:`poison_collision_reads` checks a promise the generators make to synthesis: a memory
+marked ``no_rw_check`` (:func:`wrpn_rtl.hardware.memories.memory_attrs`) never uses what its
+read port gives in a cycle that writes the same address, so block RAM may give anything
+there. In the Verilog such a read gives the old word; for Icarus it gives all ``x``, which
+reaches an output word (and fails the run, naming the word) if the promise is broken.
 """
 import re
 
-__all__ = ["merge_clocked_blocks"]
+__all__ = ["merge_clocked_blocks", "poison_collision_reads"]
 
 #: One register's clocked block as Yosys writes it: the edge, then one nonblocking
 #: assignment to a plain or escaped name, maybe bit-selected, on a line of its own.
@@ -48,3 +54,37 @@ def _merge_module(module):
                      "  end\n" for clock, statements in by_clock.items())
     end = body.rindex("endmodule")
     return body[:end] + merged + body[end:]
+
+
+#: A memory Yosys may treat as collision-free: the attribute line(s), then its declaration.
+_UNCHECKED_MEMORY = re.compile(r"^  \(\* no_rw_check = [^*]*\*\)\n(?:  \(\*[^\n]*\*\)\n)*"
+                               r"  reg \[(?P<high>\d+):0\] (?P<name>[A-Za-z_][\w$]*) \[", re.M)
+
+
+def poison_collision_reads(text):
+    """``text`` (Verilog modules) with every read of a ``no_rw_check`` memory giving all
+    ``x`` in a cycle whose write port writes the address read. Each such memory must have one
+    write port (``if (EN) NAME[ADDR] <= DATA;``); a memory whose ports are not found raises
+    ValueError, so an unrecognised layout cannot pass unchecked."""
+    modules = re.split(r"(?=^module )", text, flags=re.M)
+    return "".join(_poison_module(module) for module in modules)
+
+
+def _poison_module(module):
+    memories = list(_UNCHECKED_MEMORY.finditer(module))
+    if len(memories) != module.count("(* no_rw_check"):
+        raise ValueError("a no_rw_check memory's declaration is not in Amaranth's layout")
+    for memory in memories:
+        name, width = memory["name"], int(memory["high"]) + 1
+        quoted = re.escape(name)
+        writes = re.findall(r"^\s+if \((?P<en>[^\n]+)\)\n\s+" + quoted +
+                            r"\[(?P<addr>[^\n]+)\] <= [^\n]+;$", module, re.M)
+        read = re.compile(r"^(?P<lead>\s+\S+ <= )" + quoted + r"\[(?P<addr>[^\n]+)\];$", re.M)
+        if len(writes) != 1 or not read.search(module):
+            raise ValueError(f"memory {name}: expected one write port and a read port in "
+                             f"Amaranth's layout, found {len(writes)} writes")
+        (enable, write_address), = writes
+        module = read.sub(lambda r: (f"{r['lead']}(({enable}) && ({write_address}) == "
+                                     f"({r['addr']})) ? {{{width}{{1'bx}}}} : "
+                                     f"{name}[{r['addr']}];"), module)
+    return module

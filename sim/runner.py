@@ -9,7 +9,7 @@ import threading
 import time
 
 from wrpn_rtl.golden.atomic import atomic_write
-from wrpn_rtl.sim.icarus import merge_clocked_blocks
+from wrpn_rtl.sim.icarus import merge_clocked_blocks, poison_collision_reads
 from wrpn_rtl.sim.words import pack
 from wrpn_rtl.toolchain import ensure_verilator_on_path, require
 
@@ -135,10 +135,13 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
               "max_cycles": max_cycles, "check": bool(check), "record": "record.txt",
               "plusargs": plusargs}
     sources, top, test_module = [Path(verilog_path).resolve()], toplevel, PYTHON_DRIVER
-    if simulator == "icarus":           # the same design, its registers' blocks merged
+    if simulator == "icarus":
+        # the same design, its registers' blocks merged, and its memories' collision reads
+        # (which the design promises not to use) made unknown
         sources = [build_dir / "design_icarus.v"]
         with atomic_write(sources[0], "w") as handle:
-            handle.write(merge_clocked_blocks(Path(verilog_path).read_text()))
+            handle.write(merge_clocked_blocks(poison_collision_reads(
+                Path(verilog_path).read_text())))
     parameters = {}
     if driver == "python":
         config.update(inputs=[list(map(int, w)) for w in inputs], in_width=in_width,

@@ -4,8 +4,10 @@ leaves anything it does not recognise alone. (Every Icarus test of the RTL then 
 merged design bit for bit against the golden model.)"""
 import re
 
+import pytest
+
 from wrpn_rtl.compiler.export import to_verilog
-from wrpn_rtl.sim.icarus import merge_clocked_blocks
+from wrpn_rtl.sim.icarus import merge_clocked_blocks, poison_collision_reads
 
 SAMPLE = """module a(clk, x, y);
   always @(posedge clk)
@@ -50,3 +52,17 @@ def test_a_real_design_keeps_every_assignment(rng):
     modules = len(re.findall(r"^module ", text, re.M))
     assert len(re.findall(r"always @\(posedge", merged)) < len(re.findall(
         r"always @\(posedge", text)) and modules == len(re.findall(r"^module ", merged, re.M))
+
+
+def test_collision_reads_of_an_unrecognised_memory_layout_are_refused():
+    """A ``no_rw_check`` memory the rewrite cannot find the ports of is an error, not a
+    memory left unchecked."""
+    escaped = ("module m(clk);\n  (* no_rw_check = 32'd1 *)\n  reg [3:0] \\odd.name  [15:0];\n"
+               "endmodule\n")
+    with pytest.raises(ValueError, match="not in Amaranth's layout"):
+        poison_collision_reads(escaped)
+    no_write = ("module m(clk);\n  (* no_rw_check = 32'd1 *)\n  reg [3:0] store [15:0];\n"
+                "  always @(posedge clk) begin\n    q <= store[a];\n  end\nendmodule\n")
+    with pytest.raises(ValueError, match="memory store: expected one write port"):
+        poison_collision_reads(no_write)
+    assert poison_collision_reads(SAMPLE) == SAMPLE

@@ -3,7 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 
+from wrpn_rtl.hardware.memories import memory_attrs
 from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 from wrpn_rtl.compiler.export import write_verilog
 from wrpn_rtl.sim.runner import run_stream_bench
@@ -65,3 +70,44 @@ def test_sim_bench_measures_both_simulators_against_the_python_driver(tmp_path):
     assert rows["verilator", "python"]["speedup"] == 1.0
     assert "| verilator | HDL harness |" in (tmp_path / "sim.md").read_text()
     assert json.loads((tmp_path / "sim.json").read_text())["rows"] == report["rows"]
+
+
+class _SameCycleEcho(wiring.Component):
+    """A word per cycle written to a memory and read back from the same address in the same
+    cycle, its answer used: marked ``no_rw_check`` (``broken=True``), it breaks the promise."""
+
+    def __init__(self, *, broken):
+        self._broken = broken
+        super().__init__({"input": In(stream.Signature(4)), "output": Out(stream.Signature(4))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.store = store = Memory(
+            shape=4, depth=16, init=[],
+            attrs=memory_attrs(16, writable=True, collision_reads_unused=self._broken))
+        write, read = store.write_port(), store.read_port()
+        address = Signal(4)
+        valid = Signal()
+        m.d.comb += [self.input.ready.eq(1), write.addr.eq(address), read.addr.eq(address),
+                     write.data.eq(self.input.payload), write.en.eq(self.input.valid),
+                     self.output.payload.eq(read.data), self.output.valid.eq(valid)]
+        m.d.sync += valid.eq(self.input.valid)
+        with m.If(self.input.valid):
+            m.d.sync += address.eq(address + 1)
+        return m
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_icarus_makes_a_used_collision_read_unknown(broken, tmp_path):
+    """A memory marked ``no_rw_check`` whose collision reads are used fails its Icarus run
+    with the unknown output word named; unmarked, the same design reads the old words."""
+    verilog = write_verilog(_SameCycleEcho(broken=broken), tmp_path / "echo.v", name="echo")
+    expected = [[0]] * 5           # the memory's initial words: read before each write
+    run = lambda: run_stream_bench(verilog, toplevel="echo", inputs=[[i + 1] for i in range(5)],
+                                   expected=expected, in_width=4, out_lanes=1, out_width=4,
+                                   simulator="icarus", build_dir=tmp_path / "bench")
+    if broken:
+        with pytest.raises(Exception, match=r"output word 0 \(cycle \d+\) has unknown bits: x"):
+            run()
+    else:
+        np.testing.assert_array_equal(np.array(run().outputs), expected)

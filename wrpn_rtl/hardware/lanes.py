@@ -34,7 +34,8 @@ class MacLanes(wiring.Component):
     Members
     -------
     operands : In(unsigned(simd * in_bits))
-        Lane ``i`` is bits ``[i*A, (i+1)*A)``; registered outside, with ``weights``.
+        Lane ``i`` is bits ``[i*A, (i+1)*A)``. Like ``weights``, a register or a memory's
+        read data outside: both feed the leaf LUTs directly.
     weights : In(weight_layout)
     valid, last : In(1)
         The step's operands are present; it is the last step of a vector.

@@ -1,6 +1,6 @@
 """Where a memory goes: the one rule for every generator's memories (and the cost rules)."""
 
-__all__ = ["memory_style", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH", "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
+__all__ = ["memory_style", "memory_attrs", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH", "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
@@ -24,3 +24,21 @@ def memory_style(depth, *, writable):
     else "logic" (the one rule for every generator's memories)."""
     limit = BLOCK_RAM_MIN_DEPTH if writable else BLOCK_ROM_MIN_DEPTH
     return "block" if depth >= limit else "logic"
+
+
+def memory_attrs(depth, *, writable, collision_reads_unused=False):
+    """The attributes of a memory of ``depth`` words: its ``ram_style``
+    (:func:`memory_style`) and, where ``collision_reads_unused``, Yosys's ``no_rw_check``.
+
+    ``collision_reads_unused`` is the generator's promise that whatever the read port gives
+    in a cycle that writes the same address is never used (the two ports work on disjoint
+    parts, or a forwarding path replaces that read). Without it Yosys keeps the Verilog's
+    read-before-write answer, which iCE40 block RAM does not give, so it adds a copy of the
+    written word, an address compare and a multiplexer per bit: measured 232 flip-flops and
+    126 LUT4s on the default network's UP5K design. Icarus runs check the promise:
+    :func:`wrpn_rtl.sim.icarus.poison_collision_reads` makes such a read all ``x``.
+    """
+    attrs = {"ram_style": memory_style(depth, writable=writable)}
+    if collision_reads_unused:
+        attrs["no_rw_check"] = 1
+    return attrs

@@ -63,7 +63,7 @@ from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum
 from wrpn_rtl.hardware.lanes import MacLanes
-from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
@@ -104,10 +104,6 @@ def _count_passed(m, value, entry, count, *, name):
         passes.append(bit)
     total, _ = pipelined_sum(m, passes, name=f"{name}_passed")
     return total
-
-
-def _memory_attrs(depth, *, writable):
-    return {"ram_style": memory_style(depth, writable=writable)}
 
 
 class MatrixVectorGeometry:
@@ -309,9 +305,9 @@ class MatrixVectorGeometry:
     @property
     def latency(self):
         """Cycles from issuing the last step of an output word to the word being valid at
-        ``output`` (no stall): memory read, operand register, leaf register, adder tree,
-        plane combine, accumulate, requantize, output FIFO."""
-        return 3 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
+        ``output`` (no stall): memory read (with the input word's register), leaf register,
+        adder tree, plane combine, accumulate, requantize, output FIFO."""
+        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
 
     @property
     def fifo_depth(self):
@@ -463,7 +459,7 @@ class MatrixVectorGeometry:
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
         "block" (block RAM), "logic", or None when the memory does not exist."""
         def style(depth, writable):
-            return _memory_attrs(depth, writable=writable)["ram_style"]
+            return memory_style(depth, writable=writable)
         return {"weights": style(self._nf * self._sf, False),
                 "input_buffer": style(self._sf, True) if self._buffered else None,
                 "thresholds": self._table_style() if self._table_words() > 1 else "logic"}
@@ -590,7 +586,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             # enable is a register too); the other folds replay them.
             m.submodules.input_buffer = buf = Memory(
                 shape=unsigned(simd * a_bits), depth=sf_count, init=[],
-                attrs=_memory_attrs(sf_count, writable=True))
+                attrs=memory_attrs(sf_count, writable=True))
             write = buf.write_port()
             read = buf.read_port(transparent_for=(write,))
             m.d.comb += [write.addr.eq(sf1), write.data.eq(in_word),
@@ -603,24 +599,21 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         words = self.weight_words()
         m.submodules.weights = wmem = Memory(
             shape=layout, depth=len(words), init=words,
-            attrs=_memory_attrs(len(words), writable=False))
+            attrs=memory_attrs(len(words), writable=False))
         wread = wmem.read_port()
         m.d.comb += wread.addr.eq(waddr)
 
-        # stage 2: operand registers (cut the memory clock-to-out from the adders)
-        x2 = Signal(simd * a_bits, name="x2", reset_less=True)
-        w2 = Signal(layout, name="w2", reset_less=True)
-        valid2, last2 = Signal(), Signal()
-        nf2 = Signal(range(nf_count), reset_less=True)
-        m.d.sync += [x2.eq(x1), w2.eq(wread.data), valid2.eq(valid1),
-                     last2.eq(last1), nf2.eq(nf1)]
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
+        # The operands go from the stage-1 register and the memory's read data straight into
+        # the leaves' LUTs (one LUT level, then the leaf register): a register stage between
+        # them was a copy of every operand bit, flip-flops with no LUT of their own (on iCE40
+        # a logic cell each, 234 cells in the default network's UP5K design).
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
             sum_shape=self._x_shape)
-        m.d.comb += [macs.operands.eq(x2), macs.weights.eq(w2), macs.valid.eq(valid2),
-                     macs.last.eq(last2)]
-        nf_a = delay(m, nf2, macs.latency - 1, name="nf_a", reset_less=True)
+        m.d.comb += [macs.operands.eq(x1), macs.weights.eq(wread.data), macs.valid.eq(valid1),
+                     macs.last.eq(last1)]
+        nf_a = delay(m, nf1, macs.latency - 1, name="nf_a", reset_less=True)
         accumulators = list(macs.sums)
         done = macs.done
         done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)

@@ -15,7 +15,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
-from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.memories import memory_attrs
 from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
                                        stream_members)
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
@@ -236,9 +236,11 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         (k_h, k_w), (out_h, out_w) = self._kernel, self._out_hw
         groups, word = self._groups, self.input.payload.shape()
         depth = out_w * groups
-        m.submodules.partial = partial = Memory(shape=word, depth=depth, init=[],
-                                                attrs={"ram_style": memory_style(
-                                                    depth, writable=True)})
+        # A read of the address that stage C writes in the same cycle is replaced by the
+        # forwarding register (`forward` below), so the memory's answer to it is never used.
+        m.submodules.partial = partial = Memory(
+            shape=word, depth=depth, init=[],
+            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True))
         write, read = partial.write_port(), partial.read_port()
 
         # Position of the incoming word: row (and its band of K_h rows), column (and its block

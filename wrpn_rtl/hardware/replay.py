@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
-from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.memories import memory_attrs
 from wrpn_rtl.hardware.streams import held_read, stream_members
 
 __all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for"]
@@ -94,9 +94,11 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         m = Module()
         words, times = self._words, self._times
         depth = 2 * words
-        m.submodules.buffer = buffer = Memory(shape=self._shape, depth=depth, init=[],
-                                              attrs={"ram_style": memory_style(depth,
-                                                                               writable=True)})
+        # The read port works on a full half and the write port on the other one; a read of
+        # the half being written (the port reads while no word is wanted) is never output.
+        m.submodules.buffer = buffer = Memory(
+            shape=self._shape, depth=depth, init=[],
+            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True))
         write, read = buffer.write_port(), buffer.read_port()
 
         # Writing: a half is "full" from its last word until its last replay has been read.

@@ -33,7 +33,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.memories import memory_style
+from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
                                        stream_members)
 from wrpn_rtl.golden.checks import check_positive_int
@@ -198,7 +198,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         row_words = width * groups
         m.submodules.lines = lines = Memory(
             shape=unsigned(self._simd * self._bits), depth=rows * row_words, init=[],
-            attrs={"ram_style": self.memory_style()})
+            # A word is read only once the writer has passed it, and the writer fills only
+            # slots of rows no longer needed, so no read that is used meets a write to its
+            # address (reads not fired, and padding, are dropped).
+            attrs=memory_attrs(rows * row_words, writable=True, collision_reads_unused=True))
         # `ahead`: input rows the writer has completed beyond the lowest row the reader still
         # needs (negative while the writer is behind the reader's frame).
         (k_h, _), (s_h, _), pad = self._kernel, self._stride, self._padding
