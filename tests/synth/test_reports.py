@@ -200,3 +200,23 @@ def test_a_tool_run_reports_its_phases(tmp_path, monkeypatch):
     assert told == ["nextpnr: packing", "nextpnr: placing", "nextpnr: routing",
                     "nextpnr: done"]
     assert "still nextpnr: placing" in [line.strip() for line in heard]
+
+
+def test_ice40_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, monkeypatch):
+    """HeAP on iCE40 is told to give up on a cell after cells**2 / 32 tries (a hopeless seed
+    failed in 9 s instead of legalizing for minutes); ECP5's placers keep their defaults."""
+    from wrpn_rtl.synth import flow
+    seen = {}
+
+    def run(argv, cwd, log_name, **_):
+        seen[argv[1]] = argv
+        (Path(cwd) / log_name).write_text("ERROR: Unable to find legal placement for cell 'x'")
+        return 1, Path(cwd) / log_name
+    monkeypatch.setattr(flow, "_run", run)
+    for name, placer in (("ice40-up5k", "heap"), ("ecp5-25k", "static")):
+        with pytest.raises(flow.SynthError, match="placement failed") as failure:
+            flow._place_and_route(tmp_path, flow.TARGETS[name], None, 60, placer=placer)
+        assert failure.value.placement
+    up5k, ecp5 = seen["--up5k"], seen["--25k"]
+    assert up5k[up5k.index("--placer-heap-cell-placement-timeout") + 1] == "32"
+    assert "--placer-heap-cell-placement-timeout" not in ecp5
