@@ -219,14 +219,11 @@ def test_serial_table_goes_where_it_is_cheaper(rng):
     (1, 3, 1, 1), (3, 6, 2, 4)])
 def test_serial_requantizer_scans_within_a_word(out_bits, sf, comparators, steps, rng):
     """R comparators per PE and S <= SF steps per word, over a table of NF * S rows; checked
-    against golden under stalls, NF = 2, with and without back-to-back words (S = SF scans
-    a held copy of the accumulator, S < SF its register)."""
+    against golden under stalls, NF = 2, with and without back-to-back words."""
     layer = dense_layer(rng, in_features=2 * sf, out_features=4, weight_bits=2, in_bits=3,
                         out_bits=out_bits)
     mvu = MatrixVectorUnit(layer, pe=2, simd=2, requantization="serial")
     assert (mvu._serial_comparators, mvu._serial_steps) == (comparators, steps)
-    # a scan shorter than the word compares the accumulator's register, no copy of it
-    assert mvu._serial_holds_accumulator == (steps == sf)
     assert mvu.memory_bits()["thresholds"] == \
         2 * mvu.neuron_fold * steps * (1 + comparators * mvu._threshold_shape().width)
     vectors = np.concatenate([rng.integers(0, 8, (7, 2 * sf)), np.full((1, 2 * sf), 7)])

@@ -105,13 +105,12 @@ def threshold_requantizer(*, levels, compare_bits, out_bits):
                 flip_flops=levels + out_bits)
 
 
-def serial_requantizer(*, comparators, compare_bits, held_bits, out_bits):
+def serial_requantizer(*, comparators, compare_bits, x_bits, out_bits):
     """One PE's serial requantizer: ``comparators`` comparators and their registers, the count
-    of those passed, the running count and the held copy of the accumulator (``held_bits``;
-    0 where the scan reads the accumulator's own register)."""
+    of those passed, the running count and the held accumulator."""
     tree_cells, tree_flops = adder_tree(comparators, 1)
     return dict(ZERO, logic_cells=comparators * (compare_bits // 2 + 1) + tree_cells + out_bits,
-                flip_flops=comparators + tree_flops + out_bits + held_bits)
+                flip_flops=comparators + tree_flops + out_bits + x_bits)
 
 
 def serial_control(*, table_words, steps):

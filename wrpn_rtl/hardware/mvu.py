@@ -284,14 +284,6 @@ class MatrixVectorGeometry:
         return math.ceil(self._levels / self._serial_comparators)
 
     @property
-    def _serial_holds_accumulator(self):
-        """Whether the serial form copies ``X`` for its scan. The lanes' result register
-        changes at the earliest ``SF`` cycles after ``done`` (the next word's last step comes
-        ``SF`` issues later, stalls only delay it), and the scan compares in cycles
-        ``done + 1 .. done + S``: so only a scan of ``S = SF`` steps needs a copy."""
-        return self._serial_steps >= self._sf
-
-    @property
     def requantization(self):
         """How codes are made: "thresholds" (parallel comparators), "serial" (a few
         comparators scanning a threshold table over the ``SF`` cycles of a word), "affine"
@@ -517,8 +509,7 @@ class MatrixVectorGeometry:
         if form == "serial":
             per_pe = cost.serial_requantizer(
                 comparators=self._serial_comparators, compare_bits=self._threshold_shape().width,
-                held_bits=self._x_shape.width if self._serial_holds_accumulator else 0,
-                out_bits=self._layer.out_bits)
+                x_bits=self._x_shape.width, out_bits=self._layer.out_bits)
             control = cost.serial_control(table_words=self._table_words(form),
                                           steps=self._serial_steps)
             return cost.add(*[per_pe] * self._pe, table, control)
@@ -735,12 +726,9 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                    for marker, role in zip(compared, ("step", "first", "last"))]
         results = []
         for p, acc in enumerate(accumulators):
-            if self._serial_holds_accumulator:
-                held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
-                with m.If(done):
-                    m.d.sync += held.eq(acc)
-            else:
-                held = acc
+            held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
+            with m.If(done):
+                m.d.sync += held.eq(acc)
             passed = _count_passed(m, held, table[p], comparators, name=f"pe{p}")
             count = Signal(unsigned(self._layer.out_bits), name=f"pe{p}_count", reset_less=True)
             with m.If(counted[0]):
