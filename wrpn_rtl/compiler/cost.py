@@ -153,8 +153,8 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
                        weight_words, buffered_words, output_word_bits, queue_depth):
     """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
-    constants), the input word's register, the weight ROM, the input buffer (``buffered_words`` of
-    ``simd * in_bits``; 0 when replayed) and the output queue. Adds
+    constants), the input word's register, the weight ROM, the input buffer
+    (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
     leaf_bits = simd * in_bits * planes * pe
     tree_cells, tree_flops = adder_tree(simd, in_bits)

@@ -1,6 +1,7 @@
 """Where a memory goes: the one rule for every generator's memories (and the cost rules)."""
 
-__all__ = ["memory_style", "memory_attrs", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH", "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
+__all__ = ["memory_style", "memory_attrs", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH",
+           "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512

@@ -458,10 +458,9 @@ class MatrixVectorGeometry:
     def memory_styles(self):
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
         "block" (block RAM), "logic", or None when the memory does not exist."""
-        def style(depth, writable):
-            return memory_style(depth, writable=writable)
-        return {"weights": style(self._nf * self._sf, False),
-                "input_buffer": style(self._sf, True) if self._buffered else None,
+        return {"weights": memory_style(self._nf * self._sf, writable=False),
+                "input_buffer": (memory_style(self._sf, writable=True) if self._buffered
+                                 else None),
                 "thresholds": self._table_style() if self._table_words() > 1 else "logic"}
 
     # -- resource estimate -------------------------------------------------------------------
