@@ -394,9 +394,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
-        # step reaches `ahead` a cycle later).
-        # (Judged for the tail and for `fresh` apart and chosen after, so no multiplexer
-        # stands before the adder and the comparisons.)
+        # step reaches `ahead` a cycle later). Judged for the tail and for `fresh` apart and
+        # chosen after, so no multiplexer stands before the adder and the comparisons.
         step_taken = head.step                 # 0 until the first head (the reset value)
         keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
         moved = Signal(name="head_moved")
