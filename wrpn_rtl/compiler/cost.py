@@ -153,7 +153,7 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
                        weight_words, buffered_words, output_word_bits, queue_depth):
     """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
-    constants), the input word's register, the weight ROM, the input buffer
+    constants), the weight ROM, the input buffer
     (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
     leaf_bits = simd * in_bits * planes * pe
@@ -162,7 +162,6 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     flops = leaf_bits + tree_flops * planes * pe
     cells += (planes - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
     flops += (planes - 1) * x_bits * pe + x_bits * pe
-    flops += simd * in_bits                                  # the input word's register
     datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
     memories = [memory(weight_word_bits, weight_words, writable=False)]
     if buffered_words:

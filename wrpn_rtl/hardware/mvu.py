@@ -124,7 +124,8 @@ class MatrixVectorGeometry:
         The input carries each vector once per neuron fold (``NF * SF`` words, e.g. from a
         :class:`~wrpn_rtl.hardware.replay.VectorReplay`), so the unit keeps no input buffer. Default
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
-        own buffer for folds 1..NF-1 (input is refused meanwhile).
+        own buffer for folds 1..NF-1 (input is refused meanwhile); a one-word vector
+        (``SF = 1``) is read where it stands by every fold and taken by the last.
     requantization : None, "thresholds", "serial" or "affine"
         The requantizer's form (see :attr:`requantization`); None picks the cheapest exact one.
     tables : None, "logic" or "block"
@@ -183,7 +184,10 @@ class MatrixVectorGeometry:
         self._sf = layer.window_size // self._simd
         self._nf = layer.out_channels // self._pe
         self._replayed = bool(replayed)
-        self._buffered = self._nf > 1 and not self._replayed
+        # Several neuron folds read each vector: one word per vector is read where it stands
+        # until the last fold takes it; more are stored in the unit's buffer.
+        self._holds_input = self._nf > 1 and not self._replayed and self._sf == 1
+        self._buffered = self._nf > 1 and not self._replayed and self._sf > 1
         self._planes = max(1, layer.weight_bits - 1)
         # acc = X + offset per channel; X >= 0 is what the hardware accumulates.
         top = (1 << layer.in_bits) - 1
@@ -305,9 +309,9 @@ class MatrixVectorGeometry:
     @property
     def latency(self):
         """Cycles from issuing the last step of an output word to the word being valid at
-        ``output`` (no stall): memory read (with the input word's register), leaf register,
-        adder tree, plane combine, accumulate, requantize, output FIFO."""
-        return 2 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
+        ``output`` (no stall): leaf register (the operands meet in the issue cycle), adder
+        tree, plane combine, accumulate, requantize, output FIFO."""
+        return 1 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
 
     @property
     def fifo_depth(self):
@@ -547,52 +551,62 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
 
         # ---- issue: counters, input buffer, credit -------------------------------------
         # The flags that decide whether a step issues are registers, so the issue decision
-        # (and the input's ready) is one LUT deep.
+        # (and the input's ready) is one LUT deep. A step's operands meet in the cycle it
+        # issues: the input word (or the buffer's word) and the weight word, which the memory
+        # read one cycle ahead (its address is the next step's whenever a step issues); both
+        # go straight into the leaves' LUTs. No copy of either is kept: a copy of the input
+        # word was a flip-flop per bit with no LUT of its own (a logic cell each on iCE40).
         sf = Signal(range(sf_count), name="sf")
         nf = Signal(range(nf_count), name="nf")
         waddr = Signal(range(nf_count * sf_count), name="weight_addr")
         last_step = Signal(init=int(sf_count == 1), name="last_step")     # sf == SF - 1
         from_stream = Signal(init=1, name="from_stream")                  # nf == 0
+        last_fold = Signal(init=int(nf_count == 1), name="last_fold")     # nf == NF - 1
         room = Signal(name="room")   # an output-queue slot is free (see output_credit)
-        credit_ok = ~last_step | room
-        m.d.comb += self.input.ready.eq(from_stream & credit_ok)
+        # No step issues in the first cycle after reset or power-up, which presents the
+        # memories' first read address: `room` is 0 then, and where steps other than the last
+        # do not wait for it (SF > 1), `primed` holds them.
+        if sf_count == 1:
+            credit_ok = room
+        else:
+            primed = Signal(name="primed")
+            m.d.sync += primed.eq(1)
+            credit_ok = primed & (~last_step | room)
+        # Which steps read the stream's word, and which of them take it: every step, or the
+        # first neuron fold's (the buffer replays it), or, when one word is the whole vector
+        # (SF = 1), every fold reads the word where it stands and the last one takes it.
+        reads_stream = from_stream if self._buffered else 1
+        takes_word = last_fold if self._holds_input else reads_stream
+        m.d.comb += self.input.ready.eq(takes_word & credit_ok)
         fire = Signal(name="fire")
-        m.d.comb += fire.eq(Mux(from_stream, self.input.valid, 1) & credit_ok)
+        m.d.comb += fire.eq(Mux(reads_stream, self.input.valid, 1) & credit_ok)
+        next_sf = Mux(last_step, 0, sf + 1)
+        next_waddr = Mux(waddr == nf_count * sf_count - 1, 0, waddr + 1)
         with m.If(fire):
-            m.d.sync += [sf.eq(Mux(last_step, 0, sf + 1)),
+            m.d.sync += [sf.eq(next_sf),
                          last_step.eq((sf_count == 1) | (~last_step & (sf == sf_count - 2))),
-                         waddr.eq(Mux(waddr == nf_count * sf_count - 1, 0, waddr + 1))]
+                         waddr.eq(next_waddr)]
             with m.If(last_step):
                 m.d.sync += [nf.eq(Mux(nf == nf_count - 1, 0, nf + 1)),
-                             from_stream.eq((not self._buffered) | (nf == nf_count - 1))]
+                             from_stream.eq((not self._buffered) | (nf == nf_count - 1)),
+                             last_fold.eq((nf_count == 1) | (nf == nf_count - 2))]
 
         credit, queue = credited_queue(m, self, depth=self.fifo_depth, taken=fire & last_step)
         m.d.comb += room.eq(credit)
 
-        # stage 1: memory read data and the registered input word
-        in_word = Signal(simd * a_bits, name="in_word", reset_less=True)
-        valid1, last1 = Signal(), Signal()
-        # Datapath registers carry no reset (only valid bits, counters and pointers do), so
-        # the reset net does not reach hundreds of flip-flops.
-        nf1 = Signal(range(nf_count), reset_less=True)
-        sf1 = Signal(range(sf_count), reset_less=True)
-        stream1 = Signal(reset_less=True)
-        m.d.sync += [valid1.eq(fire), last1.eq(last_step), nf1.eq(nf),
-                     sf1.eq(sf), stream1.eq(from_stream),
-                     in_word.eq(self.input.payload.as_value())]
+        operands = self.input.payload.as_value()
         if self._buffered:
-            # The first neuron fold stores its words (from the stage-1 register, so the write
-            # enable is a register too); the other folds replay them.
+            # The first neuron fold stores its words; the other folds replay them. A word is
+            # read at least SF - 1 >= 1 cycles after it was written, so no read that is used
+            # meets the write of its address.
             m.submodules.input_buffer = buf = Memory(
                 shape=unsigned(simd * a_bits), depth=sf_count, init=[],
-                attrs=memory_attrs(sf_count, writable=True))
-            write = buf.write_port()
-            read = buf.read_port(transparent_for=(write,))
-            m.d.comb += [write.addr.eq(sf1), write.data.eq(in_word),
-                         write.en.eq(valid1 & stream1), read.addr.eq(sf)]
-            x1 = Mux(stream1, in_word, read.data)
-        else:
-            x1 = in_word
+                attrs=memory_attrs(sf_count, writable=True, collision_reads_unused=True))
+            write, read = buf.write_port(), buf.read_port()
+            m.d.comb += [write.addr.eq(sf), write.data.eq(operands),
+                         write.en.eq(fire & from_stream),
+                         read.addr.eq(Mux(fire, next_sf, sf))]
+            operands = Mux(from_stream, operands, read.data)
 
         layout = self._weight_word_layout()
         words = self.weight_words()
@@ -600,19 +614,15 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             shape=layout, depth=len(words), init=words,
             attrs=memory_attrs(len(words), writable=False))
         wread = wmem.read_port()
-        m.d.comb += wread.addr.eq(waddr)
+        m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
 
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
-        # The operands go from the stage-1 register and the memory's read data straight into
-        # the leaves' LUTs (one LUT level, then the leaf register): a register stage between
-        # them was a copy of every operand bit, flip-flops with no LUT of their own (on iCE40
-        # a logic cell each, 234 cells in the default network's UP5K design).
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
             sum_shape=self._x_shape)
-        m.d.comb += [macs.operands.eq(x1), macs.weights.eq(wread.data), macs.valid.eq(valid1),
-                     macs.last.eq(last1)]
-        nf_a = delay(m, nf1, macs.latency - 1, name="nf_a", reset_less=True)
+        m.d.comb += [macs.operands.eq(operands), macs.weights.eq(wread.data),
+                     macs.valid.eq(fire), macs.last.eq(last_step)]
+        nf_a = delay(m, nf, macs.latency - 1, name="nf_a", reset_less=True)
         accumulators = list(macs.sums)
         done = macs.done
         done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)

@@ -1,6 +1,6 @@
 """Stream plumbing shared by the generators: output credit, the credited output queue, and
 chaining stages."""
-from amaranth.hdl import Cat, Signal, unsigned
+from amaranth.hdl import Cat, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,21 +21,23 @@ def output_credit(m, *, depth, taken, transfer, name="reserved"):
     A word may be started only while a slot is free; ``taken`` (a 1-bit Value) reserves one,
     an output ``transfer`` returns one a cycle later (conservative, and off the consumer's
     ``ready`` path). The count is a thermometer code (bit ``i``: more than ``i`` reserved), so
-    the returned "room" is a register bit and no carry chain is involved.
+    no carry chain is involved, and the returned "room" is a register of its own.
 
     Returns
     -------
-    Value
-        1 while fewer than ``depth`` words are reserved.
+    Signal
+        1 while fewer than ``depth`` words are reserved; 0 in the first cycle after reset or
+        power-up (the pipeline's memories present their first read address then, so their
+        read data is valid when the first word starts).
     """
     reserved = Signal(depth, name=name)
     returned = Signal(name=f"{name}_returned")
+    room = Signal(name=f"{name}_room")
     m.d.sync += returned.eq(transfer)
-    with m.If(taken & ~returned):
-        m.d.sync += reserved.eq(Cat(1, reserved[:-1]))
-    with m.Elif(returned & ~taken):
-        m.d.sync += reserved.eq(reserved[1:])
-    return ~reserved[-1]
+    after = Mux(taken & ~returned, Cat(1, reserved[:-1]),
+                Mux(returned & ~taken, reserved[1:], reserved))
+    m.d.sync += [reserved.eq(after), room.eq(~after[-1])]
+    return room
 
 
 def credited_queue(m, component, *, depth, taken, name="out_fifo"):
