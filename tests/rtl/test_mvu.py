@@ -46,7 +46,7 @@ FOLDINGS = [
     (30, 4, 2, 6),
     (9, 6, 6, 1),
     (64, 3, 3, 16),
-    (4, 6, 2, 4),      # SF = 1 with NF = 3: replay reads the word written the cycle before
+    (4, 6, 2, 4),      # SF = 1 with NF = 3: every fold reads the word in place
     (6, 8, 2, 3),      # SF = 2, NF = 4
 ]
 

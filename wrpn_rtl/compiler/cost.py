@@ -208,12 +208,12 @@ def vector_replay(*, word_bits, vector_words):
 
 
 def width_converter(*, in_lanes, out_lanes, group_lanes, bits):
-    """A width converter through ``group_lanes = lcm(in, out)`` lanes: the gather's held words
-    and output register, the scatter's held word and its lane multiplexer."""
+    """A width converter through ``group_lanes = lcm(in, out)`` lanes: the gather's word slots
+    (its output word), the scatter's held word and its lane multiplexer."""
     wide = group_lanes * bits
     flops = cells = 0
     if group_lanes > in_lanes:
-        flops, cells = flops + 2 * wide, cells + 12
+        flops, cells = flops + wide, cells + 12
     if group_lanes > out_lanes:
         flops += wide
         cells += out_lanes * bits * (group_lanes // out_lanes - 1) // 2 + 8

@@ -22,7 +22,11 @@ __all__ = ["WidthConverterGeometry", "WidthConverter"]
 
 
 class _Gather(wiring.Component):
-    """``factor`` words of ``lanes`` codes -> one word of ``factor * lanes`` codes."""
+    """``factor`` words of ``lanes`` codes -> one word of ``factor * lanes`` codes.
+
+    The ``factor`` word slots are the output word itself (word ``i`` of a group in slot
+    ``i``): no copy is kept, so a full output word refuses input until it is taken (in the
+    cycle it is taken, the next group's first word may come in)."""
 
     def __init__(self, lanes, factor, bits):
         self._lanes, self._factor, self._bits = lanes, factor, bits
@@ -34,25 +38,19 @@ class _Gather(wiring.Component):
         m = Module()
         width = self._lanes * self._bits
         count = Signal(range(self._factor), name="count")
-        held = [Signal(width, name=f"held{i}", reset_less=True) for i in range(self._factor - 1)]
-        # `completes` (the next word completes an output word) is a register, kept with
-        # `count`, so the input's ready is one gate from registers
-        completes = Signal(name="completes", init=self._factor == 1)
-        m.d.comb += self.input.ready.eq(~completes | ~self.output.valid | self.output.ready)
-        take = self.input.valid & self.input.ready
-        word = Value.cast(self.input.payload)
+        slots = [Signal(width, name=f"slot{i}", reset_less=True) for i in range(self._factor)]
+        m.d.comb += [Value.cast(self.output.payload).eq(Cat(*slots)),
+                     self.input.ready.eq(~self.output.valid | self.output.ready)]
         with m.If(self.output.valid & self.output.ready):
             m.d.sync += self.output.valid.eq(0)
-        with m.If(take):
-            with m.If(completes):
-                m.d.sync += [count.eq(0), self.output.valid.eq(1),
-                             completes.eq(self._factor == 1),
-                             Value.cast(self.output.payload).eq(Cat(*held, word))]
+        with m.If(self.input.valid & self.input.ready):
+            for index, slot in enumerate(slots):
+                with m.If(count == index):
+                    m.d.sync += slot.eq(Value.cast(self.input.payload))
+            with m.If(count == self._factor - 1):
+                m.d.sync += [count.eq(0), self.output.valid.eq(1)]
             with m.Else():
-                m.d.sync += [count.eq(count + 1), completes.eq(count == self._factor - 2)]
-                for index, slot in enumerate(held):
-                    with m.If(count == index):
-                        m.d.sync += slot.eq(word)
+                m.d.sync += count.eq(count + 1)
         return m
 
 
@@ -113,8 +111,8 @@ class WidthConverterGeometry:
         return self._group
 
     def estimate(self):
-        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's held words and output
-        register, the scatter's held word and its lane multiplexer."""
+        """``logic_cells`` / ``flip_flops`` / ``memory_bits``: the gather's word slots (its output
+        word), the scatter's held word and its lane multiplexer."""
         return cost.width_converter(in_lanes=self._in, out_lanes=self._out,
                                     group_lanes=self._group, bits=self._bits)
 
