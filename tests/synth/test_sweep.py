@@ -593,15 +593,15 @@ def test_quick_sweep_on_a_dask_cluster_gives_the_same_results(tmp_path):
     assert _comparable(on_dask) == _comparable(local)
     # The clock too, wherever both placed with the same seed: a seed's share of nextpnr's time
     # limit is wall-clock time, so on a loaded machine one run may move on to the next seed.
-    same_seed = 0
+    same_seed, local_timing_of = 0, _timing(local)
     for label, dask_targets in _timing(on_dask).items():
         for target, (seed, timing) in dask_targets.items():
-            local_seed, local_timing = _timing(local)[label][target]
+            local_seed, local_timing = local_timing_of[label][target]
             if seed is not None and seed == local_seed:
                 assert timing == local_timing, (label, target)
                 same_seed += 1
     assert same_seed or all(
-        seed is None for targets in _timing(local).values() for seed, _ in targets.values())
+        seed is None for targets in local_timing_of.values() for seed, _ in targets.values())
 
 
 def _timing(results):
