@@ -45,3 +45,37 @@ def test_block_pool_errors():
         BlockMaxPool(in_shape=(4, 4, 6), kernel=2, simd=4, bits=2)
     with pytest.raises(ValueError, match=r"kernel"):
         BlockMaxPool(in_shape=(2, 2, 1), kernel=3, simd=1, bits=2)
+
+
+@pytest.mark.parametrize("input_interval, depth", [(1, 5), (2, 3), (3, 2), (4, 2), (5, 1),
+                                                   (8, 1)])
+def test_block_pool_queue_covers_its_credit_at_the_input_rate(input_interval, depth):
+    """A word's queue slot is in credit for LATENCY + 2 cycles; input at one word per
+    ``input_interval`` cycles needs ceil((LATENCY + 2) / interval) of them."""
+    pool = BlockMaxPoolGeometry(in_shape=(4, 4, 8), kernel=2, simd=2, bits=3,
+                                input_interval=input_interval)
+    assert pool.queue_depth == depth
+
+
+@pytest.mark.parametrize("in_shape, kernel, simd, input_interval", [
+    ((4, 4, 32), 2, 4, 8), ((8, 8, 16), 2, 2, 3), ((5, 7, 3), 2, 1, 2), ((6, 6, 2), 3, 2, 5)])
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_block_pool_with_a_shallow_queue_matches_golden(in_shape, kernel, simd, input_interval,
+                                                        stall, rng):
+    """The queue sized for a slow producer: still exact when words come faster (bursts after
+    a stall), or the consumer stalls; only throttled."""
+    dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3,
+                       input_interval=input_interval)
+    frames = 3
+    x = rng.integers(0, 8, (frames,) + in_shape)
+    ref = max_pool2d(x, as_pair("kernel", kernel), as_pair("kernel", kernel), 0)
+    rtl, _ = run_stream(dut, x.reshape(-1, simd).tolist(), ref.size // simd, width=simd,
+                        rng=rng, stall_in=stall, stall_out=stall)
+    np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
+
+
+def test_block_pool_input_interval_errors():
+    with pytest.raises(ValueError, match=r"input_interval must be a positive integer, not 0"):
+        BlockMaxPool(in_shape=(4, 4, 2), kernel=2, simd=1, bits=2, input_interval=0)
+    with pytest.raises(ValueError, match=r"input_interval"):
+        max_pool(in_shape=(4, 4, 2), kernel=2, stride=1, simd=1, bits=2, input_interval=-1)

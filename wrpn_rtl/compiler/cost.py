@@ -15,7 +15,7 @@ __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
            "threshold_requantizer", "serial_requantizer", "serial_control",
            "requantization_price", "affine_requantizer", "logit_adder", "matrix_vector_unit",
            "sliding_window", "register_window", "max_pool_reducer", "block_max_pool", "vector_replay",
-           "width_converter", "classifier_head", "CONVERTER_ALLOWANCE"]
+           "width_converter", "classifier_head"]
 
 ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0}
 
@@ -79,10 +79,6 @@ def device_logic_cells(estimate, family="ice40"):
 WINDOW_CONTROL = {"logic_cells": 200, "flip_flops": 110}
 #: Pointers and flags of a vector replay.
 REPLAY_CONTROL = {"logic_cells": 30, "flip_flops": 30}
-#: A width converter between two stages, for the folding search, which prices layers before
-#: their neighbours' foldings are known: 10-30 cells on the digits network (120 overcounted
-#: them threefold).
-CONVERTER_ALLOWANCE = 40
 
 
 def adder_tree(leaves, leaf_bits):

@@ -24,14 +24,11 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-from amaranth.hdl import signed, unsigned
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.stages import Folding, group_layers
-from wrpn_rtl.golden.layers import QuantDense, QuantLinear
+from wrpn_rtl.golden.layers import QuantDense
 from wrpn_rtl.golden.network import QuantizedNetwork
-from wrpn_rtl.hardware.classifier import ClassifierGeometry
 from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
 from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
 from wrpn_rtl.hardware.memories import CHOSEN_BLOCK_ROM_MIN_DEPTH
@@ -227,16 +224,20 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
                              f"RAMs, not {target_cycles!r} (its layers need more)")
         return [option.folding for option in chosen]
 
-    overhead = _fixed_cost(network, family) + cost.device_logic_cells(leading_cost, family)
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
                                   if option.cycles >= fastest})
     for budget in budgets:
         chosen = _design_within(per_layer, budget, rams_allowed, leading_rams)
-        if chosen is not None and \
-                sum(option.logic_cells for option in chosen) + overhead <= max_logic_cells:
-            return [option.folding for option in chosen]
+        if chosen is None:
+            continue
+        # The layers were priced apart; the design is priced whole, with the converters
+        # between them (their cost depends on both neighbours' foldings), as its manifest
+        # will state it.
+        foldings = [option.folding for option in chosen]
+        if _design_logic_cells(network, foldings, family) <= max_logic_cells:
+            return foldings
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
-    least = sum(option.logic_cells for option in slowest) + overhead
+    least = _design_logic_cells(network, [option.folding for option in slowest], family)
     if least <= max_logic_cells:
         raise BudgetTooSmall(f"max_block_rams must be at least the block RAMs of a design "
                              f"within {max_logic_cells} logic cells, not {max_block_rams!r}",
@@ -255,19 +256,13 @@ class BudgetTooSmall(ValueError):
         self.resource, self.least_logic_cells = resource, least_logic_cells
 
 
-def _fixed_cost(network, family):
-    """Estimated logic cells outside the Conv/Dense stages: width converters between them
-    depend on both neighbours' foldings and are small (10-30 cells on the digits network), so
-    they get a flat 40 each; the classifier head is counted exactly."""
-    last = network.layers[-1]
-    head = 0
-    if isinstance(last, QuantLinear) and last.is_logits:
-        width, is_signed = last.acc_shape         # a logit: the accumulator plus bias
-        head = cost.device_logic_cells(ClassifierGeometry(
-            classes=int(np.prod(last.out_shape)), lanes=1,
-            shape=signed(width) if is_signed else unsigned(width)).estimate(), family)
-    converters = cost.CONVERTER_ALLOWANCE * len(group_layers(network)[1])
-    return head + converters
+def _design_logic_cells(network, foldings, family):
+    """The whole design's estimated logic for ``family``, every stage priced with its
+    neighbours known (:meth:`~wrpn_rtl.hardware.accelerator.Accelerator.estimate`)."""
+    from wrpn_rtl.hardware.accelerator import Accelerator
+    design = Accelerator(network, foldings=foldings)
+    design._MustUse__silence = True                # priced, never elaborated
+    return design.estimate(family)["device_logic_cells"]
 
 
 def read_foldings(path, network):

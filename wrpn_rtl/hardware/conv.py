@@ -113,9 +113,13 @@ class ConvGeometry:
                                               self._mvu.cycles_per_vector)
         window_queue = (StreamFIFOGeometry(self._window.output_layout, depth=queue_depth)
                         if queue_depth else None)
-        self._pool = (max_pool_geometry(in_shape=pool.in_shape, kernel=pool.kernel,
-                                        stride=pool.stride, padding=pool.padding, simd=pe,
-                                        bits=layer.out_bits)
+        # The MVU starts an output word at most once per synapse fold.
+        self._pool_parameters = (
+            dict(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
+                 padding=pool.padding, simd=self._mvu.pe, bits=layer.out_bits,
+                 input_interval=self._mvu.synapse_fold)
+            if pool is not None else None)
+        self._pool = (max_pool_geometry(**self._pool_parameters)
                       if pool is not None else None)
         self._parts = [(name, part) for name, part in [
             ("window", self._window), ("window_queue", window_queue), ("converter", converter),
@@ -186,7 +190,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        layer, pool = self._layer, self._golden_pool
+        layer = self._layer
         window_class = RegisterWindow if self._register_window else SlidingWindow
         built = {
             "window": lambda: window_class(**self._window_parameters),
@@ -196,9 +200,7 @@ class ConvLayer(ConvGeometry, wiring.Component):
             "replay": lambda: dict(self._parts)["replay"].build(),
             "mvu": lambda: MatrixVectorUnit(layer, pe=self._pe, simd=self._simd,
                                             replayed=True, tables=self._mvu.tables),
-            "pool": lambda: max_pool(in_shape=pool.in_shape, kernel=pool.kernel,
-                                     stride=pool.stride, padding=pool.padding, simd=self._pe,
-                                     bits=layer.out_bits),
+            "pool": lambda: max_pool(**self._pool_parameters),
         }
         chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])
         return m

@@ -64,7 +64,7 @@ from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum
 from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
-from wrpn_rtl.hardware.streams import credited_queue, stream_members
+from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
            "TABLE_STYLES"]
@@ -315,8 +315,11 @@ class MatrixVectorGeometry:
 
     @property
     def fifo_depth(self):
-        """Output FIFO words: enough that credit never throttles an always-ready consumer."""
-        return math.ceil((self.latency + 1) / self._sf) + 2
+        """Output FIFO words: enough that credit never throttles an always-ready consumer. A
+        word's slot is reserved when its last step issues and free again ``latency + 2``
+        cycles later (:func:`~wrpn_rtl.hardware.streams.output_credit`), and output words
+        start at most one per ``SF`` cycles."""
+        return credit_slots(self.latency, interval=self._sf)
 
     # -- constants derived from the layer ---------------------------------------------------
     def _weight_word_layout(self):

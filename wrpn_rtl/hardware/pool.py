@@ -16,7 +16,7 @@ from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
 from wrpn_rtl.hardware.memories import memory_attrs
-from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
+from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
 
@@ -171,10 +171,15 @@ class BlockMaxPoolGeometry(FoldedMapWords):
     """A block max-pool's parameters, without building hardware: output shape, cycles and
     estimate (parameters: see :class:`BlockMaxPool`)."""
 
-    def __init__(self, *, in_shape, kernel, simd, bits):
+    #: Cycles from taking the word that completes a block to its maximum at the output:
+    #: the memory's read (stage B), the output register, the output queue.
+    LATENCY = 3
+
+    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1):
         kernel, _, _, out_hw = check_window(tuple(in_shape), kernel, kernel, 0)
         check_simd(simd, in_shape[2])
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
+        self._input_interval = check_positive_int("input_interval", input_interval)
         self._in_shape = tuple(int(v) for v in in_shape)
         self._kernel, self._out_hw, self._simd = kernel, out_hw, int(simd)
         self._groups = self._in_shape[2] // self._simd
@@ -183,17 +188,27 @@ class BlockMaxPoolGeometry(FoldedMapWords):
     def out_shape(self):
         return self._out_hw + (self._in_shape[2],)
 
+    input_interval = property(lambda self: self._input_interval)
+
     @property
     def cycles_per_frame(self):
         """One input word per cycle: ``H * W * C / SIMD``."""
         return self._in_shape[0] * self._in_shape[1] * self._groups
+
+    @property
+    def queue_depth(self):
+        """Output queue words: enough that its credit never throttles input arriving at most
+        one word per ``input_interval`` cycles (:func:`~wrpn_rtl.hardware.streams.credit_slots`
+        of :attr:`LATENCY`): 5 at one word per cycle, 1 behind an MVU that spends 8 or more
+        cycles on each output word."""
+        return credit_slots(self.LATENCY, interval=self._input_interval)
 
     def estimate(self):
         """:func:`wrpn_rtl.compiler.cost.block_max_pool`: counters, the lane-wise max, three
         word registers, the partial-maximum memory and the output queue."""
         return cost.block_max_pool(word_bits=self._simd * self._bits,
                                    partial_words=self._out_hw[1] * self._groups,
-                                   queue_depth=READ_QUEUE_DEPTH)
+                                   queue_depth=self.queue_depth)
 
 
 class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
@@ -205,9 +220,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
     and the word that completes a block is sent out. Rows and columns past the last whole block
     are read and dropped, as in the golden ``max_pool2d``. The memory is read one cycle and
     written the next; a word whose partial maximum was written in the cycle before takes it
-    from a forwarding register instead of the memory. Outputs go through a 5-word
-    :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter, so ``valid`` never depends on
-    ``ready``.
+    from a forwarding register instead of the memory. Outputs go through a
+    :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter (:attr:`queue_depth`
+    words), so ``valid`` never depends on ``ready``.
 
     Parameters
     ----------
@@ -218,6 +233,10 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         Codes per word; must divide ``C``.
     bits : int
         Code width, 1..16.
+    input_interval : int
+        The fewest cycles per input word the producer sustains (1: a word per cycle; an MVU:
+        its synapse fold). Sizes the output queue (:attr:`queue_depth`); faster input is
+        still pooled correctly, only throttled by the queue's credit.
 
     Members
     -------
@@ -225,9 +244,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         order: ``H * W * C / SIMD`` words in, ``H_out * W_out * C / SIMD`` out.
     """
 
-    def __init__(self, *, in_shape, kernel, simd, bits):
+    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1):
         BlockMaxPoolGeometry.__init__(self, in_shape=in_shape, kernel=kernel, simd=simd,
-                                      bits=bits)
+                                      bits=bits, input_interval=input_interval)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -306,7 +325,7 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
                      write.en.eq(valid_b & ~last_b)]
         m.d.sync += value_c.eq(value)
 
-        credit, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH,
+        credit, queue = credited_queue(m, self, depth=self.queue_depth,
                                        taken=take & inside & completes)
         out_valid = Signal(name="out_valid")
         out_word = Signal(word, name="out_word", reset_less=True)
@@ -315,25 +334,33 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         return m
 
 
-def _pool_class(kernel, stride, padding):
-    """(geometry, component) classes of the cheapest max-pool for these parameters."""
+def _pool_class(kernel, stride, padding, input_interval):
+    """(geometry, component) classes of the cheapest max-pool for these parameters, and
+    their keyword arguments besides ``in_shape``, ``simd`` and ``bits``."""
     from wrpn_rtl.golden.ops import as_pair
     kernel_pair = as_pair("kernel", kernel)
     stride_pair = kernel_pair if stride is None else as_pair("stride", stride)
     if stride_pair == kernel_pair and padding == 0:
-        return BlockMaxPoolGeometry, BlockMaxPool, {"kernel": kernel_pair}
+        return BlockMaxPoolGeometry, BlockMaxPool, {"kernel": kernel_pair,
+                                                    "input_interval": input_interval}
+    # The sliding window reads each input word K_h x K_w times, so its queue runs at one
+    # word per cycle whatever the input's rate.
+    check_positive_int("input_interval", input_interval)
     return MaxPool2dGeometry, MaxPool2d, {"kernel": kernel, "stride": stride,
                                           "padding": padding}
 
 
-def max_pool_geometry(*, in_shape, kernel, stride=None, padding=0, simd, bits):
+def max_pool_geometry(*, in_shape, kernel, stride=None, padding=0, simd, bits,
+                      input_interval=1):
     """The geometry of what :func:`max_pool` builds for these parameters."""
-    geometry, _, kwargs = _pool_class(kernel, stride, padding)
+    geometry, _, kwargs = _pool_class(kernel, stride, padding, input_interval)
     return geometry(in_shape=in_shape, simd=simd, bits=bits, **kwargs)
 
 
-def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits):
+def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits, input_interval=1):
     """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
-    stride is the kernel and there is no padding, else :class:`MaxPool2d`."""
-    _, component, kwargs = _pool_class(kernel, stride, padding)
+    stride is the kernel and there is no padding, else :class:`MaxPool2d`.
+    ``input_interval``: the fewest cycles per input word the producer sustains (sizes the
+    block pool's output queue)."""
+    _, component, kwargs = _pool_class(kernel, stride, padding, input_interval)
     return component(in_shape=in_shape, simd=simd, bits=bits, **kwargs)

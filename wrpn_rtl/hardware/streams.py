@@ -6,14 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.hardware.stream_fifo import StreamFIFO
 
-__all__ = ["output_credit", "credited_queue", "held_read", "chain_stages", "FoldedMapWords",
-           "stream_members", "READ_QUEUE_DEPTH"]
-
-#: Output queue words behind a synchronous memory read: a slot comes back 4 cycles after it is
-#: taken (read, queue, transfer, return of the credit), so 5 keep an always-ready consumer at
-#: one word per cycle.
-READ_QUEUE_DEPTH = 5
-
+__all__ = ["output_credit", "credit_slots", "credited_queue", "held_read", "chain_stages", "FoldedMapWords",
+           "stream_members"]
 
 def output_credit(m, *, depth, taken, transfer, name="reserved"):
     """Credit for an output queue of ``depth`` words that a pipeline fills without stalling.
@@ -38,6 +32,18 @@ def output_credit(m, *, depth, taken, transfer, name="reserved"):
                 Mux(returned & ~taken, reserved[1:], reserved))
     m.d.sync += [reserved.eq(after), room.eq(~after[-1])]
     return room
+
+
+def credit_slots(latency, *, interval=1):
+    """Output queue words (:func:`output_credit`'s ``depth``) that never throttle a pipeline
+    whose words reach the queue's output ``latency`` cycles after they are taken and which
+    takes at most one word per ``interval`` cycles, when the consumer is always ready: a
+    slot taken in cycle ``t`` is free again in ``t + latency + 2`` (the transfer's return is
+    registered, and so is ``room``), so ``ceil((latency + 2) / interval)`` slots.
+
+    A consumer that is not always ready fills the queue sooner and stalls the pipeline for
+    as long as it waits; the layer's rate is then the consumer's."""
+    return -(-(latency + 2) // interval)
 
 
 def credited_queue(m, component, *, depth, taken, name="out_fifo"):
@@ -68,8 +74,8 @@ def held_read(m, component, read, want, *, name="held"):
     to read) whenever the output is empty or being taken, so an always-ready consumer gets a
     word per cycle. The consumer's ``ready`` reaches the port's enable and the issuing logic
     in the same cycle: meant for consumers whose ``ready`` is a register or a gate of
-    registers (a :class:`StreamFIFO`, an MVU's input). Where a queue of ``READ_QUEUE_DEPTH``
-    words would hold ``READ_QUEUE_DEPTH x width`` flip-flops, this holds none.
+    registers (a :class:`StreamFIFO`, an MVU's input). Where an output queue behind the read
+    would hold ``credit_slots(2) x width`` flip-flops, this holds none.
 
     Returns
     -------

@@ -34,7 +34,7 @@ from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
-from wrpn_rtl.hardware.streams import (READ_QUEUE_DEPTH, FoldedMapWords, credited_queue,
+from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
@@ -90,6 +90,11 @@ class SlidingWindowGeometry(FoldedMapWords):
     TypeError, ValueError
         A bad shape, kernel, stride, padding, bits, or ``simd`` not dividing ``C``.
     """
+
+    #: Output queue words: a word is read in the cycle its slot is taken and is at the
+    #: queue's output two cycles later, and the window reads up to a word per cycle
+    #: (:func:`~wrpn_rtl.hardware.streams.credit_slots`).
+    QUEUE_DEPTH = credit_slots(2)
 
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1):
         kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
@@ -168,7 +173,7 @@ class SlidingWindowGeometry(FoldedMapWords):
         output queue and the line buffer."""
         return cost.sliding_window(word_bits=self._simd * self._bits,
                                    buffer_words=self._rows * self._in_shape[1] * self._groups,
-                                   queue_depth=READ_QUEUE_DEPTH)
+                                   queue_depth=self.QUEUE_DEPTH)
 
     def memory_style(self):
         depth = self._rows * self._in_shape[1] * self._groups
@@ -405,7 +410,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                                          written(fresh.offset + step_taken, fresh.pixel))),
                      moved.eq(fire | ~head_valid)]
         available = Mux(moved, move_written, keep_written)
-        room, queue = credited_queue(m, self, depth=READ_QUEUE_DEPTH, taken=fire)
+        room, queue = credited_queue(m, self, depth=self.QUEUE_DEPTH, taken=fire)
         m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
         m.d.comb += read.addr.eq(head.addr)
         emitted = Signal(name="emitted")
