@@ -12,6 +12,8 @@ import pytest
 from wrpn_rtl import golden as g
 from wrpn_rtl.compiler.stages import Folding
 from wrpn_rtl.hardware.accelerator import Accelerator
+from wrpn_rtl.hardware.conv import ConvGeometry
+from wrpn_rtl.hardware.replay import VectorReplayGeometry
 from wrpn_rtl.compiler.folding import (choose_foldings, foldings_to_json, layer_options,
                                        read_foldings)
 
@@ -130,7 +132,8 @@ def test_spare_block_rams_take_tables_and_a_tight_limit_gives_them_back():
     for option in conv2:
         twin = [o for o in conv2 if o.folding.pe == option.folding.pe
                 and o.folding.simd == option.folding.simd
-                and o.folding.window_simd == option.folding.window_simd]
+                and o.folding.window_simd == option.folding.window_simd
+                and o.folding.replay == option.folding.replay]
         assert len(twin) in (1, 2)
         if len(twin) == 2:          # the table's two places: same cycles, logic for RAM
             logic, block = sorted(twin, key=lambda o: o.estimate["block_rams"])
@@ -156,6 +159,65 @@ def test_spare_block_rams_take_tables_and_a_tight_limit_gives_them_back():
                                          r"RAMs, not 2304 \(its layers need more\)$"):
         choose_foldings(network, target_cycles=2304, max_block_rams=0)
     assert cost.ZERO["block_rams"] == 0
+
+
+def test_spare_block_rams_take_a_shallow_wide_replay():
+    """A gathered convolution window replayed NF times keeps two vectors: conv2 at PE 2 x
+    SIMD 36 holds 8 words of 144 bits, about 1,700 cells in flip-flops and multiplexers or 9
+    block RAMs. The search offers both places (same cycles) and, within the UP5K's 30 block
+    RAMs and 75 % of its logic, takes the block RAMs for the fastest design; with the
+    replay where the default rule puts it, the same foldings exceed the logic budget."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    conv2 = layer_options(network.layers[2], network.layers[3])
+    replayed = [o for o in conv2 if o.folding.replay is not None]
+    assert replayed
+    for option in replayed:
+        twin = [o for o in conv2 if o is not option and dataclass_replace(o.folding, replay=None)
+                == dataclass_replace(option.folding, replay=None)]
+        assert len(twin) == 1 and twin[0].cycles == option.cycles
+        block, logic = sorted([option, twin[0]], key=lambda o: -o.estimate["block_rams"])
+        assert block.estimate["block_rams"] > logic.estimate["block_rams"]
+    wide = next(o for o in conv2 if (o.folding.pe, o.folding.simd, o.folding.replay,
+                                     o.folding.tables) == (2, 36, "block", "block"))
+    narrow = next(o for o in conv2 if (o.folding.pe, o.folding.simd, o.folding.replay,
+                                       o.folding.tables) == (2, 36, None, "block"))
+    assert narrow.logic_cells - wide.logic_cells > 1500
+    foldings = choose_foldings(network, max_logic_cells=3960, max_block_rams=30)
+    assert foldings[1].replay == "block"
+    fast = build_accelerator(network, foldings)
+    assert fast.estimate()["block_rams"] <= 30
+    default = build_accelerator(network, [dataclass_replace(f, replay=None) for f in foldings])
+    assert default.cycles_per_image == fast.cycles_per_image
+    assert default.estimate()["device_logic_cells"] > 3960 >= fast.estimate()[
+        "device_logic_cells"]
+
+
+def test_a_folding_file_names_where_replays_go(tmp_path):
+    """``replay`` in a folding file reaches the replay's memory (conv and dense), round trips,
+    and a bad value is refused naming the layer, also where the layer has no replay."""
+    network = quantized(NETWORKS["digits-like"])
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps({"foldings": [
+        {"pe": 1, "simd": 9, "window_simd": 1, "replay": "block"}, {"pe": 1, "simd": 2},
+        {"pe": 1, "simd": 1, "replay": "block"}]}))
+    foldings = read_foldings(path, network)
+    assert [f.replay for f in foldings] == ["block", None, "block"]
+    assert foldings_to_json(foldings)["foldings"][0]["replay"] == "block"
+    assert "replay" not in foldings_to_json(foldings)["foldings"][1]
+    accelerator = build_accelerator(network, foldings)
+    replays = [model for _, model in accelerator.stage_models
+               if isinstance(model, VectorReplayGeometry)]
+    replays += [dict(model.parts)["replay"] for _, model in accelerator.stage_models
+                if isinstance(model, ConvGeometry) and "replay" in dict(model.parts)]
+    assert replays and all(r.memory_style() == "block" for r in replays)
+    for index in (0, 1, 2):
+        entries = [{"pe": 1, "simd": 1}, {"pe": 1, "simd": 1}, {"pe": 1, "simd": 1}]
+        entries[index]["replay"] = "bram"
+        path.write_text(json.dumps({"foldings": entries}))
+        with pytest.raises(ValueError, match=r"^layer\d+(_replay)?: replay must be None, "
+                                             r"'logic' or 'block', not 'bram'$"):
+            build_accelerator(network, read_foldings(path, network))
 
 
 def test_a_folding_file_names_where_tables_go(tmp_path):

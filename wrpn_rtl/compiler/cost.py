@@ -197,10 +197,11 @@ def block_max_pool(*, word_bits, partial_words, queue_depth):
                fifo(word_bits, queue_depth))
 
 
-def vector_replay(*, word_bits, vector_words):
-    """A vector replay: two vectors of memory (its read port is the output) and its control
-    (:data:`REPLAY_CONTROL`)."""
-    return add(dict(ZERO, **REPLAY_CONTROL), memory(word_bits, 2 * vector_words, writable=True))
+def vector_replay(*, word_bits, vector_words, style=None):
+    """A vector replay: two vectors of memory (its read port is the output; in ``style``, or
+    by :func:`memory_style`) and its control (:data:`REPLAY_CONTROL`)."""
+    return add(dict(ZERO, **REPLAY_CONTROL),
+               memory(word_bits, 2 * vector_words, writable=True, style=style))
 
 
 def width_converter(*, in_lanes, out_lanes, group_lanes, bits):

@@ -17,8 +17,10 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
 * ``read_foldings(path)``: foldings given explicitly, in a JSON file
   ``{"foldings": [{"pe": 4, "simd": 9, "window_simd": 1}, ...]}`` (one per Conv/Dense layer;
   ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses;
-  ``tables`` optional: "block" or "logic", where the layer's table of constants goes).
+  ``tables`` optional: "block" or "logic", where the layer's table of constants goes;
+  ``replay`` likewise, where its vector replay's buffer goes).
 """
+import itertools
 import json
 import math
 from pathlib import Path
@@ -66,8 +68,9 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     Candidates: PE any divisor of the output channels, SIMD any divisor of the window size; a
     convolution's window gives ``gcd(SIMD, C_in)`` codes per word (or, where it fits, whole
     windows from a register window). Each comes with its table of constants where the default
-    rule puts it and, where that differs, in the other place (``Folding.tables``): block RAM
-    a device has spare is logic saved. ``pool``: the max-pool fused
+    rule puts it and, where that differs, in the other place (``Folding.tables``), and so does
+    its vector replay's buffer (``Folding.replay``): block RAM a device has spare is logic
+    saved. ``pool``: the max-pool fused
     into a convolution; ``trailing_pools``: the stand-alone max-pools after the layer
     (``[(index, QuantMaxPool)]``, as :func:`~wrpn_rtl.compiler.stages.group_layers` gives
     them); they read its ``PE`` lanes, so their cycles and cost belong to the option.
@@ -86,18 +89,20 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
             table_places = _table_choices(layer, pe, simd)
             for window_simd in ([None] if isinstance(layer, QuantDense)
                                 else _window_choices(layer, simd)):
-                for tables in table_places:
-                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables)
+                for tables, replay_place in itertools.product(
+                        table_places, _replay_choices(layer, pe, simd, window_simd)):
+                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables,
+                                      replay=replay_place)
                     if isinstance(layer, QuantDense):
                         stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
                                                      tables=tables)
-                        replay = replay_for(stage)
+                        replay = replay_for(stage, style=replay_place)
                         candidates.append((folding, stage.cycles_per_vector, cost.add(
                             stage.estimate(),
                             replay.estimate() if replay is not None else cost.ZERO)))
                     else:
                         stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
-                                             pool=pool, tables=tables)
+                                             pool=pool, tables=tables, replay=replay_place)
                         candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
             for folding, cycles, estimate in candidates:
@@ -117,6 +122,20 @@ def _table_choices(layer, pe, simd):
     if mvu.table_rows < CHOSEN_BLOCK_ROM_MIN_DEPTH:
         return [None]
     return [None, "logic" if mvu.memory_styles()["thresholds"] == "block" else "block"]
+
+
+def _replay_choices(layer, pe, simd, window_simd):
+    """``Folding.replay`` values worth pricing: None (the default rule) and, where the layer
+    has a vector replay, the place the default rule did not choose (a shallow, wide buffer
+    is a flip-flop and a multiplexer per bit in logic, or a few block RAMs)."""
+    if isinstance(layer, QuantDense):
+        replay = replay_for(MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True))
+    else:
+        replay = dict(ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd).parts
+                      ).get("replay")
+    if replay is None:
+        return [None]
+    return [None, "logic" if replay.memory_style() == "block" else "block"]
 
 
 def _window_choices(layer, simd):
@@ -278,7 +297,8 @@ def read_foldings(path, network):
     try:
         entries = json.loads(path.read_text())["foldings"]
         foldings = [Folding(pe=entry["pe"], simd=entry["simd"],
-                            window_simd=entry.get("window_simd"), tables=entry.get("tables"))
+                            window_simd=entry.get("window_simd"), tables=entry.get("tables"),
+                            replay=entry.get("replay"))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -300,6 +320,7 @@ def read_foldings(path, network):
 
 
 def foldings_to_json(foldings):
-    """The folding file's form of ``foldings`` (``tables`` only where it is set)."""
+    """The folding file's form of ``foldings`` (``tables`` and ``replay`` only where set)."""
     return {"foldings": [{"pe": f.pe, "simd": f.simd, "window_simd": f.window_simd,
-                          **({"tables": f.tables} if f.tables else {})} for f in foldings]}
+                          **({"tables": f.tables} if f.tables else {}),
+                          **({"replay": f.replay} if f.replay else {})} for f in foldings]}

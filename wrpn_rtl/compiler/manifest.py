@@ -98,8 +98,16 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
                 "accumulator_signed": mvu.accumulator_shape.signed,
                 "requantization": mvu.requantization,
                 "memory_styles": mvu.memory_styles(), "latency": mvu.latency})
+            replay = (dict(geometry.parts).get("replay") if stage.kind is StageKind.CONV
+                      else None)
+            if replay is not None:          # a dense layer's replay is a stage of its own
+                entry["memory_styles"]["replay"] = replay.memory_style()
             foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd,
-                             **({"tables": mvu.tables} if mvu.tables else {})})
+                             **({"tables": mvu.tables} if mvu.tables else {}),
+                             **({"replay": stage.folding.replay} if stage.folding.replay
+                                else {})})
+        if stage.kind is StageKind.REPLAY:
+            entry["memory_styles"] = {"buffer": geometry.memory_style()}
         entry["cycles_per_image"] = cycles
         entry["estimate"] = {k: v for k, v in geometry.estimate().items() if k in cost.ZERO}
         stages.append(entry)

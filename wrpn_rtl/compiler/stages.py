@@ -40,18 +40,26 @@ class Folding:
     ``tables``: where the MVU's per-fold table of constants (thresholds, affine constants or
     logit biases) goes when it has more than one row: "block" (block RAM) or "logic"; None
     means the default rule (see :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
+
+    ``replay``: where the layer's vector replay keeps its two vectors, where it has one (a
+    dense layer or a gathered convolution window with more than one neuron fold): "block"
+    or "logic"; None means the default rule (see
+    :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
     """
 
     pe: int
     simd: int
     window_simd: object = None
     tables: object = None
+    replay: object = None
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
-        where ``tables`` is set."""
+        where ``tables`` is set, and likewise ``" (replay in block RAM)"`` for ``replay``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
-        return f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
+        replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
+        return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
+                + replay.get(self.replay, ""))
 
 
 class StageKind(enum.Enum):

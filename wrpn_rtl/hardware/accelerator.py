@@ -24,7 +24,7 @@ from wrpn_rtl.hardware.classifier import ClassifierGeometry, ClassifierHead
 from wrpn_rtl.hardware.conv import ConvGeometry, ConvLayer
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
 from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
-from wrpn_rtl.hardware.replay import VectorReplay, VectorReplayGeometry
+from wrpn_rtl.hardware.replay import VectorReplay, VectorReplayGeometry, check_buffer_style
 from wrpn_rtl.hardware.streams import chain_stages
 from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
 
@@ -150,12 +150,15 @@ def _stage_parameters(stage):
         return (), {"in_lanes": stage.in_lanes, "out_lanes": stage.out_lanes, "bits": stage.bits}
     if kind is StageKind.CONV:
         return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "window_simd": fold.window_simd,
-                                "pool": stage.pool, "tables": fold.tables}
+                                "pool": stage.pool, "tables": fold.tables,
+                                "replay": fold.replay}
     if kind is StageKind.REPLAY:
         return (), {"words": stage.layer.window_size // fold.simd,
                     "times": stage.layer.out_channels // fold.pe,
-                    "shape": data.ArrayLayout(unsigned(stage.bits), fold.simd)}
+                    "shape": data.ArrayLayout(unsigned(stage.bits), fold.simd),
+                    "style": fold.replay}
     if kind is StageKind.DENSE:
+        check_buffer_style("replay", fold.replay)    # its replay is a stage of its own
         return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "replayed": True,
                                 "tables": fold.tables}
     if kind is StageKind.POOL:

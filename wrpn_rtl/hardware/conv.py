@@ -25,7 +25,7 @@ from wrpn_rtl.golden.layers import QuantConv2d, QuantMaxPool
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry, MatrixVectorUnit
 from wrpn_rtl.hardware.pool import max_pool, max_pool_geometry
 from wrpn_rtl.hardware.register_window import RegisterWindow, RegisterWindowGeometry
-from wrpn_rtl.hardware.replay import replay_for
+from wrpn_rtl.hardware.replay import check_buffer_style, replay_for
 from wrpn_rtl.hardware.stream_fifo import StreamFIFOGeometry
 from wrpn_rtl.hardware.streams import chain_stages, stream_members
 from wrpn_rtl.hardware.width_converter import WidthConverter, WidthConverterGeometry
@@ -65,6 +65,9 @@ class ConvGeometry:
     tables : None, "logic" or "block"
         Where the MVU's per-fold table of constants goes (see
         :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
+    replay : None, "logic" or "block"
+        Where the vector replay's buffer goes, where the layer has one (see
+        :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
 
     Members
     -------
@@ -75,7 +78,8 @@ class ConvGeometry:
         :meth:`window_queue_depth`), converter, replay, mvu, pool.
     """
 
-    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None):
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
+                 replay=None):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -96,6 +100,7 @@ class ConvGeometry:
                                  f"{layer.out_shape}, not {pool.in_shape}")
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
+        check_buffer_style("replay", replay)
         self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
@@ -123,7 +128,8 @@ class ConvGeometry:
                       if pool is not None else None)
         self._parts = [(name, part) for name, part in [
             ("window", self._window), ("window_queue", window_queue), ("converter", converter),
-            ("replay", replay_for(self._mvu) if self._window_repeats == 1 else None),
+            ("replay", replay_for(self._mvu, style=replay) if self._window_repeats == 1
+             else None),
             ("mvu", self._mvu), ("pool", self._pool)]
             if part is not None]
         self._layer, self._golden_pool = layer, pool
@@ -183,9 +189,10 @@ class ConvLayer(ConvGeometry, wiring.Component):
     output : Out(stream.Signature(ArrayLayout(<MVU output lane>, pe)))
     """
 
-    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None):
+    def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
+                 replay=None):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
-                              tables=tables)
+                              tables=tables, replay=replay)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):

@@ -27,9 +27,10 @@ def memory_style(depth, *, writable):
     return "block" if depth >= limit else "logic"
 
 
-def memory_attrs(depth, *, writable, collision_reads_unused=False):
-    """The attributes of a memory of ``depth`` words: its ``ram_style``
-    (:func:`memory_style`) and, where ``collision_reads_unused``, Yosys's ``no_rw_check``.
+def memory_attrs(depth, *, writable, collision_reads_unused=False, style=None):
+    """The attributes of a memory of ``depth`` words: its ``ram_style`` (``style``, "block" or
+    "logic", where the compiler chose; else :func:`memory_style`) and, where
+    ``collision_reads_unused``, Yosys's ``no_rw_check``.
 
     ``collision_reads_unused`` is the generator's promise that whatever the read port gives
     in a cycle that writes the same address is never used (the two ports work on disjoint
@@ -39,7 +40,7 @@ def memory_attrs(depth, *, writable, collision_reads_unused=False):
     126 LUT4s on the default network's UP5K design. Icarus runs check the promise:
     :func:`wrpn_rtl.sim.icarus.poison_collision_reads` makes such a read all ``x``.
     """
-    attrs = {"ram_style": memory_style(depth, writable=writable)}
+    attrs = {"ram_style": style or memory_style(depth, writable=writable)}
     if collision_reads_unused:
         attrs["no_rw_check"] = 1
     return attrs

@@ -6,7 +6,9 @@ layer before it for ``(NF - 1) * SF`` cycles per image. :class:`VectorReplay` ho
 instead: while one is replayed, the next one is written, so the dense layer takes
 ``NF * SF`` cycles per image *in parallel* with the layer feeding it.
 
-The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardware.memories.memory_style`);
+The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardware.memories.memory_style`,
+or where the compiler chose: a wide, shallow buffer costs a flip-flop and a multiplexer per bit
+in logic, or a few block RAMs a device may have spare);
 its synchronous read is the output (:func:`~wrpn_rtl.hardware.streams.held_read`: the read data
 holds while the consumer stalls, so no queue); ``valid`` and the input's ``ready`` are
 registers, and any stall pattern is safe.
@@ -17,21 +19,32 @@ from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
-from wrpn_rtl.hardware.memories import memory_attrs
+from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import held_read, stream_members
 
-__all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for"]
+__all__ = ["VectorReplayGeometry", "VectorReplay", "replay_for", "check_buffer_style"]
+
+#: ``style`` values: the default rule, or a place the compiler chose.
+BUFFER_STYLES = (None, "logic", "block")
 
 
-def replay_for(mvu):
+def check_buffer_style(name, style):
+    """``style`` if it is a :data:`BUFFER_STYLES` value, else raise naming ``name``."""
+    if style not in BUFFER_STYLES:
+        raise ValueError(f"{name} must be None, 'logic' or 'block', not {style!r}")
+    return style
+
+
+def replay_for(mvu, *, style=None):
     """The :class:`VectorReplayGeometry` of the replay that feeds ``mvu`` (a
     :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry` with ``replayed=True``): each
-    ``SF``-word vector ``NF`` times; None when the unit has a single neuron fold. Build it with
-    :meth:`VectorReplayGeometry.build`."""
+    ``SF``-word vector ``NF`` times, its buffer in ``style``; None when the unit has a single
+    neuron fold. Build it with :meth:`VectorReplayGeometry.build`."""
     if mvu.neuron_fold == 1:
         return None
     return VectorReplayGeometry(words=mvu.synapse_fold, times=mvu.neuron_fold,
-                                shape=mvu.input_layout)
+                                shape=mvu.input_layout, style=style)
+
 
 
 class VectorReplayGeometry:
@@ -45,18 +58,31 @@ class VectorReplayGeometry:
         Copies of each vector out (>= 1).
     shape : Shape or Layout
         One word (e.g. ``ArrayLayout(unsigned(bits), simd)``).
+    style : None, "logic" or "block"
+        Where the ``2 * words``-word buffer goes; None: block RAM from 16 words
+        (:func:`~wrpn_rtl.hardware.memories.memory_style`).
+
+    Raises
+    ------
+    ValueError
+        ``words`` or ``times`` not a positive integer, or another ``style``.
     """
 
-    def __init__(self, *, words, times, shape):
+    def __init__(self, *, words, times, shape, style=None):
         self._words = check_positive_int("words", words)
         self._times = check_positive_int("times", times)
-        self._shape = shape
+        self._shape, self._style = shape, check_buffer_style("replay", style)
 
     words = property(lambda self: self._words)
     times = property(lambda self: self._times)
     shape = property(lambda self: self._shape)
     input_layout = property(lambda self: self._shape)
     output_layout = property(lambda self: self._shape)
+    style = property(lambda self: self._style)
+
+    def memory_style(self):
+        """Where the buffer goes: "block" or "logic"."""
+        return self._style or memory_style(2 * self._words, writable=True)
 
     @property
     def cycles_per_frame(self):
@@ -67,11 +93,12 @@ class VectorReplayGeometry:
         """:func:`wrpn_rtl.compiler.cost.vector_replay`: the two-vector memory, the output
         queue, pointers and flags."""
         return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
-                                  vector_words=self._words)
+                                  vector_words=self._words, style=self.memory_style())
 
     def build(self):
         """The :class:`VectorReplay` of these parameters."""
-        return VectorReplay(words=self._words, times=self._times, shape=self._shape)
+        return VectorReplay(words=self._words, times=self._times, shape=self._shape,
+                            style=self._style)
 
 
 class VectorReplay(VectorReplayGeometry, wiring.Component):
@@ -86,8 +113,8 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         ``times * words`` words per vector: the vector, ``times`` times in a row.
     """
 
-    def __init__(self, *, words, times, shape):
-        VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape)
+    def __init__(self, *, words, times, shape, style=None):
+        VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape, style=style)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -98,7 +125,8 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         # the half being written (the port reads while no word is wanted) is never output.
         m.submodules.buffer = buffer = Memory(
             shape=self._shape, depth=depth, init=[],
-            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True))
+            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True,
+                               style=self.memory_style()))
         write, read = buffer.write_port(), buffer.read_port()
 
         # Writing: a half is "full" from its last word until its last replay has been read.

@@ -5,10 +5,12 @@ __all__ = ["synth_markdown", "flow_markdown", "foldings_text", "breakdown_markdo
 
 def foldings_text(foldings):
     """``"2x9, 8x16 (table in BRAM), 1x4"``: PE x SIMD per Conv/Dense layer (manifest
-    ``foldings`` entries), and where a layer's table of constants was placed by choice."""
+    ``foldings`` entries), and where a layer's table of constants or replay buffer was placed
+    by choice."""
     where = {"block": " (table in BRAM)", "logic": " (table in logic)"}
+    replay = {"block": " (replay in BRAM)", "logic": " (replay in logic)"}
     return ", ".join(f"{f['pe']}x{f['simd']}{where.get(f.get('tables'), '')}"
-                     for f in foldings)
+                     f"{replay.get(f.get('replay'), '')}" for f in foldings)
 
 
 def synth_markdown(rows, failures=()):
