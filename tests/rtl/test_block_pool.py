@@ -10,21 +10,27 @@ from wrpn_rtl.hardware.pool import (BlockMaxPool, BlockMaxPoolGeometry, MaxPool2
 from wrpn_rtl.sim.amaranth_stream import run_stream
 
 
-@pytest.mark.parametrize("in_shape, kernel, simd, stall", [
-    ((8, 8, 16), 2, 1, 0.0), ((8, 8, 16), 2, 4, 0.3), ((4, 4, 32), 2, 2, 0.2),
-    ((5, 7, 3), 2, 1, 0.3),            # odd sizes: the last row and column are dropped
-    ((6, 6, 2), 3, 2, 0.0), ((5, 6, 4), (2, 3), 2, 0.4), ((3, 4, 1), 1, 1, 0.2),
-    ((4, 5, 6), (1, 2), 3, 0.3), ((7, 3, 5), (3, 1), 5, 0.0), ((2, 2, 1), 2, 1, 0.5),
+@pytest.mark.parametrize("in_shape, kernel, simd, stall, input_interval", [
+    ((8, 8, 16), 2, 1, 0.0, 1), ((8, 8, 16), 2, 4, 0.3, 1), ((4, 4, 32), 2, 2, 0.2, 1),
+    ((5, 7, 3), 2, 1, 0.3, 1),          # odd sizes: the last row and column are dropped
+    ((6, 6, 2), 3, 2, 0.0, 1), ((5, 6, 4), (2, 3), 2, 0.4, 1), ((3, 4, 1), 1, 1, 0.2, 1),
+    ((4, 5, 6), (1, 2), 3, 0.3, 1), ((7, 3, 5), (3, 1), 5, 0.0, 1), ((2, 2, 1), 2, 1, 0.5, 1),
+    # the queue sized for a slower producer: still exact when words come faster (at full
+    # rate, or in bursts after a stall) and when the consumer stalls; only throttled
+    ((4, 4, 32), 2, 4, 0.0, 8), ((4, 4, 32), 2, 4, 0.3, 8), ((8, 8, 16), 2, 2, 0.0, 3),
+    ((8, 8, 16), 2, 2, 0.3, 3), ((5, 7, 3), 2, 1, 0.3, 2), ((6, 6, 2), 3, 2, 0.0, 5),
+    ((6, 6, 2), 3, 2, 0.3, 5),
 ])
-def test_block_pool_matches_golden(in_shape, kernel, simd, stall, rng):
-    dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3)
+def test_block_pool_matches_golden(in_shape, kernel, simd, stall, input_interval, rng):
+    dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3,
+                       input_interval=input_interval)
     frames = 3
     x = rng.integers(0, 8, (frames,) + in_shape)
     ref = max_pool2d(x, as_pair("kernel", kernel), as_pair("kernel", kernel), 0)
     rtl, cycles = run_stream(dut, x.reshape(-1, simd).tolist(), ref.size // simd, width=simd,
                              rng=rng, stall_in=stall, stall_out=stall)
     np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
-    if stall == 0.0:
+    if stall == 0.0 and input_interval == 1:
         assert cycles <= frames * dut.cycles_per_frame + 8
 
 
@@ -55,23 +61,6 @@ def test_block_pool_queue_covers_its_credit_at_the_input_rate(input_interval, de
     pool = BlockMaxPoolGeometry(in_shape=(4, 4, 8), kernel=2, simd=2, bits=3,
                                 input_interval=input_interval)
     assert pool.queue_depth == depth
-
-
-@pytest.mark.parametrize("in_shape, kernel, simd, input_interval", [
-    ((4, 4, 32), 2, 4, 8), ((8, 8, 16), 2, 2, 3), ((5, 7, 3), 2, 1, 2), ((6, 6, 2), 3, 2, 5)])
-@pytest.mark.parametrize("stall", [0.0, 0.3])
-def test_block_pool_with_a_shallow_queue_matches_golden(in_shape, kernel, simd, input_interval,
-                                                        stall, rng):
-    """The queue sized for a slow producer: still exact when words come faster (bursts after
-    a stall), or the consumer stalls; only throttled."""
-    dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3,
-                       input_interval=input_interval)
-    frames = 3
-    x = rng.integers(0, 8, (frames,) + in_shape)
-    ref = max_pool2d(x, as_pair("kernel", kernel), as_pair("kernel", kernel), 0)
-    rtl, _ = run_stream(dut, x.reshape(-1, simd).tolist(), ref.size // simd, width=simd,
-                        rng=rng, stall_in=stall, stall_out=stall)
-    np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
 
 
 def test_block_pool_input_interval_errors():
