@@ -90,7 +90,7 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
             for window_simd in ([None] if isinstance(layer, QuantDense)
                                 else _window_choices(layer, simd)):
                 for tables, replay_place in itertools.product(
-                        table_places, _replay_choices(layer, pe, simd, window_simd)):
+                        table_places, _replay_choices(layer, pe, simd, window_simd, family)):
                     folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables,
                                       replay=replay_place)
                     if isinstance(layer, QuantDense):
@@ -124,10 +124,18 @@ def _table_choices(layer, pe, simd):
     return [None, "logic" if mvu.memory_styles()["thresholds"] == "block" else "block"]
 
 
-def _replay_choices(layer, pe, simd, window_simd):
-    """``Folding.replay`` values worth pricing: None (the default rule) and, where the layer
-    has a vector replay, the place the default rule did not choose (a shallow, wide buffer
-    is a flip-flop and a multiplexer per bit in logic, or a few block RAMs)."""
+def _replay_choices(layer, pe, simd, window_simd, family):
+    """``Folding.replay`` values worth pricing: None (the default rule) and, on iCE40, where
+    the layer has a vector replay, the place the default rule did not choose (a shallow,
+    wide buffer is a flip-flop and a multiplexer per bit there, or a few block RAMs).
+
+    Not on ECP5: there a shallow buffer can sit in LUT RAM, and the block-RAM replay made
+    very wide designs cheapest in the estimate (conv2 at PE 4 x SIMD 144, a 576-bit operand
+    into 144-leaf adder trees) that placed 17 % above it, at 71.7 MHz against 109 for the
+    PE 32 x SIMD 16 design of the same cycles, and did not route in 15 minutes once its
+    weights were read from LUT ROMs."""
+    if family != "ice40":
+        return [None]
     if isinstance(layer, QuantDense):
         replay = replay_for(MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True))
     else:

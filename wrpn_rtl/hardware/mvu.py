@@ -555,9 +555,10 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         # ---- issue: counters, input buffer, credit -------------------------------------
         # The flags that decide whether a step issues are registers, so the issue decision
         # (and the input's ready) is one LUT deep. A step's operands meet in the cycle it
-        # issues: the input word (or the buffer's word) and the weight word, which the memory
-        # read one cycle ahead (its address is the next step's whenever a step issues); both
-        # go straight into the leaves' LUTs. No copy of either is kept: a copy of the input
+        # issues: the input word (or the buffer's word) and the weight word, which block RAM
+        # read one cycle ahead (its address is the next step's whenever a step issues) or a
+        # ROM in LUTs gives from the step's address register; both go straight into the
+        # leaves' LUTs. No copy of either is kept: a copy of the input
         # word was a flip-flop per bit with no LUT of its own (a logic cell each on iCE40).
         sf = Signal(range(sf_count), name="sf")
         nf = Signal(range(nf_count), name="nf")
@@ -616,8 +617,15 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         m.submodules.weights = wmem = Memory(
             shape=layout, depth=len(words), init=words,
             attrs=memory_attrs(len(words), writable=False))
-        wread = wmem.read_port()
-        m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
+        if self.memory_styles()["weights"] == "block":
+            # block RAM reads synchronously: present the next step's address when one issues
+            wread = wmem.read_port()
+            m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
+        else:
+            # a ROM in LUTs is read as it stands from the step's own address register, so
+            # `fire` does not reach its address (thousands of LUTs on a wide word)
+            wread = wmem.read_port(domain="comb")
+            m.d.comb += wread.addr.eq(waddr)
 
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
