@@ -131,9 +131,9 @@ def _replay_choices(layer, pe, simd, window_simd, family):
 
     Not on ECP5: there a shallow buffer can sit in LUT RAM, and the block-RAM replay made
     very wide designs cheapest in the estimate (conv2 at PE 4 x SIMD 144, a 576-bit operand
-    into 144-leaf adder trees) that placed 17 % above it, at 71.7 MHz against 109 for the
-    PE 32 x SIMD 16 design of the same cycles, and did not route in 15 minutes once its
-    weights were read from LUT ROMs."""
+    into 144-leaf adder trees), which placed at 71.7 MHz in 16,624 comb cells (estimate
+    14,183) and did not route in 15 minutes once its weights were read from LUT ROMs; the
+    PE 32 x SIMD 16 design of the same cycles placed at 82.7-91.0 MHz on three seeds."""
     if family != "ice40":
         return [None]
     if isinstance(layer, QuantDense):
