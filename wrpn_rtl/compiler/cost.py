@@ -74,9 +74,14 @@ def device_logic_cells(estimate, family="ice40"):
 # the components' ``estimate()`` call them with their own parameters, and the folding search
 # calls them through the components' pure-Python geometry.
 
-#: Request generator, issuer and counters of a sliding window: about this many LUTs and
-#: flip-flops at any size (fitted to synthesis of the benchmark windows).
-WINDOW_CONTROL = {"logic_cells": 200, "flip_flops": 110}
+#: Request generator, issuer and counters of a sliding window: a fixed part plus this much per
+#: bit of the line buffer's address (its loops keep addresses, positions and offsets in
+#: registers of about that width). Logic fitted to the placed windows of ``bench window`` and
+#: the digits conv2 window at 16 lanes (4 to 10 address bits, iCE40 and ECP5): within 11 %
+#: except the 5x5 window on ECP5 (19 % under); flip-flops to the conv2 window in the ECP5
+#: network (within 2 %).
+WINDOW_CONTROL = {"logic_cells": 100, "flip_flops": 60}
+WINDOW_CONTROL_PER_ADDRESS_BIT = {"logic_cells": 22, "flip_flops": 14}
 #: Pointers and flags of a vector replay.
 REPLAY_CONTROL = {"logic_cells": 30, "flip_flops": 30}
 
@@ -146,10 +151,12 @@ def logit_adder(*, accumulator_bits):
 
 
 def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
-                       weight_words, buffered_words, output_word_bits, queue_depth):
+                       weight_words, buffered_words, output_word_bits, queue_depth,
+                       weights_registered=False):
     """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
-    constants), the weight ROM, the input buffer
+    constants), the weight ROM (``weights_registered``: and a flip-flop per word bit, plus the
+    operands' wait register), the input buffer
     (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
     leaf_bits = simd * in_bits * planes * pe
@@ -158,6 +165,8 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     flops = leaf_bits + tree_flops * planes * pe
     cells += (planes - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
     flops += (planes - 1) * x_bits * pe + x_bits * pe
+    if weights_registered:
+        flops += weight_word_bits + simd * in_bits + 3
     datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
     memories = [memory(weight_word_bits, weight_words, writable=False)]
     if buffered_words:
@@ -168,9 +177,12 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
 
 
 def sliding_window(*, word_bits, buffer_words, queue_depth):
-    """A sliding window: its control (:data:`WINDOW_CONTROL`), the output queue and the line
-    buffer of ``buffer_words`` words."""
-    return add(dict(ZERO, **WINDOW_CONTROL), fifo(word_bits, queue_depth),
+    """A sliding window: its control (:data:`WINDOW_CONTROL`, growing with the address width
+    of the ``buffer_words`` words), the output queue and the line buffer."""
+    address_bits = max(1, (buffer_words - 1).bit_length())
+    control = {key: WINDOW_CONTROL[key] + WINDOW_CONTROL_PER_ADDRESS_BIT[key] * address_bits
+               for key in WINDOW_CONTROL}
+    return add(dict(ZERO, **control), fifo(word_bits, queue_depth),
                memory(word_bits, buffer_words, writable=True))
 
 

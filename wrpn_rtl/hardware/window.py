@@ -240,6 +240,28 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             m.d.sync += w_slot.eq(Mux(w_slot == rows - 1, 0, w_slot + 1))
         return w_col, push, row_done
 
+    def _row_schedule(self):
+        """Per output row ``oh``: ``(top_offsets, leave_steps)``, two lists of ``H_out`` ints.
+
+        ``top_offsets[oh]``: the window's top row ``oh * S_h - pad`` less the lowest row still
+        needed, ``clamp(oh * S_h - pad)`` (negative over top padding, positive for a window
+        wholly below the image). ``leave_steps[oh]``: how far that lowest row moves once the
+        output row is left (to the next frame's first row after the last one). The lowest row
+        is clamped to ``[0, H]``: a window wholly below the image needs no row of its frame,
+        and row ``H`` is the next frame's first row.
+        """
+        height = self._in_shape[0]
+        (_, _), (s_h, _), pad = self._kernel, self._stride, self._padding
+        out_h = self._out_hw[0]
+
+        def lowest(row):
+            return min(max(row, 0), height)
+        bases = [oh * s_h - pad for oh in range(out_h)]
+        top_offsets = [base - lowest(base) for base in bases]
+        leave_steps = [lowest(base + s_h) - lowest(base) for base in bases[:-1]]
+        leave_steps.append(height - lowest(bases[-1]))
+        return top_offsets, leave_steps
+
     def _request_generator(self, m, advance):
         """Stage A of the reader: loops ``oh, ow, rep, kh, kw, cg`` (``cg`` fastest; ``rep``
         counts the copies of a window), moving on while
@@ -247,18 +269,29 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         the map, its row offset above the lowest row still needed, and how far that lowest row
         moves once the word is read.
 
+        Every part of the description is kept in registers that the loops step along (the
+        address as its row's start plus the word within the row), so the description is one
+        adder and a few compares from registers, and no arithmetic chain closes a loop: what
+        depends on the output row (its top row's offset, the row step when it is left) comes
+        from :meth:`_row_schedule`, loaded into registers when ``oh`` moves.
+
         Returns
         -------
         (fresh, step_shape)
             The description (a request struct, combinational) and the shape of its ``step``.
         """
-        height, width, _ = self._in_shape
+        height, width = self._in_shape[:2]
         (k_h, k_w), (s_h, s_w), pad = self._kernel, self._stride, self._padding
         out_h, out_w = self._out_hw
         groups, rows = self._groups, self._rows
         row_words = width * groups
+        buffer_words = rows * row_words
+        top_offsets, leave_steps = self._row_schedule()
+        max_step = max(leave_steps)
+        layout = self._request_layout(max_step)
+        offset_shape = layout["offset"].shape
         row_span = _signed_range(-pad, out_h * s_h + k_h + pad)
-        col_span = _signed_range(-pad, out_w * s_w + k_w + pad)
+        pixel_span = _signed_range(-pad * groups, (out_w * s_w + k_w + pad + 1) * groups)
         oh = Signal(range(out_h), name="oh")
         kh = Signal(range(k_h), name="kh")
         kw = Signal(range(k_w), name="kw")
@@ -266,71 +299,94 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         ow = Signal(range(out_w), name="ow")
         rep = Signal(range(self._repeats), name="rep")
         row_base = Signal(row_span, init=-pad, name="row_base")   # oh * S_h - pad
-        col_base = Signal(col_span, init=-pad, name="col_base")   # ow * S_w - pad
         ih = Signal(row_span, init=-pad, name="ih")               # row_base + kh
-        iw = Signal(col_span, init=-pad, name="iw")               # col_base + kw
-        # The lowest input row still needed, clamped to [0, H]: a window wholly below the image
-        # (padding deeper than the kernel) needs no row of this frame, and row H is the next
-        # frame's first row.
-        below_image = (out_h - 1) * s_h - pad + s_h > height    # can a row pass H at all?
+        # The word within its row, iw * CG + cg (iw = ow * S_w - pad + kw, the input column),
+        # and that of the window's first column: a column is inside the map exactly when
+        # its words are inside the row's words.
+        col_pixel = Signal(pixel_span, init=-pad * groups, name="col_pixel")  # (ow S_w - pad) CG
+        pixel = Signal(pixel_span, init=-pad * groups, name="pixel")
+        # Row offsets from the lowest row still needed: the window's top row, and row `ih`.
+        top_offset = Signal(offset_shape, init=top_offsets[0], name="top_offset")
+        offset = Signal(offset_shape, init=top_offsets[0], name="offset")
+        # The step the lowest row makes when this output row is left, in rows and in words.
+        leave_step = Signal(range(max_step + 1), init=leave_steps[0], name="leave_step")
+        leave_words = Signal(range(max_step * row_words + 1), init=leave_steps[0] * row_words,
+                             name="leave_words")
+        # Memory address of the lowest row still needed (its slot times the row's words), and
+        # of row `ih` once that is inside the rows held (it stays at the lowest row's while
+        # `ih` is above it, in padding).
+        base_addr = Signal(range(buffer_words), name="base_addr")
+        row_addr = Signal(range(buffer_words), name="row_addr")
 
-        def clamp_row(row):
-            upper = Mux(row > height, height, row) if below_image else row
-            return Mux(row < 0, 0, upper)
-        need_low = clamp_row(row_base)
-        base_slot = Signal(range(rows), name="base_slot")         # slot of row need_low
+        def wrap(total):
+            """``total mod buffer_words`` for ``total < 2 * buffer_words``."""
+            return Mux(total >= buffer_words, total - buffer_words, total)
 
-        inside = (ih >= 0) & (ih < height) & (iw >= 0) & (iw < width)
-        offset = ih - need_low
-        pixel = iw * groups + cg
-        slot_sum = base_slot + offset
-        slot = Mux(slot_sum >= rows, slot_sum - rows, slot_sum)
+        def for_next_row(values, shape):
+            """``values`` of the output row after ``oh`` (row 0 after the last)."""
+            following = values[1:] + values[:1]
+            if out_h == 1:
+                return Const(following[0], shape)
+            return Array(Const(v, shape) for v in following)[oh]
+
+        inside = (ih >= 0) & (ih < height) & (pixel >= 0) & (pixel < row_words)
         last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
         last_rep = rep == self._repeats - 1
         last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
         leave_row = last_cg & last_kw & last_kh & last_rep & last_ow
-        frame_end_step = height - min(height, max(0, (out_h - 1) * s_h - pad))
-        next_low = clamp_row(row_base + s_h)
-        max_step = max(frame_end_step, s_h)
-        row_step = Mux(leave_row, Mux(last_oh, frame_end_step, next_low - need_low), 0)
 
-        fresh = Signal(self._request_layout(max_step), name="req_new")
-        m.d.comb += [fresh.addr.eq(slot * row_words + pixel), fresh.inside.eq(inside),
-                     fresh.offset.eq(offset), fresh.pixel.eq(pixel), fresh.step.eq(row_step)]
+        fresh = Signal(layout, name="req_new")
+        previous_step = Signal(range(max_step + 1), name="previous_step")  # 0 before the first
+        m.d.comb += [fresh.addr.eq(row_addr + pixel), fresh.inside.eq(inside),
+                     fresh.offset.eq(offset), fresh.pixel.eq(pixel),
+                     fresh.step.eq(Mux(leave_row, leave_step, 0)),
+                     fresh.seen.eq(offset + previous_step)]
+        restart_window = [ih.eq(row_base), offset.eq(top_offset), row_addr.eq(base_addr)]
         with m.If(advance):
+            m.d.sync += previous_step.eq(fresh.step)
             with m.If(~last_cg):
-                m.d.sync += cg.eq(cg + 1)
+                m.d.sync += [cg.eq(cg + 1), pixel.eq(pixel + 1)]
             with m.Elif(~last_kw):
-                m.d.sync += [cg.eq(0), kw.eq(kw + 1), iw.eq(iw + 1)]
+                m.d.sync += [cg.eq(0), kw.eq(kw + 1), pixel.eq(pixel + 1)]
             with m.Elif(~last_kh):
-                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(kh + 1), ih.eq(ih + 1), iw.eq(col_base)]
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(kh + 1), ih.eq(ih + 1),
+                             pixel.eq(col_pixel), offset.eq(offset + 1)]
+                with m.If(offset >= 0):
+                    m.d.sync += row_addr.eq(wrap(row_addr + row_words))
             with m.Elif(~last_rep):
-                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(rep + 1), ih.eq(row_base),
-                             iw.eq(col_base)]
+                m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(rep + 1),
+                             pixel.eq(col_pixel), *restart_window]
             with m.Elif(~last_ow):
                 m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(0), ow.eq(ow + 1),
-                             col_base.eq(col_base + s_w), iw.eq(col_base + s_w), ih.eq(row_base)]
+                             col_pixel.eq(col_pixel + s_w * groups),
+                             pixel.eq(col_pixel + s_w * groups), *restart_window]
             with m.Else():
+                next_top = for_next_row(top_offsets, offset_shape)
+                new_base = wrap(base_addr + leave_words)
                 m.d.sync += [cg.eq(0), kw.eq(0), kh.eq(0), rep.eq(0), ow.eq(0),
-                             col_base.eq(-pad), iw.eq(-pad)]
+                             col_pixel.eq(-pad * groups),
+                             pixel.eq(-pad * groups), top_offset.eq(next_top),
+                             offset.eq(next_top), base_addr.eq(new_base), row_addr.eq(new_base),
+                             leave_step.eq(for_next_row(leave_steps, leave_step.shape())),
+                             leave_words.eq(for_next_row([v * row_words for v in leave_steps],
+                                                         leave_words.shape()))]
                 with m.If(last_oh):
                     m.d.sync += [oh.eq(0), row_base.eq(-pad), ih.eq(-pad)]
                 with m.Else():
                     m.d.sync += [oh.eq(oh + 1), row_base.eq(row_base + s_h),
                                  ih.eq(row_base + s_h)]
-            modulo = Array([Const(v % rows, range(rows)) for v in range(rows + max_step + 1)])
-            m.d.sync += base_slot.eq(modulo[base_slot + row_step])
         return fresh, unsigned(max(1, max_step.bit_length()))
 
     def _request_layout(self, max_step):
-        """One request: memory address, inside the map, row offset, word in its row, and the
-        row step it makes when read."""
+        """One request: memory address, inside the map, row offset, word in its row, the row
+        step it makes when read, and ``seen``: its offset plus the step of the request before
+        it (its offset as the issuer judges it while that request is read)."""
         row_words = self._in_shape[1] * self._groups
         k_h, pad = self._kernel[0], self._padding
         return data.StructLayout({
             "addr": range(self._rows * row_words), "inside": 1,
             "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1)})
+            "step": range(max_step + 1), "seen": _signed_range(-pad, k_h + 1 + max_step)})
 
     def _request_queue(self, m, generated, advance, fire):
         """The requests between the generator and the issuer: ``fresh``, the generator's
@@ -399,15 +455,16 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
-        # step reaches `ahead` a cycle later). Judged for the tail and for `fresh` apart and
-        # chosen after, so no multiplexer stands before the adder and the comparisons.
-        step_taken = head.step                 # 0 until the first head (the reset value)
+        # step reaches `ahead` a cycle later): its offset plus the head's step, which the
+        # generator added in already (`seen`: the head is always the request generated just
+        # before the one moving up, and step 0 is the reset head's). Judged for the tail and
+        # for `fresh` apart and chosen after, so no multiplexer or adder stands before the
+        # comparisons.
         keep_written, move_written = Signal(name="keep_written"), Signal(name="move_written")
         moved = Signal(name="head_moved")
         m.d.sync += [keep_written.eq(written(head.offset, head.pixel)),
-                     move_written.eq(Mux(tail_valid,
-                                         written(tail.offset + step_taken, tail.pixel),
-                                         written(fresh.offset + step_taken, fresh.pixel))),
+                     move_written.eq(Mux(tail_valid, written(tail.seen, tail.pixel),
+                                         written(fresh.seen, fresh.pixel))),
                      moved.eq(fire | ~head_valid)]
         available = Mux(moved, move_written, keep_written)
         room, queue = credited_queue(m, self, depth=self.QUEUE_DEPTH, taken=fire)
