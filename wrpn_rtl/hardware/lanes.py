@@ -65,17 +65,23 @@ class MacLanes(wiring.Component):
         a_bits = self._in_bits
         lanes = [self.operands[i * a_bits:(i + 1) * a_bits] for i in range(self._simd)]
         partial_depth = 1 + _levels(self._simd) + _levels(self._planes)
+        # The accumulators' enable and clear come straight from registers, so no gate lies
+        # in front of the flip-flops' enable and reset pins, which span every PE.
         valid = delay(m, self.valid, partial_depth, name="valid_a")
-        last = delay(m, self.last, partial_depth, name="last_a")
+        finish_before = delay(m, self.valid & self.last, partial_depth - 1, name="finish_a")
+        # Set by reset, so the running sums, which have no reset of their own, start at 0.
+        finish = Signal(init=1, name=f"finish_a_d{partial_depth - 1}")
+        m.d.sync += finish.eq(finish_before)
         for p in range(self._pe):
-            m.d.comb += self.sums[p].eq(self._pe_accumulator(m, p, lanes, valid, last))
-        m.d.sync += self.done.eq(valid & last)
+            m.d.comb += self.sums[p].eq(self._pe_accumulator(m, p, lanes, valid, finish))
+        m.d.sync += self.done.eq(valid & finish)
         return m
 
-    def _pe_accumulator(self, m, p, lanes, valid, last):
+    def _pe_accumulator(self, m, p, lanes, valid, finish):
         """PE ``p``: a leaf per lane and magnitude plane, an adder tree per plane, the planes
-        combined, and the running sum of ``X``. Returns the register that holds a finished
-        ``X`` (valid the cycle after ``valid & last``)."""
+        combined, and the running sum of ``X``. ``valid``: a partial sum arrives; ``finish``:
+        it is the vector's last (or reset was applied). Returns the register that holds a
+        finished ``X`` (valid the cycle after ``valid & finish``)."""
         a_bits, word = self._in_bits, self.weights[p]
         planes = []
         for b in range(self._planes):
@@ -95,12 +101,13 @@ class MacLanes(wiring.Component):
         terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
         partial, _ = pipelined_sum(m, terms, name=f"pe{p}_combine")
         # The running sum restarts by a synchronous clear of its register after the last
-        # step (a flip-flop reset pin, not a multiplexer in front of the adder); the
-        # finished sum is caught in `result` from the same adder.
-        running = Signal(self._sum_shape, name=f"pe{p}_running")
+        # step (the flip-flops' reset pin, driven by the `finish` register alone, not a
+        # multiplexer in front of the adder); the finished sum is caught in `result` from
+        # the same adder.
+        running = Signal(self._sum_shape, name=f"pe{p}_running", reset_less=True)
         result = Signal(self._sum_shape, name=f"pe{p}_x", reset_less=True)
         total = running + partial
-        with m.If(valid & last):
+        with m.If(finish):
             m.d.sync += [running.eq(0), result.eq(total)]
         with m.Elif(valid):
             m.d.sync += running.eq(total)
