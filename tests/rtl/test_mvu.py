@@ -116,6 +116,34 @@ def test_mvu_full_throughput_without_stalls(in_features, out_features, pe, simd,
     assert expected <= cycles <= expected + 2
 
 
+# (in_features, out_features, pe, simd, weight_bits): weight words in logic of 256 bits or
+# more, read into a register first: SF = 1 with NF = 2 (every fold reads the word in place),
+# SF = NF = 2 (buffered), binary weights, and three magnitude planes.
+WIDE_ROMS = [(16, 16, 8, 16, 2), (32, 24, 12, 16, 2), (64, 16, 16, 16, 1), (24, 6, 6, 12, 4)]
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd, weight_bits", WIDE_ROMS)
+@pytest.mark.parametrize("logits", [False, True])
+def test_wide_weight_rom_is_registered_and_exact(in_features, out_features, pe, simd,
+                                                 weight_bits, logits, rng):
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features,
+                        weight_bits=weight_bits, in_bits=3, out_bits=None if logits else 3)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    assert mvu.memory_styles()["weights"] == "logic" and mvu.weights_registered
+    vectors = rng.integers(0, 8, (5, in_features))
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.4, stall_out=0.4)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    # Without stalls: one step per cycle, back to back, the register counted in the latency
+    # (cycles count from the first input transfer: with SF = 1 the last fold takes the word).
+    count = 8
+    vectors = rng.integers(0, 8, (count, in_features))
+    rtl_out, cycles = run_mvu(mvu, vectors, rng)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
+    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
+    assert expected <= cycles <= expected + 2
+
+
 def test_mvu_parameter_errors(rng):
     layer = dense_layer(rng, in_features=12, out_features=6, weight_bits=2, in_bits=4, out_bits=2)
     with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 6, not 4$"):

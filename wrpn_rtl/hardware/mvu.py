@@ -67,7 +67,7 @@ from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
-           "TABLE_STYLES"]
+           "TABLE_STYLES", "REGISTERED_ROM_MIN_BITS"]
 
 
 #: Output bits up to which the threshold requantizers (a table of ``2**bits - 1`` thresholds
@@ -79,6 +79,13 @@ REQUANTIZATIONS = ("thresholds", "serial", "affine")
 
 #: Where a per-fold table of constants may be asked to go (None: the default rule).
 TABLE_STYLES = (None, "logic", "block")
+
+#: A weight ROM in logic with a word this wide or wider is read into a register first
+#: (:attr:`MatrixVectorGeometry.weights_registered`): the ECP5 design's 1,024-bit conv2 word
+#: limited its clock when read straight into the leaves, its 144-bit conv1 word did not. The
+#: register costs a flip-flop per word bit (in the ROM LUTs' own cells) and the operands'
+#: wait register (``SIMD x A`` flip-flops).
+REGISTERED_ROM_MIN_BITS = 256
 
 
 def _check_fold(name, value, total, what):
@@ -309,9 +316,22 @@ class MatrixVectorGeometry:
     @property
     def latency(self):
         """Cycles from issuing the last step of an output word to the word being valid at
-        ``output`` (no stall): leaf register (the operands meet in the issue cycle), adder
-        tree, plane combine, accumulate, requantize, output FIFO."""
-        return 1 + self._tree_depth + self._combine_depth + 1 + self._output_depth + 1
+        ``output`` (no stall): the weight register of a wide ROM in logic (else the operands
+        meet in the issue cycle), leaf register, adder tree, plane combine, accumulate,
+        requantize, output FIFO."""
+        return (int(self.weights_registered) + 1 + self._tree_depth + self._combine_depth + 1
+                + self._output_depth + 1)
+
+    @property
+    def weights_registered(self):
+        """Whether the weight word is read into a register first (and the operands wait a
+        cycle for it): for a ROM in logic whose word has :data:`REGISTERED_ROM_MIN_BITS` bits
+        or more. Every bit of such a word is a LUT on the step's address, so the address
+        fans out to thousands of LUTs; read straight into the leaves, that net and the LUTs
+        that Yosys shares between bits lay in front of every leaf register (the ECP5
+        design's critical path, conv2's 1,024-bit word: 10.5 ns, 8.3 of it routing)."""
+        return (self.memory_styles()["weights"] != "block"
+                and self._weight_word_layout().size >= REGISTERED_ROM_MIN_BITS)
 
     @property
     def fifo_depth(self):
@@ -489,7 +509,7 @@ class MatrixVectorGeometry:
             simd=self._simd, pe=self._pe, in_bits=layer.in_bits, planes=self._planes,
             x_bits=self._x_shape.width, requantization=self._requantization_cost(),
             weight_word_bits=self._weight_word_layout().size,
-            weight_words=self._nf * self._sf,
+            weight_words=self._nf * self._sf, weights_registered=self.weights_registered,
             buffered_words=self._sf if self._buffered else 0,
             output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
 
@@ -617,23 +637,35 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         m.submodules.weights = wmem = Memory(
             shape=layout, depth=len(words), init=words,
             attrs=memory_attrs(len(words), writable=False))
+        step_valid, step_last, step_nf = fire, last_step, nf
         if self.memory_styles()["weights"] == "block":
             # block RAM reads synchronously: present the next step's address when one issues
             wread = wmem.read_port()
             m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
+            weights = wread.data
         else:
             # a ROM in LUTs is read as it stands from the step's own address register, so
             # `fire` does not reach its address (thousands of LUTs on a wide word)
             wread = wmem.read_port(domain="comb")
             m.d.comb += wread.addr.eq(waddr)
+            weights = wread.data
+            if self.weights_registered:
+                # the word goes into a register (a flip-flop behind each ROM LUT), and the
+                # step's operands and flags wait a cycle for it
+                weights = Signal(layout, name="weights_q", reset_less=True)
+                m.d.sync += weights.eq(wread.data)
+                operands = delay(m, operands, 1, name="operands", reset_less=True)
+                step_valid = delay(m, fire, 1, name="step_valid")
+                step_last = delay(m, last_step, 1, name="step_last", reset_less=True)
+                step_nf = delay(m, nf, 1, name="step_nf", reset_less=True)
 
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
             sum_shape=self._x_shape)
-        m.d.comb += [macs.operands.eq(operands), macs.weights.eq(wread.data),
-                     macs.valid.eq(fire), macs.last.eq(last_step)]
-        nf_a = delay(m, nf, macs.latency - 1, name="nf_a", reset_less=True)
+        m.d.comb += [macs.operands.eq(operands), macs.weights.eq(weights),
+                     macs.valid.eq(step_valid), macs.last.eq(step_last)]
+        nf_a = delay(m, step_nf, macs.latency - 1, name="nf_a", reset_less=True)
         accumulators = list(macs.sums)
         done = macs.done
         done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)
