@@ -9,7 +9,7 @@ from wrpn_rtl.sim.amaranth_stream import run_stream
 
 @pytest.mark.parametrize("words, times, stall", [(1, 1, 0.0), (1, 4, 0.3), (5, 1, 0.3),
                                                  (7, 3, 0.0), (7, 3, 0.4), (20, 2, 0.2),
-                                                 (3, 10, 0.5)])
+                                                 (3, 10, 0.5), (2, 2, 0.3)])
 @pytest.mark.parametrize("style", [None, "block", "logic"])
 def test_every_vector_comes_out_times_over(words, times, stall, style, rng):
     dut = VectorReplay(words=words, times=times, shape=data.ArrayLayout(unsigned(5), 2),

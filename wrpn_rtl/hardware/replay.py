@@ -132,18 +132,22 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         # Writing: a half is "full" from its last word until its last replay has been read.
         # `ready` (the half being written is not full) is a register, set from the next
         # cycle's `full` and `write_half`, so it is no gate deep for the layer feeding it.
+        # The counters' "last" flags are registers, set as the counters move, so no compare
+        # lies between a handshake and the flags it updates.
         full = Signal(2, name="full")
         write_half = Signal(name="write_half")
         write_count = Signal(range(words), name="write_count")
+        write_last = Signal(init=int(words == 1), name="write_last")    # write_count == W - 1
         ready = Signal(name="ready", init=1)
         take = self.input.valid & ready
-        last_word = take & (write_count == words - 1)
+        last_word = take & write_last
         m.d.comb += [self.input.ready.eq(ready),
                      write.addr.eq(Mux(write_half, words, 0) + write_count),
                      write.data.eq(self.input.payload), write.en.eq(take)]
         set_full, clear_full = Signal(2), Signal(2)
         with m.If(take):
-            with m.If(write_count == words - 1):
+            m.d.sync += write_last.eq(_next_is_last(write_count, write_last, words))
+            with m.If(write_last):
                 m.d.sync += [write_count.eq(0), write_half.eq(~write_half)]
                 m.d.comb += set_full.eq(Mux(write_half, 0b10, 0b01))
             with m.Else():
@@ -152,13 +156,17 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         # Reading: `times` passes over the half, then release it.
         read_half = Signal(name="read_half")
         read_count = Signal(range(words), name="read_count")
+        read_last = Signal(init=int(words == 1), name="read_last")       # read_count == W - 1
         read_pass = Signal(range(times), name="read_pass")
+        pass_last = Signal(init=int(times == 1), name="pass_last")       # read_pass == T - 1
         issue = held_read(m, self, read, full.bit_select(read_half, 1), name="out")
         m.d.comb += read.addr.eq(Mux(read_half, words, 0) + read_count)
         with m.If(issue):
-            with m.If(read_count == words - 1):
-                m.d.sync += read_count.eq(0)
-                with m.If(read_pass == times - 1):
+            m.d.sync += read_last.eq(_next_is_last(read_count, read_last, words))
+            with m.If(read_last):
+                m.d.sync += [read_count.eq(0),
+                             pass_last.eq(_next_is_last(read_pass, pass_last, times))]
+                with m.If(pass_last):
                     m.d.sync += [read_pass.eq(0), read_half.eq(~read_half)]
                     m.d.comb += clear_full.eq(Mux(read_half, 0b10, 0b01))
                 with m.Else():
@@ -170,3 +178,11 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         m.d.sync += [full.eq(full_next),
                      ready.eq(~full_next.bit_select(Mux(last_word, ~write_half, write_half), 1))]
         return m
+
+
+def _next_is_last(count, last, total):
+    """Whether a counter of ``total`` values (``count``, wrapping after ``total - 1``; ``last``:
+    it is at ``total - 1``) is at its last value after one more step."""
+    if total == 1:
+        return 1
+    return ~last & (count == total - 2)
