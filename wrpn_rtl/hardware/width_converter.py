@@ -37,7 +37,10 @@ class _Gather(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = self._lanes * self._bits
-        count = Signal(range(self._factor), name="count")
+        # The slot the next word goes to, one-hot: a slot's enable is then one LUT4 of
+        # registers (input valid, output valid and ready, its own bit), where a binary count
+        # put a decoder before the enable of every slot's flip-flops.
+        slot_next = Signal(self._factor, init=1, name="slot_next")
         slots = [Signal(width, name=f"slot{i}", reset_less=True) for i in range(self._factor)]
         m.d.comb += [Value.cast(self.output.payload).eq(Cat(*slots)),
                      self.input.ready.eq(~self.output.valid | self.output.ready)]
@@ -45,12 +48,11 @@ class _Gather(wiring.Component):
             m.d.sync += self.output.valid.eq(0)
         with m.If(self.input.valid & self.input.ready):
             for index, slot in enumerate(slots):
-                with m.If(count == index):
+                with m.If(slot_next[index]):
                     m.d.sync += slot.eq(Value.cast(self.input.payload))
-            with m.If(count == self._factor - 1):
-                m.d.sync += [count.eq(0), self.output.valid.eq(1)]
-            with m.Else():
-                m.d.sync += count.eq(count + 1)
+            m.d.sync += slot_next.eq(slot_next.rotate_left(1))
+            with m.If(slot_next[-1]):
+                m.d.sync += self.output.valid.eq(1)
         return m
 
 
