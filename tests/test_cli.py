@@ -54,10 +54,10 @@ def _flags(command, capsys):
 
 
 @pytest.mark.parametrize("command, extra", [
-    ("generate", set()), ("synth", {"--freq", "--design"}),
+    ("generate", set()), ("synth", {"--freq", "--seeds", "--design"}),
     ("sim", {"--images", "--inputs", "--labels", "--stall", "--simulator", "--wave",
              "--design"}),
-    ("flow", {"--images", "--stall", "--simulator", "--wave", "--freq"})])
+    ("flow", {"--images", "--stall", "--simulator", "--wave", "--freq", "--seeds"})])
 def test_shared_flags_are_spelled_alike(command, extra, capsys):
     shared = {"--help", "--model", "--wbits", "--abits", "--width", "--train", "--epochs",
               "--seed", "--out", "--target", "--json", "--folding", "--target-cycles", "--max-lc"}
@@ -138,6 +138,7 @@ def test_generate_rejects_bad_input_and_writes_nothing(argv, message, tmp_path, 
     (["generate", "--train", "--seed", "-1"], 2,
      r"argument --seed: must be a non-negative integer, not -1$"),
     (["train", "--seed", "-1"], 2, r"argument --seed: must be a non-negative integer, not -1$"),
+    (["synth", "--seeds", "0"], 2, r"argument --seeds: must be a positive integer, not 0$"),
     (["generate", "--width", "inf"], 2, r"argument --width: must be a positive finite number, "
                                         r"not inf$"),
     (["train", "--wbits", "0", "--out", "out"], 1,

@@ -116,6 +116,9 @@ _FLAGS = {
                                        "(repeatable)")),
     "freq": (["--freq"], dict(type=_positive_float, metavar="MHZ",
                               help="required Fmax: a lower one is a timing failure")),
+    "seeds": (["--seeds"], dict(type=_positive_int, default=1, metavar="N",
+                                help="place with nextpnr seeds 1..N and report the fastest "
+                                     "(default 1)")),
     "folding": (["--folding"], dict(type=Path, metavar="FILE",
                                     help='foldings from a JSON file {"foldings": [{"pe": N, '
                                          '"simd": N}, ...]}')),
@@ -264,6 +267,7 @@ def _synthesize(args, designs):
             try:
                 rows.append(synthesize(design.accelerator, design.out, target,
                                        generated=design.generated, freq_mhz=args.freq,
+                                       seeds=args.seeds,
                                        progress=lambda t: _progress(args, t)))
             except StepError as error:
                 _progress(args, f"  {error}")
@@ -806,10 +810,10 @@ def build_parser():
                                 "wave", "target", "out", "json")),
         ("synth", cmd_synth, "generate (or take --design DIR), then synthesize (Yosys, "
                              "nextpnr, ASIC estimate)",
-         _NETWORK + _DESIGN + ("design", "target", "freq", "out", "json")),
+         _NETWORK + _DESIGN + ("design", "target", "freq", "seeds", "out", "json")),
         ("flow", cmd_flow, "generate -> golden -> sim -> synth; no arguments: the main job",
-         _NETWORK + _DESIGN + ("images", "stall", "simulator", "wave", "target", "freq", "out",
-                                "json")),
+         _NETWORK + _DESIGN + ("images", "stall", "simulator", "wave", "target", "freq", "seeds",
+                                "out", "json")),
         ("train", cmd_train, "train a WRPN digits CNN and write DIR/model.npz",
          ("wbits", "abits", "width", "epochs", "seed", "out", "json")),
         ("golden", cmd_golden, "a model's golden integer and float paths: on the digits test "

@@ -220,3 +220,46 @@ def test_ice40_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, mo
     up5k, ecp5 = seen["--up5k"], seen["--25k"]
     assert up5k[up5k.index("--placer-heap-cell-placement-timeout") + 1] == "32"
     assert "--placer-heap-cell-placement-timeout" not in ecp5
+
+
+def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
+    """``seeds=N`` places with seeds 1..N (a seed that cannot place is skipped) and reports
+    the fastest: its Fmax, its log and report under the usual names, every seed's Fmax
+    beside it, the others' files under their seed's names; and the synth table says so."""
+    from wrpn_rtl.job.reports import synth_markdown
+    from wrpn_rtl.synth import flow
+    fmax = {1: 43.3, 2: None, 3: 50.0, 4: 49.8}
+    monkeypatch.setattr(flow, "_synthesize_netlists",
+                        lambda work, target, top, progress, core: (
+                            {"design": {"SB_LUT4": 100}}, {"SB_LUT4": 90}, "abc9"))
+
+    def place(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *, seed=1,
+              suffix=""):
+        (work / f"nextpnr{suffix}.log").write_text(f"seed {seed}")
+        if fmax[seed] is None:
+            raise flow.SynthError("placement failed", reason="placement failed: no legal place",
+                                  placement=True)
+        (work / f"report{suffix}.json").write_text(f"seed {seed}")
+        return {"fmax_mhz": fmax[seed], "utilization": {"ICESTORM_LC": {"used": 100}}}
+    monkeypatch.setattr(flow, "_place_and_route", place)
+    verilog = tmp_path / "top.v"
+    verilog.write_text("module top; endmodule")
+    heard = []
+    result = flow.synthesize(verilog, "ice40-up5k", tmp_path / "run", seeds=4,
+                             progress=heard.append)
+    assert (result.seed, result.fmax_mhz) == (3, 50.0)
+    assert result.seed_fmax_mhz == {1: 43.3, 2: None, 3: 50.0, 4: 49.8}
+    run = tmp_path / "run"
+    assert (run / "nextpnr.log").read_text() == (run / "report.json").read_text() == "seed 3"
+    assert (run / "nextpnr_seed1.log").read_text() == "seed 1"
+    assert (run / "report_seed4.json").read_text() == "seed 4"
+    assert "    nextpnr: placing again with seed 4 of 4" in heard
+    assert flow.synthesize(verilog, "ice40-up5k", tmp_path / "one").seed_fmax_mhz == {1: 43.3}
+    with pytest.raises(ValueError, match=r"^seeds must be a positive integer, not 0$"):
+        flow.synthesize(verilog, "ice40-up5k", tmp_path / "none", seeds=0)
+    row = {"target": "ice40-up5k", "foldings": [{"pe": 1, "simd": 9}], "cycles_per_image": 10,
+           "logic_cells": 100, "logic_capacity": 5280, "estimate": {"device_logic_cells": 99},
+           "flip_flops": 1, "bram": 0, "dsp": 0, "fmax_mhz": 50.0, "images_per_second": 5,
+           "seed": 3, "seed_fmax_mhz": {"1": 43.3, "2": None, "3": 50.0, "4": 49.8}}
+    assert ("ice40-up5k: placed with seed 1: 43.3 MHz, seed 2: did not place, seed 3: 50.0 "
+            "MHz, seed 4: 49.8 MHz; the fastest (seed 3) reported.") in synth_markdown([row])

@@ -32,7 +32,15 @@ def synth_markdown(rows, failures=()):
                      + (f"{fmax:.1f} | {row['images_per_second']} |" if fmax else "- | - |"))
     for failure in failures:
         lines.append(f"| failed | {failure} | | | | | | | | |")
-    return "\n".join(lines) + "\n"
+    notes = [_seeds_text(row) for row in rows if len(row.get("seed_fmax_mhz") or {}) > 1]
+    return "\n".join(lines) + "\n" + "".join(f"\n{note}\n" for note in notes)
+
+
+def _seeds_text(row):
+    """One line on a seed sweep: each seed's Fmax, and which one the row reports."""
+    each = ", ".join(f"seed {seed}: " + (f"{fmax:.1f} MHz" if fmax else "did not place")
+                     for seed, fmax in row["seed_fmax_mhz"].items())
+    return f"{row['target']}: placed with {each}; the fastest (seed {row['seed']}) reported."
 
 
 def flow_markdown(prepared, summary):

@@ -16,11 +16,13 @@ LANES = "lanes"
 
 
 def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progress=quiet,
-               breakdown=True, nextpnr_timeout_s=None):
+               breakdown=True, nextpnr_timeout_s=None, seeds=1):
     """Synthesize the accelerator (inside the serial I/O harness) for ``target``;
     ``generated`` is :func:`~wrpn_rtl.job.design.generate`'s summary of it. ``breakdown``:
     also the per-stage figures (``stages``, ``roofline``) from a second, unflattened Yosys
     run and the core's own; without it (the sweep) Yosys runs once, on the whole design.
+    ``seeds``: place with nextpnr's seeds 1 to ``seeds`` and report the fastest
+    (:func:`~wrpn_rtl.synth.flow.synthesize`; each seed's Fmax in ``seed_fmax_mhz``).
 
     Returns
     -------
@@ -59,7 +61,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
         progress(f"{text} (at {time.monotonic() - started:.0f} s)")
     try:
         result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz,
-                               progress=phase, core=breakdown,
+                               progress=phase, core=breakdown, seeds=seeds,
                                **({} if nextpnr_timeout_s is None
                                   else {"nextpnr_timeout_s": nextpnr_timeout_s}))
     except ToolMissing as error:
@@ -83,6 +85,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
            "estimate": estimate,
            "seconds": round(time.monotonic() - started, 1), "lut_mapper": result.lut_mapper,
            "placer": result.placer, "seed": result.seed,
+           "seed_fmax_mhz": result.seed_fmax_mhz,
            "stages": (stage_breakdown(accelerator, modules, core="top.core",
                                       family=device.family) if breakdown else None)}
     if target == "asic":
