@@ -1,13 +1,13 @@
 """Pipelined arithmetic shared by the generators: exact sum shapes, registered adder trees,
-delay lines.
+delay lines, and selecting one of several values by an index.
 
 Every register here is free-running (no clock enable, no reset on datapath values): flow
 control is done with valid bits and output credit, so the datapath never fans a stall signal
 out to its registers.
 """
-from amaranth.hdl import Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Mux, Shape, Signal, Value, signed, unsigned
 
-__all__ = ["sum_shape", "pipelined_sum", "pipelined_product", "delay",
+__all__ = ["sum_shape", "pipelined_sum", "pipelined_product", "delay", "select",
            "PRODUCT_CHUNK_BITS"]
 
 #: Multiplier bits per partial product of :func:`pipelined_product`: an unsigned ``a`` times 4
@@ -94,3 +94,16 @@ def delay(m, value, cycles, *, name, reset_less=False):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+def select(index, values):
+    """``values[index]`` (``index`` a Value, ``values`` a list of Values of one shape) as a
+    chain of multiplexers: continuous assignments in Verilog, which Icarus evaluates from the
+    start. An Array index or a Switch becomes an ``always @*`` block there, which Icarus runs
+    only once its index first changes, so until then (a first word after reset, a table
+    read at index 0) its output is undefined in Icarus though right in every other
+    simulator."""
+    selected = Value.cast(values[0])
+    for position, value in enumerate(values[1:], 1):
+        selected = Mux(index == position, Value.cast(value), selected)
+    return selected

@@ -54,14 +54,14 @@ import math
 import numbers
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
-from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum
+from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum, select
 from wrpn_rtl.hardware.lanes import MacLanes
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
@@ -693,13 +693,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         if self._nf == 1:
             return layout.const(rows[0])
         if self._table_style() == "logic":
-            # A multiplexer expression (a continuous assignment in Verilog): a `Switch` would
-            # become an `always @*` block, which Icarus does not run until its index changes.
-            selected = Value.cast(layout.const(rows[0]))
-            for nf, row in enumerate(rows[1:], 1):
-                selected = Mux(address_q == nf, Value.cast(layout.const(row)), selected)
             value = Signal(layout, name=name)
-            m.d.comb += value.eq(selected)
+            m.d.comb += value.eq(select(address_q, [layout.const(row) for row in rows]))
             return value
         memory = Memory(shape=layout, depth=self._nf, init=rows,
                         attrs={"ram_style": "block"})

@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.hardware.arithmetic import select
 from wrpn_rtl.hardware.streams import stream_members
 
 __all__ = ["WidthConverterGeometry", "WidthConverter"]
@@ -71,12 +72,7 @@ class _Scatter(wiring.Component):
         hold = Signal(width * self._factor, name="hold", reset_less=True)
         index = Signal(range(self._factor), name="index")
         last = index == self._factor - 1
-        # A multiplexer chain (continuous assignments in Verilog), not an Array index: Icarus
-        # runs the `always @*` block an Array becomes only once its index changes, so the
-        # first word after reset came out undefined there.
-        selected = hold[:width]
-        for i in range(1, self._factor):
-            selected = Mux(index == i, hold[i * width:(i + 1) * width], selected)
+        selected = select(index, [hold[i * width:(i + 1) * width] for i in range(self._factor)])
         m.d.comb += [Value.cast(self.output.payload).eq(selected),
                      self.input.ready.eq(~self.output.valid | (self.output.ready & last))]
         with m.If(self.output.valid & self.output.ready):

@@ -28,11 +28,12 @@ puts whole windows above or below the image, and a window below it needs no row 
 (row ``H`` is the next frame's first row).
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
+from wrpn_rtl.hardware.arithmetic import select
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
@@ -324,10 +325,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
 
         def for_next_row(values, shape):
             """``values`` of the output row after ``oh`` (row 0 after the last)."""
-            following = values[1:] + values[:1]
-            if out_h == 1:
-                return Const(following[0], shape)
-            return Array(Const(v, shape) for v in following)[oh]
+            return select(oh, [Const(v, shape) for v in values[1:] + values[:1]])
 
         inside = (ih >= 0) & (ih < height) & (pixel >= 0) & (pixel < row_words)
         last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
