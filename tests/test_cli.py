@@ -200,6 +200,16 @@ def test_bad_folding_files(tmp_path, capsys):
     bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 1}]}))
     assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
     assert "one folding per Conv/Dense layer (3), not 1" in capsys.readouterr().err
+    bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 1}, {"pe": 1, "simd": 1},
+                                            {"pe": 1, "simd": 1, "lut_ram": "yes"}]}))
+    assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
+    assert "layer4: lut_ram must be true or false, not 'yes'" in capsys.readouterr().err
+    bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 1, "lut_ram": True},
+                                            {"pe": 1, "simd": 1}, {"pe": 1, "simd": 1}]}))
+    assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
+    assert ("layer0: lut_ram needs a device with LUT RAM (ecp5), not ice40-up5k (ice40)"
+            in capsys.readouterr().err)
+    assert not list(tmp_path.glob("*.v"))
 
 
 def test_flags_are_checked_by_the_parser(capsys):

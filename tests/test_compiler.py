@@ -101,14 +101,15 @@ def test_designs_are_priced_per_device_family():
     with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, asic, "
                                          r"not 'xilinx'$"):
         cost.device_logic_cells(estimate, "xilinx")
-    # The same budget in ECP5 LUT4s buys a design at least as fast as in iCE40 cells, and
-    # the default network folded for ECP5-25k is the fastest it allows.
+    # The same budget in ECP5 LUT4s buys a design that keeps its shallow memories in LUT RAM
+    # (the clock, see lut_ram) and so reads fewer block RAMs than the iCE40 one, and the
+    # default network folded for ECP5-25k is the fastest it allows.
     from wrpn_rtl.golden.zoo import load_default_model
     network = load_default_model()
     ice40 = build_accelerator(network, choose_foldings(network, max_logic_cells=4224))
     ecp5 = build_accelerator(network, choose_foldings(network, max_logic_cells=4224,
                                                       family="ecp5"))
-    assert ecp5.cycles_per_image <= ice40.cycles_per_image
+    assert ecp5.estimate("ecp5")["block_rams"] < ice40.estimate()["block_rams"]
     assert ecp5.estimate("ecp5")["device_logic_cells"] <= 4224
     large = build_accelerator(network, choose_foldings(network, max_logic_cells=19430,
                                                        family="ecp5"))
@@ -240,6 +241,31 @@ def test_a_folding_file_names_where_tables_go(tmp_path):
     with pytest.raises(ValueError, match=r"^layer0: tables must be None, 'logic' or 'block', "
                                          r"not 'bram'$"):
         build_accelerator(network, read_foldings(path, network))
+
+
+def test_lut_ram_keeps_the_ecp5_design_off_block_ram(tmp_path):
+    """On ECP5 (LUT RAM) every option has ``lut_ram``: the default network's design there
+    reads no block RAM (its line buffer and replay in LUT RAM, the dense weights in LUTs), the
+    estimate counts the logic they take, and a folding file round trips it; iCE40 options
+    never have it."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    assert all(o.folding.lut_ram for o in layer_options(network.layers[4], family="ecp5"))
+    assert not any(o.folding.lut_ram for o in layer_options(network.layers[4]))
+    foldings = choose_foldings(network, max_logic_cells=15787, family="ecp5")
+    assert all(f.lut_ram for f in foldings)
+    design = build_accelerator(network, foldings)
+    assert design.estimate("ecp5")["block_rams"] == 0
+    blocked = build_accelerator(network, [dataclass_replace(f, lut_ram=False)
+                                          for f in foldings])
+    assert blocked.estimate("ecp5")["block_rams"] > 0
+    assert (design.estimate("ecp5")["device_logic_cells"]
+            > blocked.estimate("ecp5")["device_logic_cells"])
+    path = tmp_path / "folding.json"
+    path.write_text(json.dumps(foldings_to_json(foldings)))
+    assert read_foldings(path, network) == foldings
+    assert "lut_ram" not in foldings_to_json([dataclass_replace(foldings[0], lut_ram=False)])[
+        "foldings"][0]
 
 
 def test_register_windows_are_offered_for_small_maps_only():

@@ -119,12 +119,14 @@ def test_mvu_full_throughput_without_stalls(in_features, out_features, pe, simd,
 # (in_features, out_features, pe, simd, weight_bits): weight words in logic of 256 bits or
 # more, read into a register first: SF = 1 with NF = 2 (every fold reads the word in place),
 # SF = NF = 2 (buffered), binary weights, and three magnitude planes.
-WIDE_ROMS = [(16, 16, 8, 16, 2), (32, 24, 12, 16, 2), (64, 16, 16, 16, 1), (24, 6, 6, 12, 4)]
+# wide words (256 bits and more), and a 20-word ROM (more than one LUT level)
+REGISTERED_ROMS = [(16, 16, 8, 16, 2), (32, 24, 12, 16, 2), (64, 16, 16, 16, 1), (24, 6, 6, 12, 4),
+             (20, 2, 1, 2, 2)]
 
 
-@pytest.mark.parametrize("in_features, out_features, pe, simd, weight_bits", WIDE_ROMS)
+@pytest.mark.parametrize("in_features, out_features, pe, simd, weight_bits", REGISTERED_ROMS)
 @pytest.mark.parametrize("logits", [False, True])
-def test_wide_weight_rom_is_registered_and_exact(in_features, out_features, pe, simd,
+def test_wide_or_deep_weight_rom_is_registered_and_exact(in_features, out_features, pe, simd,
                                                  weight_bits, logits, rng):
     layer = dense_layer(rng, in_features=in_features, out_features=out_features,
                         weight_bits=weight_bits, in_bits=3, out_bits=None if logits else 3)
@@ -142,6 +144,38 @@ def test_wide_weight_rom_is_registered_and_exact(in_features, out_features, pe, 
     first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
     expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
     assert expected <= cycles <= expected + 2
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd, styles, registered", [
+    # weights 128 words (block RAM by default), input buffer 16 words
+    (64, 8, 1, 4, {"weights": "logic", "input_buffer": "distributed"}, True),
+    # weights 32 words of 256 bits: in logic, read into a register
+    (128, 64, 16, 16, {"weights": "logic", "input_buffer": "logic"}, True),
+    # weights 1024 words stay in block RAM; the 64-word input buffer goes to LUT RAM
+    (256, 32, 8, 4, {"weights": "block", "input_buffer": "distributed"}, False)])
+def test_lut_ram_takes_shallow_memories_off_block_ram_and_stays_exact(
+        in_features, out_features, pe, simd, styles, registered, rng):
+    """With ``lut_ram`` (ECP5) a memory the default rule puts in block RAM goes to LUT RAM
+    (written, up to 64 words) or logic (a ROM, up to 128 words); the Verilog's ram_style, the
+    estimate and the outputs under stalls follow."""
+    from amaranth.back import rtlil
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features, weight_bits=2,
+                        in_bits=3, out_bits=3)
+    default = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    assert {key: default.memory_styles()[key] for key in styles} == {
+        "weights": "block", "input_buffer": "block" if in_features // simd >= 16 else "logic"}
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, lut_ram=True)
+    assert {key: mvu.memory_styles()[key] for key in styles} == styles
+    assert mvu.weights_registered == registered
+    text = rtlil.convert(mvu)
+    for style in set(styles.values()) - {"logic"}:
+        assert f'attribute \\ram_style "{style}"' in text
+    blocks = sum(style == "block" for style in styles.values())
+    assert (mvu.estimate()["block_rams"] > 0) == (blocks > 0)
+    assert mvu.estimate()["block_rams"] < default.estimate()["block_rams"]
+    vectors = rng.integers(0, 8, (4, in_features))
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
 def test_mvu_parameter_errors(rng):

@@ -10,10 +10,11 @@ from wrpn_rtl.sim.amaranth_stream import run_stream
 @pytest.mark.parametrize("words, times, stall", [(1, 1, 0.0), (1, 4, 0.3), (5, 1, 0.3),
                                                  (7, 3, 0.0), (7, 3, 0.4), (20, 2, 0.2),
                                                  (3, 10, 0.5), (2, 2, 0.3)])
-@pytest.mark.parametrize("style", [None, "block", "logic"])
-def test_every_vector_comes_out_times_over(words, times, stall, style, rng):
+@pytest.mark.parametrize("style, lut_ram", [(None, False), ("block", False), ("logic", False),
+                                            (None, True)])
+def test_every_vector_comes_out_times_over(words, times, stall, style, lut_ram, rng):
     dut = VectorReplay(words=words, times=times, shape=data.ArrayLayout(unsigned(5), 2),
-                       style=style)
+                       style=style, lut_ram=lut_ram)
     vectors = rng.integers(0, 32, (4, words, 2))
     rtl, _ = run_stream(dut, vectors.reshape(-1, 2).tolist(), 4 * words * times, width=2,
                         rng=rng, stall_in=stall, stall_out=stall)
@@ -34,14 +35,17 @@ def test_replay_overlaps_the_next_vector(rng):
     assert cycles <= count * dut.cycles_per_frame + words + 6
 
 
-@pytest.mark.parametrize("style, words, expected", [
-    (None, 4, "logic"), (None, 8, "block"), ("block", 1, "block"), ("logic", 20, "logic")])
-def test_the_buffer_goes_where_asked(style, words, expected):
-    """``style`` overrides the default rule (block RAM from 16 words); the estimate and the
-    memory's ``ram_style`` attribute in the Verilog follow it."""
+@pytest.mark.parametrize("style, words, lut_ram, expected", [
+    (None, 4, False, "logic"), (None, 8, False, "block"), ("block", 1, False, "block"),
+    ("logic", 20, False, "logic"), (None, 4, True, "logic"), (None, 8, True, "distributed"),
+    (None, 32, True, "distributed"), (None, 33, True, "block"), ("block", 8, True, "block")])
+def test_the_buffer_goes_where_asked(style, words, lut_ram, expected):
+    """``style`` overrides the default rule (block RAM from 16 words; with ``lut_ram``, LUT
+    RAM up to 64); the estimate and the memory's ``ram_style`` attribute in the Verilog
+    follow it."""
     from amaranth.back import rtlil
     dut = VectorReplay(words=words, times=2, shape=data.ArrayLayout(unsigned(4), 16),
-                       style=style)
+                       style=style, lut_ram=lut_ram)
     assert dut.memory_style() == expected
     assert (dut.estimate()["block_rams"] > 0) == (expected == "block")
     assert f'attribute \\ram_style "{expected}"' in rtlil.convert(dut)

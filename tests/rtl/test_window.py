@@ -39,6 +39,32 @@ def test_window_matches_im2col_over_frames_under_stalls(in_shape, kernel, stride
     assert rtl_words == ref_words
 
 
+@pytest.mark.parametrize("in_shape, simd, lut_ram, expected", [
+    ((4, 4, 16), 16, False, "block"), ((4, 4, 16), 16, True, "distributed"),
+    ((5, 7, 2), 2, True, "distributed"), ((3, 3, 1), 1, True, "logic"),
+    ((8, 32, 4), 1, True, "block")])
+def test_line_buffer_goes_to_lut_ram_where_the_device_has_it(in_shape, simd, lut_ram, expected):
+    """With ``lut_ram`` (ECP5) a line buffer of 16 to 64 words is LUT RAM instead of block
+    RAM: in the Verilog's ram_style and in the estimate (no block RAM, a read register)."""
+    from amaranth.back import rtlil
+    window = SlidingWindow(in_shape=in_shape, kernel=3, padding=1, simd=simd, bits=4,
+                           lut_ram=lut_ram)
+    assert window.memory_style() == expected
+    assert f'attribute \\ram_style "{expected}"' in rtlil.convert(window)
+    assert (window.estimate()["block_rams"] > 0) == (expected == "block")
+
+
+def test_lut_ram_cost_follows_its_slices():
+    """LUT RAM: a TRELLIS_DPR16X4 (two LUT4s) per 16 words of 4 bits, a multiplexer per bit
+    for each further 16 words, the read register; no block RAM (a 16 x 64 line buffer placed
+    as 16 DPR16X4 and 64 flip-flops on ECP5)."""
+    from wrpn_rtl.compiler import cost
+    assert cost.memory(64, 16, writable=True, style="distributed") == {
+        "logic_cells": 32, "flip_flops": 64, "memory_bits": 0, "block_rams": 0}
+    assert cost.memory(6, 40, writable=True, style="distributed")["logic_cells"] == (
+        2 * 2 * 3 + 6 * 2)
+
+
 @pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", CASES)
 def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, rng):
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,

@@ -263,3 +263,11 @@ def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
            "seed": 3, "seed_fmax_mhz": {"1": 43.3, "2": None, "3": 50.0, "4": 49.8}}
     assert ("ice40-up5k: placed with seed 1: 43.3 MHz, seed 2: did not place, seed 3: 50.0 "
             "MHz, seed 4: 49.8 MHz; the fastest (seed 3) reported.") in synth_markdown([row])
+
+
+def test_foldings_text_names_the_places_chosen():
+    from wrpn_rtl.job.reports import foldings_text
+    assert foldings_text([
+        {"pe": 2, "simd": 9}, {"pe": 2, "simd": 36, "tables": "block", "replay": "block"},
+        {"pe": 8, "simd": 9, "lut_ram": True}]) == (
+        "2x9, 2x36 (table in BRAM) (replay in BRAM), 8x9 (LUT RAM)")

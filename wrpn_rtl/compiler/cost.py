@@ -39,15 +39,22 @@ def fifo(width, depth):
 
 def memory(width, depth, *, writable, style=None):
     """A memory of ``depth`` words of ``width`` bits, placed by :func:`memory_style` (or in
-    ``style``, "block" or "logic"): block RAM counts its bits; logic counts a LUT4 per bit per
-    16 words for a constant table (a LUT4 is a 16 x 1 ROM) and a flip-flop plus a read
-    multiplexer per bit for a writable buffer."""
+    ``style``, one of :data:`~wrpn_rtl.hardware.memories.MEMORY_STYLES`): block RAM counts its
+    bits; logic counts a LUT4 per bit per 16 words for a constant table (a LUT4 is a 16 x 1
+    ROM) and a flip-flop plus a read multiplexer per bit for a writable buffer; LUT RAM (ECP5)
+    counts two LUT4s per 16 words of 4 bits (a TRELLIS_DPR16X4), a multiplexer per bit for
+    each further 16 words, and the read register."""
     if depth <= 1 and not writable:
         return dict(ZERO)
-    if (style or memory_style(depth, writable=writable)) == "block":
+    style = style or memory_style(depth, writable=writable)
+    if style == "block":
         blocks = min(math.ceil(width / w) * math.ceil(depth / d) for d, w in ICE40_RAM_SHAPES)
         return {"logic_cells": 0, "flip_flops": 0, "memory_bits": width * depth,
                 "block_rams": blocks}
+    if style == "distributed":
+        slices = math.ceil(depth / 16)
+        return dict(ZERO, logic_cells=2 * math.ceil(width / 4) * slices + width * (slices - 1),
+                    flip_flops=width)
     if writable:
         return dict(ZERO, logic_cells=int(width * depth * 1.5), flip_flops=width * depth)
     return dict(ZERO, logic_cells=width * math.ceil(depth / 16) + width * (depth > 16))
@@ -152,12 +159,14 @@ def logit_adder(*, accumulator_bits):
 
 def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
                        weight_words, buffered_words, output_word_bits, queue_depth,
-                       weights_registered=False):
+                       weights_registered=False, memory_styles=None):
     """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
     constants), the weight ROM (``weights_registered``: and a flip-flop per word bit, plus the
     operands' wait register), the input buffer
-    (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue. Adds
+    (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue; the
+    memories where ``memory_styles`` (``{"weights", "input_buffer"}``) says, else by
+    :func:`memory_style`. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
     leaf_bits = simd * in_bits * planes * pe
     tree_cells, tree_flops = adder_tree(simd, in_bits)
@@ -168,22 +177,26 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     if weights_registered:
         flops += weight_word_bits + simd * in_bits + 3
     datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
-    memories = [memory(weight_word_bits, weight_words, writable=False)]
+    styles = memory_styles or {}
+    memories = [memory(weight_word_bits, weight_words, writable=False,
+                       style=styles.get("weights"))]
     if buffered_words:
-        memories.append(memory(simd * in_bits, buffered_words, writable=True))
+        memories.append(memory(simd * in_bits, buffered_words, writable=True,
+                               style=styles.get("input_buffer")))
     total = add(datapath, requantization, *memories, fifo(output_word_bits, queue_depth))
     total["partial_product_bound"] = simd * pe * in_bits * planes
     return total
 
 
-def sliding_window(*, word_bits, buffer_words, queue_depth):
+def sliding_window(*, word_bits, buffer_words, queue_depth, style=None):
     """A sliding window: its control (:data:`WINDOW_CONTROL`, growing with the address width
-    of the ``buffer_words`` words), the output queue and the line buffer."""
+    of the ``buffer_words`` words), the output queue and the line buffer (in ``style``, or by
+    :func:`memory_style`)."""
     address_bits = max(1, (buffer_words - 1).bit_length())
     control = {key: WINDOW_CONTROL[key] + WINDOW_CONTROL_PER_ADDRESS_BIT[key] * address_bits
                for key in WINDOW_CONTROL}
     return add(dict(ZERO, **control), fifo(word_bits, queue_depth),
-               memory(word_bits, buffer_words, writable=True))
+               memory(word_bits, buffer_words, writable=True, style=style))
 
 
 def register_window(*, chain_bits, window_bits, positions):

@@ -18,7 +18,8 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   ``{"foldings": [{"pe": 4, "simd": 9, "window_simd": 1}, ...]}`` (one per Conv/Dense layer;
   ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses;
   ``tables`` optional: "block" or "logic", where the layer's table of constants goes;
-  ``replay`` likewise, where its vector replay's buffer goes).
+  ``replay`` likewise, where its vector replay's buffer goes; ``lut_ram`` optional: true to
+  put the layer's shallow memories in LUT RAM, only for a device that has it, ECP5).
 """
 import itertools
 import json
@@ -33,13 +34,14 @@ from wrpn_rtl.golden.layers import QuantDense
 from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
 from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
-from wrpn_rtl.hardware.memories import CHOSEN_BLOCK_ROM_MIN_DEPTH
+from wrpn_rtl.hardware.memories import (CHOSEN_BLOCK_ROM_MIN_DEPTH, LUT_RAM_FAMILIES,
+                                         LUT_ROM_MAX_DEPTH)
 from wrpn_rtl.hardware.mvu import MatrixVectorGeometry
 from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
 
 __all__ = ["choose_foldings", "BudgetTooSmall", "LayerOption", "layer_options",
-           "read_foldings", "foldings_to_json"]
+           "read_foldings", "foldings_to_json", "folding_entry"]
 
 def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
@@ -70,7 +72,9 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     windows from a register window). Each comes with its table of constants where the default
     rule puts it and, where that differs, in the other place (``Folding.tables``), and so does
     its vector replay's buffer (``Folding.replay``): block RAM a device has spare is logic
-    saved. ``pool``: the max-pool fused
+    saved. On a family with LUT RAM (ECP5) every option has ``lut_ram`` (its shallow memories
+    in LUT RAM or logic, not block RAM: :data:`~wrpn_rtl.hardware.memories.LUT_RAM_MAX_DEPTH`)
+    and no shallow table is offered block RAM. ``pool``: the max-pool fused
     into a convolution; ``trailing_pools``: the stand-alone max-pools after the layer
     (``[(index, QuantMaxPool)]``, as :func:`~wrpn_rtl.compiler.stages.group_layers` gives
     them); they read its ``PE`` lanes, so their cycles and cost belong to the option.
@@ -83,26 +87,28 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
         Sorted by cycles, then logic cells.
     """
     options = []
+    lut_ram = family in LUT_RAM_FAMILIES
     for pe in _divisors(layer.out_channels):
         for simd in _divisors(layer.window_size):
             candidates = []
-            table_places = _table_choices(layer, pe, simd)
+            table_places = _table_choices(layer, pe, simd, lut_ram)
             for window_simd in ([None] if isinstance(layer, QuantDense)
                                 else _window_choices(layer, simd)):
                 for tables, replay_place in itertools.product(
                         table_places, _replay_choices(layer, pe, simd, window_simd, family)):
                     folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables,
-                                      replay=replay_place)
+                                      replay=replay_place, lut_ram=lut_ram)
                     if isinstance(layer, QuantDense):
                         stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
-                                                     tables=tables)
+                                                     tables=tables, lut_ram=lut_ram)
                         replay = replay_for(stage, style=replay_place)
                         candidates.append((folding, stage.cycles_per_vector, cost.add(
                             stage.estimate(),
                             replay.estimate() if replay is not None else cost.ZERO)))
                     else:
                         stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
-                                             pool=pool, tables=tables, replay=replay_place)
+                                             pool=pool, tables=tables, replay=replay_place,
+                                             lut_ram=lut_ram)
                         candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
             for folding, cycles, estimate in candidates:
@@ -114,12 +120,15 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     return options
 
 
-def _table_choices(layer, pe, simd):
+def _table_choices(layer, pe, simd, lut_ram):
     """``Folding.tables`` values worth pricing: None (the default rule) and, when the MVU's
     table of constants has at least :data:`~wrpn_rtl.hardware.memories.
-    CHOSEN_BLOCK_ROM_MIN_DEPTH` rows, the place the default rule did not choose."""
-    mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True)
-    if mvu.table_rows < CHOSEN_BLOCK_ROM_MIN_DEPTH:
+    CHOSEN_BLOCK_ROM_MIN_DEPTH` rows (and, with ``lut_ram``, more than
+    :data:`~wrpn_rtl.hardware.memories.LUT_ROM_MAX_DEPTH`), the place the default rule did
+    not choose."""
+    mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, lut_ram=lut_ram)
+    if (mvu.table_rows < CHOSEN_BLOCK_ROM_MIN_DEPTH
+            or (lut_ram and mvu.table_rows <= LUT_ROM_MAX_DEPTH)):
         return [None]
     return [None, "logic" if mvu.memory_styles()["thresholds"] == "block" else "block"]
 
@@ -306,7 +315,7 @@ def read_foldings(path, network):
         entries = json.loads(path.read_text())["foldings"]
         foldings = [Folding(pe=entry["pe"], simd=entry["simd"],
                             window_simd=entry.get("window_simd"), tables=entry.get("tables"),
-                            replay=entry.get("replay"))
+                            replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -320,15 +329,26 @@ def read_foldings(path, network):
         raise ValueError(f"folding file {str(path)!r} must be JSON "
                          f'{{"foldings": [{{"pe": N, "simd": N}}, ...]}}, not readable '
                          f"as that ({type(error).__name__}: {error})") from None
-    count = len(group_layers(network)[1])
-    if len(foldings) != count:
+    groups = group_layers(network)[1]
+    if len(foldings) != len(groups):
         raise ValueError(f"folding file {str(path)!r} must give one folding per Conv/Dense "
-                         f"layer ({count}), not {len(foldings)}")
+                         f"layer ({len(groups)}), not {len(foldings)}")
+    for folding, group in zip(foldings, groups):
+        if not isinstance(folding.lut_ram, bool):
+            raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: lut_ram must "
+                             f"be true or false, not {folding.lut_ram!r}")
     return foldings
 
 
 def foldings_to_json(foldings):
-    """The folding file's form of ``foldings`` (``tables`` and ``replay`` only where set)."""
-    return {"foldings": [{"pe": f.pe, "simd": f.simd, "window_simd": f.window_simd,
-                          **({"tables": f.tables} if f.tables else {}),
-                          **({"replay": f.replay} if f.replay else {})} for f in foldings]}
+    """The folding file's form of ``foldings`` (:func:`folding_entry` each)."""
+    return {"foldings": [folding_entry(f) for f in foldings]}
+
+
+def folding_entry(folding):
+    """One folding as a folding file (and the manifest) writes it: ``pe``, ``simd``,
+    ``window_simd``, and ``tables``, ``replay`` and ``lut_ram`` only where set."""
+    return {"pe": folding.pe, "simd": folding.simd, "window_simd": folding.window_simd,
+            **({"tables": folding.tables} if folding.tables else {}),
+            **({"replay": folding.replay} if folding.replay else {}),
+            **({"lut_ram": True} if folding.lut_ram else {})}

@@ -6,6 +6,7 @@ widths, requantizer, memory styles, latency, cycles and estimates).
 with the manifest last and Ctrl-C held back), so a folder with a manifest always holds one
 whole design, and the manifest records each file's hash.
 """
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from amaranth.lib import data
 from wrpn_rtl import __version__
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.compiler.export import to_verilog
+from wrpn_rtl.compiler.folding import folding_entry
 from wrpn_rtl.compiler.stages import StageKind
 from wrpn_rtl.golden.atomic import atomic_files
 from wrpn_rtl.hardware.accelerator import Accelerator
@@ -102,10 +104,8 @@ def manifest(accelerator, *, name, model=None, target=None, family="ice40"):
                       else None)
             if replay is not None:          # a dense layer's replay is a stage of its own
                 entry["memory_styles"]["replay"] = replay.memory_style()
-            foldings.append({"pe": mvu.pe, "simd": mvu.simd, "window_simd": window_simd,
-                             **({"tables": mvu.tables} if mvu.tables else {}),
-                             **({"replay": stage.folding.replay} if stage.folding.replay
-                                else {})})
+            foldings.append(folding_entry(dataclasses.replace(stage.folding,
+                                                              window_simd=window_simd)))
         if stage.kind is StageKind.REPLAY:
             entry["memory_styles"] = {"buffer": geometry.memory_style()}
         entry["cycles_per_image"] = cycles

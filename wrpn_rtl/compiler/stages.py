@@ -45,6 +45,11 @@ class Folding:
     dense layer or a gathered convolution window with more than one neuron fold): "block"
     or "logic"; None means the default rule (see
     :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
+
+    ``lut_ram``: the device has LUT RAM (ECP5), so the layer's memories that the default rule
+    puts in block RAM go to LUT RAM (written ones) or logic (ROMs) where they are shallow
+    (:func:`~wrpn_rtl.hardware.memories.memory_style`); the folding search sets it for such
+    a device. Its window, replay and MVU memories follow it; a stand-alone pool's do not.
     """
 
     pe: int
@@ -52,14 +57,16 @@ class Folding:
     window_simd: object = None
     tables: object = None
     replay: object = None
+    lut_ram: bool = False
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
-        where ``tables`` is set, and likewise ``" (replay in block RAM)"`` for ``replay``."""
+        where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and
+        ``" (LUT RAM)"`` with ``lut_ram``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
         replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
         return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
-                + replay.get(self.replay, ""))
+                + replay.get(self.replay, "") + (" (LUT RAM)" if self.lut_ram else ""))
 
 
 class StageKind(enum.Enum):

@@ -68,6 +68,10 @@ class ConvGeometry:
     replay : None, "logic" or "block"
         Where the vector replay's buffer goes, where the layer has one (see
         :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
+    lut_ram : bool
+        The device has LUT RAM (ECP5): the line buffer, the replay's buffer and the MVU's
+        memories go to LUT RAM or logic where they are shallow, instead of block RAM
+        (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
 
     Members
     -------
@@ -79,7 +83,7 @@ class ConvGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None):
+                 replay=None, lut_ram=False):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -101,14 +105,15 @@ class ConvGeometry:
             if layer.is_logits:
                 raise ValueError("pool must be None after a logits layer")
         check_buffer_style("replay", replay)
-        self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables)
+        self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables,
+                                         lut_ram=lut_ram)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
         self._window_parameters = dict(
             in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
             padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
-            **({} if register else {"simd": window_simd}))
+            **({} if register else {"simd": window_simd, "lut_ram": bool(lut_ram)}))
         self._window = (RegisterWindowGeometry if register else SlidingWindowGeometry)(
             **self._window_parameters)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
@@ -190,9 +195,9 @@ class ConvLayer(ConvGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None):
+                 replay=None, lut_ram=False):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
-                              tables=tables, replay=replay)
+                              tables=tables, replay=replay, lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -206,7 +211,8 @@ class ConvLayer(ConvGeometry, wiring.Component):
                                                 out_lanes=self._simd, bits=layer.in_bits),
             "replay": lambda: dict(self._parts)["replay"].build(),
             "mvu": lambda: MatrixVectorUnit(layer, pe=self._pe, simd=self._simd,
-                                            replayed=True, tables=self._mvu.tables),
+                                            replayed=True, tables=self._mvu.tables,
+                                            lut_ram=self._mvu.lut_ram),
             "pool": lambda: max_pool(**self._pool_parameters),
         }
         chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])

@@ -1,7 +1,8 @@
 """Where a memory goes: the one rule for every generator's memories (and the cost rules)."""
 
 __all__ = ["memory_style", "memory_attrs", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH",
-           "CHOSEN_BLOCK_ROM_MIN_DEPTH"]
+           "CHOSEN_BLOCK_ROM_MIN_DEPTH", "LUT_RAM_FAMILIES", "LUT_RAM_MAX_DEPTH",
+           "LUT_ROM_MAX_DEPTH", "MEMORY_STYLES"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
@@ -19,17 +20,39 @@ CHOSEN_BLOCK_ROM_MIN_DEPTH = 16
 #: become flip-flops (iCE40) or LUT RAM (ECP5).
 BLOCK_RAM_MIN_DEPTH = 16
 
+#: Device families whose logic can hold memory: an ECP5 slice is 16 words of 4 bits of LUT
+#: RAM (Yosys ``ram_style = "distributed"``: TRELLIS_DPR16X4); iCE40 has none (Yosys refuses
+#: the style there).
+LUT_RAM_FAMILIES = ("ecp5",)
+#: With LUT RAM (``lut_ram``), a memory the rules above put in block RAM goes to logic
+#: instead when it is this shallow: a written one up to LUT_RAM_MAX_DEPTH words to LUT RAM,
+#: a ROM up to LUT_ROM_MAX_DEPTH words to LUTs. For the clock: nextpnr times an ECP5 DP16KD
+#: read at 5.8 ns clock-to-out whatever its output register, so a design that reads block RAM
+#: cannot reach 150 MHz (the digits ECP5 design, 110-116 MHz, had the dense layer's weight
+#: reads among its critical paths); a LUT RAM read is one LUT level. A 16 x 64 buffer takes
+#: 16 DPR16X4 (32 LUT4s) and 64 flip-flops for the read register.
+LUT_RAM_MAX_DEPTH = 64
+LUT_ROM_MAX_DEPTH = 128
+#: The places a memory can go (Yosys ``ram_style``): block RAM, LUT RAM, or logic (flip-flops
+#: and multiplexers for a written memory, LUTs for a ROM).
+MEMORY_STYLES = ("block", "distributed", "logic")
 
-def memory_style(depth, *, writable):
+
+def memory_style(depth, *, writable, lut_ram=False):
     """Yosys ``ram_style`` for a memory of ``depth`` words: "block" where block RAM pays,
-    else "logic" (the one rule for every generator's memories)."""
+    "distributed" (LUT RAM, only with ``lut_ram``: see :data:`LUT_RAM_MAX_DEPTH`), else
+    "logic" (the one rule for every generator's memories)."""
     limit = BLOCK_RAM_MIN_DEPTH if writable else BLOCK_ROM_MIN_DEPTH
-    return "block" if depth >= limit else "logic"
+    if depth < limit:
+        return "logic"
+    if lut_ram and depth <= (LUT_RAM_MAX_DEPTH if writable else LUT_ROM_MAX_DEPTH):
+        return "distributed" if writable else "logic"
+    return "block"
 
 
 def memory_attrs(depth, *, writable, collision_reads_unused=False, style=None):
-    """The attributes of a memory of ``depth`` words: its ``ram_style`` (``style``, "block" or
-    "logic", where the compiler chose; else :func:`memory_style`) and, where
+    """The attributes of a memory of ``depth`` words: its ``ram_style`` (``style``, one of
+    :data:`MEMORY_STYLES`, where the generator decided; else :func:`memory_style`) and, where
     ``collision_reads_unused``, Yosys's ``no_rw_check``.
 
     ``collision_reads_unused`` is the generator's promise that whatever the read port gives

@@ -63,11 +63,11 @@ from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum, select
 from wrpn_rtl.hardware.lanes import MacLanes
-from wrpn_rtl.hardware.memories import memory_attrs, memory_style
+from wrpn_rtl.hardware.memories import LUT_ROM_MAX_DEPTH, memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
-           "TABLE_STYLES", "REGISTERED_ROM_MIN_BITS"]
+           "TABLE_STYLES", "REGISTERED_ROM_MIN_BITS", "REGISTERED_ROM_MAX_FLAT_DEPTH"]
 
 
 #: Output bits up to which the threshold requantizers (a table of ``2**bits - 1`` thresholds
@@ -80,12 +80,16 @@ REQUANTIZATIONS = ("thresholds", "serial", "affine")
 #: Where a per-fold table of constants may be asked to go (None: the default rule).
 TABLE_STYLES = (None, "logic", "block")
 
-#: A weight ROM in logic with a word this wide or wider is read into a register first
+#: A weight ROM in logic with a word this wide or wider, or deeper than
+#: REGISTERED_ROM_MAX_FLAT_DEPTH words, is read into a register first
 #: (:attr:`MatrixVectorGeometry.weights_registered`): the ECP5 design's 1,024-bit conv2 word
-#: limited its clock when read straight into the leaves, its 144-bit conv1 word did not. The
-#: register costs a flip-flop per word bit (in the ROM LUTs' own cells) and the operands'
-#: wait register (``SIMD x A`` flip-flops).
+#: limited its clock when read straight into the leaves, its 144-bit conv1 word did not; its
+#: dense layer's 80-word ROM (in LUTs since it has LUT RAM) is four LUT levels deep, and
+#: read straight into the leaves it set the clock (7.6 ns). A ROM of up to 16 words is one
+#: LUT4 per bit. The register costs a flip-flop per word bit (in the ROM LUTs' own cells) and
+#: the operands' wait register (``SIMD x A`` flip-flops).
 REGISTERED_ROM_MIN_BITS = 256
+REGISTERED_ROM_MAX_FLAT_DEPTH = 16
 
 
 def _check_fold(name, value, total, what):
@@ -140,6 +144,11 @@ class MatrixVectorGeometry:
         goes when it has more than one row: block RAM or logic; None: the default rule
         (:meth:`_table_style`). Block RAM that a device has spare saves the logic a deep
         table takes (the folding search offers both where they differ).
+    lut_ram : bool
+        The device has LUT RAM (ECP5): memories the default rule would put in block RAM go
+        to logic where they are shallow (:func:`~wrpn_rtl.hardware.memories.memory_style`:
+        the weight ROM and the tables up to ``LUT_ROM_MAX_DEPTH`` words, the input buffer to
+        LUT RAM up to ``LUT_RAM_MAX_DEPTH``). Default False.
 
     Members
     -------
@@ -154,7 +163,8 @@ class MatrixVectorGeometry:
         :data:`MAX_THRESHOLD_BITS` output bits in threshold form.
     """
 
-    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None):
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
+                 lut_ram=False):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -170,6 +180,7 @@ class MatrixVectorGeometry:
         if tables not in TABLE_STYLES:
             raise ValueError(f"tables must be None, 'logic' or 'block', not {tables!r}")
         self._requantization_asked, self._tables = requantization, tables
+        self._lut_ram = bool(lut_ram)
         if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
                 and (requantization in ("thresholds", "serial")
                      or layer.requantizer.affine is None)):
@@ -226,6 +237,7 @@ class MatrixVectorGeometry:
     simd = property(lambda self: self._simd)
     replayed = property(lambda self: self._replayed)
     tables = property(lambda self: self._tables)
+    lut_ram = property(lambda self: self._lut_ram)
 
     @property
     def synapse_fold(self):
@@ -316,7 +328,7 @@ class MatrixVectorGeometry:
     @property
     def latency(self):
         """Cycles from issuing the last step of an output word to the word being valid at
-        ``output`` (no stall): the weight register of a wide ROM in logic (else the operands
+        ``output`` (no stall): the weight register of a wide or deep ROM in logic (else the operands
         meet in the issue cycle), leaf register, adder tree, plane combine, accumulate,
         requantize, output FIFO."""
         return (int(self.weights_registered) + 1 + self._tree_depth + self._combine_depth + 1
@@ -326,12 +338,15 @@ class MatrixVectorGeometry:
     def weights_registered(self):
         """Whether the weight word is read into a register first (and the operands wait a
         cycle for it): for a ROM in logic whose word has :data:`REGISTERED_ROM_MIN_BITS` bits
-        or more. Every bit of such a word is a LUT on the step's address, so the address
+        or more, or that is deeper than :data:`REGISTERED_ROM_MAX_FLAT_DEPTH` words (more than
+        one LUT level). Every bit of a wide word is a LUT on the step's address, so the address
         fans out to thousands of LUTs; read straight into the leaves, that net and the LUTs
         that Yosys shares between bits lay in front of every leaf register (the ECP5
-        design's critical path, conv2's 1,024-bit word: 10.5 ns, 8.3 of it routing)."""
+        design's critical path, conv2's 1,024-bit word: 10.5 ns, 8.3 of it routing); a deep
+        ROM's read is several LUT levels."""
         return (self.memory_styles()["weights"] != "block"
-                and self._weight_word_layout().size >= REGISTERED_ROM_MIN_BITS)
+                and (self._weight_word_layout().size >= REGISTERED_ROM_MIN_BITS
+                     or self._nf * self._sf > REGISTERED_ROM_MAX_FLAT_DEPTH))
 
     @property
     def fifo_depth(self):
@@ -466,7 +481,9 @@ class MatrixVectorGeometry:
         if depth > 1 and self._tables is not None:
             return self._tables
         if form != "serial" or depth <= 1:
-            return memory_style(depth, writable=False)
+            return memory_style(depth, writable=False, lut_ram=self._lut_ram)
+        if self._lut_ram and depth <= LUT_ROM_MAX_DEPTH:
+            return "logic"
         width = self._pe * self._requantization_entry(form).size
         return min(("logic", "block"), key=lambda style: cost.requantization_price(
             cost.memory(width, depth, writable=False, style=style)))
@@ -484,10 +501,12 @@ class MatrixVectorGeometry:
 
     def memory_styles(self):
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
-        "block" (block RAM), "logic", or None when the memory does not exist."""
-        return {"weights": memory_style(self._nf * self._sf, writable=False),
-                "input_buffer": (memory_style(self._sf, writable=True) if self._buffered
-                                 else None),
+        "block" (block RAM), "distributed" (LUT RAM), "logic", or None when the memory does
+        not exist."""
+        return {"weights": memory_style(self._nf * self._sf, writable=False,
+                                        lut_ram=self._lut_ram),
+                "input_buffer": (memory_style(self._sf, writable=True, lut_ram=self._lut_ram)
+                                 if self._buffered else None),
                 "thresholds": self._table_style() if self._table_words() > 1 else "logic"}
 
     # -- resource estimate -------------------------------------------------------------------
@@ -510,6 +529,7 @@ class MatrixVectorGeometry:
             x_bits=self._x_shape.width, requantization=self._requantization_cost(),
             weight_word_bits=self._weight_word_layout().size,
             weight_words=self._nf * self._sf, weights_registered=self.weights_registered,
+            memory_styles=self.memory_styles(),
             buffered_words=self._sf if self._buffered else 0,
             output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
 
@@ -561,9 +581,11 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         (``acc + bias``).
     """
 
-    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None):
+    def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
+                 lut_ram=False):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
-                                      requantization=requantization, tables=tables)
+                                      requantization=requantization, tables=tables,
+                                      lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -625,7 +647,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             # meets the write of its address.
             m.submodules.input_buffer = buf = Memory(
                 shape=unsigned(simd * a_bits), depth=sf_count, init=[],
-                attrs=memory_attrs(sf_count, writable=True, collision_reads_unused=True))
+                attrs=memory_attrs(sf_count, writable=True, collision_reads_unused=True,
+                                   style=self.memory_styles()["input_buffer"]))
             write, read = buf.write_port(), buf.read_port()
             m.d.comb += [write.addr.eq(sf), write.data.eq(operands),
                          write.en.eq(fire & from_stream),
@@ -636,8 +659,9 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         words = self.weight_words()
         m.submodules.weights = wmem = Memory(
             shape=layout, depth=len(words), init=words,
-            attrs=memory_attrs(len(words), writable=False))
-        step_valid, step_last, step_nf = fire, last_step, nf
+            attrs=memory_attrs(len(words), writable=False,
+                               style=self.memory_styles()["weights"]))
+        step_valid, step_last = fire, last_step
         if self.memory_styles()["weights"] == "block":
             # block RAM reads synchronously: present the next step's address when one issues
             wread = wmem.read_port()
@@ -652,12 +676,10 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             if self.weights_registered:
                 # the word goes into a register (a flip-flop behind each ROM LUT), and the
                 # step's operands and flags wait a cycle for it
-                weights = Signal(layout, name="weights_q", reset_less=True)
-                m.d.sync += weights.eq(wread.data)
+                weights = delay(m, wread.data, 1, name="weights", reset_less=True)
                 operands = delay(m, operands, 1, name="operands", reset_less=True)
                 step_valid = delay(m, fire, 1, name="step_valid")
                 step_last = delay(m, last_step, 1, name="step_last", reset_less=True)
-                step_nf = delay(m, nf, 1, name="step_nf", reset_less=True)
 
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
@@ -665,7 +687,9 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             sum_shape=self._x_shape)
         m.d.comb += [macs.operands.eq(operands), macs.weights.eq(weights),
                      macs.valid.eq(step_valid), macs.last.eq(step_last)]
-        nf_a = delay(m, step_nf, macs.latency - 1, name="nf_a", reset_less=True)
+        # the fold of the word the accumulators finish, beside them
+        nf_a = delay(m, nf, macs.latency - 1 + int(self.weights_registered), name="nf_a",
+                     reset_less=True)
         accumulators = list(macs.sums)
         done = macs.done
         done_nf = Signal(range(nf_count), name="acc_done_nf", reset_less=True)

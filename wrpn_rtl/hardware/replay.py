@@ -6,9 +6,10 @@ layer before it for ``(NF - 1) * SF`` cycles per image. :class:`VectorReplay` ho
 instead: while one is replayed, the next one is written, so the dense layer takes
 ``NF * SF`` cycles per image *in parallel* with the layer feeding it.
 
-The memory holds ``2 * words`` words (block RAM from 16, :func:`~wrpn_rtl.hardware.memories.memory_style`,
-or where the compiler chose: a wide, shallow buffer costs a flip-flop and a multiplexer per bit
-in logic, or a few block RAMs a device may have spare);
+The memory holds ``2 * words`` words (block RAM from 16, or LUT RAM where the device has it,
+:func:`~wrpn_rtl.hardware.memories.memory_style`, or where the compiler chose: a wide, shallow
+buffer costs a flip-flop and a multiplexer per bit in logic, or a few block RAMs a device may
+have spare);
 its synchronous read is the output (:func:`~wrpn_rtl.hardware.streams.held_read`: the read data
 holds while the consumer stalls, so no queue); ``valid`` and the input's ``ready`` are
 registers, and any stall pattern is safe.
@@ -38,12 +39,13 @@ def check_buffer_style(name, style):
 def replay_for(mvu, *, style=None):
     """The :class:`VectorReplayGeometry` of the replay that feeds ``mvu`` (a
     :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry` with ``replayed=True``): each
-    ``SF``-word vector ``NF`` times, its buffer in ``style``; None when the unit has a single
-    neuron fold. Build it with :meth:`VectorReplayGeometry.build`."""
+    ``SF``-word vector ``NF`` times, its buffer in ``style`` (LUT RAM where the unit's own
+    memories may use it: ``mvu.lut_ram``); None when the unit has a single neuron fold. Build
+    it with :meth:`VectorReplayGeometry.build`."""
     if mvu.neuron_fold == 1:
         return None
     return VectorReplayGeometry(words=mvu.synapse_fold, times=mvu.neuron_fold,
-                                shape=mvu.input_layout, style=style)
+                                shape=mvu.input_layout, style=style, lut_ram=mvu.lut_ram)
 
 
 
@@ -59,8 +61,11 @@ class VectorReplayGeometry:
     shape : Shape or Layout
         One word (e.g. ``ArrayLayout(unsigned(bits), simd)``).
     style : None, "logic" or "block"
-        Where the ``2 * words``-word buffer goes; None: block RAM from 16 words
+        Where the ``2 * words``-word buffer goes; None: block RAM from 16 words, or LUT RAM
+        (``lut_ram``) up to :data:`~wrpn_rtl.hardware.memories.LUT_RAM_MAX_DEPTH` words
         (:func:`~wrpn_rtl.hardware.memories.memory_style`).
+    lut_ram : bool
+        The device has LUT RAM (ECP5). Default False.
 
     Raises
     ------
@@ -68,7 +73,8 @@ class VectorReplayGeometry:
         ``words`` or ``times`` not a positive integer, or another ``style``.
     """
 
-    def __init__(self, *, words, times, shape, style=None):
+    def __init__(self, *, words, times, shape, style=None, lut_ram=False):
+        self._lut_ram = bool(lut_ram)
         self._words = check_positive_int("words", words)
         self._times = check_positive_int("times", times)
         self._shape, self._style = shape, check_buffer_style("replay", style)
@@ -79,10 +85,12 @@ class VectorReplayGeometry:
     input_layout = property(lambda self: self._shape)
     output_layout = property(lambda self: self._shape)
     style = property(lambda self: self._style)
+    lut_ram = property(lambda self: self._lut_ram)
 
     def memory_style(self):
-        """Where the buffer goes: "block" or "logic"."""
-        return self._style or memory_style(2 * self._words, writable=True)
+        """Where the buffer goes: "block", "distributed" or "logic"."""
+        return self._style or memory_style(2 * self._words, writable=True,
+                                           lut_ram=self._lut_ram)
 
     @property
     def cycles_per_frame(self):
@@ -98,7 +106,7 @@ class VectorReplayGeometry:
     def build(self):
         """The :class:`VectorReplay` of these parameters."""
         return VectorReplay(words=self._words, times=self._times, shape=self._shape,
-                            style=self._style)
+                            style=self._style, lut_ram=self._lut_ram)
 
 
 class VectorReplay(VectorReplayGeometry, wiring.Component):
@@ -113,8 +121,9 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         ``times * words`` words per vector: the vector, ``times`` times in a row.
     """
 
-    def __init__(self, *, words, times, shape, style=None):
-        VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape, style=style)
+    def __init__(self, *, words, times, shape, style=None, lut_ram=False):
+        VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape, style=style,
+                                      lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):

@@ -80,6 +80,10 @@ class SlidingWindowGeometry(FoldedMapWords):
         Copies of each window out, back to back (>= 1; default 1): a matrix-vector unit with
         ``NF`` neuron folds reads every window ``NF`` times, and the line buffer already holds
         it, so no replay buffer is needed behind the window.
+    lut_ram : bool
+        The device has LUT RAM (ECP5): a line buffer of up to
+        :data:`~wrpn_rtl.hardware.memories.LUT_RAM_MAX_DEPTH` words goes there instead of
+        block RAM (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
 
     Members
     -------
@@ -97,8 +101,10 @@ class SlidingWindowGeometry(FoldedMapWords):
     #: (:func:`~wrpn_rtl.hardware.streams.credit_slots`).
     QUEUE_DEPTH = credit_slots(2)
 
-    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1):
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1,
+                 lut_ram=False):
         kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
+        self._lut_ram = bool(lut_ram)
         self._repeats = check_positive_int("repeats", repeats)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         simd = check_simd(simd, in_shape[2])
@@ -115,6 +121,7 @@ class SlidingWindowGeometry(FoldedMapWords):
     padding = property(lambda self: self._padding)
     simd = property(lambda self: self._simd)
     repeats = property(lambda self: self._repeats)
+    lut_ram = property(lambda self: self._lut_ram)
 
     @property
     def out_hw(self):
@@ -173,12 +180,16 @@ class SlidingWindowGeometry(FoldedMapWords):
         """Resource estimate (:func:`wrpn_rtl.compiler.cost.sliding_window`): control, the
         output queue and the line buffer."""
         return cost.sliding_window(word_bits=self._simd * self._bits,
-                                   buffer_words=self._rows * self._in_shape[1] * self._groups,
-                                   queue_depth=self.QUEUE_DEPTH)
+                                   buffer_words=self._buffer_words(),
+                                   queue_depth=self.QUEUE_DEPTH, style=self.memory_style())
+
+    def _buffer_words(self):
+        """Words of the line buffer: ``R`` rows of ``W * C / SIMD`` words."""
+        return self._rows * self._in_shape[1] * self._groups
 
     def memory_style(self):
-        depth = self._rows * self._in_shape[1] * self._groups
-        return memory_style(depth, writable=True)
+        """Where the line buffer goes (:func:`~wrpn_rtl.hardware.memories.memory_style`)."""
+        return memory_style(self._buffer_words(), writable=True, lut_ram=self._lut_ram)
 
 
 
@@ -193,9 +204,11 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
     output : Out(stream.Signature(ArrayLayout(unsigned(bits), simd)))
     """
 
-    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1):
+    def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1,
+                 lut_ram=False):
         SlidingWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
-                                       padding=padding, simd=simd, bits=bits, repeats=repeats)
+                                       padding=padding, simd=simd, bits=bits, repeats=repeats,
+                                       lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -207,7 +220,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             # A word is read only once the writer has passed it, and the writer fills only
             # slots of rows no longer needed, so no read that is used meets a write to its
             # address (reads not fired, and padding, are dropped).
-            attrs=memory_attrs(rows * row_words, writable=True, collision_reads_unused=True))
+            attrs=memory_attrs(rows * row_words, writable=True, collision_reads_unused=True,
+                               style=self.memory_style()))
         # `ahead`: input rows the writer has completed beyond the lowest row the reader still
         # needs (negative while the writer is behind the reader's frame).
         (k_h, _), (s_h, _), pad = self._kernel, self._stride, self._padding

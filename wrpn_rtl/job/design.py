@@ -48,7 +48,9 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
         raise StepError("give at most one of --folding, --target-cycles and --max-lc")
     try:
         if folding_file is not None:
-            return read_foldings(folding_file, network), f"from {folding_file}"
+            foldings = read_foldings(folding_file, network)
+            _check_lut_ram(foldings, network, folding_file, target, family)
+            return foldings, f"from {folding_file}"
         if target_cycles is not None:
             return (choose_foldings(network, target_cycles=target_cycles, family=family,
                                     max_block_rams=TARGETS[target].ram_capacity),
@@ -82,6 +84,18 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
     except ValueError as error:
         raise StepError(str(error).replace("target_cycles", "--target-cycles")
                         .replace("max_logic_cells", "--max-lc")) from None
+
+
+def _check_lut_ram(foldings, network, folding_file, target, family):
+    """Raise StepError where a folding asks for LUT RAM on a family that has none (Yosys
+    would refuse the design only at synthesis)."""
+    from wrpn_rtl.compiler.stages import group_layers
+    from wrpn_rtl.hardware.memories import LUT_RAM_FAMILIES
+    for folding, group in zip(foldings, group_layers(network)[1]):
+        if folding.lut_ram and family not in LUT_RAM_FAMILIES:
+            raise StepError(f"folding file {str(folding_file)!r}: {group.layer.name}: lut_ram "
+                            f"needs a device with LUT RAM ({', '.join(LUT_RAM_FAMILIES)}), "
+                            f"not {target} ({family})")
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,

@@ -5,12 +5,13 @@ __all__ = ["synth_markdown", "flow_markdown", "foldings_text", "breakdown_markdo
 
 def foldings_text(foldings):
     """``"2x9, 8x16 (table in BRAM), 1x4"``: PE x SIMD per Conv/Dense layer (manifest
-    ``foldings`` entries), and where a layer's table of constants or replay buffer was placed
-    by choice."""
+    ``foldings`` entries), where a layer's table of constants or replay buffer was placed by
+    choice, and "(LUT RAM)" where its shallow memories are in LUT RAM."""
     where = {"block": " (table in BRAM)", "logic": " (table in logic)"}
     replay = {"block": " (replay in BRAM)", "logic": " (replay in logic)"}
     return ", ".join(f"{f['pe']}x{f['simd']}{where.get(f.get('tables'), '')}"
-                     f"{replay.get(f.get('replay'), '')}" for f in foldings)
+                     f"{replay.get(f.get('replay'), '')}"
+                     f"{' (LUT RAM)' if f.get('lut_ram') else ''}" for f in foldings)
 
 
 def synth_markdown(rows, failures=()):
