@@ -46,6 +46,29 @@ def test_max_pool_picks_the_block_pool_only_when_it_applies(kwargs, kind):
     assert type(geometry) is expected[0] and type(component) is expected[1]
 
 
+@pytest.mark.parametrize("kwargs", [dict(kernel=2), dict(kernel=2, stride=1)])
+def test_a_pool_on_a_device_with_lut_ram_keeps_its_memory_there(kwargs, rng):
+    """With ``lut_ram`` (ECP5) a pool's memory (the block pool's partial maxima, the window
+    pool's line buffer) is LUT RAM: in the Verilog, in the estimate (no block RAM, and less
+    logic than flip-flops) and exact under stalls."""
+    from amaranth.back import rtlil
+    shape = (4, 4, 2)
+    plain = max_pool_geometry(in_shape=shape, simd=1, bits=2, **kwargs)
+    component = max_pool(in_shape=shape, simd=1, bits=2, lut_ram=True, **kwargs)
+    assert 'attribute \\ram_style "distributed"' in rtlil.convert(component)
+    lut = max_pool_geometry(in_shape=shape, simd=1, bits=2, lut_ram=True, **kwargs)
+    assert lut.estimate()["block_rams"] == 0
+    if plain.estimate()["block_rams"] == 0:        # flip-flops before: LUT RAM is less logic
+        assert lut.estimate()["logic_cells"] < plain.estimate()["logic_cells"]
+    kernel = as_pair("kernel", kwargs["kernel"])
+    stride = as_pair("stride", kwargs.get("stride", kwargs["kernel"]))
+    x = rng.integers(0, 4, (2,) + shape)
+    ref = max_pool2d(x, kernel, stride, 0)
+    rtl, _ = run_stream(component, x.reshape(-1, 1).tolist(), ref.size, width=1, rng=rng,
+                        stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
+
+
 def test_block_pool_errors():
     with pytest.raises(ValueError, match=r"simd"):
         BlockMaxPool(in_shape=(4, 4, 6), kernel=2, simd=4, bits=2)

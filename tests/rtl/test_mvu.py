@@ -150,13 +150,13 @@ def test_wide_or_deep_weight_rom_is_registered_and_exact(in_features, out_featur
     # weights 128 words (block RAM by default), input buffer 16 words
     (64, 8, 1, 4, {"weights": "logic", "input_buffer": "distributed"}, True),
     # weights 32 words of 256 bits: in logic, read into a register
-    (128, 64, 16, 16, {"weights": "logic", "input_buffer": "logic"}, True),
+    (128, 64, 16, 16, {"weights": "logic", "input_buffer": "distributed"}, True),
     # weights 1024 words stay in block RAM; the 64-word input buffer goes to LUT RAM
     (256, 32, 8, 4, {"weights": "block", "input_buffer": "distributed"}, False)])
 def test_lut_ram_takes_shallow_memories_off_block_ram_and_stays_exact(
         in_features, out_features, pe, simd, styles, registered, rng):
-    """With ``lut_ram`` (ECP5) a memory the default rule puts in block RAM goes to LUT RAM
-    (written, up to 64 words) or logic (a ROM, up to 128 words); the Verilog's ram_style, the
+    """With ``lut_ram`` (ECP5) a written memory of 2 to 64 words goes to LUT RAM, a ROM the
+    default rule puts in block RAM to logic up to 128 words; the Verilog's ram_style, the
     estimate and the outputs under stalls follow."""
     from amaranth.back import rtlil
     layer = dense_layer(rng, in_features=in_features, out_features=out_features, weight_bits=2,

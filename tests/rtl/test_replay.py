@@ -37,11 +37,12 @@ def test_replay_overlaps_the_next_vector(rng):
 
 @pytest.mark.parametrize("style, words, lut_ram, expected", [
     (None, 4, False, "logic"), (None, 8, False, "block"), ("block", 1, False, "block"),
-    ("logic", 20, False, "logic"), (None, 4, True, "logic"), (None, 8, True, "distributed"),
+    ("logic", 20, False, "logic"), (None, 1, True, "distributed"), (None, 4, True, "distributed"),
+    (None, 8, True, "distributed"),
     (None, 32, True, "distributed"), (None, 33, True, "block"), ("block", 8, True, "block")])
 def test_the_buffer_goes_where_asked(style, words, lut_ram, expected):
     """``style`` overrides the default rule (block RAM from 16 words; with ``lut_ram``, LUT
-    RAM up to 64); the estimate and the memory's ``ram_style`` attribute in the Verilog
+    RAM from 2 to 64); the estimate and the memory's ``ram_style`` attribute in the Verilog
     follow it."""
     from amaranth.back import rtlil
     dut = VectorReplay(words=words, times=2, shape=data.ArrayLayout(unsigned(4), 16),

@@ -41,11 +41,13 @@ def test_window_matches_im2col_over_frames_under_stalls(in_shape, kernel, stride
 
 @pytest.mark.parametrize("in_shape, simd, lut_ram, expected", [
     ((4, 4, 16), 16, False, "block"), ((4, 4, 16), 16, True, "distributed"),
-    ((5, 7, 2), 2, True, "distributed"), ((3, 3, 1), 1, True, "logic"),
+    ((5, 7, 2), 2, True, "distributed"), ((3, 3, 1), 1, True, "distributed"),
+    ((3, 3, 1), 1, False, "logic"),
     ((8, 32, 4), 1, True, "block")])
 def test_line_buffer_goes_to_lut_ram_where_the_device_has_it(in_shape, simd, lut_ram, expected):
-    """With ``lut_ram`` (ECP5) a line buffer of 16 to 64 words is LUT RAM instead of block
-    RAM: in the Verilog's ram_style and in the estimate (no block RAM, a read register)."""
+    """With ``lut_ram`` (ECP5) a line buffer of 2 to 64 words is LUT RAM instead of block
+    RAM or flip-flops: in the Verilog's ram_style and in the estimate (no block RAM, a read
+    register)."""
     from amaranth.back import rtlil
     window = SlidingWindow(in_shape=in_shape, kernel=3, padding=1, simd=simd, bits=4,
                            lut_ram=lut_ram)

@@ -46,10 +46,11 @@ class Folding:
     or "logic"; None means the default rule (see
     :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
 
-    ``lut_ram``: the device has LUT RAM (ECP5), so the layer's memories that the default rule
-    puts in block RAM go to LUT RAM (written ones) or logic (ROMs) where they are shallow
+    ``lut_ram``: the device has LUT RAM (ECP5), so the layer's written memories of 2 to 64
+    words go to LUT RAM and its ROMs of up to 128 words to LUTs, never block RAM
     (:func:`~wrpn_rtl.hardware.memories.memory_style`); the folding search sets it for such
-    a device. Its window, replay and MVU memories follow it; a stand-alone pool's do not.
+    a device. Its window, replay, MVU and fused pool memories follow it; a stand-alone
+    pool's do not.
     """
 
     pe: int

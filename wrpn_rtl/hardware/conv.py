@@ -69,8 +69,8 @@ class ConvGeometry:
         Where the vector replay's buffer goes, where the layer has one (see
         :class:`~wrpn_rtl.hardware.replay.VectorReplayGeometry`).
     lut_ram : bool
-        The device has LUT RAM (ECP5): the line buffer, the replay's buffer and the MVU's
-        memories go to LUT RAM or logic where they are shallow, instead of block RAM
+        The device has LUT RAM (ECP5): the line buffer, the replay's buffer, the MVU's
+        memories and the pool's go to LUT RAM or logic where they are shallow
         (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
 
     Members
@@ -127,7 +127,7 @@ class ConvGeometry:
         self._pool_parameters = (
             dict(in_shape=pool.in_shape, kernel=pool.kernel, stride=pool.stride,
                  padding=pool.padding, simd=self._mvu.pe, bits=layer.out_bits,
-                 input_interval=self._mvu.synapse_fold)
+                 input_interval=self._mvu.synapse_fold, lut_ram=bool(lut_ram))
             if pool is not None else None)
         self._pool = (max_pool_geometry(**self._pool_parameters)
                       if pool is not None else None)

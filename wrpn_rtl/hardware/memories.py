@@ -24,9 +24,10 @@ BLOCK_RAM_MIN_DEPTH = 16
 #: RAM (Yosys ``ram_style = "distributed"``: TRELLIS_DPR16X4); iCE40 has none (Yosys refuses
 #: the style there).
 LUT_RAM_FAMILIES = ("ecp5",)
-#: With LUT RAM (``lut_ram``), a memory the rules above put in block RAM goes to logic
-#: instead when it is this shallow: a written one up to LUT_RAM_MAX_DEPTH words to LUT RAM,
-#: a ROM up to LUT_ROM_MAX_DEPTH words to LUTs. For the clock: nextpnr times an ECP5 DP16KD
+#: With LUT RAM (``lut_ram``), a written memory of 2 to LUT_RAM_MAX_DEPTH words goes to LUT
+#: RAM (below 16 words too: a 2 x 128 buffer is 64 LUT4s and 128 flip-flops there, 256
+#: flip-flops and a multiplexer per bit otherwise), and a ROM the rules above put in block RAM
+#: goes to LUTs up to LUT_ROM_MAX_DEPTH words. For the clock: nextpnr times an ECP5 DP16KD
 #: read at 5.8 ns clock-to-out whatever its output register, so a design that reads block RAM
 #: cannot reach 150 MHz (the digits ECP5 design, 110-116 MHz, had the dense layer's weight
 #: reads among its critical paths); a LUT RAM read is one LUT level. A 16 x 64 buffer takes
@@ -42,11 +43,11 @@ def memory_style(depth, *, writable, lut_ram=False):
     """Yosys ``ram_style`` for a memory of ``depth`` words: "block" where block RAM pays,
     "distributed" (LUT RAM, only with ``lut_ram``: see :data:`LUT_RAM_MAX_DEPTH`), else
     "logic" (the one rule for every generator's memories)."""
+    if lut_ram and writable and 2 <= depth <= LUT_RAM_MAX_DEPTH:
+        return "distributed"
     limit = BLOCK_RAM_MIN_DEPTH if writable else BLOCK_ROM_MIN_DEPTH
-    if depth < limit:
+    if depth < limit or (lut_ram and not writable and depth <= LUT_ROM_MAX_DEPTH):
         return "logic"
-    if lut_ram and depth <= (LUT_RAM_MAX_DEPTH if writable else LUT_ROM_MAX_DEPTH):
-        return "distributed" if writable else "logic"
     return "block"
 
 

@@ -15,7 +15,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
-from wrpn_rtl.hardware.memories import memory_attrs
+from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
 from wrpn_rtl.hardware.window import SlidingWindow, SlidingWindowGeometry, check_simd
@@ -110,15 +110,19 @@ class MaxPool2dGeometry(FoldedMapWords):
     simd : int
         Codes per word; must divide ``C``.
     bits : int
+    lut_ram : bool
+        The device has LUT RAM (ECP5): the window's line buffer goes there where it is
+        shallow. Default False.
     """
 
-    def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits):
+    def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits, lut_ram=False):
         check_window(tuple(in_shape), kernel, kernel if stride is None else stride, padding)
         check_simd(simd, in_shape[2])
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         self._window = SlidingWindowGeometry(in_shape=in_shape, kernel=kernel,
                                              stride=kernel if stride is None else stride,
-                                             padding=padding, simd=simd, bits=bits)
+                                             padding=padding, simd=simd, bits=bits,
+                                             lut_ram=lut_ram)
         self._simd, self._groups = int(simd), in_shape[2] // simd
 
     window = property(lambda self: self._window)
@@ -147,9 +151,9 @@ class MaxPool2d(MaxPool2dGeometry, wiring.Component):
     input, output : stream of ``ArrayLayout(unsigned(bits), simd)`` words, folded maps.
     """
 
-    def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits):
+    def __init__(self, *, in_shape, kernel, stride=None, padding=0, simd, bits, lut_ram=False):
         MaxPool2dGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
-                                   padding=padding, simd=simd, bits=bits)
+                                   padding=padding, simd=simd, bits=bits, lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -158,7 +162,8 @@ class MaxPool2d(MaxPool2dGeometry, wiring.Component):
         k_h, k_w = geometry.kernel
         m.submodules.window = window = SlidingWindow(
             in_shape=geometry.in_shape, kernel=geometry.kernel, stride=geometry.stride,
-            padding=geometry.padding, simd=self._simd, bits=self._bits)
+            padding=geometry.padding, simd=self._simd, bits=self._bits,
+            lut_ram=geometry.lut_ram)
         m.submodules.reducer = reducer = MaxPoolReducer(
             window_size=k_h * k_w, groups=self._groups, simd=self._simd, bits=self._bits)
         wiring.connect(m, wiring.flipped(self.input), window.input)
@@ -175,8 +180,9 @@ class BlockMaxPoolGeometry(FoldedMapWords):
     #: the memory's read (stage B), the output register, the output queue.
     LATENCY = 3
 
-    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1):
+    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1, lut_ram=False):
         kernel, _, _, out_hw = check_window(tuple(in_shape), kernel, kernel, 0)
+        self._lut_ram = bool(lut_ram)
         check_simd(simd, in_shape[2])
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         self._input_interval = check_positive_int("input_interval", input_interval)
@@ -189,6 +195,11 @@ class BlockMaxPoolGeometry(FoldedMapWords):
         return self._out_hw + (self._in_shape[2],)
 
     input_interval = property(lambda self: self._input_interval)
+
+    def memory_style(self):
+        """Where the partial maxima go (:func:`~wrpn_rtl.hardware.memories.memory_style`)."""
+        return memory_style(self._out_hw[1] * self._groups, writable=True,
+                            lut_ram=self._lut_ram)
 
     @property
     def cycles_per_frame(self):
@@ -208,7 +219,7 @@ class BlockMaxPoolGeometry(FoldedMapWords):
         word registers, the partial-maximum memory and the output queue."""
         return cost.block_max_pool(word_bits=self._simd * self._bits,
                                    partial_words=self._out_hw[1] * self._groups,
-                                   queue_depth=self.queue_depth)
+                                   queue_depth=self.queue_depth, style=self.memory_style())
 
 
 class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
@@ -237,6 +248,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         The fewest cycles per input word the producer sustains (1: a word per cycle; an MVU:
         its synapse fold). Sizes the output queue (:attr:`queue_depth`); faster input is
         still pooled correctly, only throttled by the queue's credit.
+    lut_ram : bool
+        The device has LUT RAM (ECP5): the partial maxima go there
+        (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
 
     Members
     -------
@@ -244,9 +258,10 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         order: ``H * W * C / SIMD`` words in, ``H_out * W_out * C / SIMD`` out.
     """
 
-    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1):
+    def __init__(self, *, in_shape, kernel, simd, bits, input_interval=1, lut_ram=False):
         BlockMaxPoolGeometry.__init__(self, in_shape=in_shape, kernel=kernel, simd=simd,
-                                      bits=bits, input_interval=input_interval)
+                                      bits=bits, input_interval=input_interval,
+                                      lut_ram=lut_ram)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -259,7 +274,8 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         # forwarding register (`forward` below), so the memory's answer to it is never used.
         m.submodules.partial = partial = Memory(
             shape=word, depth=depth, init=[],
-            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True))
+            attrs=memory_attrs(depth, writable=True, collision_reads_unused=True,
+                               style=self.memory_style()))
         write, read = partial.write_port(), partial.read_port()
 
         # Position of the incoming word: row (and its band of K_h rows), column (and its block
@@ -351,16 +367,18 @@ def _pool_class(kernel, stride, padding, input_interval):
 
 
 def max_pool_geometry(*, in_shape, kernel, stride=None, padding=0, simd, bits,
-                      input_interval=1):
+                      input_interval=1, lut_ram=False):
     """The geometry of what :func:`max_pool` builds for these parameters."""
     geometry, _, kwargs = _pool_class(kernel, stride, padding, input_interval)
-    return geometry(in_shape=in_shape, simd=simd, bits=bits, **kwargs)
+    return geometry(in_shape=in_shape, simd=simd, bits=bits, lut_ram=lut_ram, **kwargs)
 
 
-def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits, input_interval=1):
+def max_pool(*, in_shape, kernel, stride=None, padding=0, simd, bits, input_interval=1,
+             lut_ram=False):
     """The cheapest streaming max-pool for these parameters: :class:`BlockMaxPool` when the
     stride is the kernel and there is no padding, else :class:`MaxPool2d`.
     ``input_interval``: the fewest cycles per input word the producer sustains (sizes the
-    block pool's output queue)."""
+    block pool's output queue); ``lut_ram``: the device has LUT RAM (its memory goes there,
+    :func:`~wrpn_rtl.hardware.memories.memory_style`)."""
     _, component, kwargs = _pool_class(kernel, stride, padding, input_interval)
-    return component(in_shape=in_shape, simd=simd, bits=bits, **kwargs)
+    return component(in_shape=in_shape, simd=simd, bits=bits, lut_ram=lut_ram, **kwargs)

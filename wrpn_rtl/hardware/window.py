@@ -81,9 +81,10 @@ class SlidingWindowGeometry(FoldedMapWords):
         ``NF`` neuron folds reads every window ``NF`` times, and the line buffer already holds
         it, so no replay buffer is needed behind the window.
     lut_ram : bool
-        The device has LUT RAM (ECP5): a line buffer of up to
+        The device has LUT RAM (ECP5): a line buffer of 2 to
         :data:`~wrpn_rtl.hardware.memories.LUT_RAM_MAX_DEPTH` words goes there instead of
-        block RAM (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
+        block RAM or flip-flops (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default
+        False.
 
     Members
     -------
