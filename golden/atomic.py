@@ -30,21 +30,44 @@ def atomic_write(path, mode="wb"):
         On an exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)      # mkstemp's 0600 is not what a user expects
+    made = []
     try:
+        fd = _temporary_beside(path, made.append)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        os.replace(made[0], path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        for temporary in made:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
         raise
+
+
+def _temporary_beside(path, made):
+    """Create ``.NAME.*.partial`` beside ``path`` (its folder too, if needed), readable as a
+    file the user wrote (mkstemp's 0600 is not what a user expects); returns its descriptor.
+
+    ``made(name)`` is called with the file's name before any interrupt can land, so the
+    caller's clean-up always knows what to remove: an interrupt arriving meanwhile is held
+    until the name is recorded (a Ctrl-C between ``mkstemp`` and the caller's clean-up once
+    left a ``.partial`` file behind)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = None
+    try:
+        with _interrupts_held():
+            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                             dir=path.parent)
+            made(temporary)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    return fd
 
 
 class FileGroup:
@@ -57,13 +80,7 @@ class FileGroup:
         """Stage ``data`` (bytes or str) for ``path``; it replaces ``path`` on commit, after
         the files staged before it."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                         dir=path.parent)
-        self._staged.append((temporary, path))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        fd = _temporary_beside(path, lambda temporary: self._staged.append((temporary, path)))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode() if isinstance(data, str) else data)
             handle.flush()

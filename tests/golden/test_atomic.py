@@ -71,3 +71,31 @@ def test_an_interrupt_during_the_renames_waits_until_all_have_landed(signum, tmp
     assert len(renames) == 2
     assert {p.read_text() for p in tmp_path.iterdir()} == {"new"}
     assert signal.getsignal(signum) is previous        # the handler is given back
+
+
+@pytest.mark.parametrize("writer", ["atomic_write", "atomic_files"])
+def test_a_ctrl_c_just_after_the_temporary_file_is_made_leaves_nothing(writer, tmp_path,
+                                                                       monkeypatch):
+    """Ctrl-C lands the moment ``mkstemp`` has made the ``.partial`` file, before the writer
+    has its name: it still takes effect, and neither a ``.partial`` file nor a new
+    ``model.npz`` remains (a generate interrupted there once left one beside the design)."""
+    real_mkstemp = atomic.tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real_mkstemp(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return made
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if writer == "atomic_write":
+                with atomic_write(tmp_path / "model.npz") as handle:
+                    handle.write(b"new")
+            else:
+                with atomic_files() as group:
+                    group.write(tmp_path / "model.npz", b"new")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert os.listdir(tmp_path) == []
