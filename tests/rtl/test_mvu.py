@@ -178,6 +178,20 @@ def test_lut_ram_takes_shallow_memories_off_block_ram_and_stays_exact(
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
+@pytest.mark.parametrize("out_features", [64, 100])
+def test_many_folds_in_logic_are_exact(out_features, rng):
+    """With ``lut_ram`` a layer of 64 or 100 neuron folds keeps its weight ROM and its
+    threshold table (one row per fold) in logic; the table's multiplexers nest by index bit,
+    so Amaranth's simulator compiles them (a chain as long as the table did not)."""
+    layer = dense_layer(rng, in_features=4, out_features=out_features, weight_bits=2,
+                        in_bits=3, out_bits=3)
+    mvu = MatrixVectorUnit(layer, pe=1, simd=4, lut_ram=True)
+    assert mvu.memory_styles()["weights"] == mvu.memory_styles()["thresholds"] == "logic"
+    vectors = rng.integers(0, 8, (3, 4))
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+
+
 def test_mvu_parameter_errors(rng):
     layer = dense_layer(rng, in_features=12, out_features=6, weight_bits=2, in_bits=4, out_bits=2)
     with pytest.raises(ValueError, match=r"^pe must be a positive divisor of out_features 6, not 4$"):

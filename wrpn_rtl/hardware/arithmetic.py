@@ -5,7 +5,7 @@ Every register here is free-running (no clock enable, no reset on datapath value
 control is done with valid bits and output credit, so the datapath never fans a stall signal
 out to its registers.
 """
-from amaranth.hdl import Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, Mux, Shape, Signal, Value, signed, unsigned
 
 __all__ = ["sum_shape", "pipelined_sum", "pipelined_product", "delay", "select",
            "PRODUCT_CHUNK_BITS"]
@@ -97,13 +97,19 @@ def delay(m, value, cycles, *, name, reset_less=False):
 
 
 def select(index, values):
-    """``values[index]`` (``index`` a Value, ``values`` a list of Values of one shape) as a
-    chain of multiplexers: continuous assignments in Verilog, which Icarus evaluates from the
+    """``values[index]`` (``index`` a Value, ``values`` a list of Values of one shape; an
+    index past the end gives one of the values) as a balanced tree of multiplexers, one level
+    per bit of ``index``: continuous assignments in Verilog, which Icarus evaluates from the
     start. An Array index or a Switch becomes an ``always @*`` block there, which Icarus runs
     only once its index first changes, so until then (a first word after reset, a table
     read at index 0) its output is undefined in Icarus though right in every other
-    simulator."""
-    selected = Value.cast(values[0])
-    for position, value in enumerate(values[1:], 1):
-        selected = Mux(index == position, Value.cast(value), selected)
-    return selected
+    simulator. A chain of ``len(values)`` multiplexers would nest as deep in Amaranth's
+    simulator, which compiles it to nested Python and fails from about 64 (a 64-row table in
+    logic beside a wide ROM)."""
+    index = Value.cast(index)
+    level = [Value.cast(value) for value in values]
+    for bit in range(max(1, (len(level) - 1).bit_length())):
+        chosen = index[bit] if bit < len(index) else Const(0, 1)
+        level = [Mux(chosen, level[i + 1], level[i]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    return level[0]
