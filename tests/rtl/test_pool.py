@@ -12,6 +12,8 @@ CASES = [
     ((5, 7, 3), 3, 2, 1, 3),
     ((4, 4, 2), (2, 1), (2, 1), 0, 1),
     ((7, 5, 4), 3, 1, 1, 4),
+    ((5, 5, 5), 2, None, 0, 1),         # 5 channel groups: an odd count for the group select
+    ((4, 6, 6), (2, 3), None, 0, 2),    # 3 groups
 ]
 
 

@@ -145,10 +145,11 @@ class MatrixVectorGeometry:
         (:meth:`_table_style`). Block RAM that a device has spare saves the logic a deep
         table takes (the folding search offers both where they differ).
     lut_ram : bool
-        The device has LUT RAM (ECP5): memories the default rule would put in block RAM go
-        to logic where they are shallow (:func:`~wrpn_rtl.hardware.memories.memory_style`:
-        the weight ROM and the tables up to ``LUT_ROM_MAX_DEPTH`` words, the input buffer to
-        LUT RAM up to ``LUT_RAM_MAX_DEPTH``). Default False.
+        The device has LUT RAM (ECP5; :func:`~wrpn_rtl.hardware.memories.memory_style`):
+        the weight ROM and the tables stay in logic up to ``LUT_ROM_MAX_DEPTH`` words,
+        where the default rule would put the deeper ones in block RAM; an input buffer of
+        2 to ``LUT_RAM_MAX_DEPTH`` words is LUT RAM (below 16 words it would otherwise be
+        flip-flops). Default False.
 
     Members
     -------

@@ -6,7 +6,7 @@ lane-wise maximum of its channel group over the window. :class:`MaxPool2d` is th
 window followed by the reducer. Padding is code 0, which never exceeds a real code, as in the
 golden ``max_pool2d``.
 """
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -15,6 +15,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.golden.ops import check_window
 from wrpn_rtl.golden.quant import ACTIVATION_BITS, check_bits
+from wrpn_rtl.hardware.arithmetic import select
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
@@ -70,12 +71,7 @@ class MaxPoolReducer(wiring.Component):
         m.d.comb += self.input.ready.eq(~last | ~self.output.valid | self.output.ready)
         take = self.input.valid & self.input.ready
         incoming = self.input.payload
-        # A multiplexer chain rather than an Array index (see convert._Scatter: Icarus does not
-        # run the `always @*` block of an Array until its index changes).
-        previous = Value.cast(running[0])
-        for index in range(1, groups):
-            previous = Mux(group == index, running[index], previous)
-        previous = self.input.payload.shape()(previous)
+        previous = self.input.payload.shape()(select(group, running))
         best = Signal(self.input.payload.shape(), name="best")
         for lane in range(simd):
             m.d.comb += best[lane].eq(Mux((position == 0) | (incoming[lane] > previous[lane]),
