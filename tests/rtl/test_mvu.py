@@ -1,6 +1,9 @@
 # amaranth: UnusedElaboratable=no
+import re
+
 import numpy as np
 import pytest
+from amaranth.back import rtlil
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.compiler import cost
@@ -132,6 +135,8 @@ def test_wide_or_deep_weight_rom_is_registered_and_exact(in_features, out_featur
                         weight_bits=weight_bits, in_bits=3, out_bits=None if logits else 3)
     mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
     assert mvu.memory_styles()["weights"] == "logic" and mvu.weights_registered
+    # multiplexers over constants, not a memory whose read register Yosys could move
+    assert not re.search(r"^\s*memory .*\\weights", rtlil.convert(mvu), re.M)
     vectors = rng.integers(0, 8, (5, in_features))
     rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.4, stall_out=0.4)
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))

@@ -658,29 +658,35 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
 
         layout = self._weight_word_layout()
         words = self.weight_words()
-        m.submodules.weights = wmem = Memory(
-            shape=layout, depth=len(words), init=words,
-            attrs=memory_attrs(len(words), writable=False,
-                               style=self.memory_styles()["weights"]))
+        style = self.memory_styles()["weights"]
         step_valid, step_last = fire, last_step
-        if self.memory_styles()["weights"] == "block":
-            # block RAM reads synchronously: present the next step's address when one issues
-            wread = wmem.read_port()
-            m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
-            weights = wread.data
+        if self.weights_registered:
+            # A ROM in logic read into a register (a flip-flop behind each ROM LUT), the
+            # step's operands and flags waiting a cycle for it. Written as multiplexers over
+            # constants, not a Memory: Yosys moves a Memory's read register to its address
+            # side, which put the address counter's next-state logic in front of the ROM's
+            # LUTs (conv2's 9-word ROM of the ECP5 design, alone on the device: four LUT
+            # levels, 155.8 MHz; as multiplexers one level, 158.0 MHz, 138 fewer cells).
+            rom = layout(select(waddr, [layout.const(word).as_value() for word in words]))
+            weights = delay(m, rom, 1, name="weights", reset_less=True)
+            operands = delay(m, operands, 1, name="operands", reset_less=True)
+            step_valid = delay(m, fire, 1, name="step_valid")
+            step_last = delay(m, last_step, 1, name="step_last", reset_less=True)
         else:
-            # a ROM in LUTs is read as it stands from the step's own address register, so
-            # `fire` does not reach its address (thousands of LUTs on a wide word)
-            wread = wmem.read_port(domain="comb")
-            m.d.comb += wread.addr.eq(waddr)
+            m.submodules.weights = wmem = Memory(
+                shape=layout, depth=len(words), init=words,
+                attrs=memory_attrs(len(words), writable=False, style=style))
+            if style == "block":
+                # block RAM reads synchronously: present the next step's address when one
+                # issues
+                wread = wmem.read_port()
+                m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
+            else:
+                # a ROM in LUTs is read as it stands from the step's own address register,
+                # so `fire` does not reach its address (thousands of LUTs on a wide word)
+                wread = wmem.read_port(domain="comb")
+                m.d.comb += wread.addr.eq(waddr)
             weights = wread.data
-            if self.weights_registered:
-                # the word goes into a register (a flip-flop behind each ROM LUT), and the
-                # step's operands and flags wait a cycle for it
-                weights = delay(m, wread.data, 1, name="weights", reset_less=True)
-                operands = delay(m, operands, 1, name="operands", reset_less=True)
-                step_valid = delay(m, fire, 1, name="step_valid")
-                step_last = delay(m, last_step, 1, name="step_last", reset_less=True)
 
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
