@@ -14,7 +14,7 @@ def test_select_gives_every_value(count):
     index = Signal(range(max(2, count)))
     out = Signal(unsigned(8))
     m = Module()
-    m.d.comb += out.eq(select(index, [v for v in values]))
+    m.d.comb += out.eq(select(index, values))
     sim = Simulator(m)
     seen = []
 
