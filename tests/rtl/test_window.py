@@ -62,7 +62,8 @@ def test_lut_ram_cost_follows_its_slices():
     as 16 DPR16X4 and 64 flip-flops on ECP5)."""
     from wrpn_rtl.compiler import cost
     assert cost.memory(64, 16, writable=True, style="distributed") == {
-        "logic_cells": 32, "flip_flops": 64, "memory_bits": 0, "block_rams": 0}
+        "logic_cells": 32, "flip_flops": 64, "memory_bits": 0, "block_rams": 0,
+        "dsp_blocks": 0}
     assert cost.memory(6, 40, writable=True, style="distributed")["logic_cells"] == (
         2 * 2 * 3 + 6 * 2)
 

@@ -47,6 +47,14 @@ def small_network(case, rng):
             g.Dense(2, weight_bits=3, out_bits=None, batch_norm=False)])
         foldings = [Folding(pe=3, simd=6, window_simd=2), Folding(pe=2, simd=9),
                     Folding(pe=1, simd=4)]
+    elif case == "dsp_w4a3":
+        # DSP pairs beside lanes in logic (SIMD 9: lanes 6-8 in logic) in a convolution, and
+        # every lane in pairs in the dense layer
+        spec = g.NetworkSpec((4, 4, 3), 3, [
+            g.Conv(4, 3, padding=1, weight_bits=4, out_bits=3), g.MaxPool(2),
+            g.Dense(3, weight_bits=3, out_bits=None, batch_norm=False)])
+        foldings = [Folding(pe=2, simd=9, window_simd=3, dsp_pairs=3),
+                    Folding(pe=3, simd=4, dsp_pairs=2)]
     else:
         spec = g.NetworkSpec((7, 3, 3), 2, [
             g.Conv(5, 3, stride=2, padding=1, weight_bits=5, out_bits=1),
@@ -82,11 +90,13 @@ def test_default_network_with_compiled_folding(simulator, tmp_path, rng):
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2", "one_logit", "one_pixel",
-                                  "wide_a16"])
+                                  "wide_a16", "dsp_w4a3"])
 def test_small_random_networks(case, simulator, tmp_path, rng):
     net, foldings = small_network(case, rng)
     images = rng.integers(0, 1 << net.input_bits, (6,) + net.input_shape)
     _, info = run_case(net, foldings, images, simulator, tmp_path, rng)
+    if case == "dsp_w4a3":
+        assert info["estimate"]["dsp_blocks"] == 2 * 3 + 3 * 2
     if case == "wide_a16":
         assert [stage.get("requantization") for stage in info["stages"]
                 if "requantization" in stage] == ["affine", "affine", None]

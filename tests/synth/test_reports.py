@@ -230,7 +230,7 @@ def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
     from wrpn_rtl.synth import flow
     fmax = {1: 43.3, 2: None, 3: 50.0, 4: 49.8}
     monkeypatch.setattr(flow, "_synthesize_netlists",
-                        lambda work, target, top, progress, core: (
+                        lambda work, target, top, progress, core, dsp: (
                             {"design": {"SB_LUT4": 100}}, {"SB_LUT4": 90}, "abc9"))
 
     def place(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *, seed=1,
@@ -269,5 +269,5 @@ def test_foldings_text_names_the_places_chosen():
     from wrpn_rtl.job.reports import foldings_text
     assert foldings_text([
         {"pe": 2, "simd": 9}, {"pe": 2, "simd": 36, "tables": "block", "replay": "block"},
-        {"pe": 8, "simd": 9, "lut_ram": True}]) == (
-        "2x9, 2x36 (table in BRAM) (replay in BRAM), 8x9 (LUT RAM)")
+        {"pe": 8, "simd": 9, "lut_ram": True}, {"pe": 2, "simd": 12, "dsp_pairs": 4}]) == (
+        "2x9, 2x36 (table in BRAM) (replay in BRAM), 8x9 (LUT RAM), 2x12 (8 lanes in DSP)")

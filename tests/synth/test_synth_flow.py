@@ -45,6 +45,21 @@ def test_unknown_target_is_rejected(small_mvu_verilog, tmp_path):
         synthesize(verilog, "xc7", tmp_path)
 
 
+def test_dsp_pairs_are_mapped_to_hard_multipliers(tmp_path):
+    """Yosys puts each DSP pair of a design in an SB_MAC16 when asked (the flow asks for a
+    design with DSP pairs), and a design without them, or not asked, in none."""
+    from wrpn_rtl.synth.flow import module_statistics
+    layer = dense_layer(np.random.default_rng(7), in_features=12, out_features=4,
+                        weight_bits=4, in_bits=4, out_bits=2)
+    for pairs, dsp, expected in [(3, True, 6), (3, False, 0), (0, True, 0)]:
+        mvu = MatrixVectorUnit(layer, pe=2, simd=6, dsp_pairs=pairs)
+        verilog = write_verilog(mvu, tmp_path / f"mvu{pairs}{dsp}.v", name="mvu")
+        modules = module_statistics(verilog, "ice40-up5k", tmp_path / f"run{pairs}{dsp}",
+                                    top="mvu", dsp=dsp)
+        assert sum(m["dsps"] for m in modules.values()) == expected
+        assert mvu.estimate()["dsp_blocks"] == 2 * pairs
+
+
 @pytest.mark.slow
 def test_bench_writes_json_and_markdown(tmp_path):
     report = run_mvu_bench(tmp_path, precisions=[(2, 2)], pes=(1,),

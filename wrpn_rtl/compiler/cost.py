@@ -1,8 +1,8 @@
 """First-order resource estimates: the one place their rules of thumb live.
 
 Every component's ``estimate()`` returns ``{"logic_cells", "flip_flops", "memory_bits",
-"block_rams"}``: LUT4-with-carry cells of logic, flip-flops, bits held in block RAM, and the
-iCE40 4-kbit block RAMs (SB_RAM40_4K) those take. The rules below were
+"block_rams", "dsp_blocks"}``: LUT4-with-carry cells of logic, flip-flops, bits held in block
+RAM, the iCE40 4-kbit block RAMs (SB_RAM40_4K) those take, and hard multipliers (SB_MAC16). The rules below were
 fitted to Yosys ``synth_ice40`` cell counts of the components (per-module statistics of the
 digits network at two foldings); they steer the compiler's folding search and are printed
 beside the synthesis measurement, never instead of it.
@@ -17,7 +17,7 @@ __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
            "sliding_window", "register_window", "max_pool_reducer", "block_max_pool", "vector_replay",
            "width_converter", "classifier_head"]
 
-ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0}
+ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0, "dsp_blocks": 0}
 
 #: The iCE40 block RAM's shapes (depth, width): 4 kbit each.
 ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))
@@ -159,8 +159,11 @@ def logit_adder(*, accumulator_bits):
 
 def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
                        weight_words, buffered_words, output_word_bits, queue_depth,
-                       weights_registered=False, memory_styles=None):
-    """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit, the
+                       weights_registered=False, memory_styles=None, dsp_pairs=0):
+    """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit (the
+    ``2 * dsp_pairs`` lanes per PE in hard multipliers take a DSP block per pair, the
+    operands' complement LUTs, the operand and product registers, and an adder tree over
+    the pairs' fields), the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
     constants), the weight ROM (``weights_registered``: and a flip-flop per word bit, plus the
     operands' wait register), the input buffer
@@ -168,15 +171,25 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     memories where ``memory_styles`` (``{"weights", "input_buffer"}``) says, else by
     :func:`memory_style`. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
-    leaf_bits = simd * in_bits * planes * pe
-    tree_cells, tree_flops = adder_tree(simd, in_bits)
+    logic_lanes = simd - 2 * dsp_pairs
+    leaf_bits = logic_lanes * in_bits * planes * pe
+    tree_cells, tree_flops = adder_tree(logic_lanes, in_bits)
     cells = leaf_bits + tree_cells * planes * pe
     flops = leaf_bits + tree_flops * planes * pe
-    cells += (planes - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
-    flops += (planes - 1) * x_bits * pe + x_bits * pe
+    # A DSP pair: the two operands' complement LUTs, and its operand and product registers
+    # in the fabric (Yosys's SB_MAC16 inference absorbs neither: the packed operands have
+    # constant gaps and only the middle field of the product is used), then the fields' tree.
+    field = in_bits + planes + 1
+    dsp_cells, dsp_flops = adder_tree(dsp_pairs, field)
+    cells += (dsp_cells + dsp_pairs * 2 * in_bits) * pe
+    flops += (dsp_flops + dsp_pairs * (2 * in_bits + 2 * planes + field)) * pe
+    terms = (planes if logic_lanes else 0) + (1 if dsp_pairs else 0)
+    cells += (terms - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
+    flops += (terms - 1) * x_bits * pe + x_bits * pe
     if weights_registered:
         flops += weight_word_bits + simd * in_bits + 3
-    datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0}
+    datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0,
+                "dsp_blocks": pe * dsp_pairs}
     styles = memory_styles or {}
     memories = [memory(weight_word_bits, weight_words, writable=False,
                        style=styles.get("weights"))]

@@ -19,8 +19,19 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   ``window_simd`` optional: by default ``gcd(SIMD, C_in)``, as the search chooses;
   ``tables`` optional: "block" or "logic", where the layer's table of constants goes;
   ``replay`` likewise, where its vector replay's buffer goes; ``lut_ram`` optional: true to
-  put the layer's shallow memories in LUT RAM, only for a device that has it, ECP5).
+  put the layer's shallow memories in LUT RAM, only for a device that has it, ECP5;
+  ``dsp_pairs`` optional: lane pairs per PE in hard multipliers, only for a device whose
+  DSP blocks the compiler uses, iCE40 UP5K).
+
+DSP blocks
+----------
+Given ``max_dsp_blocks``, the search hands the device's hard multipliers out as DSP pairs
+(:class:`~wrpn_rtl.hardware.lanes.MacLanes`) after the foldings are chosen, one pair per PE at
+a time to the layer where a block saves the most estimated logic, while it saves at least
+:data:`DSP_MIN_SAVING` cells per block; the design is then priced with them, so they can make
+a faster design fit.
 """
+import dataclasses
 import itertools
 import json
 import math
@@ -33,6 +44,7 @@ from wrpn_rtl.compiler.stages import Folding, group_layers
 from wrpn_rtl.golden.layers import QuantDense
 from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
+from wrpn_rtl.hardware.lanes import check_dsp_pairs
 from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
 from wrpn_rtl.hardware.memories import (CHOSEN_BLOCK_ROM_MIN_DEPTH, LUT_RAM_FAMILIES,
                                          LUT_ROM_MAX_DEPTH)
@@ -41,7 +53,15 @@ from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
 
 __all__ = ["choose_foldings", "BudgetTooSmall", "LayerOption", "layer_options",
-           "read_foldings", "foldings_to_json", "folding_entry"]
+           "read_foldings", "foldings_to_json", "folding_entry", "DSP_MIN_SAVING"]
+
+#: Estimated logic cells (of the design's family) a DSP block must save to be used. The
+#: estimate prices a DSP pair's fabric registers and complement LUTs, but on ternary weights
+#: with 4-bit operands a pair of lanes in logic is as cheap as the pair in a multiplier: a
+#: 2 x 36 MVU with 8 SB_MAC16 measured 26 LUT4s fewer and 29 flip-flops more than without
+#: (estimate: 5 cells saved per block); at 4-bit weights the same 8 blocks saved 182 LUT4s
+#: and 319 flip-flops (estimate: 76 cells per block).
+DSP_MIN_SAVING = 16
 
 def _divisors(n):
     return [d for d in range(1, n + 1) if n % d == 0]
@@ -170,6 +190,46 @@ def _window_choices(layer, simd):
     return choices
 
 
+def _dsp_pairs_fit(layer, simd, pairs):
+    """Whether ``pairs`` DSP pairs per PE are possible for ``layer`` at ``simd`` lanes."""
+    try:
+        check_dsp_pairs(pairs, simd=simd, in_bits=layer.in_bits,
+                        planes=max(1, layer.weight_bits - 1), binary=layer.weight_bits == 1)
+    except ValueError:
+        return False
+    return True
+
+
+def _with_dsp_pairs(groups, foldings, max_dsp_blocks, family):
+    """``foldings`` with up to ``max_dsp_blocks`` DSP blocks handed out as DSP pairs: one pair
+    per PE at a time (``PE`` blocks) to the layer whose MVU it saves the most estimated logic
+    per block, while that is at least :data:`DSP_MIN_SAVING`."""
+    foldings = list(foldings)
+    left = max_dsp_blocks
+
+    def mvu_logic(layer, folding, pairs):
+        mvu = MatrixVectorGeometry(layer, pe=folding.pe, simd=folding.simd, replayed=True,
+                                   tables=folding.tables, lut_ram=folding.lut_ram,
+                                   dsp_pairs=pairs)
+        return cost.device_logic_cells(mvu.estimate(), family)
+
+    while True:
+        best = None
+        for index, (group, folding) in enumerate(zip(groups, foldings)):
+            pairs = folding.dsp_pairs + 1
+            if folding.pe > left or not _dsp_pairs_fit(group.layer, folding.simd, pairs):
+                continue
+            saving = (mvu_logic(group.layer, folding, pairs - 1)
+                      - mvu_logic(group.layer, folding, pairs)) / folding.pe
+            if saving >= DSP_MIN_SAVING and (best is None or saving > best[0]):
+                best = (saving, index)
+        if best is None:
+            return foldings
+        folding = foldings[best[1]]
+        foldings[best[1]] = dataclasses.replace(folding, dsp_pairs=folding.dsp_pairs + 1)
+        left -= folding.pe
+
+
 def _cheapest_within(options, budget):
     """The option with the fewest logic cells among those of at most ``budget`` cycles (then
     the fewest block RAMs, then the fewest cycles)."""
@@ -207,7 +267,7 @@ def _design_within(per_layer, budget, rams_allowed, rams_elsewhere=0):
 
 
 def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_block_rams=None,
-                    family="ice40"):
+                    max_dsp_blocks=0, family="ice40"):
     """Balanced per-layer foldings for a cycle budget, or the fastest within a logic budget.
 
     Parameters
@@ -221,6 +281,9 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
     max_block_rams : int, optional
         The 4-kbit block RAMs the design may take (default: no limit). Within it, each
         layer's table of constants goes to block RAM wherever that saves logic.
+    max_dsp_blocks : int
+        Hard multipliers the design may take as DSP pairs (default 0: none; see the module
+        docstring).
     family : str
         The device family the design is priced for ("ice40", "ecp5" or "asic").
 
@@ -239,6 +302,10 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         raise TypeError(f"network must be a golden QuantizedNetwork, not {network!r}")
     if (target_cycles is None) == (max_logic_cells is None):
         raise ValueError("give exactly one of target_cycles and max_logic_cells")
+    if isinstance(max_dsp_blocks, bool) or not isinstance(max_dsp_blocks, int) \
+            or max_dsp_blocks < 0:
+        raise ValueError(f"max_dsp_blocks must be a non-negative integer, not "
+                         f"{max_dsp_blocks!r}")
     height, width, channels = network.input_shape
     leading, groups = group_layers(network)
     leading_pools = _pool_stages(leading, lanes=1, bits=network.input_bits)
@@ -258,7 +325,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         if chosen is None:
             raise ValueError(f"target_cycles must allow a design within {max_block_rams} block "
                              f"RAMs, not {target_cycles!r} (its layers need more)")
-        return [option.folding for option in chosen]
+        return _with_dsp_pairs(groups, [option.folding for option in chosen], max_dsp_blocks,
+                               family)
 
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
                                   if option.cycles >= fastest})
@@ -269,11 +337,13 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         # The layers were priced apart; the design is priced whole, with the converters
         # between them (their cost depends on both neighbours' foldings), as its manifest
         # will state it.
-        foldings = [option.folding for option in chosen]
+        foldings = _with_dsp_pairs(groups, [option.folding for option in chosen],
+                                   max_dsp_blocks, family)
         if _design_logic_cells(network, foldings, family) <= max_logic_cells:
             return foldings
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
-    least = _design_logic_cells(network, [option.folding for option in slowest], family)
+    least = _design_logic_cells(network, _with_dsp_pairs(
+        groups, [option.folding for option in slowest], max_dsp_blocks, family), family)
     if least <= max_logic_cells:
         raise BudgetTooSmall(f"max_block_rams must be at least the block RAMs of a design "
                              f"within {max_logic_cells} logic cells, not {max_block_rams!r}",
@@ -315,7 +385,8 @@ def read_foldings(path, network):
         entries = json.loads(path.read_text())["foldings"]
         foldings = [Folding(pe=entry["pe"], simd=entry["simd"],
                             window_simd=entry.get("window_simd"), tables=entry.get("tables"),
-                            replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False))
+                            replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False),
+                            dsp_pairs=entry.get("dsp_pairs", 0))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -337,6 +408,10 @@ def read_foldings(path, network):
         if not isinstance(folding.lut_ram, bool):
             raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: lut_ram must "
                              f"be true or false, not {folding.lut_ram!r}")
+        if isinstance(folding.dsp_pairs, bool) or not isinstance(folding.dsp_pairs, int) \
+                or folding.dsp_pairs < 0:
+            raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: dsp_pairs must "
+                             f"be a non-negative integer, not {folding.dsp_pairs!r}")
     return foldings
 
 
@@ -347,8 +422,10 @@ def foldings_to_json(foldings):
 
 def folding_entry(folding):
     """One folding as a folding file (and the manifest) writes it: ``pe``, ``simd``,
-    ``window_simd``, and ``tables``, ``replay`` and ``lut_ram`` only where set."""
+    ``window_simd``, and ``tables``, ``replay``, ``lut_ram`` and ``dsp_pairs`` only where
+    set."""
     return {"pe": folding.pe, "simd": folding.simd, "window_simd": folding.window_simd,
             **({"tables": folding.tables} if folding.tables else {}),
             **({"replay": folding.replay} if folding.replay else {}),
-            **({"lut_ram": True} if folding.lut_ram else {})}
+            **({"lut_ram": True} if folding.lut_ram else {}),
+            **({"dsp_pairs": folding.dsp_pairs} if folding.dsp_pairs else {})}

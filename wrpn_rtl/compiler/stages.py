@@ -51,6 +51,10 @@ class Folding:
     (:func:`~wrpn_rtl.hardware.memories.memory_style`); the folding search sets it for such
     a device. Its window, replay, MVU and fused pool memories follow it; a stand-alone
     pool's do not.
+
+    ``dsp_pairs``: lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers
+    (iCE40 SB_MAC16), two lanes per multiplier, so the layer takes ``PE * dsp_pairs`` DSP
+    blocks (:class:`~wrpn_rtl.hardware.lanes.MacLanes`); 0: every lane in logic.
     """
 
     pe: int
@@ -59,15 +63,19 @@ class Folding:
     tables: object = None
     replay: object = None
     lut_ram: bool = False
+    dsp_pairs: int = 0
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
         where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and
-        ``" (LUT RAM)"`` with ``lut_ram``."""
+        ``" (LUT RAM)"`` with ``lut_ram`` and ``" (4 lanes per PE in DSP blocks)"`` with
+        ``dsp_pairs``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
         replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
         return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
-                + replay.get(self.replay, "") + (" (LUT RAM)" if self.lut_ram else ""))
+                + replay.get(self.replay, "") + (" (LUT RAM)" if self.lut_ram else "")
+                + (f" ({2 * self.dsp_pairs} lanes per PE in DSP blocks)" if self.dsp_pairs
+                   else ""))
 
 
 class StageKind(enum.Enum):

@@ -75,7 +75,9 @@ def pipelined_product(m, a, b, *, name):
         part = b[low:low + PRODUCT_CHUNK_BITS]
         chunk = Signal(unsigned(len(a) + len(part)), name=f"{name}_chunk{index}",
                        reset_less=True)
-        m.d.sync += chunk.eq(a * part)
+        # shifted copies of a, not `a * part`: a design with DSP pairs is synthesized with
+        # hard multipliers on, and these products are meant for logic
+        m.d.sync += chunk.eq(sum(Mux(part[bit], a << bit, 0) for bit in range(len(part))))
         chunks.append((chunk, low))
     product = Signal(unsigned(len(a) + len(b)), name=name, reset_less=True)
     total = 0

@@ -4,14 +4,81 @@ A module of its own so that synthesis reports it on its own line: the share of a
 logic that sits here (leaves, adder trees, plane combine and accumulators) is the share doing
 the arithmetic the network asks for; everything else (memories, control, requantization,
 windows, queues) is overhead around it. See :mod:`wrpn_rtl.hardware.mvu` for the arithmetic.
+
+DSP pairs
+---------
+A lane's product ``m * u`` (``P``-bit weight magnitude, ``A``-bit operand or its complement)
+can go to a hard multiplier (iCE40 SB_MAC16) two lanes at a time: with ``k = A + P + 1``,
+
+    ``(u0 + u1 * 2**k) * (m1 + m0 * 2**k) = u0*m1 + (u0*m0 + u1*m1) * 2**k + u1*m0 * 2**(2k)``
+
+and since every term is unsigned, ``u0*m1 < 2**(A+P) <= 2**k`` and
+``u0*m0 + u1*m1 < 2**(A+P+1) = 2**k``, so bits ``[k, 2k)`` of the product are exactly the
+pair's sum: no carry reaches them from below and none leaves them. The packed operands are
+``2A + P + 1`` and ``A + 2P + 1`` bits (:func:`dsp_operand_bits`), which must fit the
+multiplier (:data:`DSP_OPERAND_BITS`). Each pair's field joins the PE's sum with weight 1, like
+plane 0. The operand and product registers stay in the fabric: Yosys absorbs neither into the
+SB_MAC16 (the packed operands have constant gaps, and only the product's middle field is
+used), so on ternary weights a pair costs about what two lanes in logic cost; wider weights,
+whose lanes take a leaf and a tree per magnitude plane, gain.
 """
-from amaranth.hdl import Module, Mux, Signal, unsigned
+import numbers
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_sum
 
-__all__ = ["MacLanes"]
+__all__ = ["MacLanes", "DSP_OPERAND_BITS", "check_dsp_pairs", "dsp_operand_bits",
+           "mac_lanes_latency"]
+
+#: Operand bits of the hard multipliers DSP pairs use: the iCE40 SB_MAC16 multiplies 16 x 16
+#: (ECP5's MULT18X18D 18 x 18).
+DSP_OPERAND_BITS = 16
+
+
+def dsp_operand_bits(in_bits, planes):
+    """``(a, b)``: the packed operand widths of a DSP pair of ``in_bits``-bit operands and
+    ``planes``-bit weight magnitudes (``2A + P + 1`` and ``A + 2P + 1``)."""
+    field = in_bits + planes + 1
+    return in_bits + field, planes + field
+
+
+def check_dsp_pairs(dsp_pairs, *, simd, in_bits, planes, binary):
+    """Raise ValueError unless ``dsp_pairs`` DSP pairs per PE fit the lanes: an integer in
+    ``[0, simd // 2]``, and 0 for binary weights (``binary``: no magnitude to multiply) or
+    where the packed operands (:func:`dsp_operand_bits`) exceed :data:`DSP_OPERAND_BITS`."""
+    if isinstance(dsp_pairs, bool) or not isinstance(dsp_pairs, numbers.Integral) \
+            or not 0 <= dsp_pairs <= simd // 2:
+        raise ValueError(f"dsp_pairs must be an integer in [0, {simd // 2}] (half the {simd} "
+                         f"lanes), not {dsp_pairs!r}")
+    if dsp_pairs and binary:
+        raise ValueError(f"dsp_pairs must be 0 for 1-bit weights (no magnitude to multiply), "
+                         f"not {dsp_pairs!r}")
+    widths = dsp_operand_bits(in_bits, planes)
+    if dsp_pairs and max(widths) > DSP_OPERAND_BITS:
+        raise ValueError(f"dsp_pairs must be 0 for {in_bits}-bit operands and {planes}-bit "
+                         f"weight magnitudes (packed operands of {widths[0]} and {widths[1]} "
+                         f"bits exceed the {DSP_OPERAND_BITS}-bit multiplier), not "
+                         f"{dsp_pairs!r}")
+    return dsp_pairs
+
+
+def mac_lanes_latency(*, simd, planes, dsp_pairs=0):
+    """Cycles from the operands to ``done`` of :class:`MacLanes`: the leaf registers and each
+    plane's adder tree over the lanes in logic (or, for the DSP pairs, the operand and product
+    registers and the tree over the pairs' fields, whichever is longer), the combine tree, and
+    the accumulate."""
+    return _partial_depth(simd, planes, dsp_pairs) + 1
+
+
+def _partial_depth(simd, planes, dsp_pairs):
+    logic_lanes = simd - 2 * dsp_pairs
+    depths = ([1 + _levels(logic_lanes)] if logic_lanes else []) + \
+        ([2 + _levels(dsp_pairs)] if dsp_pairs else [])
+    terms = (planes if logic_lanes else 0) + (1 if dsp_pairs else 0)
+    return max(depths) + _levels(terms)
 
 
 class MacLanes(wiring.Component):
@@ -28,6 +95,10 @@ class MacLanes(wiring.Component):
         than 1 bit, ``"mask": ArrayLayout(unsigned(simd), planes)`` (bit ``i``: lane ``i``).
     planes : int
         Magnitude bit planes ``P`` (1 for binary and ternary weights).
+    dsp_pairs : int
+        Lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers, two per
+        multiplier (see the module docstring; needs weights wider than 1 bit and packed
+        operands within :data:`DSP_OPERAND_BITS`); the rest in logic. Default 0.
     sum_shape : Shape
         Shape of the offset accumulator ``X`` (unsigned, from the golden bound).
 
@@ -47,7 +118,10 @@ class MacLanes(wiring.Component):
         Cycles from ``valid & last`` on the inputs to ``done``.
     """
 
-    def __init__(self, *, simd, pe, in_bits, weight_layout, planes, sum_shape):
+    def __init__(self, *, simd, pe, in_bits, weight_layout, planes, sum_shape, dsp_pairs=0):
+        check_dsp_pairs(dsp_pairs, simd=simd, in_bits=in_bits, planes=planes,
+                        binary="mask" not in weight_layout.elem_shape.members)
+        self._dsp_pairs = dsp_pairs
         self._simd, self._pe, self._in_bits = simd, pe, in_bits
         self._weight_layout, self._planes, self._sum_shape = weight_layout, planes, sum_shape
         super().__init__({
@@ -57,14 +131,16 @@ class MacLanes(wiring.Component):
 
     @property
     def latency(self):
-        """Leaf register, tree levels, combine levels, accumulate."""
-        return 1 + _levels(self._simd) + _levels(self._planes) + 1
+        """Leaf register, tree levels, combine levels, accumulate
+        (:func:`mac_lanes_latency`)."""
+        return mac_lanes_latency(simd=self._simd, planes=self._planes,
+                                 dsp_pairs=self._dsp_pairs)
 
     def elaborate(self, platform):
         m = Module()
         a_bits = self._in_bits
         lanes = [self.operands[i * a_bits:(i + 1) * a_bits] for i in range(self._simd)]
-        partial_depth = 1 + _levels(self._simd) + _levels(self._planes)
+        partial_depth = _partial_depth(self._simd, self._planes, self._dsp_pairs)
         # The accumulators' enable and clear come straight from registers, so no gate lies
         # in front of the flip-flops' enable and reset pins, which span every PE.
         valid = delay(m, self.valid, partial_depth, name="valid_a")
@@ -83,22 +159,37 @@ class MacLanes(wiring.Component):
         it is the vector's last (or reset was applied). Returns the register that holds a
         finished ``X`` (valid the cycle after ``valid & finish``)."""
         a_bits, word = self._in_bits, self.weights[p]
+        has_mask = "mask" in self._weight_layout.elem_shape.members
+        pairs = self._dsp_pairs
+
+        def operand(i):
+            # u = a, or its A-bit complement for a negative weight
+            return lanes[i] ^ word.sign[i].replicate(a_bits)
+
+        logic_lanes = range(2 * pairs, self._simd)
         planes = []
-        for b in range(self._planes):
+        for b in range(self._planes if logic_lanes else 0):
             leaves = []
-            for i, lane in enumerate(lanes):
-                # u = a, or its A-bit complement for a negative weight; masked by the
-                # magnitude bit. The XOR/AND sits in the LUT in front of the leaf register
-                # (free on LUT+FF fabrics), so every tree level is a bare adder.
-                term = lane ^ word.sign[i].replicate(a_bits)
-                if "mask" in self._weight_layout.elem_shape.members:
-                    term = Mux(word.mask[b][i], term, 0)
+            for i in logic_lanes:
+                # the operand masked by the magnitude bit: the XOR/AND sits in the LUT in
+                # front of the leaf register (free on LUT+FF fabrics), so every tree level is
+                # a bare adder
+                term = Mux(word.mask[b][i], operand(i), 0) if has_mask else operand(i)
                 leaf = Signal(a_bits, name=f"pe{p}_plane{b}_leaf{i}", reset_less=True)
                 m.d.sync += leaf.eq(term)
                 leaves.append(leaf)
             total, _ = pipelined_sum(m, leaves, name=f"pe{p}_plane{b}")
             planes.append(total)
         terms = [plane.shift_left(b) if b else plane for b, plane in enumerate(planes)]
+        if pairs:
+            dsp_sum = self._dsp_pairs_sum(m, p, operand, word)
+            logic_depth = 1 + _levels(len(logic_lanes)) if logic_lanes else 0
+            dsp_depth = 2 + _levels(pairs)
+            depth = max(logic_depth, dsp_depth)
+            terms = [delay(m, term, depth - logic_depth, name=f"pe{p}_plane{b}_wait",
+                           reset_less=True) for b, term in enumerate(terms)]
+            terms.append(delay(m, dsp_sum, depth - dsp_depth, name=f"pe{p}_dsp_wait",
+                               reset_less=True))
         partial, _ = pipelined_sum(m, terms, name=f"pe{p}_combine")
         # The running sum restarts by a synchronous clear of its register after the last
         # step (the flip-flops' reset pin, driven by the `finish` register alone, not a
@@ -112,6 +203,28 @@ class MacLanes(wiring.Component):
         with m.Elif(valid):
             m.d.sync += running.eq(total)
         return result
+
+    def _dsp_pairs_sum(self, m, p, operand, word):
+        """PE ``p``'s DSP pairs: lanes ``2j`` and ``2j+1`` packed into one product (see the
+        module docstring) between an operand register and a product register, the field
+        ``[k, 2k)`` of each, and their adder tree. Returns the sum, valid
+        ``2 + levels(pairs)`` cycles after the operands."""
+        a_bits, planes = self._in_bits, self._planes
+        field = a_bits + planes + 1
+        a_width, b_width = dsp_operand_bits(a_bits, planes)
+        fields = []
+        for j in range(self._dsp_pairs):
+            low, high = 2 * j, 2 * j + 1
+            magnitude = [Cat(*(word.mask[b][i] for b in range(planes))) for i in (low, high)]
+            packed_u = Signal(a_width, name=f"pe{p}_dsp{j}_u", reset_less=True)
+            packed_m = Signal(b_width, name=f"pe{p}_dsp{j}_m", reset_less=True)
+            product = Signal(a_width + b_width, name=f"pe{p}_dsp{j}_product", reset_less=True)
+            m.d.sync += [packed_u.eq(Cat(operand(low), Const(0, field - a_bits), operand(high))),
+                         packed_m.eq(Cat(magnitude[1], Const(0, field - planes), magnitude[0])),
+                         product.eq(packed_u * packed_m)]
+            fields.append(product[field:2 * field])
+        total, _ = pipelined_sum(m, fields, name=f"pe{p}_dsp")
+        return total
 
 
 def _levels(count):

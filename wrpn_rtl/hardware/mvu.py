@@ -62,7 +62,7 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum, select
-from wrpn_rtl.hardware.lanes import MacLanes
+from wrpn_rtl.hardware.lanes import MacLanes, check_dsp_pairs, mac_lanes_latency
 from wrpn_rtl.hardware.memories import LUT_ROM_MAX_DEPTH, memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
@@ -150,6 +150,10 @@ class MatrixVectorGeometry:
         where the default rule would put the deeper ones in block RAM; an input buffer of
         2 to ``LUT_RAM_MAX_DEPTH`` words is LUT RAM (below 16 words it would otherwise be
         flip-flops). Default False.
+    dsp_pairs : int
+        Lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers, two lanes per
+        multiplier (:class:`~wrpn_rtl.hardware.lanes.MacLanes`): ``PE * dsp_pairs`` DSP
+        blocks. Default 0.
 
     Members
     -------
@@ -165,7 +169,7 @@ class MatrixVectorGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False):
+                 lut_ram=False, dsp_pairs=0):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -208,6 +212,12 @@ class MatrixVectorGeometry:
         self._holds_input = self._nf > 1 and not self._replayed and self._sf == 1
         self._buffered = self._nf > 1 and not self._replayed and self._sf > 1
         self._planes = max(1, layer.weight_bits - 1)
+        try:
+            self._dsp_pairs = int(check_dsp_pairs(dsp_pairs, simd=self._simd,
+                                                  in_bits=layer.in_bits, planes=self._planes,
+                                                  binary=layer.weight_bits == 1))
+        except ValueError as error:
+            raise ValueError(f"{layer.name}: {error}") from None
         # acc = X + offset per channel; X >= 0 is what the hardware accumulates.
         top = (1 << layer.in_bits) - 1
         negative = np.where(matrix < 0, -matrix, 0).sum(axis=1)
@@ -239,6 +249,12 @@ class MatrixVectorGeometry:
     replayed = property(lambda self: self._replayed)
     tables = property(lambda self: self._tables)
     lut_ram = property(lambda self: self._lut_ram)
+    dsp_pairs = property(lambda self: self._dsp_pairs)
+
+    @property
+    def dsp_blocks(self):
+        """Hard multipliers the unit takes: ``PE * dsp_pairs``."""
+        return self._pe * self._dsp_pairs
 
     @property
     def synapse_fold(self):
@@ -271,14 +287,6 @@ class MatrixVectorGeometry:
         return self._offset.copy()
 
     # -- pipeline geometry -----------------------------------------------------------------
-    @property
-    def _tree_depth(self):
-        return math.ceil(math.log2(self._simd)) if self._simd > 1 else 0
-
-    @property
-    def _combine_depth(self):
-        return math.ceil(math.log2(self._planes)) if self._planes > 1 else 0
-
     @property
     def _output_depth(self):
         if self._layer.is_logits:
@@ -332,7 +340,9 @@ class MatrixVectorGeometry:
         ``output`` (no stall): the weight register of a wide or deep ROM in logic (else the operands
         meet in the issue cycle), leaf register, adder tree, plane combine, accumulate,
         requantize, output FIFO."""
-        return (int(self.weights_registered) + 1 + self._tree_depth + self._combine_depth + 1
+        return (int(self.weights_registered)
+                + mac_lanes_latency(simd=self._simd, planes=self._planes,
+                                    dsp_pairs=self._dsp_pairs)
                 + self._output_depth + 1)
 
     @property
@@ -530,7 +540,7 @@ class MatrixVectorGeometry:
             x_bits=self._x_shape.width, requantization=self._requantization_cost(),
             weight_word_bits=self._weight_word_layout().size,
             weight_words=self._nf * self._sf, weights_registered=self.weights_registered,
-            memory_styles=self.memory_styles(),
+            memory_styles=self.memory_styles(), dsp_pairs=self._dsp_pairs,
             buffered_words=self._sf if self._buffered else 0,
             output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
 
@@ -583,10 +593,10 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False):
+                 lut_ram=False, dsp_pairs=0):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
                                       requantization=requantization, tables=tables,
-                                      lut_ram=lut_ram)
+                                      lut_ram=lut_ram, dsp_pairs=dsp_pairs)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -691,7 +701,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
-            sum_shape=self._x_shape)
+            sum_shape=self._x_shape, dsp_pairs=self._dsp_pairs)
         m.d.comb += [macs.operands.eq(operands), macs.weights.eq(weights),
                      macs.valid.eq(step_valid), macs.last.eq(step_last)]
         # the fold of the word the accumulators finish, beside them

@@ -50,10 +50,12 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
         if folding_file is not None:
             foldings = read_foldings(folding_file, network)
             _check_lut_ram(foldings, network, folding_file, target, family)
+            _check_dsp_pairs(foldings, network, folding_file, target)
             return foldings, f"from {folding_file}"
         if target_cycles is not None:
             return (choose_foldings(network, target_cycles=target_cycles, family=family,
-                                    max_block_rams=TARGETS[target].ram_capacity),
+                                    max_block_rams=TARGETS[target].ram_capacity,
+                                    max_dsp_blocks=TARGETS[target].dsp_capacity),
                     f"balanced for {target_cycles} cycles per image")
         if max_lc is None:
             capacity = TARGETS[target].logic_capacity
@@ -72,7 +74,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
                 how += f" less {reserve[0]} for {reserve[1]}"
             try:
                 return (choose_foldings(network, max_logic_cells=budget, family=family,
-                                        max_block_rams=TARGETS[target].ram_capacity), how)
+                                        max_block_rams=TARGETS[target].ram_capacity,
+                                        max_dsp_blocks=TARGETS[target].dsp_capacity), how)
             except BudgetTooSmall as error:
                 problem = _default_budget_problem(network, target, budget, error, margin)
                 raise StepError(problem) from None
@@ -80,7 +83,8 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             how = f"fastest design within {max_lc} {_logic_unit(family)} (estimated)"
         rams = TARGETS[target].ram_capacity
         return (choose_foldings(network, max_logic_cells=max_lc, max_block_rams=rams,
-                                family=family), how)
+                                max_dsp_blocks=TARGETS[target].dsp_capacity, family=family),
+                how)
     except ValueError as error:
         raise StepError(str(error).replace("target_cycles", "--target-cycles")
                         .replace("max_logic_cells", "--max-lc")) from None
@@ -96,6 +100,25 @@ def _check_lut_ram(foldings, network, folding_file, target, family):
             raise StepError(f"folding file {str(folding_file)!r}: {group.layer.name}: lut_ram "
                             f"needs a device with LUT RAM ({', '.join(LUT_RAM_FAMILIES)}), "
                             f"not {target} ({family})")
+
+
+def _check_dsp_pairs(foldings, network, folding_file, target):
+    """Raise StepError where a folding file asks for more DSP pairs than ``target`` offers the
+    compiler (:attr:`~wrpn_rtl.synth.flow.Target.dsp_capacity`)."""
+    from wrpn_rtl.compiler.stages import group_layers
+    from wrpn_rtl.synth.flow import TARGETS
+    capacity = TARGETS[target].dsp_capacity
+    blocks = 0
+    for folding, group in zip(foldings, group_layers(network)[1]):
+        if folding.dsp_pairs and not capacity:
+            raise StepError(f"folding file {str(folding_file)!r}: {group.layer.name}: dsp_pairs "
+                            f"must be 0 for {target} (the compiler uses no DSP blocks there), "
+                            f"not {folding.dsp_pairs}")
+        blocks += folding.pe * folding.dsp_pairs
+    if blocks > capacity:
+        raise StepError(f"folding file {str(folding_file)!r}: dsp_pairs must take at most "
+                        f"{target}'s {capacity} DSP blocks (PE x dsp_pairs over the layers), "
+                        f"not {blocks}")
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,

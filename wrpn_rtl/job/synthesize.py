@@ -52,6 +52,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
     work = Path(out_dir) / f"synth_{target}"
     work.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog(SerialHarness(accelerator), work / "top.v", name="top")
+    dsp = accelerator.estimate()["dsp_blocks"] > 0
     tool_log = work / "run" / ("yosys.log" if target == "asic" else "nextpnr.log")
     progress(f"synthesizing for {target} (Yosys{'' if target == 'asic' else ' + nextpnr'}); "
              f"this takes minutes; the tools log as they go to {tool_log}")
@@ -61,7 +62,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
         progress(f"{text} (at {time.monotonic() - started:.0f} s)")
     try:
         result = run_synthesis(verilog, target, work / "run", freq_mhz=freq_mhz,
-                               progress=phase, core=breakdown, seeds=seeds,
+                               progress=phase, core=breakdown, seeds=seeds, dsp=dsp,
                                **({} if nextpnr_timeout_s is None
                                   else {"nextpnr_timeout_s": nextpnr_timeout_s}))
     except ToolMissing as error:
@@ -74,7 +75,7 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
         try:
             phase("    Yosys: per-stage statistics (hierarchy kept)")
             modules = module_statistics(work / "run" / "design.v", device, work / "run",
-                                        top="top.core")
+                                        top="top.core", dsp=dsp)
         except SynthError as error:
             raise StepError(f"{target}: per-module statistics: {error.reason} (see "
                             f"{error.log})") from None
