@@ -230,22 +230,26 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                        name="ahead")
         write = lines.write_port()
         read = lines.read_port()
-        writer = self._writer(m, write, ahead)
+        # `ahead < R`, the input's ready, in a register the issuer sets from `ahead`'s next
+        # value (`ahead` is 0 after reset), so no compare lies on the ready path upstream
+        input_ready = Signal(init=1, name="input_ready")
+        writer = self._writer(m, write, input_ready)
         advance = Signal(name="req_advance")
         generated, step_shape = self._request_generator(m, advance)
         fire = Signal(name="fire")
         queue = self._request_queue(m, generated, advance, fire)
-        self._issuer(m, read, queue, fire, ahead, writer, step_shape)
+        self._issuer(m, read, queue, fire, ahead, writer, step_shape, input_ready)
         return m
 
-    def _writer(self, m, write, ahead):
-        """One input word per cycle into the row slots, in turn, while the row's slot is free.
-        Returns ``(w_col, push, row_done)``: the word within the row being written, whether a
-        word is written this cycle, and the pulse of a row completing."""
+    def _writer(self, m, write, input_ready):
+        """One input word per cycle into the row slots, in turn, while the row's slot is free
+        (``input_ready``: ``ahead < R``). Returns ``(w_col, push, row_done)``: the word within
+        the row being written, whether a word is written this cycle, and the pulse of a row
+        completing."""
         rows, row_words = self._rows, self._in_shape[1] * self._groups
         w_col = Signal(range(row_words), name="w_col")
         w_slot = Signal(range(rows), name="w_slot")
-        m.d.comb += self.input.ready.eq(ahead < rows)
+        m.d.comb += self.input.ready.eq(input_ready)
         push = self.input.valid & self.input.ready
         row_done = push & (w_col == row_words - 1)
         m.d.comb += [write.addr.eq(w_slot * row_words + w_col),
@@ -434,7 +438,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                 m.d.sync += [head.eq(fresh), head_valid.eq(1)]
         return head, head_valid, tail, tail_valid, fresh, fresh_valid
 
-    def _issuer(self, m, read, request_queue, fire, ahead, writer, step_shape):
+    def _issuer(self, m, read, request_queue, fire, ahead, writer, step_shape, input_ready):
         """Stage B of the reader: reads the requested word once the writer has passed it
         (padding needs nothing), under the output queue's credit; the memory's read data
         arrives the next cycle and goes straight into the queue.
@@ -491,4 +495,6 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
         step_next = Mux(fire, head.step, 0)
         m.d.sync += [step_q.eq(step_next), ahead.eq(ahead_next),
-                     base.eq(ahead_next - step_next)]
+                     base.eq(ahead_next - step_next),
+                     # next cycle's `ahead < R`, compared before `row_done` picks one
+                     input_ready.eq(Mux(row_done, base + 1 < self._rows, base < self._rows))]
