@@ -217,8 +217,13 @@ def test_bad_folding_files(tmp_path, capsys):
              "layer2: dsp_pairs must be 0 for ecp5-25k (the compiler uses no DSP blocks "
              "there), not 1"),
             ({"pe": 2, "simd": 36, "dsp_pairs": 5}, "ice40-up5k",
-             "dsp_pairs must take at most ice40-up5k's 8 DSP blocks (PE x dsp_pairs over the "
-             "layers), not 10"),
+             "dsp_pairs and dsp_requantizer must take at most ice40-up5k's 8 DSP blocks (PE x "
+             "(dsp_pairs + dsp_requantizer) over the layers), not 10"),
+            ({"pe": 2, "simd": 36, "dsp_requantizer": True}, "ecp5-25k",
+             "layer2: dsp_requantizer must be false for ecp5-25k (the compiler uses no DSP "
+             "blocks there), not true"),
+            ({"pe": 2, "simd": 36, "dsp_requantizer": 1}, "ice40-up5k",
+             "layer2: dsp_requantizer must be true or false, not 1"),
             ({"pe": 2, "simd": 4, "dsp_pairs": 3}, "ice40-up5k",
              r"layer2: dsp_pairs must be an integer in [0, 2] (half the 4 lanes), not 3")]:
         bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 9}, entry,

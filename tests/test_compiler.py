@@ -296,10 +296,13 @@ def test_register_windows_are_offered_for_small_maps_only():
     assert REGISTER_WINDOW_MAX_BITS >= 176
 
 
+def dsp_blocks_of(foldings):
+    return sum(f.pe * (f.dsp_pairs + int(f.dsp_requantizer)) for f in foldings)
+
+
 def test_dsp_blocks_go_where_they_save_logic(tmp_path):
-    """Given DSP blocks, the search hands them out as DSP pairs where a block saves logic (4-bit
-    weights), within the count, and priced into the design; the default ternary network
-    gets none (a pair of its lanes in logic is about as cheap) and no blocks means none."""
+    """Given DSP blocks, the search hands them out (DSP pairs, requantizer multipliers) where a
+    block saves logic, within the count, and priced into the design; no blocks means none."""
     spec = g.NetworkSpec((8, 8, 1), 4, [g.Conv(4, 3, padding=1, weight_bits=4, out_bits=4),
                                         g.MaxPool(2),
                                         g.Conv(6, 3, padding=1, weight_bits=4, out_bits=4),
@@ -307,12 +310,14 @@ def test_dsp_blocks_go_where_they_save_logic(tmp_path):
                                                 batch_norm=False)])
     network = quantized(spec)
     plain = choose_foldings(network, target_cycles=512)
-    assert not any(f.dsp_pairs for f in plain)
+    assert dsp_blocks_of(plain) == 0
     for blocks in (1, 8, 30):
         foldings = choose_foldings(network, target_cycles=512, max_dsp_blocks=blocks)
-        used = sum(f.pe * f.dsp_pairs for f in foldings)
+        used = dsp_blocks_of(foldings)
         assert 0 < used <= blocks
-        assert [dataclass_replace(f, dsp_pairs=0) for f in foldings] == plain
+        assert any(f.dsp_pairs for f in foldings)
+        assert [dataclass_replace(f, dsp_pairs=0, dsp_requantizer=False)
+                for f in foldings] == plain
         with_dsp, without = (build_accelerator(network, fs).estimate() for fs in (foldings, plain))
         assert with_dsp["dsp_blocks"] == used
         assert with_dsp["device_logic_cells"] < without["device_logic_cells"]
@@ -329,7 +334,17 @@ def test_dsp_blocks_go_where_they_save_logic(tmp_path):
     with pytest.raises(ValueError, match="max_dsp_blocks must be a non-negative integer, "
                                          "not -1"):
         choose_foldings(network, target_cycles=512, max_dsp_blocks=-1)
-    assert not any(f.dsp_pairs for f in choose_foldings(load_default_model(),
-                                                         max_logic_cells=3960,
-                                                         max_block_rams=30,
-                                                         max_dsp_blocks=8))
+
+
+def test_the_default_network_takes_a_dsp_requantizer_not_dsp_pairs():
+    """On the UP5K's budget the default network's conv1 requantizer (15 thresholds of 12 bits
+    per output, a 16-row table in logic) becomes the affine form with its multiplier in a DSP
+    block; its ternary lanes stay in logic (a pair in a multiplier is about as dear)."""
+    network = load_default_model()
+    plain = choose_foldings(network, max_logic_cells=3960, max_block_rams=30)
+    foldings = choose_foldings(network, max_logic_cells=3960, max_block_rams=30,
+                               max_dsp_blocks=8)
+    assert not any(f.dsp_pairs for f in foldings)
+    assert foldings[0].dsp_requantizer and 0 < dsp_blocks_of(foldings) <= 8
+    assert (build_accelerator(network, foldings).estimate()["device_logic_cells"]
+            < build_accelerator(network, plain).estimate()["device_logic_cells"])

@@ -451,3 +451,64 @@ def test_dsp_pairs_move_lanes_out_of_the_estimated_logic(rng):
             MatrixVectorUnit(layer, pe=2, simd=36, dsp_pairs=pairs).estimate())
     assert mvu_cells(4, 0) - mvu_cells(4, 4) > 8 * 50
     assert abs(mvu_cells(2, 0) - mvu_cells(2, 4)) < 8 * 16
+
+
+def dsp_requantized(rng, *, pe, simd, tries=50, **layer_parameters):
+    """An MVU with its affine requantizer in DSP blocks, on the first random layer whose
+    affine form exists and fits the multiplier."""
+    for _ in range(tries):
+        layer = dense_layer(rng, **layer_parameters)
+        try:
+            return layer, MatrixVectorUnit(layer, pe=pe, simd=simd, dsp_requantizer=True)
+        except ValueError:
+            continue
+    raise AssertionError(f"no random layer of {layer_parameters} fits")
+
+
+@pytest.mark.parametrize("weight_bits, in_bits, out_bits, pe, simd", [
+    (2, 4, 4, 2, 6), (4, 4, 6, 3, 4), (2, 8, 4, 1, 12), (3, 2, 2, 6, 3), (8, 4, 3, 2, 12)])
+def test_affine_requantizer_in_dsp_blocks_is_exact(weight_bits, in_bits, out_bits, pe, simd):
+    rng = np.random.default_rng(weight_bits * 100 + out_bits)
+    layer, mvu = dsp_requantized(rng, pe=pe, simd=simd, in_features=12, out_features=6,
+                                 weight_bits=weight_bits, in_bits=in_bits, out_bits=out_bits)
+    assert mvu.requantization == "affine"
+    assert mvu.dsp_blocks == pe == mvu.estimate()["dsp_blocks"]
+    vectors = rng.integers(0, 1 << in_bits, (5, 12))
+    vectors[0] = (1 << in_bits) - 1
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    # the same latency as the multiplier in logic: back to back, in the promised cycles
+    count = 6
+    vectors = rng.integers(0, 1 << in_bits, (count, 12))
+    rtl_out, cycles = run_mvu(mvu, vectors, rng)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    assert mvu.latency == MatrixVectorUnit(layer, pe=pe, simd=simd,
+                                           requantization="affine").latency
+    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
+    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
+    assert expected <= cycles <= expected + 2
+    # and cheaper in logic than the multiplier in logic
+    in_logic = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization="affine").estimate()
+    assert mvu.estimate()["logic_cells"] < in_logic["logic_cells"]
+
+
+def test_dsp_requantizer_errors_name_the_reason(rng):
+    logits = dense_layer(rng, in_features=6, out_features=2, weight_bits=2, in_bits=4,
+                         out_bits=None)
+    with pytest.raises(ValueError, match=r"layer0: dsp_requantizer must be false \(a logits "
+                                         r"layer has no requantizer\), not True"):
+        MatrixVectorUnit(logits, pe=2, simd=6, dsp_requantizer=True)
+    layer, _ = dsp_requantized(rng, pe=2, simd=6, in_features=6, out_features=2,
+                               weight_bits=2, in_bits=4, out_bits=4)
+    with pytest.raises(ValueError, match=r"dsp_requantizer must be false \(requantization "
+                                         r"'serial' was asked for\), not True"):
+        MatrixVectorUnit(layer, pe=2, simd=2, requantization="serial", dsp_requantizer=True)
+    with pytest.raises(ValueError, match="dsp_requantizer must be true or false, not 1"):
+        MatrixVectorUnit(layer, pe=2, simd=6, dsp_requantizer=1)
+    wide = next(layer for layer in (
+        dense_layer(rng, in_features=64, out_features=2, weight_bits=8, in_bits=8, out_bits=8)
+        for _ in range(20)) if layer.requantizer.affine is not None)
+    with pytest.raises(ValueError, match=r"dsp_requantizer must be false \(its \d+-bit "
+                                         r"accumulator times \d+-bit multipliers exceed the "
+                                         r"16-bit multiplier\), not True"):
+        MatrixVectorUnit(wide, pe=2, simd=8, dsp_requantizer=True)

@@ -89,6 +89,18 @@ def test_default_network_with_compiled_folding(simulator, tmp_path, rng):
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_default_network_with_dsp_blocks(simulator, tmp_path, rng):
+    """The UP5K's design as the search makes it with the device's DSP blocks: conv1's
+    requantizer multiplies in one."""
+    net = load_default_model()
+    foldings = choose_foldings(net, max_logic_cells=3960, max_block_rams=30, max_dsp_blocks=8)
+    assert foldings[0].dsp_requantizer
+    images = net.quantize_input(load_digits_split()[2][3:6])
+    _, info = run_case(net, foldings, images, simulator, tmp_path, rng)
+    assert info["estimate"]["dsp_blocks"] >= 1
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
 @pytest.mark.parametrize("case", ["odd_w3a2", "codes_w5a2", "one_logit", "one_pixel",
                                   "wide_a16", "dsp_w4a3"])
 def test_small_random_networks(case, simulator, tmp_path, rng):

@@ -46,8 +46,9 @@ def test_unknown_target_is_rejected(small_mvu_verilog, tmp_path):
 
 
 def test_dsp_pairs_are_mapped_to_hard_multipliers(tmp_path):
-    """Yosys puts each DSP pair of a design in an SB_MAC16 when asked (the flow asks for a
-    design with DSP pairs), and a design without them, or not asked, in none."""
+    """Yosys puts each DSP pair (and each requantizer multiplier meant for one) in an
+    SB_MAC16 when asked (the flow asks for a design with DSP blocks), and a design without
+    them, or not asked, in none."""
     from wrpn_rtl.synth.flow import module_statistics
     layer = dense_layer(np.random.default_rng(7), in_features=12, out_features=4,
                         weight_bits=4, in_bits=4, out_bits=2)
@@ -58,6 +59,14 @@ def test_dsp_pairs_are_mapped_to_hard_multipliers(tmp_path):
                                     top="mvu", dsp=dsp)
         assert sum(m["dsps"] for m in modules.values()) == expected
         assert mvu.estimate()["dsp_blocks"] == 2 * pairs
+    # the affine requantizer's multipliers, one per PE
+    from tests.rtl.test_mvu import dsp_requantized
+    _, mvu = dsp_requantized(np.random.default_rng(3), pe=2, simd=6, in_features=12,
+                             out_features=4, weight_bits=2, in_bits=4, out_bits=4)
+    verilog = write_verilog(mvu, tmp_path / "requantizer.v", name="mvu")
+    modules = module_statistics(verilog, "ice40-up5k", tmp_path / "requantizer", top="mvu",
+                                dsp=True)
+    assert sum(m["dsps"] for m in modules.values()) == mvu.dsp_blocks == 2
 
 
 @pytest.mark.slow

@@ -140,16 +140,21 @@ def requantization_price(estimate):
     return device_logic_cells(estimate, "ice40") + BLOCK_RAM_PRICE * estimate["block_rams"]
 
 
-def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits):
+def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits, dsp=False):
     """One PE's affine requantizer: the multiplier in two levels (a cell per partial-product
     bit, then the sum of the 4-bit chunks' products:
-    :func:`~wrpn_rtl.hardware.arithmetic.pipelined_product`), the adder, the clamp, and their
-    registers (the table's constants delayed alongside)."""
+    :func:`~wrpn_rtl.hardware.arithmetic.pipelined_product`; with ``dsp`` a DSP block, which
+    Yosys gives the operand registers but not the product register), the adder, the clamp,
+    and their registers (the table's constants delayed alongside)."""
     chunks = -(-multiplier_bits // 4)
     product_bits = x_bits + multiplier_bits
+    tail = {"logic_cells": 2 * sum_bits + out_bits, "flip_flops": 3 * sum_bits + out_bits}
+    if dsp:
+        return dict(ZERO, logic_cells=tail["logic_cells"],
+                    flip_flops=product_bits + tail["flip_flops"], dsp_blocks=1)
     return dict(ZERO, logic_cells=x_bits * multiplier_bits + (chunks - 1) * product_bits
-                + 2 * sum_bits + out_bits,
-                flip_flops=chunks * (x_bits + 4) + product_bits + 3 * sum_bits + out_bits)
+                + tail["logic_cells"],
+                flip_flops=chunks * (x_bits + 4) + product_bits + tail["flip_flops"])
 
 
 def logit_adder(*, accumulator_bits):

@@ -20,14 +20,16 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   ``tables`` optional: "block" or "logic", where the layer's table of constants goes;
   ``replay`` likewise, where its vector replay's buffer goes; ``lut_ram`` optional: true to
   put the layer's shallow memories in LUT RAM, only for a device that has it, ECP5;
-  ``dsp_pairs`` optional: lane pairs per PE in hard multipliers, only for a device whose
-  DSP blocks the compiler uses, iCE40 UP5K).
+  ``dsp_pairs`` optional: lane pairs per PE in hard multipliers, and ``dsp_requantizer``
+  optional: true for the affine requantizer with its multiplier in one per PE, both only for
+  a device whose DSP blocks the compiler uses, iCE40 UP5K).
 
 DSP blocks
 ----------
-Given ``max_dsp_blocks``, the search hands the device's hard multipliers out as DSP pairs
-(:class:`~wrpn_rtl.hardware.lanes.MacLanes`) after the foldings are chosen, one pair per PE at
-a time to the layer where a block saves the most estimated logic, while it saves at least
+Given ``max_dsp_blocks``, the search hands the device's hard multipliers out after the
+foldings are chosen, as DSP pairs (:class:`~wrpn_rtl.hardware.lanes.MacLanes`, one more pair
+per PE of a layer at a time) or as a layer's affine requantizer multipliers (one per PE), each
+time the move that saves the most estimated logic per block, while it saves at least
 :data:`DSP_MIN_SAVING` cells per block; the design is then priced with them, so they can make
 a faster design fit.
 """
@@ -56,7 +58,7 @@ __all__ = ["choose_foldings", "BudgetTooSmall", "LayerOption", "layer_options",
            "read_foldings", "foldings_to_json", "folding_entry", "DSP_MIN_SAVING"]
 
 #: Estimated logic cells (of the design's family) a DSP block must save to be used. The
-#: estimate prices a DSP pair's fabric registers and complement LUTs, but on ternary weights
+#: estimate prices a DSP pair's fabric registers and complement LUTs, and on ternary weights
 #: with 4-bit operands a pair of lanes in logic is as cheap as the pair in a multiplier: a
 #: 2 x 36 MVU with 8 SB_MAC16 measured 26 LUT4s fewer and 29 flip-flops more than without
 #: (estimate: 5 cells saved per block); at 4-bit weights the same 8 blocks saved 182 LUT4s
@@ -200,34 +202,45 @@ def _dsp_pairs_fit(layer, simd, pairs):
     return True
 
 
-def _with_dsp_pairs(groups, foldings, max_dsp_blocks, family):
-    """``foldings`` with up to ``max_dsp_blocks`` DSP blocks handed out as DSP pairs: one pair
-    per PE at a time (``PE`` blocks) to the layer whose MVU it saves the most estimated logic
-    per block, while that is at least :data:`DSP_MIN_SAVING`."""
+def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
+    """``foldings`` with up to ``max_dsp_blocks`` DSP blocks handed out, greedily: each step
+    takes the move that saves the most estimated logic per block, while that is at least
+    :data:`DSP_MIN_SAVING` - one more DSP pair per PE of a layer (``PE`` blocks), or a
+    layer's requantizer in DSP blocks (the affine form, ``PE`` blocks)."""
     foldings = list(foldings)
     left = max_dsp_blocks
 
-    def mvu_logic(layer, folding, pairs):
-        mvu = MatrixVectorGeometry(layer, pe=folding.pe, simd=folding.simd, replayed=True,
-                                   tables=folding.tables, lut_ram=folding.lut_ram,
-                                   dsp_pairs=pairs)
+    def mvu_logic(layer, folding):
+        try:
+            mvu = MatrixVectorGeometry(layer, pe=folding.pe, simd=folding.simd, replayed=True,
+                                       tables=folding.tables, lut_ram=folding.lut_ram,
+                                       dsp_pairs=folding.dsp_pairs,
+                                       dsp_requantizer=folding.dsp_requantizer)
+        except ValueError:
+            return None
         return cost.device_logic_cells(mvu.estimate(), family)
 
     while True:
         best = None
         for index, (group, folding) in enumerate(zip(groups, foldings)):
-            pairs = folding.dsp_pairs + 1
-            if folding.pe > left or not _dsp_pairs_fit(group.layer, folding.simd, pairs):
+            if folding.pe > left:
                 continue
-            saving = (mvu_logic(group.layer, folding, pairs - 1)
-                      - mvu_logic(group.layer, folding, pairs)) / folding.pe
-            if saving >= DSP_MIN_SAVING and (best is None or saving > best[0]):
-                best = (saving, index)
+            now = mvu_logic(group.layer, folding)
+            moves = [dataclasses.replace(folding, dsp_pairs=folding.dsp_pairs + 1)]
+            if not folding.dsp_requantizer:
+                moves.append(dataclasses.replace(folding, dsp_requantizer=True))
+            for move in moves:
+                after = mvu_logic(group.layer, move)
+                if after is None:
+                    continue
+                saving = (now - after) / folding.pe
+                if saving >= DSP_MIN_SAVING and (best is None or saving > best[0]):
+                    best = (saving, index, move)
         if best is None:
             return foldings
-        folding = foldings[best[1]]
-        foldings[best[1]] = dataclasses.replace(folding, dsp_pairs=folding.dsp_pairs + 1)
-        left -= folding.pe
+        _, index, move = best
+        foldings[index] = move
+        left -= move.pe
 
 
 def _cheapest_within(options, budget):
@@ -325,7 +338,7 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         if chosen is None:
             raise ValueError(f"target_cycles must allow a design within {max_block_rams} block "
                              f"RAMs, not {target_cycles!r} (its layers need more)")
-        return _with_dsp_pairs(groups, [option.folding for option in chosen], max_dsp_blocks,
+        return _with_dsp_blocks(groups, [option.folding for option in chosen], max_dsp_blocks,
                                family)
 
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
@@ -337,12 +350,12 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         # The layers were priced apart; the design is priced whole, with the converters
         # between them (their cost depends on both neighbours' foldings), as its manifest
         # will state it.
-        foldings = _with_dsp_pairs(groups, [option.folding for option in chosen],
+        foldings = _with_dsp_blocks(groups, [option.folding for option in chosen],
                                    max_dsp_blocks, family)
         if _design_logic_cells(network, foldings, family) <= max_logic_cells:
             return foldings
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
-    least = _design_logic_cells(network, _with_dsp_pairs(
+    least = _design_logic_cells(network, _with_dsp_blocks(
         groups, [option.folding for option in slowest], max_dsp_blocks, family), family)
     if least <= max_logic_cells:
         raise BudgetTooSmall(f"max_block_rams must be at least the block RAMs of a design "
@@ -386,7 +399,8 @@ def read_foldings(path, network):
         foldings = [Folding(pe=entry["pe"], simd=entry["simd"],
                             window_simd=entry.get("window_simd"), tables=entry.get("tables"),
                             replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False),
-                            dsp_pairs=entry.get("dsp_pairs", 0))
+                            dsp_pairs=entry.get("dsp_pairs", 0),
+                            dsp_requantizer=entry.get("dsp_requantizer", False))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -412,6 +426,10 @@ def read_foldings(path, network):
                 or folding.dsp_pairs < 0:
             raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: dsp_pairs must "
                              f"be a non-negative integer, not {folding.dsp_pairs!r}")
+        if not isinstance(folding.dsp_requantizer, bool):
+            raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: "
+                             f"dsp_requantizer must be true or false, not "
+                             f"{folding.dsp_requantizer!r}")
     return foldings
 
 
@@ -422,10 +440,11 @@ def foldings_to_json(foldings):
 
 def folding_entry(folding):
     """One folding as a folding file (and the manifest) writes it: ``pe``, ``simd``,
-    ``window_simd``, and ``tables``, ``replay``, ``lut_ram`` and ``dsp_pairs`` only where
-    set."""
+    ``window_simd``, and ``tables``, ``replay``, ``lut_ram``, ``dsp_pairs`` and
+    ``dsp_requantizer`` only where set."""
     return {"pe": folding.pe, "simd": folding.simd, "window_simd": folding.window_simd,
             **({"tables": folding.tables} if folding.tables else {}),
             **({"replay": folding.replay} if folding.replay else {}),
             **({"lut_ram": True} if folding.lut_ram else {}),
-            **({"dsp_pairs": folding.dsp_pairs} if folding.dsp_pairs else {})}
+            **({"dsp_pairs": folding.dsp_pairs} if folding.dsp_pairs else {}),
+            **({"dsp_requantizer": True} if folding.dsp_requantizer else {})}

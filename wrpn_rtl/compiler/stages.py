@@ -55,6 +55,9 @@ class Folding:
     ``dsp_pairs``: lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers
     (iCE40 SB_MAC16), two lanes per multiplier, so the layer takes ``PE * dsp_pairs`` DSP
     blocks (:class:`~wrpn_rtl.hardware.lanes.MacLanes`); 0: every lane in logic.
+
+    ``dsp_requantizer``: the layer's requantizer is the affine form with its multiplier in a
+    DSP block, one per PE (:class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
     """
 
     pe: int
@@ -64,18 +67,21 @@ class Folding:
     replay: object = None
     lut_ram: bool = False
     dsp_pairs: int = 0
+    dsp_requantizer: bool = False
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
         where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and
-        ``" (LUT RAM)"`` with ``lut_ram`` and ``" (4 lanes per PE in DSP blocks)"`` with
-        ``dsp_pairs``."""
+        ``" (LUT RAM)"`` with ``lut_ram``, ``" (4 lanes per PE in DSP blocks)"`` with
+        ``dsp_pairs`` and ``" (requantizer multiplier in DSP blocks)"`` with
+        ``dsp_requantizer``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
         replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
         return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
                 + replay.get(self.replay, "") + (" (LUT RAM)" if self.lut_ram else "")
                 + (f" ({2 * self.dsp_pairs} lanes per PE in DSP blocks)" if self.dsp_pairs
-                   else ""))
+                   else "")
+                + (" (requantizer multiplier in DSP blocks)" if self.dsp_requantizer else ""))
 
 
 class StageKind(enum.Enum):

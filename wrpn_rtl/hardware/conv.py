@@ -72,9 +72,10 @@ class ConvGeometry:
         The device has LUT RAM (ECP5): the line buffer, the replay's buffer, the MVU's
         memories and the pool's go to LUT RAM or logic where they are shallow
         (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default False.
-    dsp_pairs : int
-        Lane pairs per PE the MVU multiplies in hard multipliers (see
-        :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`). Default 0.
+    dsp_pairs, dsp_requantizer : int, bool
+        Lane pairs per PE the MVU multiplies in hard multipliers, and whether its affine
+        requantizer multiplies in one (see :class:`~wrpn_rtl.hardware.mvu.
+        MatrixVectorGeometry`). Default 0, False.
 
     Members
     -------
@@ -86,7 +87,7 @@ class ConvGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -109,7 +110,8 @@ class ConvGeometry:
                 raise ValueError("pool must be None after a logits layer")
         check_buffer_style("replay", replay)
         self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables,
-                                         lut_ram=lut_ram, dsp_pairs=dsp_pairs)
+                                         lut_ram=lut_ram, dsp_pairs=dsp_pairs,
+                                         dsp_requantizer=dsp_requantizer)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
@@ -198,10 +200,10 @@ class ConvLayer(ConvGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
                               tables=tables, replay=replay, lut_ram=lut_ram,
-                              dsp_pairs=dsp_pairs)
+                              dsp_pairs=dsp_pairs, dsp_requantizer=dsp_requantizer)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -217,7 +219,8 @@ class ConvLayer(ConvGeometry, wiring.Component):
             "mvu": lambda: MatrixVectorUnit(layer, pe=self._pe, simd=self._simd,
                                             replayed=True, tables=self._mvu.tables,
                                             lut_ram=self._mvu.lut_ram,
-                                            dsp_pairs=self._mvu.dsp_pairs),
+                                            dsp_pairs=self._mvu.dsp_pairs,
+                                            dsp_requantizer=self._mvu.dsp_requantizer),
             "pool": lambda: max_pool(**self._pool_parameters),
         }
         chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])

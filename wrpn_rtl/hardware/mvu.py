@@ -62,7 +62,8 @@ from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.layers import QuantLinear, integer_range_shape
 from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum, select
-from wrpn_rtl.hardware.lanes import MacLanes, check_dsp_pairs, mac_lanes_latency
+from wrpn_rtl.hardware.lanes import (DSP_OPERAND_BITS, MacLanes, check_dsp_pairs,
+                                     mac_lanes_latency)
 from wrpn_rtl.hardware.memories import LUT_ROM_MAX_DEPTH, memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
@@ -154,6 +155,11 @@ class MatrixVectorGeometry:
         Lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers, two lanes per
         multiplier (:class:`~wrpn_rtl.hardware.lanes.MacLanes`): ``PE * dsp_pairs`` DSP
         blocks. Default 0.
+    dsp_requantizer : bool
+        The requantizer is the affine form with its multiplier in a DSP block, one per PE
+        (operand and product registers in the block). Needs a layer with an exact affine
+        form whose accumulator and multipliers fit :data:`~wrpn_rtl.hardware.lanes.
+        DSP_OPERAND_BITS`. Default False.
 
     Members
     -------
@@ -169,7 +175,7 @@ class MatrixVectorGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -230,6 +236,7 @@ class MatrixVectorGeometry:
         acc_width, acc_signed = layer.acc_shape
         self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
         self._out_lane = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
+        self._dsp_requantizer = self._check_dsp_requantizer(dsp_requantizer, requantization)
 
     @property
     def input_layout(self):
@@ -250,11 +257,35 @@ class MatrixVectorGeometry:
     tables = property(lambda self: self._tables)
     lut_ram = property(lambda self: self._lut_ram)
     dsp_pairs = property(lambda self: self._dsp_pairs)
+    dsp_requantizer = property(lambda self: self._dsp_requantizer)
 
     @property
     def dsp_blocks(self):
-        """Hard multipliers the unit takes: ``PE * dsp_pairs``."""
-        return self._pe * self._dsp_pairs
+        """Hard multipliers the unit takes: ``PE * dsp_pairs``, and ``PE`` more with
+        ``dsp_requantizer``."""
+        return self._pe * (self._dsp_pairs + int(self._dsp_requantizer))
+
+    def _check_dsp_requantizer(self, dsp_requantizer, requantization):
+        """``dsp_requantizer`` as a bool, or ValueError naming why this layer cannot have it."""
+        layer = self._layer
+        if not isinstance(dsp_requantizer, bool):
+            raise ValueError(f"{layer.name}: dsp_requantizer must be true or false, not "
+                             f"{dsp_requantizer!r}")
+        if not dsp_requantizer:
+            return False
+        affine = None if layer.is_logits else layer.requantizer.affine
+        why = ("a logits layer has no requantizer" if layer.is_logits else
+               "the layer has no exact affine form" if affine is None else
+               f"requantization {requantization!r} was asked for"
+               if requantization not in (None, "affine") else None)
+        if why is None:
+            widths = (self._x_shape.width, max(1, max(affine.multipliers).bit_length()))
+            if max(widths) > DSP_OPERAND_BITS:
+                why = (f"its {widths[0]}-bit accumulator times {widths[1]}-bit multipliers "
+                       f"exceed the {DSP_OPERAND_BITS}-bit multiplier")
+        if why is not None:
+            raise ValueError(f"{layer.name}: dsp_requantizer must be false ({why}), not True")
+        return True
 
     @property
     def synapse_fold(self):
@@ -326,6 +357,8 @@ class MatrixVectorGeometry:
             return None
         if self._requantization_asked is not None:
             return self._requantization_asked
+        if self._dsp_requantizer:
+            return "affine"
         if self._layer.out_bits > MAX_THRESHOLD_BITS:
             return "affine"
         forms = REQUANTIZATIONS if self._layer.requantizer.affine is not None else \
@@ -561,7 +594,8 @@ class MatrixVectorGeometry:
             per_pe = cost.affine_requantizer(
                 x_bits=self._x_shape.width,
                 multiplier_bits=max(1, max(affine.multipliers).bit_length()),
-                sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits)
+                sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits,
+                dsp=self._dsp_requantizer)
             return cost.add(*[per_pe] * self._pe, table)
         if form == "serial":
             per_pe = cost.serial_requantizer(
@@ -593,10 +627,11 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
                                       requantization=requantization, tables=tables,
-                                      lut_ram=lut_ram, dsp_pairs=dsp_pairs)
+                                      lut_ram=lut_ram, dsp_pairs=dsp_pairs,
+                                      dsp_requantizer=dsp_requantizer)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -842,7 +877,16 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         results = []
         for p, acc in enumerate(accumulators):
             entry = table[p]
-            product = pipelined_product(m, acc, entry.multiplier, name=f"pe{p}_product")
+            if self._dsp_requantizer:
+                # operand registers and the product register: an SB_MAC16's own
+                operand = delay(m, acc, 1, name=f"pe{p}_factor", reset_less=True)
+                multiplier = delay(m, entry.multiplier, 1, name=f"pe{p}_multiplier",
+                                   reset_less=True)
+                product = Signal(len(operand) + len(multiplier), name=f"pe{p}_product",
+                                 reset_less=True)
+                m.d.sync += product.eq(operand * multiplier)
+            else:
+                product = pipelined_product(m, acc, entry.multiplier, name=f"pe{p}_product")
             negate = delay(m, entry.negate, 2, name=f"pe{p}_negate", reset_less=True)
             bias = delay(m, entry.bias, 2, name=f"pe{p}_bias", reset_less=True)
             total = Signal(sum_shape, name=f"pe{p}_sum", reset_less=True)

@@ -50,7 +50,7 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
         if folding_file is not None:
             foldings = read_foldings(folding_file, network)
             _check_lut_ram(foldings, network, folding_file, target, family)
-            _check_dsp_pairs(foldings, network, folding_file, target)
+            _check_dsp_blocks(foldings, network, folding_file, target)
             return foldings, f"from {folding_file}"
         if target_cycles is not None:
             return (choose_foldings(network, target_cycles=target_cycles, family=family,
@@ -102,23 +102,26 @@ def _check_lut_ram(foldings, network, folding_file, target, family):
                             f"not {target} ({family})")
 
 
-def _check_dsp_pairs(foldings, network, folding_file, target):
-    """Raise StepError where a folding file asks for more DSP pairs than ``target`` offers the
-    compiler (:attr:`~wrpn_rtl.synth.flow.Target.dsp_capacity`)."""
+def _check_dsp_blocks(foldings, network, folding_file, target):
+    """Raise StepError where a folding file asks for more DSP blocks (pairs, requantizers)
+    than ``target`` offers the compiler (:attr:`~wrpn_rtl.synth.flow.Target.dsp_capacity`)."""
     from wrpn_rtl.compiler.stages import group_layers
     from wrpn_rtl.synth.flow import TARGETS
     capacity = TARGETS[target].dsp_capacity
     blocks = 0
     for folding, group in zip(foldings, group_layers(network)[1]):
-        if folding.dsp_pairs and not capacity:
-            raise StepError(f"folding file {str(folding_file)!r}: {group.layer.name}: dsp_pairs "
-                            f"must be 0 for {target} (the compiler uses no DSP blocks there), "
-                            f"not {folding.dsp_pairs}")
-        blocks += folding.pe * folding.dsp_pairs
+        for name, value in (("dsp_pairs", folding.dsp_pairs),
+                            ("dsp_requantizer", folding.dsp_requantizer)):
+            if value and not capacity:
+                raise StepError(f"folding file {str(folding_file)!r}: {group.layer.name}: "
+                                f"{name} must be {0 if name == 'dsp_pairs' else 'false'} for "
+                                f"{target} (the compiler uses no DSP blocks there), not "
+                                f"{json.dumps(value)}")
+        blocks += folding.pe * (folding.dsp_pairs + int(folding.dsp_requantizer is True))
     if blocks > capacity:
-        raise StepError(f"folding file {str(folding_file)!r}: dsp_pairs must take at most "
-                        f"{target}'s {capacity} DSP blocks (PE x dsp_pairs over the layers), "
-                        f"not {blocks}")
+        raise StepError(f"folding file {str(folding_file)!r}: dsp_pairs and dsp_requantizer "
+                        f"must take at most {target}'s {capacity} DSP blocks (PE x (dsp_pairs "
+                        f"+ dsp_requantizer) over the layers), not {blocks}")
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,

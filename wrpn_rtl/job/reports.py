@@ -6,8 +6,9 @@ __all__ = ["synth_markdown", "flow_markdown", "foldings_text", "breakdown_markdo
 def foldings_text(foldings):
     """``"2x9, 8x16 (table in BRAM), 1x4"``: PE x SIMD per Conv/Dense layer (manifest
     ``foldings`` entries), where a layer's table of constants or replay buffer was placed by
-    choice, "(LUT RAM)" where its shallow memories are in LUT RAM, and "(8 lanes in DSP)"
-    where lanes of each PE multiply in DSP blocks."""
+    choice, "(LUT RAM)" where its shallow memories are in LUT RAM, "(8 lanes in DSP)" where
+    lanes of each PE multiply in DSP blocks, "(requantizer in DSP)" where its requantizer
+    does."""
     where = {"block": " (table in BRAM)", "logic": " (table in logic)"}
     replay = {"block": " (replay in BRAM)", "logic": " (replay in logic)"}
 
@@ -15,7 +16,8 @@ def foldings_text(foldings):
         dsp_lanes = 2 * f.get("dsp_pairs", 0)
         return (f"{f['pe']}x{f['simd']}{where.get(f.get('tables'), '')}"
                 f"{replay.get(f.get('replay'), '')}{' (LUT RAM)' if f.get('lut_ram') else ''}"
-                + (f" ({dsp_lanes} lanes in DSP)" if dsp_lanes else ""))
+                + (f" ({dsp_lanes} lanes in DSP)" if dsp_lanes else "")
+                + (" (requantizer in DSP)" if f.get("dsp_requantizer") else ""))
     return ", ".join(text(f) for f in foldings)
 
 
