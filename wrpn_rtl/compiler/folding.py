@@ -46,7 +46,6 @@ from wrpn_rtl.compiler.stages import Folding, group_layers
 from wrpn_rtl.golden.layers import QuantDense
 from wrpn_rtl.golden.network import QuantizedNetwork
 from wrpn_rtl.hardware.conv import ConvGeometry, is_register_window
-from wrpn_rtl.hardware.lanes import check_dsp_pairs
 from wrpn_rtl.hardware.register_window import REGISTER_WINDOW_MAX_BITS, RegisterWindowGeometry
 from wrpn_rtl.hardware.memories import (CHOSEN_BLOCK_ROM_MIN_DEPTH, LUT_RAM_FAMILIES,
                                          LUT_ROM_MAX_DEPTH)
@@ -192,16 +191,6 @@ def _window_choices(layer, simd):
     return choices
 
 
-def _dsp_pairs_fit(layer, simd, pairs):
-    """Whether ``pairs`` DSP pairs per PE are possible for ``layer`` at ``simd`` lanes."""
-    try:
-        check_dsp_pairs(pairs, simd=simd, in_bits=layer.in_bits,
-                        planes=max(1, layer.weight_bits - 1), binary=layer.weight_bits == 1)
-    except ValueError:
-        return False
-    return True
-
-
 def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
     """``foldings`` with up to ``max_dsp_blocks`` DSP blocks handed out, greedily: each step
     takes the move that saves the most estimated logic per block, while that is at least
@@ -295,8 +284,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         The 4-kbit block RAMs the design may take (default: no limit). Within it, each
         layer's table of constants goes to block RAM wherever that saves logic.
     max_dsp_blocks : int
-        Hard multipliers the design may take as DSP pairs (default 0: none; see the module
-        docstring).
+        Hard multipliers the design may take, as DSP pairs or requantizer multipliers
+        (default 0: none; see the module docstring).
     family : str
         The device family the design is priced for ("ice40", "ecp5" or "asic").
 
