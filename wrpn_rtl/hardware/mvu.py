@@ -157,7 +157,8 @@ class MatrixVectorGeometry:
         blocks. Default 0.
     dsp_requantizer : bool
         The requantizer is the affine form with its multiplier in a DSP block, one per PE
-        (operand and product registers in the block). Needs a layer with an exact affine
+        (Yosys takes the operand registers into the block; the product register stays in the
+        fabric). Needs a layer with an exact affine
         form whose accumulator and multipliers fit :data:`~wrpn_rtl.hardware.lanes.
         DSP_OPERAND_BITS`. Default False.
 
