@@ -235,10 +235,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         input_ready = Signal(init=1, name="input_ready")
         writer = self._writer(m, write, input_ready)
         advance = Signal(name="req_advance")
-        generated, step_shape = self._request_generator(m, advance)
+        generated = self._request_generator(m, advance)
         fire = Signal(name="fire")
         queue = self._request_queue(m, generated, advance, fire)
-        self._issuer(m, read, queue, fire, ahead, writer, step_shape, input_ready)
+        self._issuer(m, read, queue, fire, ahead, writer, input_ready)
         return m
 
     def _writer(self, m, write, input_ready):
@@ -297,8 +297,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
 
         Returns
         -------
-        (fresh, step_shape)
-            The description (a request struct, combinational) and the shape of its ``step``.
+        fresh
+            The description (a request struct, combinational).
         """
         height, width = self._in_shape[:2]
         (k_h, k_w), (s_h, s_w), pad = self._kernel, self._stride, self._padding
@@ -392,7 +392,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                 with m.Else():
                     m.d.sync += [oh.eq(oh + 1), row_base.eq(row_base + s_h),
                                  ih.eq(row_base + s_h)]
-        return fresh, unsigned(max(1, max_step.bit_length()))
+        return fresh
 
     def _request_layout(self, max_step):
         """One request: memory address, inside the map, row offset, word in its row, the row
@@ -438,7 +438,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                 m.d.sync += [head.eq(fresh), head_valid.eq(1)]
         return head, head_valid, tail, tail_valid, fresh, fresh_valid
 
-    def _issuer(self, m, read, request_queue, fire, ahead, writer, step_shape, input_ready):
+    def _issuer(self, m, read, request_queue, fire, ahead, writer, input_ready):
         """Stage B of the reader: reads the requested word once the writer has passed it
         (padding needs nothing), under the output queue's credit; the memory's read data
         arrives the next cycle and goes straight into the queue.
@@ -456,19 +456,21 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         """
         head, head_valid, tail, tail_valid, fresh, _ = request_queue
         w_col, push, row_done = writer
-        # `base` = ahead - step_q (next cycle's `ahead` without the writer's row_done), kept in
-        # a register of its own so no subtraction lies before the comparisons.
-        step_q = Signal(step_shape, name="step_q")
+        # `base` = `ahead` less the step of the word read last cycle (next cycle's `ahead`
+        # without the writer's row_done), kept in a register of its own so no subtraction lies
+        # before the comparisons.
+        # `base_up` = base + 1, a register too, so no comparison waits for a carry chain.
         base = Signal(signed(len(ahead) + 1), name="ahead_less_step")
+        base_up = Signal(signed(len(ahead) + 2), init=1, name="ahead_less_step_up")
         ahead_next = Signal.like(ahead, name="ahead_next")
-        m.d.comb += ahead_next.eq(base + row_done)
+        m.d.comb += ahead_next.eq(Mux(row_done, base_up, base))
 
         def written(offset, pixel):
             """The word is written by the next cycle: below the writer's row, or in it and
             before its next word. Compared against registers only; the writer's late signals
             (``push``, ``row_done``) just pick among the results."""
             below = Mux(row_done, offset <= base, offset < base)
-            level = Mux(row_done, offset == base + 1, offset == base)
+            level = Mux(row_done, offset == base_up, offset == base)
             before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
@@ -494,7 +496,9 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
         step_next = Mux(fire, head.step, 0)
-        m.d.sync += [step_q.eq(step_next), ahead.eq(ahead_next),
+        m.d.sync += [ahead.eq(ahead_next),
                      base.eq(ahead_next - step_next),
-                     # next cycle's `ahead < R`, compared before `row_done` picks one
-                     input_ready.eq(Mux(row_done, base + 1 < self._rows, base < self._rows))]
+                     base_up.eq(ahead_next - step_next + 1),
+                     # next cycle's `ahead < R`, compared with constants before `row_done`
+                     # picks one
+                     input_ready.eq(Mux(row_done, base < self._rows - 1, base < self._rows))]
