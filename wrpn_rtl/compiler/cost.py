@@ -261,8 +261,11 @@ def width_converter(*, in_lanes, out_lanes, group_lanes, bits):
     return dict(ZERO, logic_cells=int(cells), flip_flops=int(flops))
 
 
-def classifier_head(*, classes, logit_bits, label_bits):
-    """The classifier head: the logit registers (a LUT in front of each bit: load or rotate),
-    two comparators (the next logit against the current one and against the best), counters."""
-    return dict(ZERO, logic_cells=int(classes * logit_bits + 2 * logit_bits + 16),
+def classifier_head(*, classes, lanes, logit_bits, label_bits):
+    """The classifier head: the logit registers (a LUT in front of each bit, shift in or
+    rotate, except where one lane per word makes both the same move: then only the top
+    logit's bits choose), two comparators (the next logit against the current one and
+    against the best), counters."""
+    chosen_bits = logit_bits if lanes == 1 else classes * logit_bits
+    return dict(ZERO, logic_cells=int(chosen_bits + 2 * logit_bits + 16),
                 flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + 11))

@@ -1,9 +1,9 @@
 """The classifier head: a logits stream in, one word per image out (all logits and their argmax).
 
 The last layer of a network streams its logits ``lanes`` per word, ``classes / lanes`` words
-per image. :class:`ClassifierHead` collects them, then scans them one per cycle for the
-largest (ties go to the lowest class index, as ``numpy.argmax``) by rotating them past one
-comparator, and offers one word per
+per image. :class:`ClassifierHead` shifts them in, then scans them one per cycle for the
+largest (ties go to the lowest class index, as ``numpy.argmax``) by rotating them past the
+comparators, and offers one word per
 image: ``{"logits": classes logits, "label": index}``. Per image it takes
 ``classes / lanes + classes + 1`` cycles, far fewer than any convolution layer before it;
 ``valid`` is a register and never depends on ``ready``.
@@ -49,9 +49,10 @@ class ClassifierGeometry:
         return self._classes // self._lanes + self._classes + 1
 
     def estimate(self):
-        """:func:`wrpn_rtl.compiler.cost.classifier_head`: the logit registers, one comparator,
-        counters."""
-        return cost.classifier_head(classes=self._classes, logit_bits=self._shape.width,
+        """:func:`wrpn_rtl.compiler.cost.classifier_head`: the logit registers, two
+        comparators, counters."""
+        return cost.classifier_head(classes=self._classes, lanes=self._lanes,
+                                    logit_bits=self._shape.width,
                                     label_bits=self._label_shape.width)
 
 
@@ -95,36 +96,38 @@ class ClassifierHead(ClassifierGeometry, wiring.Component):
         scan = Signal(range(self._classes), name="scan")
         best = Signal(self._shape, name="best", reset_less=True)
 
-        m.d.comb += self.input.ready.eq(~scanning & ~self.output.valid)
-        with m.If(self.input.valid & self.input.ready):
-            for index in range(words):
-                with m.If(word_index == index):
-                    for lane in range(self._lanes):
-                        m.d.sync += logits[index * self._lanes + lane].eq(self.input.payload[lane])
-            with m.If(word_index == words - 1):
-                m.d.sync += [word_index.eq(0), scanning.eq(1)]
-            with m.Else():
-                m.d.sync += word_index.eq(word_index + 1)
-
+        classes, lanes = self._classes, self._lanes
         # The scan rotates the logits by one class per cycle and compares the one at the
         # front (no multiplexer in front of the comparator); after `classes` steps they are
         # back in order for the output word. The comparison is made a cycle ahead, into
         # registers, against both values `best` can take next (the front logit, if it is
         # taken now, or `best` as it is), so only a choice between two flags sits before the
         # registers' enables.
-        candidate, following = logits[0], logits[1 % self._classes]
+        candidate, following = logits[0], logits[1 % classes]
         beats_candidate, beats_best = Signal(name="beats_candidate"), Signal(name="beats_best")
         took = Signal(name="took")
         m.d.sync += [beats_candidate.eq(following > candidate), beats_best.eq(following > best)]
         greater = Mux(took, beats_candidate, beats_best)      # candidate > best, this cycle
         take = scanning & ((scan == 0) | greater)
         m.d.sync += took.eq(take)
-        with m.If(scanning):
-            m.d.sync += [logits[i].eq(logits[(i + 1) % self._classes])
-                         for i in range(self._classes)]
+
+        # The words shift in at the top (after the last word, class i is in `logits[i]`),
+        # `lanes` classes per word; the scan rotates by one. With one lane per word both are
+        # the same move, so a logit bit is a bare flip-flop with no LUT in front of it.
+        m.d.comb += self.input.ready.eq(~scanning & ~self.output.valid)
+        with m.If(self.input.valid & self.input.ready):
+            m.d.sync += [logits[i].eq(logits[i + lanes]) for i in range(classes - lanes)]
+            m.d.sync += [logits[classes - lanes + lane].eq(self.input.payload[lane])
+                         for lane in range(lanes)]
+            with m.If(word_index == words - 1):
+                m.d.sync += [word_index.eq(0), scanning.eq(1)]
+            with m.Else():
+                m.d.sync += word_index.eq(word_index + 1)
+        with m.Elif(scanning):
+            m.d.sync += [logits[i].eq(logits[(i + 1) % classes]) for i in range(classes)]
             with m.If(take):
                 m.d.sync += [best.eq(candidate), self.output.payload.label.eq(scan)]
-            with m.If(scan == self._classes - 1):
+            with m.If(scan == classes - 1):
                 m.d.sync += [scan.eq(0), scanning.eq(0), self.output.valid.eq(1)]
             with m.Else():
                 m.d.sync += scan.eq(scan + 1)
