@@ -118,6 +118,12 @@ def _count_passed(m, value, entry, count, *, name):
     return total
 
 
+def _multiplier_bits(affine):
+    """Bits of the affine requantizer's multiplier operand: the largest of its per-channel
+    multipliers ``M`` (non-negative; the direction is a separate negate flag)."""
+    return max(1, max(affine.multipliers).bit_length())
+
+
 class MatrixVectorGeometry:
     """Everything about a matrix-vector unit that follows from its layer and folding, without
     building hardware: folds, widths, tables, latency, cycles and the resource estimate. The
@@ -280,7 +286,7 @@ class MatrixVectorGeometry:
                f"requantization {requantization!r} was asked for"
                if requantization not in (None, "affine") else None)
         if why is None:
-            widths = (self._x_shape.width, max(1, max(affine.multipliers).bit_length()))
+            widths = (self._x_shape.width, _multiplier_bits(affine))
             if max(widths) > DSP_OPERAND_BITS:
                 why = (f"its {widths[0]}-bit accumulator times {widths[1]}-bit multipliers "
                        f"exceed the {DSP_OPERAND_BITS}-bit multiplier")
@@ -505,7 +511,7 @@ class MatrixVectorGeometry:
         if form == "affine":
             affine = self._layer.requantizer.affine
             tables = self._affine_tables(affine)
-            m_bits = max(1, max(M for _, M, _ in tables).bit_length())
+            m_bits = _multiplier_bits(affine)
             k_width, k_signed = integer_range_shape(min(0, min(K for *_, K in tables)),
                                                     max(0, max(K for *_, K in tables)))
             return data.StructLayout({"negate": unsigned(1), "multiplier": unsigned(m_bits),
@@ -594,7 +600,7 @@ class MatrixVectorGeometry:
             affine = self._layer.requantizer.affine
             per_pe = cost.affine_requantizer(
                 x_bits=self._x_shape.width,
-                multiplier_bits=max(1, max(affine.multipliers).bit_length()),
+                multiplier_bits=_multiplier_bits(affine),
                 sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits,
                 dsp=self._dsp_requantizer)
             return cost.add(*[per_pe] * self._pe, table)
