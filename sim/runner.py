@@ -1,9 +1,12 @@
 """Build and run the cocotb benches on Icarus Verilog or Verilator (cocotb's own runner)."""
 import contextlib
+import copy
 from dataclasses import dataclass
 import json
+import numbers
 import os
 from pathlib import Path
+import shutil
 import tempfile
 import threading
 import time
@@ -13,7 +16,8 @@ from wrpn_rtl.sim.icarus import merge_clocked_blocks, poison_collision_reads
 from wrpn_rtl.sim.words import pack
 from wrpn_rtl.toolchain import ensure_verilator_on_path, require
 
-__all__ = ["SIMULATORS", "SimulationFailed", "BenchResult", "run_stream_bench", "check_simulator"]
+__all__ = ["SIMULATORS", "SimulationFailed", "BenchResult", "run_stream_bench", "check_simulator",
+           "split_sizes"]
 
 SIMULATORS = ("icarus", "verilator")
 
@@ -29,8 +33,17 @@ class BenchResult:
     the last output transfer, and whether the cycle limit ended the run before every expected
     word arrived (only with ``check=False``; ``outputs`` then holds those that did), and the
     cycle each image's first input word was taken (same origin); ``simulated_cycles`` (all
-    cycles after reset) and the cycle of the first input transfer counted from reset, the seconds the simulator took to build, and the seconds the run took
-    (cocotb's wait for the harness, without start-up)."""
+    cycles after reset) and the cycle of the first input transfer counted from reset, the
+    seconds the simulator took to build, and the seconds the run took (cocotb's wait for the
+    harness, without start-up).
+
+    A run split over several simulator processes (``jobs``) has ``parts``: each part's own
+    BenchResult, in image order, its cycles counted in its own run from its own reset. Then
+    ``outputs``, ``output_cycles`` and ``image_starts`` are the parts' lists one after the
+    other (cycles still relative to each part's first input), ``cycles`` and
+    ``simulated_cycles`` their sums, ``timed_out`` whether any part timed out,
+    ``first_input_cycle`` the first part's and ``run_seconds`` the longest part's (the parts
+    run at the same time)."""
 
     outputs: list
     cycles: int
@@ -41,6 +54,7 @@ class BenchResult:
     first_input_cycle: int = None
     build_seconds: float = None
     run_seconds: float = None
+    parts: list = None
 
 
 def check_simulator(simulator):
@@ -59,7 +73,7 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                      build_dir, out_lanes=None, out_width=None, out_signed=False,
                      out_fields=None, stall_in=0.0, stall_out=0.0, seed=0, max_cycles=100_000,
                      check=True, words_per_image=1, wave=None, driver="harness",
-                     progress=None):
+                     progress=None, jobs=1):
     """Simulate a one-input, one-output stream component against expected output words, in
     the HDL stream harness (``stream_harness.v``: no Python runs per clock cycle).
 
@@ -100,6 +114,13 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         "python": the naive baseline of ``wrpn-rtl bench sim`` instead (the design's ports
         driven from Python every cycle, :mod:`wrpn_rtl.sim.python_bench`; random stalls only,
         no waves, built as cocotb's runner builds by default).
+    jobs : int
+        Simulator processes playing the images at once (default 1): the images are split
+        into ``min(jobs, images)`` runs of consecutive whole images, built once and run side
+        by side, each from its own reset in ``build_dir/part<k>`` (``BenchResult.parts``).
+        Above 1 only with the harness, no wave, and as many expected words for every image
+        (``len(expected)`` a multiple of the images), and only for a design whose images do
+        not depend on each other (an accelerator's frames).
 
     Returns
     -------
@@ -119,21 +140,29 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
         out_fields = [(out_width, bool(out_signed))] * out_lanes
     in_lanes = len(inputs[0]) if len(inputs) else 1
     out_bits = sum(width for width, _ in out_fields)
-    with atomic_write(build_dir / "inputs.hex", "w") as handle:
-        handle.writelines(f"{pack(word, in_width):x}\n" for word in inputs)
-    plusargs = ["+bench_config=bench.json", "+harness_inputs=inputs.hex",
-                "+harness_record=record.txt", f"+in_count={len(inputs)}",
-                f"+out_count={len(expected)}", f"+in_per_image={words_per_image}",
-                f"+max_cycles={max_cycles}", f"+harness_seed={seed & 0xFFFFFFFF}",
-                *_stall_plusargs("in", stall_in), *_stall_plusargs("out", stall_out)]
-    if wave is not None:
-        wave_path, first, last = wave
-        plusargs += [f"+wave={Path(wave_path).resolve()}", f"+wave_from={first}",
-                     f"+wave_to={last}"]
-    config = {"expected": [list(map(int, w)) for w in expected],
-              "out_fields": [[int(w), bool(s)] for w, s in out_fields],
-              "max_cycles": max_cycles, "check": bool(check), "record": "record.txt",
-              "plusargs": plusargs}
+    parts = _split_images(inputs, expected, words_per_image,
+                          _check_jobs(jobs, driver=driver, wave=wave))
+    stalls = [*_stall_plusargs("in", stall_in), *_stall_plusargs("out", stall_out)]
+    # what an earlier run of the other kind left: a split run's parts, a single run's case
+    for stale in build_dir.glob("part[0-9]*"):
+        shutil.rmtree(stale)
+    if len(parts) > 1:
+        for name in CASE_FILES:
+            (build_dir / name).unlink(missing_ok=True)
+    cases = []
+    for index, (part_inputs, part_expected) in enumerate(parts):
+        case_dir = build_dir if len(parts) == 1 else build_dir / f"part{index}"
+        case_dir.mkdir(exist_ok=True)
+        plusargs = _write_case(case_dir, part_inputs, part_expected, in_width=in_width,
+                               out_fields=out_fields, words_per_image=words_per_image,
+                               max_cycles=max_cycles, seed=seed, check=check, wave=wave,
+                               stalls=stalls,
+                               driver_config=None if driver != "python" else dict(
+                                   inputs=[list(map(int, w)) for w in part_inputs],
+                                   in_width=in_width, stall_in=stall_in, stall_out=stall_out,
+                                   seed=seed))
+        cases.append((case_dir, plusargs, len(part_inputs) // max(1, words_per_image)))
+    case_dirs = [case_dir for case_dir, _, _ in cases]
     sources, top, test_module = [Path(verilog_path).resolve()], toplevel, PYTHON_DRIVER
     if simulator == "icarus":
         # the same design, its registers' blocks merged, and its memories' collision reads
@@ -143,21 +172,14 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
             handle.write(merge_clocked_blocks(poison_collision_reads(
                 Path(verilog_path).read_text())))
     parameters = {}
-    if driver == "python":
-        config.update(inputs=[list(map(int, w)) for w in inputs], in_width=in_width,
-                      stall_in=stall_in, stall_out=stall_out, seed=seed)
-    else:
+    if driver != "python":
         harness = build_dir / "stream_harness.v"
         with atomic_write(harness, "w") as handle:
             handle.write(HARNESS_TEMPLATE.read_text().replace("${dut}", toplevel))
         sources.append(harness)
         top, test_module = "wrpn_stream_harness", "wrpn_rtl.sim.stream_bench"
         parameters = {"IN_BITS": in_lanes * in_width, "OUT_BITS": out_bits,
-                      "IN_DEPTH": max(1, len(inputs))}
-    with atomic_write(build_dir / "bench.json", "w") as handle:
-        json.dump(config, handle)
-    for stale in ("observed.json", "record.txt"):
-        (build_dir / stale).unlink(missing_ok=True)
+                      "IN_DEPTH": max(1, max(len(part[0]) for part in parts))}
     runner = _runner(simulator, lean=driver != "python")
     build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"]
                   if simulator == "verilator" else [])
@@ -171,37 +193,157 @@ def run_stream_bench(verilog_path, *, toplevel, inputs, expected, in_width, simu
                              waves=wave is not None and simulator == "verilator",
                              log_file=build_dir / "build.log")
             build_seconds = time.monotonic() - started
-            results = _reporting(lambda: runner.test(
-                hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
-                build_dir=sim_dir, test_dir=build_dir, plusargs=plusargs,
-                # vvp -n: Ctrl-C ends the simulation instead of opening its interactive prompt
-                test_args=["-n"] if simulator == "icarus" else [],
-                waves=wave is not None and simulator == "icarus",
-                log_file=build_dir / "sim.log"), build_dir / "record.txt",
-                len(inputs) // max(1, words_per_image),
-                progress if driver == "harness" else None)
+
+            def run(case):
+                case_dir, plusargs, _ = case
+                return copy.copy(runner).test(
+                    hdl_toplevel=top, hdl_toplevel_lang="verilog", test_module=test_module,
+                    build_dir=sim_dir, test_dir=case_dir, plusargs=plusargs,
+                    # vvp -n: Ctrl-C ends the simulation instead of opening its prompt
+                    test_args=["-n"] if simulator == "icarus" else [],
+                    waves=wave is not None and simulator == "icarus",
+                    log_file=case_dir / "sim.log")
+            results = _reporting(lambda: _side_by_side(run, cases),
+                                 [case_dir / "record.txt" for case_dir in case_dirs],
+                                 sum(images for _, _, images in cases),
+                                 progress if driver == "harness" else None)
         except SystemExit as error:   # the runner exits on a failing test under pytest
             raise SimulationFailed(f"{simulator}: the cocotb bench failed (exit {error.code})\n"
-                                   f"{_log_tail(build_dir)}") from None
+                                   f"{_log_tail(build_dir, case_dirs)}") from None
         except Exception as error:
             raise SimulationFailed(f"{simulator}: build or run failed: {error}\n"
-                                   f"{_log_tail(build_dir)}") from None
-    total, failed = get_results(results)
-    if total == 0 or failed:
-        raise SimulationFailed(f"{simulator}: {failed} of {total} cocotb tests failed\n"
-                               f"{_log_tail(build_dir)}")
-    observed = json.loads((build_dir / "observed.json").read_text())
+                                   f"{_log_tail(build_dir, case_dirs)}") from None
+    observed = []
+    for (case_dir, _, _), result in zip(cases, results):
+        total, failed = get_results(result)
+        if total == 0 or failed:
+            raise SimulationFailed(f"{simulator}: {failed} of {total} cocotb tests failed"
+                                   + (f" (part {case_dir.name})" if len(cases) > 1 else "")
+                                   + f"\n{_log_tail(build_dir, [case_dir])}")
+        observed.append(_bench_result(json.loads((case_dir / "observed.json").read_text()),
+                                      round(build_seconds, 2)))
+    return observed[0] if len(observed) == 1 else _joined(observed)
+
+
+def _check_jobs(jobs, *, driver, wave):
+    """``jobs`` as an int, or ValueError unless a positive integer (1 with the Python driver
+    or a wave)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+    if jobs > 1 and (driver != "harness" or wave is not None):
+        raise ValueError(f"jobs must be 1 with the Python driver or a wave (one process "
+                         f"records it), not {jobs}")
+    return int(jobs)
+
+
+def _split_images(inputs, expected, words_per_image, jobs):
+    """``[(inputs, expected)]`` of ``min(jobs, images)`` runs of consecutive whole images, as
+    even as can be (the first runs take one image more)."""
+    if jobs == 1:
+        return [(inputs, expected)]
+    words_per_image = max(1, words_per_image)
+    images = len(inputs) // words_per_image
+    if images * words_per_image != len(inputs) or images == 0 or len(expected) % images:
+        raise ValueError(f"jobs must be 1 unless the {len(inputs)} input words are whole "
+                         f"images of {words_per_image} words with as many of the "
+                         f"{len(expected)} expected words each, not {jobs}")
+    outputs_per_image = len(expected) // images
+    parts, first = [], 0
+    for count in split_sizes(images, jobs):
+        parts.append((inputs[first * words_per_image:(first + count) * words_per_image],
+                      expected[first * outputs_per_image:(first + count) * outputs_per_image]))
+        first += count
+    return parts
+
+
+def split_sizes(images, jobs):
+    """Images in each of the ``min(jobs, images)`` runs a split simulation plays, in order
+    (as even as can be; the first runs take one more)."""
+    runs = max(1, min(jobs, images))
+    return [images // runs + (index < images % runs) for index in range(runs)]
+
+
+def _write_case(case_dir, inputs, expected, *, in_width, out_fields, words_per_image,
+                max_cycles, seed, check, wave, stalls, driver_config):
+    """Write one run's input words (``inputs.hex``) and bench config (``bench.json``) into
+    ``case_dir``, remove its previous record; return the run's plusargs. ``driver_config``:
+    what the per-cycle Python bench needs besides (its inputs and stalls), or None."""
+    with atomic_write(case_dir / "inputs.hex", "w") as handle:
+        handle.writelines(f"{pack(word, in_width):x}\n" for word in inputs)
+    plusargs = ["+bench_config=bench.json", "+harness_inputs=inputs.hex",
+                "+harness_record=record.txt", f"+in_count={len(inputs)}",
+                f"+out_count={len(expected)}", f"+in_per_image={words_per_image}",
+                f"+max_cycles={max_cycles}", f"+harness_seed={seed & 0xFFFFFFFF}", *stalls]
+    if wave is not None:
+        wave_path, first, last = wave
+        plusargs += [f"+wave={Path(wave_path).resolve()}", f"+wave_from={first}",
+                     f"+wave_to={last}"]
+    config = {"expected": [list(map(int, w)) for w in expected],
+              "out_fields": [[int(w), bool(s)] for w, s in out_fields],
+              "max_cycles": max_cycles, "check": bool(check), "record": "record.txt",
+              "plusargs": plusargs, **(driver_config or {})}
+    with atomic_write(case_dir / "bench.json", "w") as handle:
+        json.dump(config, handle)
+    for stale in ("observed.json", "record.txt"):
+        (case_dir / stale).unlink(missing_ok=True)
+    return plusargs
+
+
+def _side_by_side(run, cases):
+    """``[run(case) for case in cases]``, each in a thread of its own (each runs a simulator
+    process); the first error of any is raised once all have ended."""
+    if len(cases) == 1:
+        return [run(cases[0])]
+    outcomes = [None] * len(cases)
+
+    def work(index):
+        try:
+            outcomes[index] = ("value", run(cases[index]))
+        except BaseException as error:          # handed to the caller's thread
+            outcomes[index] = ("error", error)
+    workers = [threading.Thread(target=work, args=(index,), daemon=True)
+               for index in range(len(cases))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    for kind, value in outcomes:
+        if kind == "error":
+            raise value
+    return [value for _, value in outcomes]
+
+
+def _bench_result(observed, build_seconds):
+    """A BenchResult of one run's ``observed.json``."""
     return BenchResult(outputs=observed["outputs"], cycles=observed["cycles"],
                        output_cycles=observed["output_cycles"],
                        timed_out=observed["timed_out"], image_starts=observed["image_starts"],
                        simulated_cycles=observed["simulated_cycles"],
-                       first_input_cycle=observed["first"],
-                       build_seconds=round(build_seconds, 2),
+                       first_input_cycle=observed["first"], build_seconds=build_seconds,
                        run_seconds=observed["run_seconds"])
+
+
+def _joined(parts):
+    """One BenchResult of runs side by side (see :class:`BenchResult`)."""
+    def joined(name):
+        return [item for part in parts for item in getattr(part, name)]
+    return BenchResult(outputs=joined("outputs"),
+                       cycles=sum(part.cycles or 0 for part in parts),
+                       output_cycles=joined("output_cycles"),
+                       timed_out=any(part.timed_out for part in parts),
+                       image_starts=joined("image_starts"),
+                       simulated_cycles=sum(part.simulated_cycles for part in parts),
+                       first_input_cycle=parts[0].first_input_cycle,
+                       build_seconds=parts[0].build_seconds,
+                       run_seconds=max(part.run_seconds for part in parts), parts=parts)
 
 
 #: The cocotb module of the naive per-cycle Python bench (``driver="python"``).
 PYTHON_DRIVER = "wrpn_rtl.sim.python_bench"
+
+#: The files of one run in its folder (the build folder, or a split run's ``part<k>``).
+CASE_FILES = ("inputs.hex", "bench.json", "record.txt", "observed.json", "sim.log",
+              "results.xml")
 
 #: The HDL stream harness, with ``${dut}`` for the design's module name.
 HARNESS_TEMPLATE = Path(__file__).with_name("stream_harness.v")
@@ -214,9 +356,10 @@ STALL_PATTERNS = {"alternate": 1, "bursts": 2}
 PROGRESS_S = 10
 
 
-def _reporting(run, record, images, progress):
+def _reporting(run, records, images, progress):
     """``run()``, telling ``progress`` every :data:`PROGRESS_S` seconds how many of
-    ``images`` have entered (the harness records each image's first word and flushes)."""
+    ``images`` have entered (the harnesses record each image's first word in ``records``, and
+    flush)."""
     if progress is None:
         return run()
     outcome = {}
@@ -232,10 +375,12 @@ def _reporting(run, record, images, progress):
     while worker.is_alive():
         worker.join(PROGRESS_S)
         if worker.is_alive():
-            try:
-                entered = sum(line.startswith("i ") for line in open(record))
-            except OSError:
-                entered = 0
+            entered = 0
+            for record in records:
+                try:
+                    entered += sum(line.startswith("i ") for line in open(record))
+                except OSError:
+                    pass
             progress(f"    {entered} of {images} images in after "
                      f"{time.monotonic() - started:.0f} s")
     if "error" in outcome:
@@ -285,10 +430,11 @@ def _simulator_build_dir(simulator, build_dir):
         yield build_dir / simulator
 
 
-def _log_tail(build_dir, lines=20):
-    """The last lines of the simulation log (or of the build log when there is none)."""
-    for name in ("sim.log", "build.log"):
-        log = Path(build_dir) / name
+def _log_tail(build_dir, case_dirs=(), lines=20):
+    """The last lines of the simulation log (of the first of ``case_dirs`` that has one, by
+    default ``build_dir``'s) or of the build log when there is none."""
+    logs = [Path(folder) / "sim.log" for folder in (case_dirs or [build_dir])]
+    for log in logs + [Path(build_dir) / "build.log"]:
         if log.exists():
             text = log.read_text(errors="replace").splitlines()
             return f"--- {log} (last {lines} lines) ---\n" + "\n".join(text[-lines:])

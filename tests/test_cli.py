@@ -55,9 +55,9 @@ def _flags(command, capsys):
 
 @pytest.mark.parametrize("command, extra", [
     ("generate", set()), ("synth", {"--freq", "--seeds", "--design"}),
-    ("sim", {"--images", "--inputs", "--labels", "--stall", "--simulator", "--wave",
+    ("sim", {"--images", "--inputs", "--labels", "--stall", "--simulator", "--jobs", "--wave",
              "--design"}),
-    ("flow", {"--images", "--stall", "--simulator", "--wave", "--freq", "--seeds"})])
+    ("flow", {"--images", "--stall", "--simulator", "--jobs", "--wave", "--freq", "--seeds"})])
 def test_shared_flags_are_spelled_alike(command, extra, capsys):
     shared = {"--help", "--model", "--wbits", "--abits", "--width", "--train", "--epochs",
               "--seed", "--out", "--target", "--json", "--folding", "--target-cycles", "--max-lc"}
@@ -283,13 +283,19 @@ def test_sim_reports_mismatches_by_image(simulator, tmp_path, rng):
     assert [e["mismatching_words"] for e in summary["by_layer"]] == [0, 0, 0]
 
 
-def test_sim_compares_what_arrived_before_a_timeout(tmp_path, rng):
+def _small_design_and_images(tmp_path, rng):
+    """A small conv + dense network's accelerator at 512 cycles, its Verilog in ``tmp_path``,
+    and six random images."""
     spec = g.NetworkSpec((4, 4, 1), 4, [g.Conv(3, 3, padding=1, out_bits=2),
                                          g.Dense(4, out_bits=None, batch_norm=False)])
     network = g.quantize_network(spec, g.random_parameters(spec, rng))
     accelerator = build_accelerator(network, choose_foldings(network, target_cycles=512))
     verilog, _, _ = write_design(accelerator, tmp_path, name="net")
-    images = rng.integers(0, 16, (6, 4, 4, 1))
+    return accelerator, verilog, rng.integers(0, 16, (6, 4, 4, 1))
+
+
+def test_sim_compares_what_arrived_before_a_timeout(tmp_path, rng):
+    accelerator, verilog, images = _small_design_and_images(tmp_path, rng)
     # a limit that only the first images can meet stands in for a design that hangs
     limit = 3 * accelerator.cycles_per_image
     summary = simulate(accelerator, verilog, images=images, labels=None, simulator="icarus",
@@ -301,21 +307,45 @@ def test_sim_compares_what_arrived_before_a_timeout(tmp_path, rng):
     assert summary["by_layer"][-1]["mismatching_words"] == 0     # Amaranth's run completes
 
 
+def test_sim_split_over_processes_numbers_each_runs_images(tmp_path, rng):
+    """Two simulator processes, three images each: every output is checked against its own
+    image, a missing word is reported under its image's number in the whole set, and the
+    steady-state cycles come from within each run."""
+    accelerator, verilog, images = _small_design_and_images(tmp_path, rng)
+    summary = simulate(accelerator, verilog, images=images, labels=None, simulator="icarus",
+                       work_dir=tmp_path / "sim", jobs=2)
+    assert summary["jobs"] == 2 and summary["mismatches"] == 0
+    assert summary["cycles_per_image"] == accelerator.cycles_per_image
+    # each run's limit lets only its first images through
+    summary = simulate(accelerator, verilog, images=images, labels=None, simulator="icarus",
+                       work_dir=tmp_path / "sim", jobs=2,
+                       max_cycles=3 * accelerator.cycles_per_image)
+    assert summary["timed_out"] and summary["words_received"] % 2 == 0
+    arrived = summary["words_received"] // 2                  # in each run, the same
+    assert 0 < arrived < 3
+    assert [e["image"] for e in summary["mismatched_images"]] == [
+        *range(arrived, 3), *range(3 + arrived, 6)]
+
+
 def test_sim_with_stalls_from_the_command_line(tmp_path, capsys, rng):
     spec = g.NetworkSpec((5, 4, 2), 3, [g.Conv(3, 3, padding=2, out_bits=3), g.MaxPool(2),
                                          g.Dense(3, out_bits=None, batch_norm=False)])
     model = model_file(tmp_path / "m.npz", spec, rng)
     code, summary, err = run_json(capsys, ["sim", "--model", model, "--out",
                                            str(tmp_path / "o"), "--images", "5",
-                                           "--stall", "0.4", "--target-cycles", "400"])
+                                           "--stall", "0.4", "--target-cycles", "400",
+                                           "--jobs", "2"])
     assert code == 0, err
-    assert summary["mismatches"] == 0 and not summary["timed_out"]
-    config = json.loads((tmp_path / "o" / "sim_icarus" / "bench.json").read_text())
+    assert summary["mismatches"] == 0 and not summary["timed_out"] and summary["jobs"] == 2
+    first_run = tmp_path / "o" / "sim_icarus" / "part0"          # images 0-2; 3-4 in part1
+    config = json.loads((first_run / "bench.json").read_text())
     stall = f"={round(0.4 * 65536)}"
     assert {"+stall_in" + stall, "+stall_out" + stall} <= set(config["plusargs"])
-    inputs = (tmp_path / "o" / "sim_icarus" / "inputs.hex").read_text().split()
+    inputs = (first_run / "inputs.hex").read_text().split()
+    assert len(inputs) == 3 * 40
     assert inputs[:40] == ["0"] * 40                             # the all-zero image first
     assert inputs[40:80] == ["7"] * 40                           # then the all-maximum one
+    assert len((first_run.parent / "part1" / "inputs.hex").read_text().split()) == 2 * 40
 
 
 @pytest.mark.parametrize("stall", ["1", "-0.1", "x"])

@@ -156,9 +156,11 @@ def test_ctrl_c_leaves_the_old_design_or_the_new_one(step, model, tmp_path, caps
         assert 130 in outcomes      # at least one interrupt landed during a run
         return
     work = design / ("sim_icarus" if step == "sim" else "synth_ice40-up5k")
-    marker = work / ("bench.json" if step == "sim" else "top.v")
+    # sim: two simulator processes, each run in a folder of its own
+    marker = work / ("part0/bench.json" if step == "sim" else "top.v")
     argv = ([step, "--out", str(design)] + new_argv
-            + (["--images", "2000"] if step == "sim" else ["--target", "ice40-up5k"]))
+            + (["--images", "2000", "--jobs", "2"] if step == "sim"
+               else ["--target", "ice40-up5k"]))
     for stale in work.glob("*"):
         stale.unlink() if stale.is_file() else None
     marker.unlink(missing_ok=True)

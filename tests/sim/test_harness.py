@@ -11,8 +11,9 @@ from amaranth.lib.wiring import In, Out
 from wrpn_rtl.hardware.memories import memory_attrs
 from wrpn_rtl.hardware.mvu import MatrixVectorUnit
 from wrpn_rtl.compiler.export import write_verilog
-from wrpn_rtl.sim.runner import run_stream_bench
+from wrpn_rtl.sim.runner import run_stream_bench, split_sizes
 from wrpn_rtl.sim.stream_bench import RecordError, read_record
+from wrpn_rtl.toolchain import usable_cores
 from tests.helpers import dense_layer, dense_reference as reference
 
 
@@ -62,13 +63,18 @@ def test_sim_bench_measures_both_simulators_against_the_python_driver(tmp_path):
     from wrpn_rtl.sim.bench import run_sim_bench
     report = run_sim_bench(tmp_path, quick=True)
     assert report["failures"] == []
-    rows = {(row["simulator"], row["driver"]): row for row in report["rows"]}
-    assert set(rows) == {(s, d) for s in ("icarus", "verilator") for d in ("harness", "python")}
+    rows = {(row["simulator"], row["driver"], row["jobs"]): row for row in report["rows"]}
+    cores = usable_cores()
+    assert set(rows) == {(s, d, j) for s in ("icarus", "verilator")
+                         for d, j in [("harness", 1), ("python", 1)]
+                         + ([("harness", cores)] if cores > 1 else [])}
     for row in rows.values():
         assert row["mismatches"] == 0 and row["cycles_per_second"] > 0
         assert row["simulated_cycles"] >= row["images"] * report["design"]["cycles_per_image"]
-    assert rows["verilator", "python"]["speedup"] == 1.0
-    assert "| verilator | HDL harness |" in (tmp_path / "sim.md").read_text()
+    assert rows["verilator", "python", 1]["speedup"] == 1.0
+    table = (tmp_path / "sim.md").read_text()
+    assert "| verilator | HDL harness |" in table
+    assert cores == 1 or f"| icarus | HDL harness, {cores} processes |" in table
     assert json.loads((tmp_path / "sim.json").read_text())["rows"] == report["rows"]
 
 
@@ -111,3 +117,48 @@ def test_icarus_makes_a_used_collision_read_unknown(broken, tmp_path):
             run()
     else:
         np.testing.assert_array_equal(np.array(run().outputs), expected)
+
+
+@pytest.mark.parametrize("simulator", ["icarus", "verilator"])
+def test_images_split_over_processes_side_by_side(simulator, tmp_path, rng):
+    """``jobs``: runs of consecutive vectors, each from its own reset in its own folder, under
+    random stalls; the joined result holds every output in order and each run's own."""
+    layer = dense_layer(rng, in_features=6, out_features=4, weight_bits=2, in_bits=3,
+                        out_bits=2)
+    verilog = write_verilog(MatrixVectorUnit(layer, pe=2, simd=3), tmp_path / "mvu.v",
+                            name="mvu")
+    vectors = rng.integers(0, 8, (5, 6))
+    expected = reference(layer, vectors).reshape(-1, 2)       # two words per vector
+    bench = dict(toplevel="mvu", inputs=vectors.reshape(-1, 3), expected=expected,
+                 in_width=3, out_lanes=2, out_width=2, simulator=simulator,
+                 build_dir=tmp_path / "bench", stall_in=0.3, stall_out=0.3, seed=5,
+                 words_per_image=2)
+    single = run_stream_bench(verilog, **bench)               # leaves a single run's files
+    assert single.parts is None and (tmp_path / "bench" / "record.txt").exists()
+    result = run_stream_bench(verilog, jobs=3, **bench)
+    np.testing.assert_array_equal(np.array(result.outputs), expected)
+    assert [len(part.outputs) for part in result.parts] == [4, 4, 2]   # vectors 2, 2, 1
+    assert [len(part.image_starts) for part in result.parts] == [2, 2, 1]
+    assert result.simulated_cycles == sum(part.simulated_cycles for part in result.parts)
+    assert result.run_seconds == max(part.run_seconds for part in result.parts)
+    for index in range(3):
+        record = (tmp_path / "bench" / f"part{index}" / "record.txt").read_text()
+        assert record.count("\no ") + record.startswith("o ") == len(result.parts[index].outputs)
+    assert not (tmp_path / "bench" / "record.txt").exists()   # no single run's file beside
+    again = run_stream_bench(verilog, jobs=1, **bench)         # and no parts after a single run
+    assert again.outputs == single.outputs and not list((tmp_path / "bench").glob("part*"))
+
+
+def test_split_runs_are_checked(tmp_path):
+    bench = dict(toplevel="x", inputs=[[0]] * 4, expected=[[0]] * 4, in_width=1, out_lanes=1,
+                 out_width=1, simulator="icarus", build_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"jobs must be a positive integer, not 0"):
+        run_stream_bench(tmp_path / "x.v", jobs=0, **bench)
+    with pytest.raises(ValueError, match=r"jobs must be 1 with the Python driver or a wave "
+                                         r"\(one process records it\), not 2"):
+        run_stream_bench(tmp_path / "x.v", jobs=2, wave=(tmp_path / "w.fst", 0, 9), **bench)
+    with pytest.raises(ValueError, match=r"jobs must be 1 unless the 4 input words are whole "
+                                         r"images of 3 words"):
+        run_stream_bench(tmp_path / "x.v", jobs=2, words_per_image=3, **bench)
+    assert split_sizes(5, 3) == [2, 2, 1] and split_sizes(2, 4) == [1, 1]
+    assert split_sizes(7, 1) == [7]

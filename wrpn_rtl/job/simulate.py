@@ -11,14 +11,17 @@ __all__ = ["simulate", "localize"]
 
 
 def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progress=quiet,
-             stall=0.0, seed=0, max_cycles=None, wave=None, driver="harness"):
+             stall=0.0, seed=0, max_cycles=None, wave=None, driver="harness", jobs=1):
     """Run ``images`` through the generated Verilog with cocotb and compare every output word
     with the golden model. ``stall``: probability of an idle input / a refused output each
     cycle; ``max_cycles``: the simulation's limit (default: ample for the expected cycles);
     ``wave``: "failing" (after a mismatch, run again writing the signals from the first
     failing image's first input to the last failing image's last output) or "all" (the whole
     run), to ``work_dir/wave.vcd`` (Verilator) or ``wave.fst`` (Icarus); ``driver``:
-    "harness", or "python" for the per-cycle Python baseline of ``wrpn-rtl bench sim``.
+    "harness", or "python" for the per-cycle Python baseline of ``wrpn-rtl bench sim``;
+    ``jobs``: simulator processes side by side, each playing a run of consecutive images from
+    its own reset (:func:`~wrpn_rtl.sim.runner.run_stream_bench`; 1 with a wave or the Python
+    driver, and never more than the images).
 
     Returns
     -------
@@ -32,12 +35,13 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
         the first image's last output word to the last image's, per image),
         ``latency_cycles`` (first input to the first image's last output word),
         ``expected_cycles_per_image``, ``simulated_cycles`` (all, from reset),
-        ``build_seconds``, ``run_seconds`` and ``cycles_per_second`` (the simulator's speed
-        on this design), ``wave`` (the wave file, when written).
+        ``build_seconds``, ``run_seconds`` and ``cycles_per_second`` (the simulators' speed
+        on this design: every part's cycles over the longest part's seconds), ``jobs`` (the
+        simulator processes that ran), ``wave`` (the wave file, when written).
     """
     from wrpn_rtl.compiler.manifest import expected_outputs, output_fields
     from wrpn_rtl.golden import execute
-    from wrpn_rtl.sim.runner import SimulationFailed, run_stream_bench
+    from wrpn_rtl.sim.runner import SimulationFailed, run_stream_bench, split_sizes
     from wrpn_rtl.toolchain import ToolMissing
     count = len(images)
     trace = execute(accelerator.network, images)
@@ -54,6 +58,8 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
     wave_path.unlink(missing_ok=True)
     started = time.monotonic()
 
+    jobs = 1 if wave or driver != "harness" else min(jobs, count)
+
     def run(wave_window=None):
         try:
             return run_stream_bench(
@@ -61,7 +67,7 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
                 in_width=accelerator.network.input_bits, out_fields=output_fields(accelerator),
                 simulator=simulator, build_dir=work_dir, stall_in=stall, stall_out=stall,
                 seed=seed, check=False, max_cycles=max_cycles, driver=driver,
-                words_per_image=len(words_in) // count, progress=progress,
+                words_per_image=len(words_in) // count, progress=progress, jobs=jobs,
                 wave=None if wave_window is None else (wave_path, *wave_window))
         except ToolMissing as error:
             raise StepError(str(error)) from None
@@ -70,19 +76,28 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
 
     result = run((0, max_cycles) if wave == "all" else None)
     per_word = len(expected) // count
-    mismatched, fields = _compare(result.outputs, expected, count, classify)
-    complete = len(result.outputs) // per_word
+    runs = result.parts or [result]
+    mismatched, fields, first = [], 0, 0
+    # each run's outputs against its own images' expected words
+    for part, images_in_part in zip(runs, split_sizes(count, len(runs))):
+        part_mismatched, part_fields = _compare(
+            part.outputs, expected[first * per_word:(first + images_in_part) * per_word],
+            images_in_part, classify)
+        mismatched += [{**entry, "image": entry["image"] + first} for entry in part_mismatched]
+        fields += part_fields
+        first += images_in_part
+    complete = len(runs[0].outputs) // per_word
     summary = {"simulator": simulator, "images": count, "mismatches": fields,
                "mismatched_images": mismatched, "timed_out": result.timed_out,
                "words_received": len(result.outputs), "words_expected": len(expected),
-               "cycles_per_image": (_steady_cycles(result.output_cycles, complete, per_word)
-                                    if complete else None),
+               "cycles_per_image": _steady_cycles(runs, per_word) if complete else None,
                "latency_cycles": result.output_cycles[per_word - 1] if complete else None,
                "expected_cycles_per_image": accelerator.cycles_per_image,
                "simulated_cycles": result.simulated_cycles,
                "build_seconds": result.build_seconds, "run_seconds": result.run_seconds,
                "cycles_per_second": (round(result.simulated_cycles / result.run_seconds)
-                                     if result.run_seconds else None)}
+                                     if result.run_seconds else None),
+               "jobs": len(runs)}
     if result.timed_out:
         progress(f"  timeout: {len(result.outputs)} of {len(expected)} output words arrived "
                  f"within {max_cycles} cycles; comparing those")
@@ -111,8 +126,9 @@ def simulate(accelerator, verilog, *, images, labels, simulator, work_dir, progr
              f"({summary['expected_cycles_per_image']} expected"
              + (", with stalls" if stall else "") + f"), latency "
              f"{summary['latency_cycles']}; {result.simulated_cycles} cycles simulated in "
-             f"{result.run_seconds:.2f} s ({summary['cycles_per_second']} cycles/s; build "
-             f"{result.build_seconds:.1f} s)")
+             f"{result.run_seconds:.2f} s ({summary['cycles_per_second']} cycles/s"
+             + (f" over {len(runs)} processes" if len(runs) > 1 else "")
+             + f"; build {result.build_seconds:.1f} s)")
     return summary
 
 
@@ -195,10 +211,16 @@ def localize(accelerator, images, trace=None):
     return report
 
 
-def _steady_cycles(output_cycles, count, per_image):
-    """Cycles per image between the first and the last image's final output words (one
-    image: its latency)."""
-    ends = output_cycles[per_image - 1::per_image]
-    if count < 2:
-        return float(ends[0])
-    return round((ends[-1] - ends[0]) / (count - 1), 1)
+def _steady_cycles(runs, per_image):
+    """Cycles per image between the first and the last image's final output words of each
+    run, over all runs (each run starts from its own reset, so only its images after its
+    first count; one image in every run: the first run's latency)."""
+    span, intervals = 0, 0
+    for run in runs:
+        ends = run.output_cycles[per_image - 1::per_image]
+        if len(ends) >= 2:
+            span += ends[-1] - ends[0]
+            intervals += len(ends) - 1
+    if not intervals:
+        return float(runs[0].output_cycles[per_image - 1])
+    return round(span / intervals, 1)
