@@ -1,4 +1,6 @@
 """Build and run the cocotb benches on Icarus Verilog or Verilator (cocotb's own runner)."""
+import concurrent.futures
+from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import copy
 from dataclasses import dataclass
@@ -292,25 +294,10 @@ def _write_case(case_dir, inputs, expected, *, in_width, out_fields, words_per_i
 def _side_by_side(run, cases):
     """``[run(case) for case in cases]``, each in a thread of its own (each runs a simulator
     process); the first error of any is raised once all have ended."""
-    if len(cases) == 1:
-        return [run(cases[0])]
-    outcomes = [None] * len(cases)
-
-    def work(index):
-        try:
-            outcomes[index] = ("value", run(cases[index]))
-        except BaseException as error:          # handed to the caller's thread
-            outcomes[index] = ("error", error)
-    workers = [threading.Thread(target=work, args=(index,), daemon=True)
-               for index in range(len(cases))]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    for kind, value in outcomes:
-        if kind == "error":
-            raise value
-    return [value for _, value in outcomes]
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = [pool.submit(run, case) for case in cases]
+        concurrent.futures.wait(futures)
+    return [future.result() for future in futures]
 
 
 def _bench_result(observed, build_seconds):
