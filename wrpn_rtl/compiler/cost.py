@@ -163,12 +163,13 @@ def logit_adder(*, accumulator_bits):
 
 
 def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
-                       weight_words, buffered_words, output_word_bits, queue_depth,
+                       weight_words, steps, buffered_words, output_word_bits, queue_depth,
                        weights_registered=False, memory_styles=None, dsp_pairs=0):
-    """A matrix-vector unit: a cell per leaf, adder, plane-combine and accumulator bit (the
+    """A matrix-vector unit: a cell per leaf, adder and plane-combine bit (the
     ``2 * dsp_pairs`` lanes per PE in hard multipliers take a DSP block per pair, the
     operands' complement LUTs, the operand and product registers, and an adder tree over
-    the pairs' fields), the
+    the pairs' fields), the accumulator (``steps`` per vector: a result register for 1, else
+    an adder, the running sum and the result register), the
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
     constants), the weight ROM (``weights_registered``: and a flip-flop per word bit, plus the
     operands' wait register), the input buffer
@@ -189,8 +190,10 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     cells += (dsp_cells + dsp_pairs * 2 * in_bits) * pe
     flops += (dsp_flops + dsp_pairs * (2 * in_bits + 2 * planes + field)) * pe
     terms = (planes if logic_lanes else 0) + (1 if dsp_pairs else 0)
-    cells += (terms - 1) * x_bits * pe + x_bits * pe      # plane combine, accumulator
-    flops += (terms - 1) * x_bits * pe + x_bits * pe
+    cells += (terms - 1) * x_bits * pe                    # plane combine
+    flops += (terms - 1) * x_bits * pe
+    cells += x_bits * pe if steps > 1 else 0              # accumulator
+    flops += (2 if steps > 1 else 1) * x_bits * pe
     if weights_registered:
         flops += weight_word_bits + simd * in_bits + 3
     datapath = {"logic_cells": int(cells), "flip_flops": int(flops), "memory_bits": 0,

@@ -69,7 +69,7 @@ def mac_lanes_latency(*, simd, planes, dsp_pairs=0):
     """Cycles from the operands to ``done`` of :class:`MacLanes`: the leaf registers and each
     plane's adder tree over the lanes in logic (or, for the DSP pairs, the operand and product
     registers and the tree over the pairs' fields, whichever is longer), the combine tree, and
-    the accumulate."""
+    the accumulate (or, for one-step vectors, the result register)."""
     return _partial_depth(simd, planes, dsp_pairs) + 1
 
 
@@ -101,6 +101,10 @@ class MacLanes(wiring.Component):
         operands within :data:`DSP_OPERAND_BITS`); the rest in logic. Default 0.
     sum_shape : Shape
         Shape of the offset accumulator ``X`` (unsigned, from the golden bound).
+    steps : int
+        Steps per vector (the unit's ``SF``). With 1, each partial sum is a whole vector's
+        and the result register takes it (no adder, no running sum); with more, a running
+        sum accumulates them.
 
     Members
     -------
@@ -118,10 +122,13 @@ class MacLanes(wiring.Component):
         Cycles from ``valid & last`` on the inputs to ``done``.
     """
 
-    def __init__(self, *, simd, pe, in_bits, weight_layout, planes, sum_shape, dsp_pairs=0):
+    def __init__(self, *, simd, pe, in_bits, weight_layout, planes, sum_shape, steps,
+                 dsp_pairs=0):
         check_dsp_pairs(dsp_pairs, simd=simd, in_bits=in_bits, planes=planes,
                         binary="mask" not in weight_layout.elem_shape.members)
-        self._dsp_pairs = dsp_pairs
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, not {steps!r}")
+        self._dsp_pairs, self._steps = dsp_pairs, int(steps)
         self._simd, self._pe, self._in_bits = simd, pe, in_bits
         self._weight_layout, self._planes, self._sum_shape = weight_layout, planes, sum_shape
         super().__init__({
@@ -144,20 +151,41 @@ class MacLanes(wiring.Component):
         # The accumulators' enable and clear come straight from registers, so no gate lies
         # in front of the flip-flops' enable and reset pins, which span every PE.
         valid = delay(m, self.valid, partial_depth, name="valid_a")
+        if self._steps == 1:
+            # every partial sum is a whole vector's: the result register takes it
+            for p in range(self._pe):
+                partial = self._pe_partial(m, p, lanes)
+                result = Signal(self._sum_shape, name=f"pe{p}_x", reset_less=True)
+                with m.If(valid):
+                    m.d.sync += result.eq(partial)
+                m.d.comb += self.sums[p].eq(result)
+            m.d.sync += self.done.eq(valid)
+            return m
         finish_before = delay(m, self.valid & self.last, partial_depth - 1, name="finish_a")
         # Set by reset, so the running sums, which have no reset of their own, start at 0.
         finish = Signal(init=1, name=f"finish_a_d{partial_depth - 1}")
         m.d.sync += finish.eq(finish_before)
         for p in range(self._pe):
-            m.d.comb += self.sums[p].eq(self._pe_accumulator(m, p, lanes, valid, finish))
+            partial = self._pe_partial(m, p, lanes)
+            # The running sum restarts by a synchronous clear of its register after the last
+            # step (the flip-flops' reset pin, driven by the `finish` register alone, not a
+            # multiplexer in front of the adder); the finished sum is caught in `result`
+            # from the same adder.
+            running = Signal(self._sum_shape, name=f"pe{p}_running", reset_less=True)
+            result = Signal(self._sum_shape, name=f"pe{p}_x", reset_less=True)
+            total = running + partial
+            with m.If(finish):
+                m.d.sync += [running.eq(0), result.eq(total)]
+            with m.Elif(valid):
+                m.d.sync += running.eq(total)
+            m.d.comb += self.sums[p].eq(result)
         m.d.sync += self.done.eq(valid & finish)
         return m
 
-    def _pe_accumulator(self, m, p, lanes, valid, finish):
-        """PE ``p``: a leaf per lane and magnitude plane, an adder tree per plane, the planes
-        combined, and the running sum of ``X``. ``valid``: a partial sum arrives; ``finish``:
-        it is the vector's last (or reset was applied). Returns the register that holds a
-        finished ``X`` (valid the cycle after ``valid & finish``)."""
+    def _pe_partial(self, m, p, lanes):
+        """PE ``p``: a leaf per lane and magnitude plane, an adder tree per plane, and the
+        planes combined. Returns the registered partial sum of one step, valid
+        :func:`_partial_depth` cycles after the step's operands."""
         a_bits, word = self._in_bits, self.weights[p]
         has_mask = "mask" in self._weight_layout.elem_shape.members
         pairs = self._dsp_pairs
@@ -191,18 +219,7 @@ class MacLanes(wiring.Component):
             terms.append(delay(m, dsp_sum, depth - dsp_depth, name=f"pe{p}_dsp_wait",
                                reset_less=True))
         partial, _ = pipelined_sum(m, terms, name=f"pe{p}_combine")
-        # The running sum restarts by a synchronous clear of its register after the last
-        # step (the flip-flops' reset pin, driven by the `finish` register alone, not a
-        # multiplexer in front of the adder); the finished sum is caught in `result` from
-        # the same adder.
-        running = Signal(self._sum_shape, name=f"pe{p}_running", reset_less=True)
-        result = Signal(self._sum_shape, name=f"pe{p}_x", reset_less=True)
-        total = running + partial
-        with m.If(finish):
-            m.d.sync += [running.eq(0), result.eq(total)]
-        with m.Elif(valid):
-            m.d.sync += running.eq(total)
-        return result
+        return partial
 
     def _dsp_pairs_sum(self, m, p, operand, word):
         """PE ``p``'s DSP pairs: lanes ``2j`` and ``2j+1`` packed into one product (see the

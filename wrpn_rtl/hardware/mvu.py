@@ -579,7 +579,8 @@ class MatrixVectorGeometry:
             simd=self._simd, pe=self._pe, in_bits=layer.in_bits, planes=self._planes,
             x_bits=self._x_shape.width, requantization=self._requantization_cost(),
             weight_word_bits=self._weight_word_layout().size,
-            weight_words=self._nf * self._sf, weights_registered=self.weights_registered,
+            weight_words=self._nf * self._sf, steps=self._sf,
+            weights_registered=self.weights_registered,
             memory_styles=self.memory_styles(), dsp_pairs=self._dsp_pairs,
             buffered_words=self._sf if self._buffered else 0,
             output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
@@ -746,7 +747,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
-            sum_shape=self._x_shape, dsp_pairs=self._dsp_pairs)
+            sum_shape=self._x_shape, steps=self._sf, dsp_pairs=self._dsp_pairs)
         m.d.comb += [macs.operands.eq(operands), macs.weights.eq(weights),
                      macs.valid.eq(step_valid), macs.last.eq(step_last)]
         # the fold of the word the accumulators finish, beside them
