@@ -1,5 +1,7 @@
 import os
 
+import wrpn_rtl  # noqa: F401  (first: it pins numpy's BLAS kernels before numpy loads)
+
 import pytest
 from hypothesis import settings
 

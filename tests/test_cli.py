@@ -530,3 +530,24 @@ def test_a_missing_simulator_names_its_package(tmp_path, capsys, monkeypatch, rn
     assert capsys.readouterr().err.strip().endswith(
         "iverilog is not installed: install the Debian package 'iverilog' (apt-get install "
         "iverilog)")
+
+
+def test_numpy_blas_kernels_are_pinned_before_numpy_loads():
+    """Importing wrpn_rtl first pins OpenBLAS's kernels on x86-64 Linux with AVX2 and FMA (so
+    training gives the same network on AVX2 and AVX-512 machines), and leaves a value the
+    user set alone."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    probe = "import wrpn_rtl, os, numpy; print(os.environ.get('OPENBLAS_CORETYPE'))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    seen = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
+    pinned = sys.platform == "linux" and "avx2" in flags and "fma" in flags
+    assert seen == ("Haswell" if pinned else "None")
+    kept = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=dict(env, OPENBLAS_CORETYPE="Zen"), check=True).stdout.strip()
+    assert kept == "Zen"
