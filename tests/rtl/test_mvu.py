@@ -240,10 +240,11 @@ REQUANTIZATION_CASES = [(1, 2, 3), (2, 3, 2), (4, 1, 6), (6, 6, 1), (8, 2, 6), (
 
 @pytest.mark.parametrize("out_bits, pe, simd, form", [
     case + (form,) for case in REQUANTIZATION_CASES for form in REQUANTIZATIONS
-    if form == "affine" or case[0] <= 8])
+    if form == "affine" or case[0] <= 8 and (form != "search" or 6 // case[2] >= case[0])])
 def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
     """The exact requantizers against golden, from 1 to 16 output bits (threshold tables only
-    up to 8 bits: 65,535 thresholds per channel is what the affine form is for)."""
+    up to 8 bits: 65,535 thresholds per channel is what the affine form is for; the search
+    only where a word's SF cycles hold its out_bits steps)."""
     layer = dense_layer(rng, in_features=6, out_features=6, weight_bits=3, in_bits=4,
                         out_bits=out_bits)
     mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=form)
@@ -258,7 +259,8 @@ def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
 
 @pytest.mark.parametrize("out_bits, simd, form", [
     (2, 16, "thresholds"),     # SF = 1: no time to scan, three comparators in parallel
-    (4, 2, "serial"),          # SF = 8: two comparators per PE scan the 15 thresholds
+    (4, 8, "serial"),          # SF = 2: too few cycles to search 4 bits; 8 comparators scan
+    (4, 4, "search"),          # SF = 4: one comparator per PE decides a bit per cycle
     (8, 4, "affine"), (16, 4, "affine")])
 def test_mvu_picks_the_cheaper_requantizer(out_bits, simd, form, rng):
     layer = dense_layer(rng, in_features=16, out_features=4, weight_bits=2, in_bits=4,
@@ -313,6 +315,74 @@ def test_serial_requantizer_scans_within_a_word(out_bits, sf, comparators, steps
         np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
 
 
+def search_order(rows, bits):
+    """The thresholds ``s_1 .. s_L`` that one fold's rows of the search table hold: row 0
+    holds ``s_(2**(bits-1))``, row ``m`` the two ``s_(m -+ h)`` of the step after ``m``
+    (``h`` half the lowest set bit of ``m``); each must be held exactly once."""
+    held = {1 << (bits - 1): rows[0]["low"]}
+    assert rows[0]["high"] == rows[0]["low"]
+    for m in range(1, 1 << bits):
+        half = (m & -m) >> 1
+        if half:
+            for number, value in ((m - half, rows[m]["low"]), (m + half, rows[m]["high"])):
+                assert number not in held
+                held[number] = value
+    assert sorted(held) == list(range(1, 1 << bits))
+    return [held[number] for number in sorted(held)]
+
+
+@pytest.mark.parametrize("out_bits, sf, nf, pe", [
+    (1, 1, 3, 1), (1, 2, 1, 2), (2, 2, 3, 2), (2, 5, 2, 3), (3, 3, 2, 2), (3, 4, 1, 1),
+    (4, 4, 4, 2), (4, 6, 3, 1), (5, 5, 2, 2), (6, 7, 2, 1), (8, 8, 1, 2)])
+@pytest.mark.parametrize("tables", ["logic", "block"])
+def test_search_requantizer_is_exact_whenever_it_fits(out_bits, sf, nf, pe, tables, rng):
+    """The search form: every output bit width up to 8, SF from out_bits (a search ends in
+    the cycle the next word's starts) upward, 1-4 folds, odd PE counts, either table place;
+    against golden, with and without stalls, on vectors that reach both ends of the range.
+    Its tables hold each channel's thresholds sorted, and channels of both directions occur."""
+    layer = dense_layer(rng, in_features=2 * sf, out_features=nf * pe, weight_bits=2,
+                        in_bits=3, out_bits=out_bits)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=2, requantization="search", tables=tables)
+    assert mvu.requantization == "search" and mvu.memory_styles()["thresholds"] == tables
+    assert mvu.table_rows == nf << out_bits
+    for p in range(pe):
+        rows = mvu._search_rows(p)
+        for fold in range(nf):
+            assert search_order(rows[fold << out_bits:(fold + 1) << out_bits], out_bits) == \
+                sorted(mvu._threshold_tables()[fold * pe + p][1])
+    vectors = np.concatenate([rng.integers(0, 8, (9, 2 * sf)), np.zeros((1, 2 * sf), int),
+                              np.full((1, 2 * sf), 7)])
+    want = reference(layer, vectors)
+    for stall in (0.0, 0.4):
+        rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=stall, stall_out=stall)
+        np.testing.assert_array_equal(rtl_out, want)
+
+
+def test_search_covers_inverted_channels(rng):
+    """Across seeds, layers whose channels compare in either direction (``invert``) are
+    searched exactly: the code of an inverted channel is the bitwise NOT of the count."""
+    inverted = set()
+    for _ in range(6):
+        layer = dense_layer(rng, in_features=8, out_features=6, weight_bits=2, in_bits=3,
+                            out_bits=3)
+        mvu = MatrixVectorUnit(layer, pe=3, simd=2, requantization="search")
+        inverted |= {row["invert"] for p in range(3) for row in mvu._search_rows(p)}
+        vectors = rng.integers(0, 8, (8, 8))
+        rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.2, stall_out=0.2)
+        np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    assert inverted == {0, 1}
+
+
+def test_search_needs_a_cycle_per_output_bit(rng):
+    layer = dense_layer(rng, in_features=6, out_features=2, weight_bits=2, in_bits=2,
+                        out_bits=4)
+    with pytest.raises(ValueError, match=r"^layer0: requantization 'search' needs at least "
+                                         r"out_bits \(4\) cycles per output word, one compare "
+                                         r"per code bit: SF = 3 \(simd 2\) is too few$"):
+        MatrixVectorUnit(layer, pe=1, simd=2, requantization="search")
+    assert MatrixVectorUnit(layer, pe=1, simd=2).requantization != "search"
+
+
 @pytest.mark.parametrize("form", REQUANTIZATIONS + (None,))
 @pytest.mark.parametrize("tables", ["logic", "block"])
 def test_tables_go_where_asked_and_stay_exact(form, tables, rng):
@@ -321,11 +391,12 @@ def test_tables_go_where_asked_and_stay_exact(form, tables, rng):
     read a cycle earlier than a logic table's register)."""
     layer = dense_layer(rng, in_features=8, out_features=12, weight_bits=2, in_bits=3,
                         out_bits=3 if form else None)
-    mvu = MatrixVectorUnit(layer, pe=2, simd=4, requantization=form, tables=tables)
+    simd = 2 if form == "search" else 4          # the search's 3 steps need SF >= 3
+    mvu = MatrixVectorUnit(layer, pe=2, simd=simd, requantization=form, tables=tables)
     assert mvu.table_rows > 1 and mvu.tables == tables
     assert mvu.memory_styles()["thresholds"] == tables
     block_rams = mvu.estimate()["block_rams"]
-    logic = MatrixVectorUnit(layer, pe=2, simd=4, requantization=form, tables="logic")
+    logic = MatrixVectorUnit(layer, pe=2, simd=simd, requantization=form, tables="logic")
     assert (block_rams > logic.estimate()["block_rams"]) == (tables == "block")
     vectors = np.concatenate([rng.integers(0, 8, (7, 8)), np.full((1, 8), 7)])
     rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
@@ -344,7 +415,7 @@ def test_mvu_rejects_a_bad_requantization(rng):
     layer = dense_layer(rng, in_features=4, out_features=2, weight_bits=2, in_bits=2,
                         out_bits=2)
     with pytest.raises(ValueError, match=r"^requantization must be None, 'thresholds', "
-                                         r"'serial' or 'affine', not 'lut'$"):
+                                         r"'serial', 'search' or 'affine', not 'lut'$"):
         MatrixVectorUnit(layer, pe=1, simd=1, requantization="lut")
 
 

@@ -45,10 +45,11 @@ def test_exported_mvu_matches_golden_under_stalls(case, simulator, tmp_path, rng
 
 
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("form", ["thresholds", "serial", "affine"])
+@pytest.mark.parametrize("form", ["thresholds", "serial", "search", "affine"])
 def test_exported_requantizers_match_golden(form, simulator, tmp_path, rng):
     """Each requantizer form in Verilog: SF = 12, NF = 4 (the serial form: 2 comparators per
-    PE over 8 steps, a 32-row table read through a memory port)."""
+    PE over 8 steps, a 32-row table read through a memory port; the search: 4 steps, a
+    64-row table per PE)."""
     mvu, _ = run_case((2, 4, 4, 48, 8, 2, 4), simulator, tmp_path, rng, stall=0.3,
                       requantization=form)
     assert mvu.requantization == form

@@ -13,7 +13,8 @@ from wrpn_rtl.hardware.memories import memory_style
 
 __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
            "threshold_requantizer", "serial_requantizer", "serial_control",
-           "requantization_price", "affine_requantizer", "logit_adder", "matrix_vector_unit",
+           "search_requantizer", "search_control", "requantization_price",
+           "affine_requantizer", "logit_adder", "matrix_vector_unit",
            "sliding_window", "register_window", "max_pool_reducer", "block_max_pool", "vector_replay",
            "width_converter", "classifier_head"]
 
@@ -126,6 +127,21 @@ def serial_control(*, table_words, steps):
     step markers."""
     bits = max(1, (table_words - 1).bit_length()) + max(1, (steps - 1).bit_length())
     return dict(ZERO, logic_cells=bits + 4, flip_flops=bits + 8)
+
+
+def search_requantizer(*, compare_bits, x_bits, out_bits):
+    """One PE's binary search (``out_bits`` steps): one comparator behind a multiplexer
+    between the two thresholds read, the held accumulator, the decided bits with the next
+    row's bits, and the code register with its complement."""
+    return dict(ZERO, logic_cells=compare_bits // 2 + 1 + compare_bits + 2 * out_bits,
+                flip_flops=x_bits + 2 * out_bits + 1)
+
+
+def search_control(*, folds, out_bits):
+    """The search requantizers' shared control: the one-hot step register and the fold being
+    searched."""
+    fold_bits = max(0, (folds - 1).bit_length())
+    return dict(ZERO, logic_cells=out_bits + fold_bits, flip_flops=out_bits + fold_bits)
 
 
 #: What a block RAM is worth in logic cells when a requantizer form or a table's place is

@@ -32,7 +32,7 @@ into the logit bias that a logits layer adds once per output. ``X`` lies in
 ``[acc_low - C, acc_high - C]`` of the golden bound (zero-padded inputs included), so its
 register is exactly as wide as that range needs.
 
-Requantization takes the cheapest of three exact forms (:attr:`requantization`):
+Requantization takes the cheapest of four exact forms (:attr:`requantization`):
 *thresholds* compare ``X`` with the golden thresholds shifted by ``C`` (direction -1 channels
 are folded in too: ``-acc >= T  <=>  not (X >= 1 - T - C)``), all in parallel, and count the
 passed thresholds with a pipelined adder tree (``2**out_bits - 1`` comparators per PE, cheap at
@@ -41,7 +41,15 @@ finishes one every ``SF`` cycles): ``R = ceil((2**out_bits - 1) / SF)`` comparat
 the same thresholds ``R`` at a time over ``S = ceil((2**out_bits - 1) / R) <= SF`` cycles and
 count the passes, reading them from a table of ``NF * S`` rows (one per output word and step,
 deep and narrow, so it goes to block RAM where the parallel form's ``NF`` wide rows would be
-logic); the *affine* form (:class:`~wrpn_rtl.golden.thresholds.AffineRequantizer`, proved
+logic); the *search* form finds the code bit by bit, most significant first, with one
+comparator per PE: the number of thresholds ``X`` passes is ``m`` exactly when ``X`` passes
+the ``m``-th smallest and not the ``m + 1``-th, so ``out_bits`` compares with the thresholds
+on the search path give it, one per cycle, read from each PE's own table of its channels'
+sorted thresholds (a row holds the two thresholds the next step may need, so the address
+comes from registers and the compare only picks one); a channel whose
+comparison is inverted takes the complement, ``L - m``, which is the bitwise NOT of ``m``
+since ``L = 2**out_bits - 1``. It needs ``SF >= out_bits`` (one output word per PE every
+``SF`` cycles); the *affine* form (:class:`~wrpn_rtl.golden.thresholds.AffineRequantizer`, proved
 equal to the thresholds over the reachable range) computes
 ``clip((d * M * X + K) >> S, 0, L)`` with ``K = d * C * M + B``: one multiplier, one adder
 and a clamp per PE in three registered steps, whatever the output bits.
@@ -68,6 +76,7 @@ from wrpn_rtl.hardware.memories import LUT_ROM_MAX_DEPTH, memory_attrs, memory_s
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
+           "THRESHOLD_FORMS",
            "TABLE_STYLES", "REGISTERED_ROM_MIN_BITS", "REGISTERED_ROM_MAX_FLAT_DEPTH"]
 
 
@@ -75,8 +84,11 @@ __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "RE
 #: per channel) are built at all; wider outputs need the affine form.
 MAX_THRESHOLD_BITS = 10
 
-#: The requantizer forms (see the module docstring); the first two read threshold tables.
-REQUANTIZATIONS = ("thresholds", "serial", "affine")
+#: The requantizer forms (see the module docstring); all but "affine" read threshold tables.
+REQUANTIZATIONS = ("thresholds", "serial", "search", "affine")
+
+#: The forms that compare ``X`` with a table of thresholds.
+THRESHOLD_FORMS = REQUANTIZATIONS[:3]
 
 #: Where a per-fold table of constants may be asked to go (None: the default rule).
 TABLE_STYLES = (None, "logic", "block")
@@ -144,8 +156,9 @@ class MatrixVectorGeometry:
         False: ``SF`` words per vector, stored while fold 0 runs and replayed from the unit's
         own buffer for folds 1..NF-1 (input is refused meanwhile); a one-word vector
         (``SF = 1``) is read where it stands by every fold and taken by the last.
-    requantization : None, "thresholds", "serial" or "affine"
+    requantization : None, "thresholds", "serial", "search" or "affine"
         The requantizer's form (see :attr:`requantization`); None picks the cheapest exact one.
+        "search" needs ``SF >= out_bits``.
     tables : None, "logic" or "block"
         Where the per-fold table of constants (thresholds, affine constants or logit biases)
         goes when it has more than one row: block RAM or logic; None: the default rule
@@ -186,23 +199,23 @@ class MatrixVectorGeometry:
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
-            raise ValueError(f"requantization must be None, 'thresholds', 'serial' or "
-                             f"'affine', not {requantization!r}")
+            raise ValueError(f"requantization must be None, 'thresholds', 'serial', "
+                             f"'search' or 'affine', not {requantization!r}")
         if requantization is not None and layer.is_logits:
             raise ValueError(f"requantization must be None for a logits layer, "
                              f"not {requantization!r}")
         if requantization == "affine" and layer.requantizer.affine is None:
-            raise ValueError(f"requantization must be 'thresholds', 'serial' or None for "
-                             f"{layer.name}: its thresholds have no exact affine form, "
-                             f"not 'affine'")
+            raise ValueError(f"requantization must be 'thresholds', 'serial', 'search' or "
+                             f"None for {layer.name}: its thresholds have no exact affine "
+                             f"form, not 'affine'")
         if tables not in TABLE_STYLES:
             raise ValueError(f"tables must be None, 'logic' or 'block', not {tables!r}")
         self._requantization_asked, self._tables = requantization, tables
         self._lut_ram = bool(lut_ram)
         if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
-                and (requantization in ("thresholds", "serial")
+                and (requantization in THRESHOLD_FORMS
                      or layer.requantizer.affine is None)):
-            why = ("asked for" if requantization in ("thresholds", "serial") else
+            why = ("asked for" if requantization in THRESHOLD_FORMS else
                    "the only exact form: its float staircase has a rounding anomaly, so there "
                    "is no affine form")
             raise ValueError(f"{layer.name}: out_bits must be at most {MAX_THRESHOLD_BITS} for "
@@ -244,6 +257,10 @@ class MatrixVectorGeometry:
         self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
         self._out_lane = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
         self._dsp_requantizer = self._check_dsp_requantizer(dsp_requantizer, requantization)
+        if requantization == "search" and not self._searchable:
+            raise ValueError(f"{layer.name}: requantization 'search' needs at least out_bits "
+                             f"({layer.out_bits}) cycles per output word, one compare per "
+                             f"code bit: SF = {self._sf} (simd {self._simd}) is too few")
 
     @property
     def input_layout(self):
@@ -335,6 +352,9 @@ class MatrixVectorGeometry:
         if form == "serial":
             # table read, compare register, count tree, count register after the last step
             return self._serial_steps + 2 + _log2_ceil(self._serial_comparators)
+        if form == "search":
+            # the first table read, then one compare per code bit into the code register
+            return self._layer.out_bits + 1
         return 1 + _log2_ceil(self._levels)
 
     @property
@@ -354,9 +374,16 @@ class MatrixVectorGeometry:
         return math.ceil(self._levels / self._serial_comparators)
 
     @property
+    def _searchable(self):
+        """Whether the search form fits: a PE's output words are ``SF`` cycles apart, and the
+        search takes ``out_bits`` of them."""
+        return not self._layer.is_logits and self._sf >= self._layer.out_bits
+
+    @property
     def requantization(self):
         """How codes are made: "thresholds" (parallel comparators), "serial" (a few
-        comparators scanning a threshold table over the ``SF`` cycles of a word), "affine"
+        comparators scanning a threshold table over the ``SF`` cycles of a word), "search"
+        (one comparator per PE deciding a code bit per cycle from sorted thresholds), "affine"
         (multiply, add, shift, clamp) or None for a logits layer - the form with the lowest
         :func:`~wrpn_rtl.compiler.cost.requantization_price` among those the golden model
         proves exact (unless one was asked for)."""
@@ -368,8 +395,9 @@ class MatrixVectorGeometry:
             return "affine"
         if self._layer.out_bits > MAX_THRESHOLD_BITS:
             return "affine"
-        forms = REQUANTIZATIONS if self._layer.requantizer.affine is not None else \
-            REQUANTIZATIONS[:2]
+        forms = [form for form in REQUANTIZATIONS
+                 if (form != "affine" or self._layer.requantizer.affine is not None)
+                 and (form != "search" or self._searchable)]
         prices = {form: cost.requantization_price(self._requantization_cost(form))
                   for form in forms}
         return min(forms, key=lambda form: prices[form])    # ties: the earlier form
@@ -469,6 +497,25 @@ class MatrixVectorGeometry:
                 rows.append(row)
         return rows
 
+    def _search_rows(self, p):
+        """PE ``p``'s table in the search form: list over address ``nf * 2**out_bits + m`` of
+        ``{"invert", "low", "high"}``, for channel ``c = nf * PE + p`` with its thresholds
+        sorted, ``s_1 <= ... <= s_L``: the two thresholds the search may compare with after
+        comparing with ``s_m``, ``s_(m - h)`` and ``s_(m + h)`` with ``h`` half the lowest set
+        bit of ``m`` (0 and 0 where ``m`` is odd: the last step); row 0 holds the first
+        step's, ``s_(2**(out_bits - 1))``, as both."""
+        tables, bits, rows = self._threshold_tables(), self._layer.out_bits, []
+        for nf in range(self._nf):
+            invert, values = tables[nf * self._pe + p]
+            ordered = [0, *sorted(int(t) for t in values)]     # ordered[m] = s_m
+            root = ordered[1 << (bits - 1)]
+            rows.append({"invert": invert, "low": root, "high": root})
+            for m in range(1, 1 << bits):
+                half = (m & -m) >> 1
+                rows.append({"invert": invert, "low": ordered[m - half] if half else 0,
+                             "high": ordered[m + half] if half else 0})
+        return rows
+
     def _threshold_shape(self):
         return unsigned(max(1, (int(self._x_high.max()) + 1).bit_length()))
 
@@ -516,6 +563,9 @@ class MatrixVectorGeometry:
                                                     max(0, max(K for *_, K in tables)))
             return data.StructLayout({"negate": unsigned(1), "multiplier": unsigned(m_bits),
                                       "bias": signed(k_width) if k_signed else unsigned(k_width)})
+        if form == "search":
+            return data.StructLayout({"invert": unsigned(1), "low": self._threshold_shape(),
+                                      "high": self._threshold_shape()})
         per_row = self._serial_comparators if form == "serial" else self._levels
         return data.StructLayout({"invert": unsigned(1),
                                   "thresholds": data.ArrayLayout(self._threshold_shape(),
@@ -525,19 +575,28 @@ class MatrixVectorGeometry:
         """Where the requantization (or logit bias) table goes in ``form`` (default: the
         unit's own): where ``tables`` says if the table has more than one row; by default by
         :func:`~wrpn_rtl.hardware.memories.memory_style`, except that the serial form's
-        table, deep but as wide as ``PE`` thresholds, goes to whichever of block RAM and
-        logic :func:`~wrpn_rtl.compiler.cost.requantization_price` finds cheaper."""
+        table, deep but as wide as ``PE`` thresholds, and the search form's ``PE`` deep and
+        narrow tables go to whichever of block RAM and logic
+        :func:`~wrpn_rtl.compiler.cost.requantization_price` finds cheaper."""
         form = form or self.requantization
         depth = self._table_words(form)
         if depth > 1 and self._tables is not None:
             return self._tables
-        if form != "serial" or depth <= 1:
+        if form not in ("serial", "search") or depth <= 1:
             return memory_style(depth, writable=False, lut_ram=self._lut_ram)
         if self._lut_ram and depth <= LUT_ROM_MAX_DEPTH:
             return "logic"
-        width = self._pe * self._requantization_entry(form).size
         return min(("logic", "block"), key=lambda style: cost.requantization_price(
-            cost.memory(width, depth, writable=False, style=style)))
+            self._table_cost(form, style)))
+
+    def _table_cost(self, form, style):
+        """Estimate of the requantization table in ``form`` placed in ``style``: one memory
+        with a row of every PE's constants, or, in the search form, one memory per PE."""
+        entry_bits, depth = self._requantization_entry(form).size, self._table_words(form)
+        if form == "search":
+            return cost.add(*[cost.memory(entry_bits, depth, writable=False, style=style)]
+                            * self._pe)
+        return cost.memory(self._pe * entry_bits, depth, writable=False, style=style)
 
     @property
     def table_rows(self):
@@ -546,8 +605,12 @@ class MatrixVectorGeometry:
 
     def _table_words(self, form=None):
         """Rows of the requantization (or logit bias) table in ``form`` (default: the unit's
-        own): one per fold, or one per fold and step in the serial form."""
+        own): one per fold, one per fold and step in the serial form, and in the search form
+        ``2**out_bits`` per fold (row 0 unused: the thresholds are numbered from 1) of each
+        PE's own table."""
         form = form or self.requantization
+        if form == "search":
+            return self._nf << self._layer.out_bits
         return self._nf * (self._serial_steps if form == "serial" else 1)
 
     def memory_styles(self):
@@ -594,9 +657,7 @@ class MatrixVectorGeometry:
                             cost.memory(width * self._pe, self._nf, writable=False,
                                         style=self._table_style()))
         form = form or self.requantization
-        table = cost.memory(self._pe * self._requantization_entry(form).size,
-                            self._table_words(form), writable=False,
-                            style=self._table_style(form))
+        table = self._table_cost(form, self._table_style(form))
         if form == "affine":
             affine = self._layer.requantizer.affine
             per_pe = cost.affine_requantizer(
@@ -611,6 +672,12 @@ class MatrixVectorGeometry:
                 x_bits=self._x_shape.width, out_bits=self._layer.out_bits)
             control = cost.serial_control(table_words=self._table_words(form),
                                           steps=self._serial_steps)
+            return cost.add(*[per_pe] * self._pe, table, control)
+        if form == "search":
+            per_pe = cost.search_requantizer(compare_bits=self._threshold_shape().width,
+                                             x_bits=self._x_shape.width,
+                                             out_bits=self._layer.out_bits)
+            control = cost.search_control(folds=self._nf, out_bits=self._layer.out_bits)
             return cost.add(*[per_pe] * self._pe, table, control)
         per_pe = cost.threshold_requantizer(levels=self._levels,
                                             compare_bits=self._threshold_shape().width,
@@ -765,6 +832,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             results, out_valid = self._affine_stage(m, accumulators, nf_a, done_nf, done)
         elif self.requantization == "serial":
             results, out_valid = self._serial_stage(m, accumulators, done)
+        elif self.requantization == "search":
+            results, out_valid = self._search_stage(m, accumulators, done_nf, done)
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
@@ -870,6 +939,51 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             results.append(count)
         valid = Signal(name="code_valid")
         m.d.sync += valid.eq(counted[0] & counted[2])
+        return results, valid
+
+    def _search_stage(self, m, accumulators, done_nf, done):
+        # Binary search for m = how many thresholds X passes, one code bit per cycle, most
+        # significant first: bit i is 1 when X passes s_c, c = (the bits decided so far) +
+        # 2**i. Row c of the table holds the two thresholds the step after c may need, so
+        # the address is made from registers only (c) and the compare only picks one of the
+        # two read (by the bit it decided last): no compare lies in front of the memory's
+        # address. Cycle 0 (done): hold X, present row 0 (the first step's threshold as both);
+        # cycle i + 1: compare, decide bit k-1-i, present row c; after the last step the code
+        # (m, or NOT m for an inverted channel) is a register. Output words are SF >= k
+        # cycles apart, so a search ends by the cycle the next one starts (the last compare
+        # and the next word's first address share it).
+        bits = self._layer.out_bits
+        entry = self._requantization_entry()
+        probe = Signal(bits, name="search_probe")     # the bit decided this cycle (one-hot)
+        m.d.sync += probe.eq(Mux(done, 1 << (bits - 1), probe >> 1))
+        fold = None
+        if self._nf > 1:
+            fold = Signal(range(self._nf), name="search_fold", reset_less=True)
+            with m.If(done):
+                m.d.sync += fold.eq(done_nf)
+        results = []
+        for p, acc in enumerate(accumulators):
+            held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
+            with m.If(done):
+                m.d.sync += held.eq(acc)
+            table = Memory(shape=entry, depth=self._table_words(), init=self._search_rows(p),
+                           attrs={"ram_style": self._table_style()})
+            m.submodules[f"pe{p}_thresholds"] = table
+            port = table.read_port()
+            so_far = Signal(bits, name=f"pe{p}_so_far", reset_less=True)
+            went_high = Signal(name=f"pe{p}_went_high", reset_less=True)   # last bit decided
+            passes = held >= Mux(went_high, port.data.high, port.data.low)
+            decided = Signal(bits, name=f"pe{p}_decided")
+            m.d.comb += decided.eq(so_far | Mux(passes, probe, 0))
+            m.d.sync += [so_far.eq(Mux(done, 0, decided)), went_high.eq(passes)]
+            row = Mux(done, 0, so_far | probe)
+            m.d.comb += port.addr.eq(row if fold is None else
+                                     Cat(row, Mux(done, done_nf, fold)))
+            code = Signal(bits, name=f"pe{p}_code", reset_less=True)
+            with m.If(probe[0]):
+                m.d.sync += code.eq(decided ^ port.data.invert.replicate(bits))
+            results.append(code)
+        valid = delay(m, done, self._output_depth, name="code_valid")
         return results, valid
 
     def _affine_stage(self, m, accumulators, nf_a, done_nf, done):
