@@ -981,7 +981,9 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                                      Cat(row, Mux(done, done_nf, fold)))
             code = Signal(bits, name=f"pe{p}_code", reset_less=True)
             with m.If(probe[0]):
-                m.d.sync += code.eq(decided ^ port.data.invert.replicate(bits))
+                # the last step decides bit 0 (0 in `so_far` until then); the others are
+                # registers, so only bit 0 waits for the compare
+                m.d.sync += code.eq(Cat(passes, so_far[1:]) ^ port.data.invert.replicate(bits))
             results.append(code)
         valid = delay(m, done, self._output_depth, name="code_valid")
         return results, valid
