@@ -345,8 +345,7 @@ def test_search_requantizer_is_exact_whenever_it_fits(out_bits, sf, nf, pe, tabl
     mvu = MatrixVectorUnit(layer, pe=pe, simd=2, requantization="search", tables=tables)
     assert mvu.requantization == "search" and mvu.memory_styles()["thresholds"] == tables
     assert mvu.table_rows == nf << out_bits
-    for p in range(pe):
-        rows = mvu._search_rows(p)
+    for p, rows in enumerate(mvu._search_rows()):
         for fold in range(nf):
             assert search_order(rows[fold << out_bits:(fold + 1) << out_bits], out_bits) == \
                 sorted(mvu._threshold_tables()[fold * pe + p][1])
@@ -366,7 +365,7 @@ def test_search_covers_inverted_channels(rng):
         layer = dense_layer(rng, in_features=8, out_features=6, weight_bits=2, in_bits=3,
                             out_bits=3)
         mvu = MatrixVectorUnit(layer, pe=3, simd=2, requantization="search")
-        inverted |= {row["invert"] for p in range(3) for row in mvu._search_rows(p)}
+        inverted |= {row["invert"] for rows in mvu._search_rows() for row in rows}
         vectors = rng.integers(0, 8, (8, 8))
         rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.2, stall_out=0.2)
         np.testing.assert_array_equal(rtl_out, reference(layer, vectors))

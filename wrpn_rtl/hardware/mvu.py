@@ -497,24 +497,26 @@ class MatrixVectorGeometry:
                 rows.append(row)
         return rows
 
-    def _search_rows(self, p):
-        """PE ``p``'s table in the search form: list over address ``nf * 2**out_bits + m`` of
-        ``{"invert", "low", "high"}``, for channel ``c = nf * PE + p`` with its thresholds
+    def _search_rows(self):
+        """Every PE's table in the search form: list over PE ``p`` of lists over address
+        ``nf * 2**out_bits + m`` of ``{"invert", "low", "high"}``, for channel
+        ``c = nf * PE + p`` with its thresholds
         sorted, ``s_1 <= ... <= s_L``: the two thresholds the search may compare with after
         comparing with ``s_m``, ``s_(m - h)`` and ``s_(m + h)`` with ``h`` half the lowest set
         bit of ``m`` (0 and 0 where ``m`` is odd: the last step); row 0 holds the first
         step's, ``s_(2**(out_bits - 1))``, as both."""
-        tables, bits, rows = self._threshold_tables(), self._layer.out_bits, []
-        for nf in range(self._nf):
-            invert, values = tables[nf * self._pe + p]
+        tables, bits = self._threshold_tables(), self._layer.out_bits
+        per_pe = [[] for _ in range(self._pe)]
+        for c, (invert, values) in enumerate(tables):
             ordered = [0, *sorted(int(t) for t in values)]     # ordered[m] = s_m
             root = ordered[1 << (bits - 1)]
+            rows = per_pe[c % self._pe]                        # channels in fold order
             rows.append({"invert": invert, "low": root, "high": root})
             for m in range(1, 1 << bits):
                 half = (m & -m) >> 1
                 rows.append({"invert": invert, "low": ordered[m - half] if half else 0,
                              "high": ordered[m + half] if half else 0})
-        return rows
+        return per_pe
 
     def _threshold_shape(self):
         return unsigned(max(1, (int(self._x_high.max()) + 1).bit_length()))
@@ -962,11 +964,11 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
             with m.If(done):
                 m.d.sync += fold.eq(done_nf)
         results = []
-        for p, acc in enumerate(accumulators):
+        for p, (acc, rows) in enumerate(zip(accumulators, self._search_rows())):
             held = Signal(acc.shape(), name=f"pe{p}_held", reset_less=True)
             with m.If(done):
                 m.d.sync += held.eq(acc)
-            table = Memory(shape=entry, depth=self._table_words(), init=self._search_rows(p),
+            table = Memory(shape=entry, depth=self._table_words(), init=rows,
                            attrs={"ram_style": self._table_style()})
             m.submodules[f"pe{p}_thresholds"] = table
             port = table.read_port()
