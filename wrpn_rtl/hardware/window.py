@@ -53,6 +53,16 @@ def check_simd(simd, channels, *, name="simd"):
     return int(simd)
 
 
+def _last_flag(m, counter, total, moves, *, name):
+    """A register equal to ``counter == total - 1`` for a loop counter that, in a cycle where
+    ``moves``, steps on by one or wraps from ``total - 1`` to 0 (and is 0 after reset)."""
+    flag = Signal(init=int(total == 1), name=name)
+    if total > 1:
+        with m.If(moves):
+            m.d.sync += flag.eq(~flag & (counter == total - 2))
+    return flag
+
+
 def _signed_range(low, high):
     """A signed shape holding every integer in ``[low, high]``."""
     width = max(abs(low).bit_length(), abs(high).bit_length()) + 1
@@ -347,9 +357,16 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
             return select(oh, [Const(v, shape) for v in values[1:] + values[:1]])
 
         inside = (ih >= 0) & (ih < height) & (pixel >= 0) & (pixel < row_words)
-        last_cg, last_kw, last_kh = cg == groups - 1, kw == k_w - 1, kh == k_h - 1
-        last_rep = rep == self._repeats - 1
-        last_ow, last_oh = ow == out_w - 1, oh == out_h - 1
+        # Each loop's "at its last value" flag is a register kept as the loops move (a loop
+        # moves when every faster loop is at its last value), so no counter compare lies
+        # before the enables of the generator's registers.
+        flags, carry = [], advance
+        for counter, total in ((cg, groups), (kw, k_w), (kh, k_h), (rep, self._repeats),
+                               (ow, out_w), (oh, out_h)):
+            flag = _last_flag(m, counter, total, carry, name=f"{counter.name}_last")
+            flags.append(flag)
+            carry = carry & flag
+        last_cg, last_kw, last_kh, last_rep, last_ow, last_oh = flags
         leave_row = last_cg & last_kw & last_kh & last_rep & last_ow
 
         fresh = Signal(layout, name="req_new")
