@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.hardware.memories import MAPPED_APART
 from wrpn_rtl.toolchain import ToolMissing
 
 __all__ = ["TARGETS", "DEFAULT_TARGETS", "target_named", "Target", "SynthResult", "SynthError", "synthesize",
@@ -177,6 +178,16 @@ def _synth_command(target, dsp, *, flatten=True):
     return f"synth_{target.family}{'' if flatten else ' -noflatten'} -top {{top}}{option}"
 
 
+#: Modules the FPGA scripts keep out of flattening, so the LUT mapper maps each alone: every
+#: :class:`~wrpn_rtl.hardware.memories.RegisteredROM` (its data bits then stay functions of its
+#: address, one LUT4 per bit up to 16 words, whatever the rest of the design).
+_MAPPED_APART = f"setattr -mod -set keep_hierarchy 1 *.{MAPPED_APART}"
+#: ... and flattened once mapped (the cells as mapped; nextpnr's own flattening of a
+#: hierarchical netlist failed on a ROM module whose equal bits Yosys had merged: "multiply
+#: driven" nets).
+_FLATTEN_MAPPED = f"setattr -mod -unset keep_hierarchy *.{MAPPED_APART}; flatten; clean"
+
+
 def _yosys_recipe(target, *, abc9, dsp=False):
     """A Yosys script template (fields ``top``, ``stat``, ``netlist``) for ``target``
     (``dsp``: see :func:`_synth_command`)."""
@@ -185,15 +196,16 @@ def _yosys_recipe(target, *, abc9, dsp=False):
                 "opt_clean; tee -q -o {stat} stat -json")
     synth = _synth_command(target, dsp)
     if abc9:
-        mapping = f"{synth} -json {{netlist}}"
+        mapping = synth
     elif target.family == "ice40":
         mapping = (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; ice40_wrapcarry -unwrap; "
                    f"techmap -map +/ice40/ff_map.v; clean; opt_lut -tech ice40; "
-                   f"{synth} -run map_cells: -json {{netlist}}")
+                   f"{synth} -run map_cells:")
     else:
         mapping = (f"{synth} -run :map_luts; abc -lut 4 -dress; clean; "
-                   f"{synth} -run map_cells: -json {{netlist}}")
-    return mapping + "; tee -q -o {stat} stat -json"
+                   f"{synth} -run map_cells:")
+    return (f"{_MAPPED_APART}; {mapping}; {_FLATTEN_MAPPED}; write_json {{netlist}}; "
+            "tee -q -o {stat} stat -json")
 
 
 def _hierarchy_recipe(target, dsp=False):

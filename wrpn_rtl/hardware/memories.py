@@ -1,8 +1,14 @@
-"""Where a memory goes: the one rule for every generator's memories (and the cost rules)."""
+"""Where a memory goes: the one rule for every generator's memories (and the cost rules), and
+the ROM in logic that synthesis maps on its own (:class:`RegisteredROM`)."""
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal, Value
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from wrpn_rtl.hardware.arithmetic import select
 
 __all__ = ["memory_style", "memory_attrs", "BLOCK_ROM_MIN_DEPTH", "BLOCK_RAM_MIN_DEPTH",
            "CHOSEN_BLOCK_ROM_MIN_DEPTH", "LUT_RAM_FAMILIES", "LUT_RAM_MAX_DEPTH",
-           "LUT_ROM_MAX_DEPTH", "MEMORY_STYLES"]
+           "LUT_ROM_MAX_DEPTH", "MEMORY_STYLES", "RegisteredROM", "MAPPED_APART"]
 
 #: A ROM (weights, thresholds) this deep or deeper goes to block RAM; shallower ones become
 #: logic, where one LUT4 per output bit holds 16 words (a 4-deep, 512-bit-wide ROM costs 512
@@ -68,3 +74,100 @@ def memory_attrs(depth, *, writable, collision_reads_unused=False, style=None):
     if collision_reads_unused:
         attrs["no_rw_check"] = 1
     return attrs
+
+
+#: The submodule name of the part of every :class:`RegisteredROM` that synthesis maps apart;
+#: the synthesis scripts keep modules of this name out of flattening (Yosys
+#: ``keep_hierarchy``) until their LUTs are mapped.
+MAPPED_APART = "registered_rom"
+
+
+class RegisteredROM(wiring.Component):
+    """A ROM in logic read into a register: ``data`` is ``words[addr]`` one cycle after
+    ``addr`` (an address past the end gives one of the words).
+
+    Written as a balanced tree of multiplexers over constants (:func:`select`), not a Memory:
+    Yosys moves a Memory's read register to its address side, which puts the address
+    counter's next-state logic in front of the ROM's LUTs. The ROM proper, a register per
+    distinct data-bit column (a bit's values over the addresses; equal columns are one
+    register, constant ones none), is the submodule ``MAPPED_APART``, which the synthesis
+    scripts map as a module of its own: each column is then a LUT function of the address
+    alone (one LUT4 per column up to 16 words), whatever the rest of the design. Flattened
+    with everything else, ABC9's area recovery re-expressed bits of conv2's 9-word, 1,024-bit
+    weight ROM (ECP5 design) through the LUTs of other bits: four or five LUT levels, by how
+    the rest of the design happened to map (the critical path in 5 of 17 placements,
+    7.7-10.1 ns). The columns are made distinct here because Yosys's ABC9 flow left two
+    flip-flops driving one net when a kept module's equal output bits were merged inside it.
+
+    Parameters
+    ----------
+    layout : ShapeLike
+        Shape of one word (a layout is fine).
+    words : list
+        The words, ``words[i]`` at address ``i`` (ints, or what ``layout.const`` takes); at
+        least one.
+
+    Members
+    -------
+    addr : In(range(len(words)))
+    data : Out(layout)
+        ``words[addr]`` of the previous cycle (constant bits are constants).
+    """
+
+    def __init__(self, layout, words):
+        if not words:
+            raise ValueError("a RegisteredROM needs at least one word")
+        self._layout, self._words = layout, list(words)
+        super().__init__({"addr": In(range(len(self._words))), "data": Out(layout)})
+
+    def _columns(self):
+        """``(distinct, source)``: the non-constant bit columns (each an int, bit ``i`` the
+        bit at address ``i``) in first-use order, and for each data bit either its column's
+        index in ``distinct`` or its constant (``("const", 0 or 1)``)."""
+        if isinstance(self._layout, data.Layout):
+            values = [self._layout.const(word).as_value().value for word in self._words]
+        else:
+            values = [Const(word, self._layout).value for word in self._words]
+        width = len(Value.cast(self.data))
+        every = (1 << len(values)) - 1
+        distinct, index, source = [], {}, []
+        for bit in range(width):
+            column = sum(((value >> bit) & 1) << i for i, value in enumerate(values))
+            if column in (0, every):
+                source.append(("const", int(column == every)))
+                continue
+            if column not in index:
+                index[column] = len(distinct)
+                distinct.append(column)
+            source.append(index[column])
+        return distinct, source
+
+    def elaborate(self, platform):
+        m = Module()
+        distinct, source = self._columns()
+        bits = []
+        if distinct:
+            m.submodules[MAPPED_APART] = rom = _ColumnROM(distinct, len(self._words))
+            m.d.comb += rom.addr.eq(self.addr)
+        for origin in source:
+            bits.append(Const(origin[1], 1) if isinstance(origin, tuple) else rom.read[origin])
+        m.d.comb += Value.cast(self.data).eq(Cat(*bits))
+        return m
+
+
+class _ColumnROM(Elaboratable):
+    """``read`` (bit ``j``: column ``j`` at the address of the previous cycle), registered:
+    the part of a :class:`RegisteredROM` that synthesis maps apart."""
+
+    def __init__(self, columns, depth):
+        self._columns, self._depth = columns, depth
+        self.addr = Signal(range(depth), name="addr")
+        self.read = Signal(len(columns), name="read", reset_less=True)
+
+    def elaborate(self, platform):
+        m = Module()
+        words = [sum(((column >> address) & 1) << j for j, column in enumerate(self._columns))
+                 for address in range(self._depth)]
+        m.d.sync += self.read.eq(select(self.addr, [Const(word, len(self._columns))
+                                                    for word in words]))
+        return m

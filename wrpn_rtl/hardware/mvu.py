@@ -72,7 +72,8 @@ from wrpn_rtl.golden.quant import weight_code_range
 from wrpn_rtl.hardware.arithmetic import delay, pipelined_product, pipelined_sum, select
 from wrpn_rtl.hardware.lanes import (DSP_OPERAND_BITS, MacLanes, check_dsp_pairs,
                                      mac_lanes_latency)
-from wrpn_rtl.hardware.memories import LUT_ROM_MAX_DEPTH, memory_attrs, memory_style
+from wrpn_rtl.hardware.memories import (LUT_ROM_MAX_DEPTH, RegisteredROM, memory_attrs,
+                                        memory_style)
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
@@ -787,13 +788,13 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         step_valid, step_last = fire, last_step
         if self.weights_registered:
             # A ROM in logic read into a register (a flip-flop behind each ROM LUT), the
-            # step's operands and flags waiting a cycle for it. Written as multiplexers over
-            # constants, not a Memory: Yosys moves a Memory's read register to its address
-            # side, which put the address counter's next-state logic in front of the ROM's
-            # LUTs (conv2's 9-word ROM of the ECP5 design, alone on the device: four LUT
-            # levels, 155.8 MHz; as multiplexers one level, 158.0 MHz, 138 fewer cells).
-            rom = layout(select(waddr, [layout.const(word).as_value() for word in words]))
-            weights = delay(m, rom, 1, name="weights", reset_less=True)
+            # step's operands and flags waiting a cycle for it; synthesis maps it as a module
+            # of its own (RegisteredROM: multiplexers over constants, so Yosys cannot move
+            # the register to the address side; mapped apart, so ABC9 cannot express a bit
+            # through the LUTs of others).
+            m.submodules.weight_rom = rom = RegisteredROM(layout, words)
+            m.d.comb += rom.addr.eq(waddr)
+            weights = rom.data
             operands = delay(m, operands, 1, name="operands", reset_less=True)
             step_valid = delay(m, fire, 1, name="step_valid")
             step_last = delay(m, last_step, 1, name="step_last", reset_less=True)
