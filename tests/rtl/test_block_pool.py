@@ -1,4 +1,6 @@
 # amaranth: UnusedElaboratable=no
+import itertools
+
 import numpy as np
 import pytest
 
@@ -32,6 +34,33 @@ def test_block_pool_matches_golden(in_shape, kernel, simd, stall, input_interval
     np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
     if stall == 0.0 and input_interval == 1:
         assert cycles <= frames * dut.cycles_per_frame + 8
+
+
+def _block_pool_cases():
+    """Every kernel of 1-3 by 1-3 on maps from one block to just past two blocks (the last
+    rows and columns dropped), with one channel group (a block row's words consecutive, so
+    the partial maximum written in one cycle is read back in the next: forwarded) and with
+    two."""
+    cases = []
+    for k_h, k_w in itertools.product((1, 2, 3), repeat=2):
+        for height, width in {(k_h, k_w), (k_h, 2 * k_w + 1), (2 * k_h + 1, k_w),
+                              (2 * k_h, 2 * k_w)}:
+            for channels, simd in ((2, 2), (4, 2)):
+                cases.append(((height, width, channels), (k_h, k_w), simd))
+    return cases
+
+
+@pytest.mark.parametrize("in_shape, kernel, simd", _block_pool_cases())
+def test_block_pool_sweep_of_kernels_maps_and_groups(in_shape, kernel, simd):
+    """Three frames each, without stalls and under random stalls on both sides."""
+    rng = np.random.default_rng(sum(in_shape) * 100 + kernel[0] * 10 + kernel[1] + simd)
+    x = rng.integers(0, 8, (3,) + in_shape)
+    ref = max_pool2d(x, kernel, kernel, 0)
+    for stall in (0.0, 0.4):
+        dut = BlockMaxPool(in_shape=in_shape, kernel=kernel, simd=simd, bits=3)
+        rtl, _ = run_stream(dut, x.reshape(-1, simd).tolist(), ref.size // simd, width=simd,
+                            rng=rng, stall_in=stall, stall_out=stall)
+        np.testing.assert_array_equal(np.array(rtl).reshape(ref.shape), ref)
 
 
 @pytest.mark.parametrize("kwargs, kind", [
