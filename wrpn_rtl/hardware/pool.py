@@ -226,8 +226,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
     column and channel group (``W_out * C / SIMD`` words, one memory: block RAM from 16 words),
     and the word that completes a block is sent out. Rows and columns past the last whole block
     are read and dropped, as in the golden ``max_pool2d``. The memory is read one cycle and
-    written the next; a word whose partial maximum was written in the cycle before takes it
-    from a forwarding register instead of the memory. Outputs go through a
+    written the next; with one channel group, a word whose partial maximum was written in the
+    cycle before takes it from a forwarding register instead of the memory (with more, the
+    same partial maximum never comes in consecutive cycles). Outputs go through a
     :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` under a credit counter (:attr:`queue_depth`
     words), so ``valid`` never depends on ``ready``.
 
@@ -266,8 +267,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         (k_h, k_w), (out_h, out_w) = self._kernel, self._out_hw
         groups, word = self._groups, self.input.payload.shape()
         depth = out_w * groups
-        # A read of the address that stage C writes in the same cycle is replaced by the
-        # forwarding register (`forward` below), so the memory's answer to it is never used.
+        # A read of the address that stage B writes in the same cycle (one channel group
+        # only) is replaced by the forwarding register (`forward` below), so the memory's
+        # answer to it is never used.
         m.submodules.partial = partial = Memory(
             shape=word, depth=depth, init=[],
             attrs=memory_attrs(depth, writable=True, collision_reads_unused=True,
@@ -316,26 +318,32 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         x_b = Signal(word, name="x_b", reset_less=True)
         address_b = Signal(range(depth + groups), name="address_b", reset_less=True)
         first_b, last_b = Signal(name="first_b"), Signal(name="last_b")
-        # Whether stage B must take its partial maximum from stage C rather than the memory
-        # (C writes the same address this cycle): decided a cycle early, when B's word is
-        # still at the input and C's is in B, so no address compare sits before the max.
-        forward = Signal(name="forward")
         m.d.sync += [valid_b.eq(take & inside), x_b.eq(self.input.payload),
                      address_b.eq(address),
                      first_b.eq((row_in_band == 0) & (col_in_block == 0)),
-                     last_b.eq(completes),
-                     forward.eq(valid_b & ~last_b & (address_b == address))]
-        # Stage C: the partial maximum written in the cycle before, for forwarding.
-        value_c = Signal(word, name="value_c", reset_less=True)
+                     last_b.eq(completes)]
         previous = Signal(word, name="previous")
-        m.d.comb += previous.eq(Mux(forward, value_c, read.data))
         value = Signal(word, name="value")
+        if groups == 1:
+            # Consecutive words can share a partial maximum (a block row's columns): whether
+            # stage B must take it from stage C rather than the memory (C writes the same
+            # address this cycle) is decided a cycle early, when B's word is still at the
+            # input and C's is in B, so no address compare sits before the max.
+            forward = Signal(name="forward")
+            m.d.sync += forward.eq(valid_b & ~last_b & (address_b == address))
+            # Stage C: the partial maximum written in the cycle before, for forwarding.
+            value_c = Signal(word, name="value_c", reset_less=True)
+            m.d.comb += previous.eq(Mux(forward, value_c, read.data))
+            m.d.sync += value_c.eq(value)
+        else:
+            # Consecutive words are different channel groups, so a partial maximum is
+            # written at least a cycle before it is read again: no forwarding.
+            m.d.comb += previous.eq(read.data)
         for lane in range(self._simd):
             m.d.comb += value[lane].eq(Mux(first_b | (x_b[lane] > previous[lane]),
                                            x_b[lane], previous[lane]))
         m.d.comb += [write.addr.eq(address_b), write.data.eq(value),
                      write.en.eq(valid_b & ~last_b)]
-        m.d.sync += value_c.eq(value)
 
         credit, queue = credited_queue(m, self, depth=self.queue_depth,
                                        taken=take & inside & completes)
