@@ -123,7 +123,7 @@ class RegisteredROM(wiring.Component):
     def _columns(self):
         """``(distinct, source)``: the non-constant bit columns (each an int, bit ``i`` the
         bit at address ``i``) in first-use order, and for each data bit either its column's
-        index in ``distinct`` or its constant (``("const", 0 or 1)``)."""
+        index in ``distinct`` or its constant value (a 1-bit ``Const``)."""
         if isinstance(self._layout, data.Layout):
             values = [self._layout.const(word).as_value().value for word in self._words]
         else:
@@ -134,7 +134,7 @@ class RegisteredROM(wiring.Component):
         for bit in range(width):
             column = sum(((value >> bit) & 1) << i for i, value in enumerate(values))
             if column in (0, every):
-                source.append(("const", int(column == every)))
+                source.append(Const(int(column == every), 1))
                 continue
             if column not in index:
                 index[column] = len(distinct)
@@ -145,12 +145,10 @@ class RegisteredROM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         distinct, source = self._columns()
-        bits = []
         if distinct:
             m.submodules[MAPPED_APART] = rom = _ColumnROM(distinct, len(self._words))
             m.d.comb += rom.addr.eq(self.addr)
-        for origin in source:
-            bits.append(Const(origin[1], 1) if isinstance(origin, tuple) else rom.read[origin])
+        bits = [origin if isinstance(origin, Const) else rom.read[origin] for origin in source]
         m.d.comb += Value.cast(self.data).eq(Cat(*bits))
         return m
 

@@ -326,9 +326,9 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         value = Signal(word, name="value")
         if groups == 1:
             # Consecutive words can share a partial maximum (a block row's columns): whether
-            # stage B must take it from stage C rather than the memory (C writes the same
-            # address this cycle) is decided a cycle early, when B's word is still at the
-            # input and C's is in B, so no address compare sits before the max.
+            # stage B must take it from stage C (the value written in the cycle B's word read
+            # the memory, so the read missed it) is decided a cycle early, when B's word is
+            # still at the input and C's is in B, so no address compare sits before the max.
             forward = Signal(name="forward")
             m.d.sync += forward.eq(valid_b & ~last_b & (address_b == address))
             # Stage C: the partial maximum written in the cycle before, for forwarding.
