@@ -71,3 +71,50 @@ def test_writing_switches_halves_without_a_bubble(rng):
     rtl, cycles = run_stream(dut, [[v] for v in vectors.ravel()], count * words, width=1)
     assert [w[0] for w in rtl] == [int(v) for v in vectors.ravel()]
     assert cycles <= count * words + 8
+
+
+@pytest.mark.parametrize("words, times, slices, stall", [
+    (1, 1, 2, 0.0), (1, 3, 3, 0.3), (4, 2, 2, 0.4), (3, 5, 4, 0.2), (2, 1, 6, 0.3),
+    (5, 3, 3, 0.0), (9, 16, 9, 0.3)])
+@pytest.mark.parametrize("style, lut_ram", [(None, False), ("block", False), ("logic", False),
+                                            (None, True)])
+def test_sliced_input_is_gathered_into_each_word(words, times, slices, stall, style, lut_ram,
+                                                 rng):
+    """``slices`` narrow words make one word (slice 0 the lowest elements), replayed as a
+    whole: the same stream a width converter's gather would give, under stalls on both
+    sides, for vectors of one word to many and every buffer style."""
+    lanes = 2
+    dut = VectorReplay(words=words, times=times, slices=slices, style=style, lut_ram=lut_ram,
+                       shape=data.ArrayLayout(unsigned(3), lanes * slices))
+    assert dut.input_layout == data.ArrayLayout(unsigned(3), lanes)
+    vectors = rng.integers(0, 8, (4, words, lanes * slices))
+    rtl, _ = run_stream(dut, vectors.reshape(-1, lanes).tolist(), 4 * words * times,
+                        width=lanes * slices, rng=rng, stall_in=stall, stall_out=stall)
+    ref = [list(map(int, word)) for vector in vectors for _ in range(times) for word in vector]
+    assert rtl == ref
+
+
+def test_sliced_replay_keeps_its_rate(rng):
+    """Gathering costs no cycle: without stalls ``slices`` input words per word go in back to
+    back and the output side replays at one word per cycle."""
+    words, times, slices, count = 4, 4, 4, 6
+    dut = VectorReplay(words=words, times=times, slices=slices,
+                       shape=data.ArrayLayout(unsigned(4), slices))
+    vectors = rng.integers(0, 16, (count, words * slices))
+    rtl, cycles = run_stream(dut, [[v] for v in vectors.ravel()], count * words * times,
+                             width=slices)
+    assert rtl == [list(map(int, vector[w * slices:(w + 1) * slices]))
+                   for vector in vectors for _ in range(times) for w in range(words)]
+    assert cycles <= count * dut.cycles_per_frame + words * slices + 6
+
+
+def test_sliced_replay_errors():
+    with pytest.raises(ValueError, match=r"^slices must divide the elements of an ArrayLayout "
+                                         r"word \(shape ArrayLayout\(unsigned\(2\), 6\)\), "
+                                         r"not 4$"):
+        VectorReplay(words=2, times=2, slices=4, shape=data.ArrayLayout(unsigned(2), 6))
+    with pytest.raises(ValueError, match=r"^slices must divide the elements of an ArrayLayout "
+                                         r"word \(shape unsigned\(8\)\), not 2$"):
+        VectorReplay(words=2, times=2, slices=2, shape=unsigned(8))
+    with pytest.raises(ValueError, match=r"^slices must be a positive integer, not 0$"):
+        VectorReplay(words=2, times=2, slices=0, shape=unsigned(8))

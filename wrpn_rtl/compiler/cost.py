@@ -260,10 +260,12 @@ def block_max_pool(*, word_bits, partial_words, queue_depth, style=None):
                fifo(word_bits, queue_depth))
 
 
-def vector_replay(*, word_bits, vector_words, style=None):
+def vector_replay(*, word_bits, vector_words, style=None, slices=1):
     """A vector replay: two vectors of memory (its read port is the output; in ``style``, or
-    by :func:`memory_style`) and its control (:data:`REPLAY_CONTROL`)."""
-    return add(dict(ZERO, **REPLAY_CONTROL),
+    by :func:`memory_style`), its control (:data:`REPLAY_CONTROL`) and, gathering ``slices >
+    1`` input words per word, the one-hot slice register and its enables."""
+    gather = {"logic_cells": slices, "flip_flops": slices} if slices > 1 else ZERO
+    return add(dict(ZERO, **REPLAY_CONTROL), gather,
                memory(word_bits, 2 * vector_words, writable=True, style=style))
 
 

@@ -11,8 +11,10 @@ then gives a 3x3 window per cycle instead of one pixel); the MVU takes ``simd`` 
 they differ - e.g. a 1-channel image read one pixel per word while the MVU takes a whole 3x3
 window per cycle. With more than one neuron fold the MVU reads each window ``NF`` times: a
 window as wide as the MVU's words emits it ``NF`` times from its line buffer (no buffer of
-its own is needed); behind a width converter a :class:`~wrpn_rtl.hardware.replay.VectorReplay`
-replays each gathered window while the window generator already produces the next one. Either
+its own is needed); a narrower one feeds a :class:`~wrpn_rtl.hardware.replay.VectorReplay`,
+which replays each window while the window generator already produces the next one, and
+gathers the window's words into its own buffer words where they divide the MVU's (no width
+converter then). Either
 way the layer runs at the MVU's ``NF * SF`` cycles per output pixel.
 """
 import math
@@ -121,9 +123,19 @@ class ConvGeometry:
             **({} if register else {"simd": window_simd, "lut_ram": bool(lut_ram)}))
         self._window = (RegisterWindowGeometry if register else SlidingWindowGeometry)(
             **self._window_parameters)
+        # Behind a narrower window the vector replay gathers the window's words itself (each
+        # into its slice of the buffer word) where they divide the MVU's; a width converter
+        # refolds otherwise (and where nothing is replayed).
+        replay_part = (replay_for(self._mvu, style=replay) if self._window_repeats == 1
+                       else None)
+        if (replay_part is not None and window_simd != self._mvu.simd
+                and self._mvu.simd % window_simd == 0):
+            replay_part = replay_for(self._mvu, style=replay,
+                                     slices=self._mvu.simd // window_simd)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
-                     if window_simd != simd else None)
+                     if window_simd != simd and (replay_part is None or replay_part.slices == 1)
+                     else None)
         queue_depth = self.window_queue_depth(self._window, self._window_repeats,
                                               self._mvu.cycles_per_vector)
         window_queue = (StreamFIFOGeometry(self._window.output_layout, depth=queue_depth)
@@ -138,8 +150,7 @@ class ConvGeometry:
                       if pool is not None else None)
         self._parts = [(name, part) for name, part in [
             ("window", self._window), ("window_queue", window_queue), ("converter", converter),
-            ("replay", replay_for(self._mvu, style=replay) if self._window_repeats == 1
-             else None),
+            ("replay", replay_part),
             ("mvu", self._mvu), ("pool", self._pool)]
             if part is not None]
         self._layer, self._golden_pool = layer, pool

@@ -13,9 +13,15 @@ have spare);
 its synchronous read is the output (:func:`~wrpn_rtl.hardware.streams.held_read`: the read data
 holds while the consumer stalls, so no queue); ``valid`` and the input's ``ready`` are
 registers, and any stall pattern is safe.
+
+Behind a window that emits narrower words than the unit reads, the replay gathers them itself
+(``slices > 1``): each input word is written straight into its slice of the buffer word (the
+memory's write port has one enable per slice), so the gathered word never sits in flip-flops
+(on iCE40 a width converter's gather register was a logic cell per bit, none of them packed
+with a LUT).
 """
-from amaranth.hdl import Module, Mux, Shape, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
@@ -36,16 +42,18 @@ def check_buffer_style(name, style):
     return style
 
 
-def replay_for(mvu, *, style=None):
+def replay_for(mvu, *, style=None, slices=1):
     """The :class:`VectorReplayGeometry` of the replay that feeds ``mvu`` (a
     :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry` with ``replayed=True``): each
     ``SF``-word vector ``NF`` times, its buffer in ``style`` (LUT RAM where the unit's own
-    memories may use it: ``mvu.lut_ram``); None when the unit has a single neuron fold. Build
-    it with :meth:`VectorReplayGeometry.build`."""
+    memories may use it: ``mvu.lut_ram``), taking each of the unit's words as ``slices``
+    narrower words; None when the unit has a single neuron fold. Build it with
+    :meth:`VectorReplayGeometry.build`."""
     if mvu.neuron_fold == 1:
         return None
     return VectorReplayGeometry(words=mvu.synapse_fold, times=mvu.neuron_fold,
-                                shape=mvu.input_layout, style=style, lut_ram=mvu.lut_ram)
+                                shape=mvu.input_layout, style=style, lut_ram=mvu.lut_ram,
+                                slices=slices)
 
 
 
@@ -66,23 +74,47 @@ class VectorReplayGeometry:
         (:func:`~wrpn_rtl.hardware.memories.memory_style`).
     lut_ram : bool
         The device has LUT RAM (ECP5). Default False.
+    slices : int
+        Input words per output word (>= 1; default 1). With more than one, ``shape`` must be
+        an ``ArrayLayout`` whose length ``slices`` divides: input word ``i`` of each group
+        holds elements ``[i * n, (i + 1) * n)`` of the output word (``n = length / slices``),
+        so a vector comes in as ``words * slices`` words.
+
+    Members
+    -------
+    input_layout : Layout
+        ``shape``, or ``ArrayLayout(element, length / slices)`` with ``slices > 1``.
+    output_layout : Layout
+        ``shape``.
 
     Raises
     ------
     ValueError
-        ``words`` or ``times`` not a positive integer, or another ``style``.
+        ``words``, ``times`` or ``slices`` not a positive integer, ``slices`` not dividing an
+        ``ArrayLayout`` ``shape`` (or ``shape`` no ``ArrayLayout`` with ``slices > 1``), or
+        another ``style``.
     """
 
-    def __init__(self, *, words, times, shape, style=None, lut_ram=False):
+    def __init__(self, *, words, times, shape, style=None, lut_ram=False, slices=1):
         self._lut_ram = bool(lut_ram)
         self._words = check_positive_int("words", words)
         self._times = check_positive_int("times", times)
+        self._slices = check_positive_int("slices", slices)
         self._shape, self._style = shape, check_buffer_style("replay", style)
+        if self._slices > 1:
+            if not isinstance(shape, data.ArrayLayout) or shape.length % self._slices:
+                raise ValueError(f"slices must divide the elements of an ArrayLayout word "
+                                 f"(shape {shape!r}), not {slices!r}")
+            self._input_layout = data.ArrayLayout(shape.elem_shape,
+                                                  shape.length // self._slices)
+        else:
+            self._input_layout = shape
 
     words = property(lambda self: self._words)
     times = property(lambda self: self._times)
+    slices = property(lambda self: self._slices)
     shape = property(lambda self: self._shape)
-    input_layout = property(lambda self: self._shape)
+    input_layout = property(lambda self: self._input_layout)
     output_layout = property(lambda self: self._shape)
     style = property(lambda self: self._style)
     lut_ram = property(lambda self: self._lut_ram)
@@ -101,12 +133,13 @@ class VectorReplayGeometry:
         """:func:`wrpn_rtl.compiler.cost.vector_replay`: the two-vector memory, the output
         queue, pointers and flags."""
         return cost.vector_replay(word_bits=Shape.cast(self._shape).width,
-                                  vector_words=self._words, style=self.memory_style())
+                                  vector_words=self._words, style=self.memory_style(),
+                                  slices=self._slices)
 
     def build(self):
         """The :class:`VectorReplay` of these parameters."""
         return VectorReplay(words=self._words, times=self._times, shape=self._shape,
-                            style=self._style, lut_ram=self._lut_ram)
+                            style=self._style, lut_ram=self._lut_ram, slices=self._slices)
 
 
 class VectorReplay(VectorReplayGeometry, wiring.Component):
@@ -115,15 +148,15 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
 
     Members
     -------
-    input : In(stream.Signature(shape))
-        ``words`` words per vector.
+    input : In(stream.Signature(input_layout))
+        ``words * slices`` words per vector.
     output : Out(stream.Signature(shape))
         ``times * words`` words per vector: the vector, ``times`` times in a row.
     """
 
-    def __init__(self, *, words, times, shape, style=None, lut_ram=False):
+    def __init__(self, *, words, times, shape, style=None, lut_ram=False, slices=1):
         VectorReplayGeometry.__init__(self, words=words, times=times, shape=shape, style=style,
-                                      lut_ram=lut_ram)
+                                      lut_ram=lut_ram, slices=slices)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -136,7 +169,10 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
             shape=self._shape, depth=depth, init=[],
             attrs=memory_attrs(depth, writable=True, collision_reads_unused=True,
                                style=self.memory_style()))
-        write, read = buffer.write_port(), buffer.read_port()
+        slices = self._slices
+        write = buffer.write_port(granularity=(self._shape.length // slices if slices > 1
+                                               else None))
+        read = buffer.read_port()
 
         # Writing: a half is "full" from its last word until its last replay has been read.
         # `ready` (the half being written is not full) is a register, set from the next
@@ -149,12 +185,23 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         write_last = Signal(init=int(words == 1), name="write_last")    # write_count == W - 1
         ready = Signal(name="ready", init=1)
         take = self.input.valid & ready
-        last_word = take & write_last
         m.d.comb += [self.input.ready.eq(ready),
-                     write.addr.eq(Mux(write_half, words, 0) + write_count),
-                     write.data.eq(self.input.payload), write.en.eq(take)]
+                     write.addr.eq(Mux(write_half, words, 0) + write_count)]
+        if slices == 1:
+            word_done = take
+            m.d.comb += [write.data.eq(self.input.payload), write.en.eq(take)]
+        else:
+            # the slice the next input word goes to, one-hot (each slice's write enable is
+            # then one gate of registers); the word is done with its last slice
+            slice_next = Signal(slices, init=1, name="slice_next")
+            word_done = take & slice_next[-1]
+            m.d.comb += [write.data.eq(Cat(*[self.input.payload.as_value()] * slices)),
+                         write.en.eq(Mux(take, slice_next, 0))]
+            with m.If(take):
+                m.d.sync += slice_next.eq(slice_next.rotate_left(1))
+        last_word = word_done & write_last
         set_full, clear_full = Signal(2), Signal(2)
-        with m.If(take):
+        with m.If(word_done):
             m.d.sync += write_last.eq(_next_is_last(write_count, write_last, words))
             with m.If(write_last):
                 m.d.sync += [write_count.eq(0), write_half.eq(~write_half)]
