@@ -170,8 +170,8 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
             attrs=memory_attrs(depth, writable=True, collision_reads_unused=True,
                                style=self.memory_style()))
         slices = self._slices
-        write = buffer.write_port(granularity=(self._shape.length // slices if slices > 1
-                                               else None))
+        write = (buffer.write_port(granularity=self._shape.length // slices) if slices > 1
+                 else buffer.write_port())
         read = buffer.read_port()
 
         # Writing: a half is "full" from its last word until its last replay has been read.
@@ -185,20 +185,21 @@ class VectorReplay(VectorReplayGeometry, wiring.Component):
         write_last = Signal(init=int(words == 1), name="write_last")    # write_count == W - 1
         ready = Signal(name="ready", init=1)
         take = self.input.valid & ready
-        m.d.comb += [self.input.ready.eq(ready),
-                     write.addr.eq(Mux(write_half, words, 0) + write_count)]
         if slices == 1:
             word_done = take
-            m.d.comb += [write.data.eq(self.input.payload), write.en.eq(take)]
+            data_in, enable = self.input.payload, take
         else:
             # the slice the next input word goes to, one-hot (each slice's write enable is
             # then one gate of registers); the word is done with its last slice
             slice_next = Signal(slices, init=1, name="slice_next")
             word_done = take & slice_next[-1]
-            m.d.comb += [write.data.eq(Cat(*[self.input.payload.as_value()] * slices)),
-                         write.en.eq(Mux(take, slice_next, 0))]
+            data_in = Cat(*[self.input.payload.as_value()] * slices)
+            enable = Mux(take, slice_next, 0)
             with m.If(take):
                 m.d.sync += slice_next.eq(slice_next.rotate_left(1))
+        m.d.comb += [self.input.ready.eq(ready),
+                     write.addr.eq(Mux(write_half, words, 0) + write_count),
+                     write.data.eq(data_in), write.en.eq(enable)]
         last_word = word_done & write_last
         set_full, clear_full = Signal(2), Signal(2)
         with m.If(word_done):
