@@ -64,8 +64,10 @@ _UNCHECKED_MEMORY = re.compile(r"^  \(\* no_rw_check = [^*]*\*\)\n(?:  \(\*[^\n]
 def poison_collision_reads(text):
     """``text`` (Verilog modules) with every read of a ``no_rw_check`` memory giving all
     ``x`` in a cycle whose write port writes the address read. Each such memory must have one
-    write port (``if (EN) NAME[ADDR] <= DATA;``); a memory whose ports are not found raises
-    ValueError, so an unrecognised layout cannot pass unchecked."""
+    write port: ``if (EN) NAME[ADDR] <= DATA;``, or with a write granularity one such line
+    per slice (``NAME[ADDR][HIGH:LOW]``), all at the same address (a write of any slice
+    then poisons the whole word); a memory whose ports are not found raises ValueError, so
+    an unrecognised layout cannot pass unchecked."""
     modules = re.split(r"(?=^module )", text, flags=re.M)
     return "".join(_poison_module(module) for module in modules)
 
@@ -78,12 +80,16 @@ def _poison_module(module):
         name, width = memory["name"], int(memory["high"]) + 1
         quoted = re.escape(name)
         writes = re.findall(r"^\s+if \((?P<en>[^\n]+)\)\n\s+" + quoted +
-                            r"\[(?P<addr>[^\n]+)\] <= [^\n]+;$", module, re.M)
+                            r"\[(?P<addr>[^\n]+?)\](?:\[\d+:\d+\])? <= [^\n]+;$",
+                            module, re.M)
         read = re.compile(r"^(?P<lead>\s+\S+ <= )" + quoted + r"\[(?P<addr>[^\n]+)\];$", re.M)
-        if len(writes) != 1 or not read.search(module):
+        addresses = {address for _, address in writes}
+        if len(addresses) != 1 or not read.search(module):
             raise ValueError(f"memory {name}: expected one write port and a read port in "
-                             f"Amaranth's layout, found {len(writes)} writes")
-        (enable, write_address), = writes
+                             f"Amaranth's layout, found {len(writes)} writes at "
+                             f"{len(addresses)} addresses")
+        write_address, = addresses
+        enable = " || ".join(f"({en})" for en, _ in writes)
         module = read.sub(lambda r: (f"{r['lead']}(({enable}) && ({write_address}) == "
                                      f"({r['addr']})) ? {{{width}{{1'bx}}}} : "
                                      f"{name}[{r['addr']}];"), module)

@@ -66,3 +66,23 @@ def test_collision_reads_of_an_unrecognised_memory_layout_are_refused():
     with pytest.raises(ValueError, match="memory store: expected one write port"):
         poison_collision_reads(no_write)
     assert poison_collision_reads(SAMPLE) == SAMPLE
+
+
+def test_collision_reads_of_a_memory_written_in_slices_are_poisoned():
+    """A memory with a write granularity (a replay gathering its words) has one write line per
+    slice at one address: a read of that address while any slice is written gives ``x``."""
+    from amaranth.hdl import unsigned
+    from amaranth.lib import data
+    from wrpn_rtl.hardware.replay import VectorReplay
+    replay = VectorReplay(words=3, times=2, slices=3, shape=data.ArrayLayout(unsigned(4), 6),
+                          style="logic")
+    text = to_verilog(replay, name="replay")
+    poisoned = poison_collision_reads(text)
+    reads = [line for line in poisoned.splitlines() if "{24{1'bx}}" in line]
+    assert len(reads) == 1 and reads[0].count(" || ") == 2
+    with pytest.raises(ValueError, match=r"found 2 writes at 2 addresses"):
+        poison_collision_reads(
+            "module m(clk);\n  (* no_rw_check = 32'd1 *)\n  reg [7:0] store [15:0];\n"
+            "  always @(posedge clk) begin\n    if (a)\n      store[p][3:0] <= d;\n"
+            "    if (b)\n      store[q][7:4] <= d;\n  end\n"
+            "  always @(posedge clk) begin\n    r <= store[x];\n  end\nendmodule\n")

@@ -26,11 +26,12 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("held_output", [False, True])
 @pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", CASES)
 def test_window_matches_im2col_over_frames_under_stalls(in_shape, kernel, stride, padding,
-                                                        simd, rng):
+                                                        simd, held_output, rng):
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
-                        simd=simd, bits=3)
+                        simd=simd, bits=3, held_output=held_output)
     images = rng.integers(0, 8, (3,) + in_shape)
     words_in = images.reshape(-1, simd).tolist()
     ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
@@ -68,10 +69,11 @@ def test_lut_ram_cost_follows_its_slices():
         2 * 2 * 3 + 6 * 2)
 
 
+@pytest.mark.parametrize("held_output", [False, True])
 @pytest.mark.parametrize("in_shape, kernel, stride, padding, simd", CASES)
-def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, rng):
+def test_window_cycles_per_frame(in_shape, kernel, stride, padding, simd, held_output, rng):
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
-                        simd=simd, bits=2)
+                        simd=simd, bits=2, held_output=held_output)
     frames = 4
     images = rng.integers(0, 4, (frames,) + in_shape)
     ref_words = window_words(images, dut.kernel, dut.stride, padding, simd)
@@ -87,7 +89,8 @@ def _geometry_sweep():
     kernels 1..3, strides 1..3 and padding 0..3 on each axis independently, wherever the kernel
     fits the padded map. Padding deeper than the kernel puts whole output rows above or below
     the image, kernels as tall as the map leave one or two output rows per frame, and the
-    tiny maps (with SIMD 2) have rows and frames of a single word."""
+    tiny maps (with SIMD 2) have rows and frames of a single word. Half the geometries have
+    the output held at the read port (``held_output``), half the output queue."""
     for height, width in [(3, 4), (4, 3), (1, 1), (2, 1), (1, 2)]:
         for kernel in itertools.product([1, 2, 3], repeat=2):
             for stride in itertools.product([1, 2, 3], repeat=2):
@@ -98,11 +101,12 @@ def _geometry_sweep():
                         continue
                     simd = 1 + padding % 2
                     repeats = 1 + (kernel[0] + stride[1] + padding) % 3
+                    held = (kernel[1] + stride[0] + padding + height) % 2 == 0
                     yield pytest.param((height, width, 2), kernel, stride, padding, simd,
-                                       repeats,
+                                       repeats, held,
                                        id=f"{height}x{width}-k{kernel[0]}x{kernel[1]}"
                                           f"-s{stride[0]}x{stride[1]}-p{padding}-simd{simd}"
-                                          f"-x{repeats}")
+                                          f"-x{repeats}" + ("-held" if held else ""))
 
 
 def repeated_windows(words, window_words_per_pixel, repeats):
@@ -113,13 +117,14 @@ def repeated_windows(words, window_words_per_pixel, repeats):
     return out
 
 
-@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd, repeats",
+@pytest.mark.parametrize("in_shape, kernel, stride, padding, simd, repeats, held_output",
                          list(_geometry_sweep()))
-def test_window_geometry_sweep(in_shape, kernel, stride, padding, simd, repeats, rng):
+def test_window_geometry_sweep(in_shape, kernel, stride, padding, simd, repeats, held_output,
+                               rng):
     """Four frames back to back, each window ``repeats`` times: bit-exact and within 5 % of
     ``cycles_per_frame`` without stalls, bit-exact under random stalls on both sides."""
     dut = SlidingWindow(in_shape=in_shape, kernel=kernel, stride=stride, padding=padding,
-                        simd=simd, bits=3, repeats=repeats)
+                        simd=simd, bits=3, repeats=repeats, held_output=held_output)
     frames = 4
     images = rng.integers(1, 8, (frames,) + in_shape)   # no zero codes: padding stands out
     words_in = images.reshape(-1, simd).tolist()

@@ -117,12 +117,6 @@ class ConvGeometry:
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
-        self._window_parameters = dict(
-            in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
-            padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
-            **({} if register else {"simd": window_simd, "lut_ram": bool(lut_ram)}))
-        self._window = (RegisterWindowGeometry if register else SlidingWindowGeometry)(
-            **self._window_parameters)
         # Behind a narrower window the vector replay gathers the window's words itself (each
         # into its slice of the buffer word) where they divide the MVU's; a width converter
         # refolds otherwise (and where nothing is replayed).
@@ -132,6 +126,16 @@ class ConvGeometry:
                 and self._mvu.simd % window_simd == 0):
             replay_part = replay_for(self._mvu, style=replay,
                                      slices=self._mvu.simd // window_simd)
+        # A line buffer feeding such a replay (whose `ready` is a register) gives its read
+        # port as its output, no output queue.
+        held = replay_part is not None and replay_part.slices > 1
+        self._window_parameters = dict(
+            in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
+            padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
+            **({} if register else {"simd": window_simd, "lut_ram": bool(lut_ram),
+                                    "held_output": held}))
+        self._window = (RegisterWindowGeometry if register else SlidingWindowGeometry)(
+            **self._window_parameters)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
                      if window_simd != simd and (replay_part is None or replay_part.slices == 1)

@@ -95,6 +95,12 @@ class SlidingWindowGeometry(FoldedMapWords):
         :data:`~wrpn_rtl.hardware.memories.LUT_RAM_MAX_DEPTH` words goes there instead of
         block RAM or flip-flops (:func:`~wrpn_rtl.hardware.memories.memory_style`). Default
         False.
+    held_output : bool
+        The output is the line buffer's read port itself, held while the consumer stalls
+        (:func:`~wrpn_rtl.hardware.streams.held_read`), instead of a
+        :data:`QUEUE_DEPTH`-word output queue: the consumer's ``ready`` then joins the issue
+        decision, so it is meant for a consumer whose ``ready`` is a register (a
+        :class:`~wrpn_rtl.hardware.replay.VectorReplay`). Default False.
 
     Members
     -------
@@ -113,9 +119,10 @@ class SlidingWindowGeometry(FoldedMapWords):
     QUEUE_DEPTH = credit_slots(2)
 
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1,
-                 lut_ram=False):
+                 lut_ram=False, held_output=False):
         kernel, stride, padding, out_hw = check_window(tuple(in_shape), kernel, stride, padding)
         self._lut_ram = bool(lut_ram)
+        self._held_output = bool(held_output)
         self._repeats = check_positive_int("repeats", repeats)
         self._bits = check_bits("bits", bits, ACTIVATION_BITS)
         simd = check_simd(simd, in_shape[2])
@@ -133,6 +140,7 @@ class SlidingWindowGeometry(FoldedMapWords):
     simd = property(lambda self: self._simd)
     repeats = property(lambda self: self._repeats)
     lut_ram = property(lambda self: self._lut_ram)
+    held_output = property(lambda self: self._held_output)
 
     @property
     def out_hw(self):
@@ -192,7 +200,8 @@ class SlidingWindowGeometry(FoldedMapWords):
         output queue and the line buffer."""
         return cost.sliding_window(word_bits=self._simd * self._bits,
                                    buffer_words=self._buffer_words(),
-                                   queue_depth=self.QUEUE_DEPTH, style=self.memory_style())
+                                   queue_depth=0 if self._held_output else self.QUEUE_DEPTH,
+                                   style=self.memory_style())
 
     def _buffer_words(self):
         """Words of the line buffer: ``R`` rows of ``W * C / SIMD`` words."""
@@ -216,10 +225,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
     """
 
     def __init__(self, *, in_shape, kernel, stride=1, padding=0, simd, bits, repeats=1,
-                 lut_ram=False):
+                 lut_ram=False, held_output=False):
         SlidingWindowGeometry.__init__(self, in_shape=in_shape, kernel=kernel, stride=stride,
                                        padding=padding, simd=simd, bits=bits, repeats=repeats,
-                                       lut_ram=lut_ram)
+                                       lut_ram=lut_ram, held_output=held_output)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -503,13 +512,25 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                                          written(fresh.seen, fresh.pixel))),
                      moved.eq(fire | ~head_valid)]
         available = Mux(moved, move_written, keep_written)
-        room, queue = credited_queue(m, self, depth=self.QUEUE_DEPTH, taken=fire)
-        m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
         m.d.comb += read.addr.eq(head.addr)
-        emitted = Signal(name="emitted")
         padded = Signal(name="padded", reset_less=True)
-        m.d.sync += [emitted.eq(fire), padded.eq(~head.inside)]
-        m.d.comb += [queue.valid.eq(emitted), queue.payload.eq(Mux(padded, 0, read.data))]
+        if self._held_output:
+            # the read port is the output register: a word is read when the output is empty
+            # or being taken, and the port (and `padded`) hold while the consumer stalls
+            out_valid = Signal(name="out_valid")
+            advance = Signal(name="out_advance")
+            m.d.comb += [advance.eq(~out_valid | self.output.ready), read.en.eq(advance),
+                         fire.eq(head_valid & advance & (~head.inside | available)),
+                         self.output.valid.eq(out_valid),
+                         self.output.payload.eq(Mux(padded, 0, read.data))]
+            with m.If(advance):
+                m.d.sync += [out_valid.eq(fire), padded.eq(~head.inside)]
+        else:
+            room, queue = credited_queue(m, self, depth=self.QUEUE_DEPTH, taken=fire)
+            m.d.comb += fire.eq(head_valid & room & (~head.inside | available))
+            emitted = Signal(name="emitted")
+            m.d.sync += [emitted.eq(fire), padded.eq(~head.inside)]
+            m.d.comb += [queue.valid.eq(emitted), queue.payload.eq(Mux(padded, 0, read.data))]
         # A word read moves the lowest needed row on (to the next frame's first row after the
         # last output row); `ahead` follows, so the writer may reuse the slots left behind.
         # Both outcomes of the issue decision are computed from registers and `fire` only
