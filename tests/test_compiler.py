@@ -348,3 +348,33 @@ def test_the_default_network_takes_a_dsp_requantizer_not_dsp_pairs():
     assert foldings[0].dsp_requantizer and 0 < dsp_blocks_of(foldings) <= 8
     assert (build_accelerator(network, foldings).estimate()["device_logic_cells"]
             < build_accelerator(network, plain).estimate()["device_logic_cells"])
+
+
+def test_spare_block_rams_take_output_queues_on_ice40(tmp_path):
+    """On iCE40 (no LUT RAM) the search moves the MVU output queues that save the most logic
+    to block RAMs it has spare, keeping two free for a board's host link; a tight limit, the
+    ECP5 family or no block-RAM limit at all leaves them in flip-flops. A folding file
+    carries the choice."""
+    from wrpn_rtl.compiler.folding import BLOCK_QUEUE_MIN_SAVING, QUEUE_SPARE_RAMS
+    network = load_default_model()
+    foldings = choose_foldings(network, max_logic_cells=3960, max_block_rams=30,
+                               max_dsp_blocks=8)
+    queued = [f for f in foldings if f.queue == "block"]
+    assert queued
+    plain = [dataclass_replace(f, queue=None) for f in foldings]
+    with_queues, without = (build_accelerator(network, fs).estimate() for fs in (foldings, plain))
+    assert with_queues["block_rams"] <= 30 - QUEUE_SPARE_RAMS
+    assert with_queues["block_rams"] == without["block_rams"] + len(queued)
+    assert (without["device_logic_cells"] - with_queues["device_logic_cells"]
+            >= BLOCK_QUEUE_MIN_SAVING * len(queued))
+    # one block RAM fewer than the queue needs: none
+    tight = choose_foldings(network, max_logic_cells=3960, max_dsp_blocks=8,
+                            max_block_rams=without["block_rams"] + QUEUE_SPARE_RAMS)
+    assert not any(f.queue for f in tight)
+    assert not any(f.queue for f in choose_foldings(network, max_logic_cells=10 ** 9))
+    assert not any(f.queue for f in choose_foldings(network, max_logic_cells=16000,
+                                                    max_block_rams=56, family="ecp5"))
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(foldings_to_json(foldings)))
+    assert read_foldings(path, network) == foldings
+    assert '"queue": "block"' in path.read_text()

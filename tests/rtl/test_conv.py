@@ -105,3 +105,25 @@ def test_register_window_scattered_runs_at_its_expected_rate(in_shape, kernel, s
         steady = _steady_cycles_per_frame(dut, layer, None, in_shape, 4 // nf, rng)
         assert steady == dut.cycles_per_frame, (simd, steady, dut.cycles_per_frame,
                                                  [name for name, _ in dut.parts])
+
+
+@pytest.mark.parametrize("index", [0, 2, 5, 7])
+def test_conv_layer_with_its_queue_in_block_ram(index, rng):
+    """The MVU's output queue in a block RAM (``queue="block"``): bit-exact under stalls on
+    both sides, at the layer's rate without them."""
+    in_shape, conv, pool, pe, simd, window_simd = CASES[index]
+    layer, golden_pool = conv_network(rng, in_shape, conv, pool)
+    dut = ConvLayer(layer, pe=pe, simd=simd, window_simd=window_simd, pool=golden_pool,
+                    queue="block")
+    assert dut.mvu.queue == "block"
+    images = rng.integers(0, 16, (2,) + in_shape)
+    out = layer.integer_forward(images)[1]
+    if golden_pool is not None:
+        out = golden_pool.integer_forward(out)[1]
+    ref_words = out.reshape(-1, pe).tolist()
+    rtl_words, _ = run_stream(dut, images.reshape(-1, dut.input_layout.length).tolist(),
+                              len(ref_words), rng=rng, stall_in=0.3, stall_out=0.3, width=pe,
+                              max_cycles=20 * dut.cycles_per_frame)
+    assert rtl_words == ref_words
+    steady = _steady_cycles_per_frame(dut, layer, golden_pool, in_shape, pe, rng)
+    assert steady <= 1.05 * dut.cycles_per_frame, (steady, dut.cycles_per_frame)

@@ -62,12 +62,13 @@ FOLDING_PRECISIONS = [folding + precision for folding, precision in zip(
 @pytest.mark.parametrize("in_features, out_features, pe, simd, weight_bits, in_bits, out_bits",
                          FOLDING_PRECISIONS)
 @pytest.mark.parametrize("logits", [False, True])
+@pytest.mark.parametrize("queue", [None, "block"])
 def test_mvu_foldings_and_odd_sizes(in_features, out_features, pe, simd, weight_bits, in_bits,
-                                    out_bits, logits, rng):
+                                    out_bits, logits, queue, rng):
     layer = dense_layer(rng, in_features=in_features, out_features=out_features,
                         weight_bits=weight_bits, in_bits=in_bits,
                         out_bits=None if logits else out_bits)
-    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, queue=queue)
     vectors = rng.integers(0, 1 << in_bits, (5, in_features))
     rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.5, stall_out=0.5)
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
@@ -105,17 +106,20 @@ def test_mvu_on_convolution_windows(in_shape, kernel, padding, out_bits, rng):
 
 @pytest.mark.parametrize("in_features, out_features, pe, simd", [(16, 4, 4, 16), (12, 6, 2, 4),
                                                                  (8, 2, 1, 1)])
-def test_mvu_full_throughput_without_stalls(in_features, out_features, pe, simd, rng):
+@pytest.mark.parametrize("queue", [None, "block"])
+def test_mvu_full_throughput_without_stalls(in_features, out_features, pe, simd, queue, rng):
+    """Full rate with either output queue: the block-RAM one gives each word a cycle later
+    and takes a credit slot more, so only the pipeline fill grows by one."""
     layer = dense_layer(rng, in_features=in_features, out_features=out_features, weight_bits=2,
                         in_bits=4, out_bits=4)
-    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, queue=queue)
     count = 12
     vectors = rng.integers(0, 16, (count, in_features))
     rtl_out, cycles = run_mvu(mvu, vectors, rng)
     np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
     # One step per cycle, back to back: vectors x NF x SF steps, plus the pipeline once,
     # counted from the cycle of the first input transfer (cycle 0) to the last output's.
-    expected = count * mvu.cycles_per_vector + mvu.latency - 1
+    expected = count * mvu.cycles_per_vector + mvu.latency - 1 + int(queue == "block")
     assert expected <= cycles <= expected + 2
 
 
@@ -582,3 +586,21 @@ def test_dsp_requantizer_errors_name_the_reason(rng):
                                          r"accumulator times \d+-bit multipliers exceed the "
                                          r"16-bit multiplier\), not True"):
         MatrixVectorUnit(wide, pe=2, simd=8, dsp_requantizer=True)
+
+
+def test_block_queue_takes_a_block_ram_instead_of_flip_flops(rng):
+    """``queue="block"``: the output queue is one block RAM in the estimate and in the
+    Verilog (a ``ram_style "block"`` memory), a slot deeper, and far less logic; a bad place
+    is refused naming the layer."""
+    layer = dense_layer(rng, in_features=9, out_features=16, weight_bits=2, in_bits=8,
+                        out_bits=4)
+    flops, block = (MatrixVectorUnit(layer, pe=1, simd=9, queue=queue)
+                    for queue in (None, "block"))
+    assert block.fifo_depth == flops.fifo_depth + 1
+    assert block.estimate()["block_rams"] == flops.estimate()["block_rams"] + 1
+    assert block.estimate()["logic_cells"] < flops.estimate()["logic_cells"] - 40
+    assert rtlil.convert(block).count('attribute \\ram_style "block"') == 1
+    assert 'ram_style "block"' not in rtlil.convert(flops)
+    with pytest.raises(ValueError, match=r"^layer0: queue must be None or 'block', "
+                                         r"not 'logic'$"):
+        MatrixVectorUnit(layer, pe=1, simd=9, queue="logic")

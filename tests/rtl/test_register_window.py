@@ -14,10 +14,11 @@ def _sweep():
     """The line buffer's geometry sweep (maps 3x4, 4x3, 1x1, 2x1, 1x2; kernels, strides 1..3
     per axis; padding 0..3), each with 1 or 2 channels and 1..3 repeats."""
     for param in _geometry_sweep():
-        in_shape, kernel, stride, padding, simd, repeats = param.values
+        in_shape, kernel, stride, padding, simd, repeats, _held_output = param.values
         channels = simd        # 1 or 2 channels, alternating
         yield pytest.param((in_shape[0], in_shape[1], channels), kernel, stride, padding,
-                           repeats, id=param.id.replace(f"-simd{simd}", f"-c{channels}"))
+                           repeats, id=param.id.replace(f"-simd{simd}", f"-c{channels}")
+                           .replace("-held", ""))
 
 
 @pytest.mark.parametrize("in_shape, kernel, stride, padding, repeats", list(_sweep()))

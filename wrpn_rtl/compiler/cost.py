@@ -16,7 +16,7 @@ __all__ = ["ZERO", "add", "fifo", "memory", "device_logic_cells", "adder_tree",
            "search_requantizer", "search_control", "requantization_price",
            "affine_requantizer", "logit_adder", "matrix_vector_unit",
            "sliding_window", "register_window", "max_pool_reducer", "block_max_pool", "vector_replay",
-           "width_converter", "classifier_head"]
+           "width_converter", "classifier_head", "block_queue"]
 
 ZERO = {"logic_cells": 0, "flip_flops": 0, "memory_bits": 0, "block_rams": 0, "dsp_blocks": 0}
 
@@ -36,6 +36,16 @@ def add(*estimates):
 def fifo(width, depth):
     """A :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO` of ``depth`` words of ``width`` bits."""
     return dict(ZERO, logic_cells=width * depth + 3 * depth, flip_flops=width * depth + 3 * depth)
+
+
+def block_queue(width, depth):
+    """A :class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue` of ``depth`` words of ``width``
+    bits: its block RAM (the next power of two above ``depth`` words), two pointers with their
+    incrementers, their compare and the output flag."""
+    words = 1 << depth.bit_length()
+    bits = max(1, (words - 1).bit_length())
+    return add(dict(ZERO, logic_cells=3 * bits + 2, flip_flops=2 * bits + 1),
+               memory(width, words, writable=True, style="block"))
 
 
 def memory(width, depth, *, writable, style=None):
@@ -180,6 +190,7 @@ def logit_adder(*, accumulator_bits):
 
 def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, weight_word_bits,
                        weight_words, steps, buffered_words, output_word_bits, queue_depth,
+                       queue_style=None,
                        weights_registered=False, memory_styles=None, dsp_pairs=0):
     """A matrix-vector unit: a cell per leaf, adder and plane-combine bit (the
     ``2 * dsp_pairs`` lanes per PE in hard multipliers take a DSP block per pair, the
@@ -189,7 +200,8 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     output stage (``requantization``: every PE's requantizer or bias adder with its table of
     constants), the weight ROM (``weights_registered``: and a flip-flop per word bit, plus the
     operands' wait register), the input buffer
-    (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue; the
+    (``buffered_words`` of ``simd * in_bits``; 0 when replayed) and the output queue (in
+    flip-flops, or with ``queue_style`` "block" a :func:`block_queue`); the
     memories where ``memory_styles`` (``{"weights", "input_buffer"}``) says, else by
     :func:`memory_style`. Adds
     ``partial_product_bound`` (``SIMD * PE * in_bits * planes``)."""
@@ -220,7 +232,9 @@ def matrix_vector_unit(*, simd, pe, in_bits, planes, x_bits, requantization, wei
     if buffered_words:
         memories.append(memory(simd * in_bits, buffered_words, writable=True,
                                style=styles.get("input_buffer")))
-    total = add(datapath, requantization, *memories, fifo(output_word_bits, queue_depth))
+    queue = (block_queue(output_word_bits, queue_depth) if queue_style == "block"
+             else fifo(output_word_bits, queue_depth))
+    total = add(datapath, requantization, *memories, queue)
     total["partial_product_bound"] = simd * pe * in_bits * planes
     return total
 

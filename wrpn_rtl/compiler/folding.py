@@ -23,7 +23,8 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   put the layer's shallow memories in LUT RAM, only for a device that has it, ECP5;
   ``dsp_pairs`` optional: lane pairs per PE in hard multipliers, and ``dsp_requantizer``
   optional: true for the affine requantizer with its multiplier in one per PE, both only for
-  a device whose DSP blocks the compiler uses, iCE40 UP5K).
+  a device whose DSP blocks the compiler uses, iCE40 UP5K; ``queue`` optional: "block" for
+  the layer's output queue in a block RAM).
 
 DSP blocks
 ----------
@@ -336,8 +337,9 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         if chosen is None:
             raise ValueError(f"target_cycles must allow a design within {max_block_rams} block "
                              f"RAMs, not {target_cycles!r} (its layers need more)")
-        return _with_dsp_blocks(groups, [option.folding for option in chosen], max_dsp_blocks,
-                               family)
+        return _with_block_queues(network, _with_dsp_blocks(
+            groups, [option.folding for option in chosen], max_dsp_blocks, family),
+            max_block_rams, family)
 
     budgets = sorted({fastest} | {option.cycles for options in per_layer for option in options
                                   if option.cycles >= fastest})
@@ -357,7 +359,8 @@ def choose_foldings(network, *, target_cycles=None, max_logic_cells=None, max_bl
         if cells <= max_logic_cells:
             fitting.append((cells, budget, foldings))
     if fitting:
-        return min(fitting, key=lambda design: design[:2])[2]
+        return _with_block_queues(network, min(fitting, key=lambda design: design[:2])[2],
+                                  max_block_rams, family)
     slowest = [_cheapest_within(options, budgets[-1]) for options in per_layer]
     least = _design_logic_cells(network, _with_dsp_blocks(
         groups, [option.folding for option in slowest], max_dsp_blocks, family), family)
@@ -379,13 +382,58 @@ class BudgetTooSmall(ValueError):
         self.resource, self.least_logic_cells = resource, least_logic_cells
 
 
-def _design_logic_cells(network, foldings, family):
-    """The whole design's estimated logic for ``family``, every stage priced with its
-    neighbours known (:meth:`~wrpn_rtl.hardware.accelerator.Accelerator.estimate`)."""
+#: Block RAMs the queue handout leaves free: a board build adds the host link's frame buffer
+#: and self-test ROM (:mod:`wrpn_rtl.hardware.link`), which may take one each.
+QUEUE_SPARE_RAMS = 2
+
+#: The fewest logic cells (of the device family) a block-RAM output queue must save over
+#: the flip-flop one to be given a block RAM.
+BLOCK_QUEUE_MIN_SAVING = 32
+
+#: Device families whose MVU output queues may go to block RAM: iCE40 has no LUT RAM, so a
+#: flip-flop queue there is a logic cell per stored bit.
+BLOCK_QUEUE_FAMILIES = ("ice40",)
+
+
+def _with_block_queues(network, foldings, max_block_rams, family):
+    """``foldings`` with the MVU output queues that save the most logic moved to block RAM
+    (``queue="block"``), one at a time, while the design's block RAMs stay within
+    ``max_block_rams`` less :data:`QUEUE_SPARE_RAMS`; only on :data:`BLOCK_QUEUE_FAMILIES`
+    and for queues saving at least :data:`BLOCK_QUEUE_MIN_SAVING` logic cells."""
+    if family not in BLOCK_QUEUE_FAMILIES or max_block_rams is None:
+        return foldings
+    foldings = list(foldings)
+    base = _design_estimate(network, foldings, family)
+    rams = base["block_rams"]
+    moves = []
+    for index, folding in enumerate(foldings):
+        if folding.queue == "block":
+            continue
+        moved = foldings[:index] + [dataclasses.replace(folding, queue="block")] \
+            + foldings[index + 1:]
+        after = _design_estimate(network, moved, family)
+        saving = base["device_logic_cells"] - after["device_logic_cells"]
+        if saving >= BLOCK_QUEUE_MIN_SAVING:
+            moves.append((saving, index, after["block_rams"] - rams))
+    for saving, index, more_rams in sorted(moves, reverse=True):
+        if rams + more_rams <= max_block_rams - QUEUE_SPARE_RAMS:
+            foldings[index] = dataclasses.replace(foldings[index], queue="block")
+            rams += more_rams
+    return foldings
+
+
+def _design_estimate(network, foldings, family):
+    """The whole design's estimate for ``family`` (see :func:`_design_logic_cells`)."""
     from wrpn_rtl.hardware.accelerator import Accelerator
     design = Accelerator(network, foldings=foldings)
     design._MustUse__silence = True                # priced, never elaborated
-    return design.estimate(family)["device_logic_cells"]
+    return design.estimate(family)
+
+
+def _design_logic_cells(network, foldings, family):
+    """The whole design's estimated logic for ``family``, every stage priced with its
+    neighbours known (:meth:`~wrpn_rtl.hardware.accelerator.Accelerator.estimate`)."""
+    return _design_estimate(network, foldings, family)["device_logic_cells"]
 
 
 def read_foldings(path, network):
@@ -404,7 +452,8 @@ def read_foldings(path, network):
                             window_simd=entry.get("window_simd"), tables=entry.get("tables"),
                             replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False),
                             dsp_pairs=entry.get("dsp_pairs", 0),
-                            dsp_requantizer=entry.get("dsp_requantizer", False))
+                            dsp_requantizer=entry.get("dsp_requantizer", False),
+                            queue=entry.get("queue"))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -444,11 +493,12 @@ def foldings_to_json(foldings):
 
 def folding_entry(folding):
     """One folding as a folding file (and the manifest) writes it: ``pe``, ``simd``,
-    ``window_simd``, and ``tables``, ``replay``, ``lut_ram``, ``dsp_pairs`` and
-    ``dsp_requantizer`` only where set."""
+    ``window_simd``, and ``tables``, ``replay``, ``lut_ram``, ``dsp_pairs``,
+    ``dsp_requantizer`` and ``queue`` only where set."""
     return {"pe": folding.pe, "simd": folding.simd, "window_simd": folding.window_simd,
             **({"tables": folding.tables} if folding.tables else {}),
             **({"replay": folding.replay} if folding.replay else {}),
             **({"lut_ram": True} if folding.lut_ram else {}),
             **({"dsp_pairs": folding.dsp_pairs} if folding.dsp_pairs else {}),
-            **({"dsp_requantizer": True} if folding.dsp_requantizer else {})}
+            **({"dsp_requantizer": True} if folding.dsp_requantizer else {}),
+            **({"queue": folding.queue} if folding.queue else {})}

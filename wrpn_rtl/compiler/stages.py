@@ -58,6 +58,10 @@ class Folding:
 
     ``dsp_requantizer``: the layer's requantizer is the affine form with its multiplier in a
     DSP block, one per PE (:class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`).
+
+    ``queue``: "block" puts the MVU's output queue in a block RAM
+    (:class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue`); None: flip-flops. The folding
+    search hands spare block RAMs out to queues on a device without LUT RAM (iCE40).
     """
 
     pe: int
@@ -68,20 +72,22 @@ class Folding:
     lut_ram: bool = False
     dsp_pairs: int = 0
     dsp_requantizer: bool = False
+    queue: object = None
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
         where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and
         ``" (LUT RAM)"`` with ``lut_ram``, ``" (4 lanes per PE in DSP blocks)"`` with
-        ``dsp_pairs`` and ``" (requantizer multiplier in DSP blocks)"`` with
-        ``dsp_requantizer``."""
+        ``dsp_pairs``, ``" (requantizer multiplier in DSP blocks)"`` with
+        ``dsp_requantizer`` and ``" (queue in block RAM)"`` with ``queue``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
         replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
         return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
                 + replay.get(self.replay, "") + (" (LUT RAM)" if self.lut_ram else "")
                 + (f" ({2 * self.dsp_pairs} lanes per PE in DSP blocks)" if self.dsp_pairs
                    else "")
-                + (" (requantizer multiplier in DSP blocks)" if self.dsp_requantizer else ""))
+                + (" (requantizer multiplier in DSP blocks)" if self.dsp_requantizer else "")
+                + (" (queue in block RAM)" if self.queue == "block" else ""))
 
 
 class StageKind(enum.Enum):

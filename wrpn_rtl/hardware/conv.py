@@ -78,6 +78,9 @@ class ConvGeometry:
         Lane pairs per PE the MVU multiplies in hard multipliers, and whether its affine
         requantizer multiplies in one (see :class:`~wrpn_rtl.hardware.mvu.
         MatrixVectorGeometry`). Default 0, False.
+    queue : None or "block"
+        Where the MVU's output queue goes (see :class:`~wrpn_rtl.hardware.mvu.
+        MatrixVectorGeometry`). Default None.
 
     Members
     -------
@@ -89,7 +92,7 @@ class ConvGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -113,7 +116,7 @@ class ConvGeometry:
         check_buffer_style("replay", replay)
         self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables,
                                          lut_ram=lut_ram, dsp_pairs=dsp_pairs,
-                                         dsp_requantizer=dsp_requantizer)
+                                         dsp_requantizer=dsp_requantizer, queue=queue)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
@@ -215,10 +218,11 @@ class ConvLayer(ConvGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
                               tables=tables, replay=replay, lut_ram=lut_ram,
-                              dsp_pairs=dsp_pairs, dsp_requantizer=dsp_requantizer)
+                              dsp_pairs=dsp_pairs, dsp_requantizer=dsp_requantizer,
+                              queue=queue)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -235,7 +239,8 @@ class ConvLayer(ConvGeometry, wiring.Component):
                                             replayed=True, tables=self._mvu.tables,
                                             lut_ram=self._mvu.lut_ram,
                                             dsp_pairs=self._mvu.dsp_pairs,
-                                            dsp_requantizer=self._mvu.dsp_requantizer),
+                                            dsp_requantizer=self._mvu.dsp_requantizer,
+                                            queue=self._mvu.queue),
             "pool": lambda: max_pool(**self._pool_parameters),
         }
         chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])

@@ -78,7 +78,7 @@ from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_membe
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
            "THRESHOLD_FORMS",
-           "TABLE_STYLES", "REGISTERED_ROM_MIN_BITS", "REGISTERED_ROM_MAX_FLAT_DEPTH"]
+           "TABLE_STYLES", "QUEUE_STYLES", "REGISTERED_ROM_MIN_BITS", "REGISTERED_ROM_MAX_FLAT_DEPTH"]
 
 
 #: Output bits up to which the threshold requantizers (a table of ``2**bits - 1`` thresholds
@@ -93,6 +93,9 @@ THRESHOLD_FORMS = REQUANTIZATIONS[:3]
 
 #: Where a per-fold table of constants may be asked to go (None: the default rule).
 TABLE_STYLES = (None, "logic", "block")
+
+#: ``queue`` values: the output queue in flip-flops (None) or in a block RAM.
+QUEUE_STYLES = (None, "block")
 
 #: A weight ROM in logic with a word this wide or wider, or deeper than
 #: REGISTERED_ROM_MAX_FLAT_DEPTH words, is read into a register first
@@ -181,6 +184,11 @@ class MatrixVectorGeometry:
         fabric). Needs a layer with an exact affine
         form whose accumulator and multipliers fit :data:`~wrpn_rtl.hardware.lanes.
         DSP_OPERAND_BITS`. Default False.
+    queue : None or "block"
+        Where the output queue goes: flip-flops (None, a
+        :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO`) or a block RAM ("block", a
+        :class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue`, one word deeper for its extra
+        cycle). Default None.
 
     Members
     -------
@@ -196,7 +204,7 @@ class MatrixVectorGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -211,6 +219,9 @@ class MatrixVectorGeometry:
                              f"form, not 'affine'")
         if tables not in TABLE_STYLES:
             raise ValueError(f"tables must be None, 'logic' or 'block', not {tables!r}")
+        if queue not in QUEUE_STYLES:
+            raise ValueError(f"{layer.name}: queue must be None or 'block', not {queue!r}")
+        self._queue = queue
         self._requantization_asked, self._tables = requantization, tables
         self._lut_ram = bool(lut_ram)
         if (not layer.is_logits and layer.out_bits > MAX_THRESHOLD_BITS
@@ -283,6 +294,7 @@ class MatrixVectorGeometry:
     lut_ram = property(lambda self: self._lut_ram)
     dsp_pairs = property(lambda self: self._dsp_pairs)
     dsp_requantizer = property(lambda self: self._dsp_requantizer)
+    queue = property(lambda self: self._queue)
 
     @property
     def dsp_blocks(self):
@@ -433,8 +445,9 @@ class MatrixVectorGeometry:
         """Output FIFO words: enough that credit never throttles an always-ready consumer. A
         word's slot is reserved when its last step issues and free again ``latency + 2``
         cycles later (:func:`~wrpn_rtl.hardware.streams.output_credit`), and output words
-        start at most one per ``SF`` cycles."""
-        return credit_slots(self.latency, interval=self._sf)
+        start at most one per ``SF`` cycles. A queue in block RAM gives a word a cycle later,
+        so it takes a slot more."""
+        return credit_slots(self.latency + int(self._queue == "block"), interval=self._sf)
 
     # -- constants derived from the layer ---------------------------------------------------
     def _weight_word_layout(self):
@@ -649,7 +662,8 @@ class MatrixVectorGeometry:
             weights_registered=self.weights_registered,
             memory_styles=self.memory_styles(), dsp_pairs=self._dsp_pairs,
             buffered_words=self._sf if self._buffered else 0,
-            output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth)
+            output_word_bits=self.output_layout.size, queue_depth=self.fifo_depth,
+            queue_style=self._queue)
 
     def _requantization_cost(self, form=None):
         """Estimate of the output stage in ``form`` (default: the unit's own; a logits layer:
@@ -705,11 +719,11 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
                                       requantization=requantization, tables=tables,
                                       lut_ram=lut_ram, dsp_pairs=dsp_pairs,
-                                      dsp_requantizer=dsp_requantizer)
+                                      dsp_requantizer=dsp_requantizer, queue=queue)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -764,7 +778,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                              from_stream.eq((not self._buffered) | (nf == nf_count - 1)),
                              last_fold.eq((nf_count == 1) | (nf == nf_count - 2))]
 
-        credit, queue = credited_queue(m, self, depth=self.fifo_depth, taken=fire & last_step)
+        credit, queue = credited_queue(m, self, depth=self.fifo_depth, taken=fire & last_step,
+                                       block=self._queue == "block")
         m.d.comb += room.eq(credit)
 
         operands = self.input.payload.as_value()

@@ -32,7 +32,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamFIFO", "StreamFIFOGeometry"]
+__all__ = ["StreamFIFO", "StreamFIFOGeometry", "BlockQueue"]
 
 
 class StreamFIFOGeometry:
@@ -116,4 +116,66 @@ class StreamFIFO(wiring.Component):
         for index, entry in enumerate(entries):
             selected = selected | (entry & read_at[index].replicate(width))
         m.d.comb += self.output.payload.eq(selected)
+        return m
+
+
+class BlockQueue(wiring.Component):
+    """The output queue of a credited pipeline (:func:`~wrpn_rtl.hardware.streams.
+    credited_queue`) in block RAM: ``depth`` words in a memory of the next power of two above
+    ``depth`` words, two binary pointers, and the memory's read port as the output
+    (:func:`~wrpn_rtl.hardware.streams.held_read`). On iCE40, which has no LUT RAM, a
+    :class:`StreamFIFO` is a logic cell per stored bit (none packed with a LUT) and an AND-OR
+    read multiplexer; this is one block RAM and a few cells of control.
+
+    It never refuses a word (``input.ready`` is 1): the credit in front of it never lets more
+    than ``depth`` words in. A word written in cycle ``t`` is valid at the output in
+    ``t + 2`` (one cycle more than :class:`StreamFIFO`: the credit needs one more slot for
+    the same rate, :func:`~wrpn_rtl.hardware.streams.credit_slots`).
+
+    Parameters
+    ----------
+    shape : ShapeLike
+        Payload shape (a layout is fine).
+    depth : int
+        Words the credit allows in, >= 1.
+    """
+
+    def __init__(self, shape, *, depth):
+        if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 1:
+            raise ValueError(f"depth must be a positive integer, not {depth!r}")
+        self._depth = int(depth)
+        super().__init__({"input": In(stream.Signature(shape)),
+                          "output": Out(stream.Signature(shape))})
+
+    depth = property(lambda self: self._depth)
+
+    @staticmethod
+    def memory_words(depth):
+        """Words of the memory: the next power of two above ``depth`` (the pointers wrap at
+        it, and differ whenever a word is queued)."""
+        return 1 << depth.bit_length()
+
+    def elaborate(self, platform):
+        from amaranth.lib.memory import Memory
+        from wrpn_rtl.hardware.memories import memory_attrs
+        from wrpn_rtl.hardware.streams import held_read
+        m = Module()
+        words = self.memory_words(self._depth)
+        # The read port reads the slot being written only while the queue is empty, and the
+        # word it then gives is never output.
+        m.submodules.buffer = buffer = Memory(
+            shape=self.input.payload.shape(), depth=words, init=[],
+            attrs=memory_attrs(words, writable=True, collision_reads_unused=True,
+                               style="block"))
+        write, read = buffer.write_port(), buffer.read_port()
+        write_at = Signal(range(words), name="write_at")
+        read_at = Signal(range(words), name="read_at")
+        m.d.comb += [self.input.ready.eq(1), write.addr.eq(write_at),
+                     write.data.eq(self.input.payload), write.en.eq(self.input.valid),
+                     read.addr.eq(read_at)]
+        with m.If(self.input.valid):
+            m.d.sync += write_at.eq(write_at + 1)
+        issue = held_read(m, self, read, write_at != read_at, name="out")
+        with m.If(issue):
+            m.d.sync += read_at.eq(read_at + 1)
         return m

@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wrpn_rtl.hardware.stream_fifo import StreamFIFO
+from wrpn_rtl.hardware.stream_fifo import BlockQueue, StreamFIFO
 
 __all__ = ["output_credit", "credit_slots", "credited_queue", "held_read", "chain_stages", "FoldedMapWords",
            "stream_members"]
@@ -46,9 +46,11 @@ def credit_slots(latency, *, interval=1):
     return -(-(latency + 2) // interval)
 
 
-def credited_queue(m, component, *, depth, taken, name="out_fifo"):
+def credited_queue(m, component, *, depth, taken, name="out_fifo", block=False):
     """The output queue of a pipeline that never stalls: a :class:`StreamFIFO` of ``depth``
-    words in front of ``component.output``, and its credit (:func:`output_credit`).
+    words (with ``block``, a :class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue` in block
+    RAM, one cycle longer) in front of ``component.output``, and its credit
+    (:func:`output_credit`).
 
     A word may start down the pipeline only while ``room`` is high; ``taken`` (a 1-bit Value)
     reserves its slot. The pipeline then drives ``queue_input.valid`` / ``.payload`` when the
@@ -58,7 +60,8 @@ def credited_queue(m, component, *, depth, taken, name="out_fifo"):
     -------
     (room, queue_input)
     """
-    m.submodules[name] = queue = StreamFIFO(component.output.payload.shape(), depth=depth)
+    queue_class = BlockQueue if block else StreamFIFO
+    m.submodules[name] = queue = queue_class(component.output.payload.shape(), depth=depth)
     room = output_credit(m, depth=depth, taken=taken,
                          transfer=component.output.valid & component.output.ready)
     wiring.connect(m, queue.output, wiring.flipped(component.output))

@@ -17,7 +17,8 @@ def foldings_text(foldings):
         return (f"{f['pe']}x{f['simd']}{where.get(f.get('tables'), '')}"
                 f"{replay.get(f.get('replay'), '')}{' (LUT RAM)' if f.get('lut_ram') else ''}"
                 + (f" ({dsp_lanes} lanes in DSP)" if dsp_lanes else "")
-                + (" (requantizer in DSP)" if f.get("dsp_requantizer") else ""))
+                + (" (requantizer in DSP)" if f.get("dsp_requantizer") else "")
+                + (" (queue in BRAM)" if f.get("queue") == "block" else ""))
     return ", ".join(text(f) for f in foldings)
 
 
