@@ -382,8 +382,10 @@ class BudgetTooSmall(ValueError):
         self.resource, self.least_logic_cells = resource, least_logic_cells
 
 
-#: Block RAMs the queue handout leaves free: a board build adds the host link's frame buffer
-#: and self-test ROM (:mod:`wrpn_rtl.hardware.link`), which may take one each.
+#: Block RAMs the queue handout leaves free, a margin for what a device holds beside the
+#: accelerator. A board build's host link takes its own (measured on the icebreaker with 32
+#: self-test images: 5, the frame buffer and the self-test ROM), which the board's fold does
+#: not yet subtract from the block-RAM budget (it subtracts the link's logic only).
 QUEUE_SPARE_RAMS = 2
 
 #: The fewest logic cells (of the device family) a block-RAM output queue must save over
