@@ -378,3 +378,15 @@ def test_spare_block_rams_take_output_queues_on_ice40(tmp_path):
     path.write_text(json.dumps(foldings_to_json(foldings)))
     assert read_foldings(path, network) == foldings
     assert '"queue": "block"' in path.read_text()
+
+
+def test_a_reserve_takes_logic_and_block_rams_off_the_default_budget():
+    """A board's host link (``reserve``: logic, what, block RAMs) comes off both budgets of
+    the default fold: the design and the link's block RAMs together fit the device."""
+    from wrpn_rtl.job.design import choose
+    network = load_default_model()
+    foldings, how = choose(network, target="ice40-up5k", reserve=(1000, "the link", 5))
+    assert how.endswith("less 1000 for the link (and 5 block RAMs)")
+    estimate = build_accelerator(network, foldings).estimate()
+    assert estimate["block_rams"] <= 30 - 5
+    assert estimate["device_logic_cells"] <= int(5280 * 0.75) - 1000

@@ -599,25 +599,26 @@ def _board_design(args):
     if args.folding is None and args.target_cycles is None and args.max_lc is None:
         # the default budget: fold again, leaving room for the link (its size follows the
         # network's input and output words, measured on the design just made)
-        cells = _link_logic(args, accelerator, board, codes)
-        accelerator, generated = fold((cells, "the host link and UART"))
+        cells, rams = _link_logic(args, accelerator, board, codes)
+        accelerator, generated = fold((cells, "the host link and UART", rams))
     return board, _Design(args.out, [board.target], accelerator, generated), codes
 
 
 def _link_logic(args, accelerator, board, codes):
-    """The logic the board's host link and UART take beside ``accelerator``, measured."""
+    """``(logic, block_rams)`` the board's host link and UART take beside ``accelerator``,
+    measured."""
     import tempfile
     from wrpn_rtl.board.build import link_logic
     from wrpn_rtl.job.common import StepError
     try:
         with tempfile.TemporaryDirectory(prefix="wrpn-link-") as work:
-            cells = link_logic(accelerator, board, work, baud=args.baud,
-                               selftest_images=codes.reshape(len(codes), -1))
+            cells, rams = link_logic(accelerator, board, work, baud=args.baud,
+                                     selftest_images=codes.reshape(len(codes), -1))
     except StepError as error:
         raise CommandError(str(error)) from None
-    _progress(args, f"the host link and UART take {cells} of {board.name}'s logic "
-                    f"(measured); folding the accelerator again for the rest")
-    return cells
+    _progress(args, f"the host link and UART take {cells} of {board.name}'s logic and {rams} "
+                    f"block RAMs (measured); folding the accelerator again for the rest")
+    return cells, rams
 
 
 def cmd_build(args):

@@ -144,8 +144,9 @@ def _bitstream(work, out_dir):
 def link_logic(accelerator, board, work_dir, *, baud=115200, selftest_images=None):
     """The logic a board's host link and UART take beside ``accelerator`` (whose geometry
     they are built for), measured: Yosys for the board's device family, then nextpnr's
-    packer. Returns the device's logic units (iCE40 logic cells, ECP5 LUT4s) as a budget
-    counts them, so the folding can leave room for them.
+    packer. Returns ``(logic, block_rams)``: the device's logic units (iCE40 logic cells,
+    ECP5 LUT4s) as a budget counts them, and its block RAMs in 4-kbit units (the frame buffer
+    and the self-test ROM; an ECP5 DP16KD counts 4), so the folding can leave room for both.
 
     Raises
     ------
@@ -183,4 +184,6 @@ def link_logic(accelerator, board, work_dir, *, baud=115200, selftest_images=Non
         if done.returncode != 0:
             raise StepError(f"measuring the host link's logic failed; see {work / log}")
     used = json.loads((work / "link_report.json").read_text())["utilization"]
-    return used[target.logic_bel]["used"]
+    rams = (used.get("ICESTORM_RAM", {}).get("used", 0)
+            + 4 * used.get("DP16KD", {}).get("used", 0))
+    return used[target.logic_bel]["used"], rams

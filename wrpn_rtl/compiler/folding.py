@@ -383,9 +383,9 @@ class BudgetTooSmall(ValueError):
 
 
 #: Block RAMs the queue handout leaves free, a margin for what a device holds beside the
-#: accelerator. A board build's host link takes its own (measured on the icebreaker with 32
-#: self-test images: 5, the frame buffer and the self-test ROM), which the board's fold does
-#: not yet subtract from the block-RAM budget (it subtracts the link's logic only).
+#: accelerator. A board build measures its host link's own (on the icebreaker with 32
+#: self-test images: 5, the frame buffer and the self-test ROM) and folds with them taken off
+#: the budget (:func:`wrpn_rtl.job.design.choose`'s ``reserve``).
 QUEUE_SPARE_RAMS = 2
 
 #: The fewest logic cells (of the device family) a block-RAM output queue must save over

@@ -37,8 +37,9 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
            target="ice40-up5k", fill=None, reserve=None):
     """The foldings of a run and how they were chosen (a file, a cycle budget, a logic budget,
     or by default the fastest design within ``fill`` (a share; default :func:`fit_margin`) of
-    ``target``'s logic, less ``reserve``: ``(logic, what)`` that the device also holds beside
-    the accelerator, e.g. a board's host link). Logic is priced for ``target``'s family:
+    ``target``'s logic, less ``reserve``: ``(logic, what)`` or ``(logic, what, block_rams)``
+    that the device also holds beside the accelerator, e.g. a board's host link, whose block
+    RAMs then come off the block-RAM budget too). Logic is priced for ``target``'s family:
     iCE40 logic cells, ECP5 LUT4s."""
     from wrpn_rtl.compiler.folding import BudgetTooSmall, choose_foldings, read_foldings
     from wrpn_rtl.synth.flow import TARGETS
@@ -69,12 +70,16 @@ def choose(network, *, folding_file=None, target_cycles=None, max_lc=None,
             budget = int(capacity * margin)
             how = (f"fastest design within {margin:.0%} of {target}'s {capacity} "
                    f"{_logic_unit(family)}")
+            rams = TARGETS[target].ram_capacity
             if reserve is not None:
                 budget -= reserve[0]
                 how += f" less {reserve[0]} for {reserve[1]}"
+                if len(reserve) > 2 and rams is not None:
+                    rams -= reserve[2]
+                    how += f" (and {reserve[2]} block RAMs)"
             try:
                 return (choose_foldings(network, max_logic_cells=budget, family=family,
-                                        max_block_rams=TARGETS[target].ram_capacity,
+                                        max_block_rams=rams,
                                         max_dsp_blocks=TARGETS[target].dsp_capacity), how)
             except BudgetTooSmall as error:
                 problem = _default_budget_problem(network, target, budget, error, margin)
