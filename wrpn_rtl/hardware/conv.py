@@ -123,15 +123,12 @@ class ConvGeometry:
         # Behind a narrower window the vector replay gathers the window's words itself (each
         # into its slice of the buffer word) where they divide the MVU's; a width converter
         # refolds otherwise (and where nothing is replayed).
-        replay_part = (replay_for(self._mvu, style=replay) if self._window_repeats == 1
-                       else None)
-        if (replay_part is not None and window_simd != self._mvu.simd
-                and self._mvu.simd % window_simd == 0):
-            replay_part = replay_for(self._mvu, style=replay,
-                                     slices=self._mvu.simd // window_simd)
+        slices = (self._mvu.simd // window_simd if self._mvu.simd % window_simd == 0 else 1)
+        replay_part = (replay_for(self._mvu, style=replay, slices=slices)
+                       if self._window_repeats == 1 else None)
         # A line buffer feeding such a replay (whose `ready` is a register) gives its read
         # port as its output, no output queue.
-        held = replay_part is not None and replay_part.slices > 1
+        held = replay_part is not None and slices > 1
         self._window_parameters = dict(
             in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
             padding=layer.padding, bits=layer.in_bits, repeats=self._window_repeats,
@@ -141,8 +138,7 @@ class ConvGeometry:
             **self._window_parameters)
         converter = (WidthConverterGeometry(in_lanes=window_simd, out_lanes=simd,
                                             bits=layer.in_bits)
-                     if window_simd != simd and (replay_part is None or replay_part.slices == 1)
-                     else None)
+                     if window_simd != simd and not held else None)
         queue_depth = self.window_queue_depth(self._window, self._window_repeats,
                                               self._mvu.cycles_per_vector)
         window_queue = (StreamFIFOGeometry(self._window.output_layout, depth=queue_depth)

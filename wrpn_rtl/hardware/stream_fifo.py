@@ -30,7 +30,10 @@ import numbers
 
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from wrpn_rtl.hardware.memories import memory_attrs
 
 __all__ = ["StreamFIFO", "StreamFIFOGeometry", "BlockQueue"]
 
@@ -156,9 +159,7 @@ class BlockQueue(wiring.Component):
         return 1 << depth.bit_length()
 
     def elaborate(self, platform):
-        from amaranth.lib.memory import Memory
-        from wrpn_rtl.hardware.memories import memory_attrs
-        from wrpn_rtl.hardware.streams import held_read
+        from wrpn_rtl.hardware.streams import held_read   # streams imports this module
         m = Module()
         words = self.memory_words(self._depth)
         # The read port reads the slot being written only while the queue is empty, and the
