@@ -167,17 +167,18 @@ def requantization_price(estimate):
 
 
 def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits, dsp=False):
-    """One PE's affine requantizer: the multiplier in two levels (a cell per partial-product
-    bit, then the sum of the 4-bit chunks' products:
-    :func:`~wrpn_rtl.hardware.arithmetic.pipelined_product`; with ``dsp`` a DSP block, which
-    Yosys gives the operand registers but not the product register), the adder, the clamp,
-    and their registers (the table's constants delayed alongside)."""
+    """One PE's affine requantizer: the operand's complement (a cell per bit), the multiplier
+    in two levels (a cell per partial-product bit, then the sum of the 4-bit chunks'
+    products: :func:`~wrpn_rtl.hardware.arithmetic.pipelined_product`; with ``dsp`` a DSP
+    block, which Yosys gives the operand registers but not the product register, whose bits
+    above the sum's are unused), one adder, the clamp, and their registers (the table's bias
+    delayed alongside)."""
     chunks = -(-multiplier_bits // 4)
     product_bits = x_bits + multiplier_bits
-    tail = {"logic_cells": 2 * sum_bits + out_bits, "flip_flops": 3 * sum_bits + out_bits}
+    tail = {"logic_cells": x_bits + sum_bits + out_bits, "flip_flops": 3 * sum_bits + out_bits}
     if dsp:
         return dict(ZERO, logic_cells=tail["logic_cells"],
-                    flip_flops=product_bits + tail["flip_flops"], dsp_blocks=1)
+                    flip_flops=min(product_bits, sum_bits) + tail["flip_flops"], dsp_blocks=1)
     return dict(ZERO, logic_cells=x_bits * multiplier_bits + (chunks - 1) * product_bits
                 + tail["logic_cells"],
                 flip_flops=chunks * (x_bits + 4) + product_bits + tail["flip_flops"])

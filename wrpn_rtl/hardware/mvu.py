@@ -544,6 +544,19 @@ class MatrixVectorGeometry:
             tables.append((int(d < 0), M, d * int(self._offset[c]) * M + B))
         return tables
 
+    def _affine_rows(self, affine):
+        """Per channel the requantizer's table entry ``{"negate", "multiplier", "bias"}``:
+        ``t = M * (X ^ mask) + bias  (mod 2**n)``, ``n`` the sum's width and ``mask`` all ones
+        of ``X``'s width ``w`` where ``negate``. The complement ``~X = 2**w - 1 - X`` turns the
+        subtraction into an addition (``K - M X = K - M (2**w - 1) + M ~X``), so one adder
+        serves every channel; ``bias`` is kept modulo ``2**n`` (``t`` fits the sum's shape, so
+        its low ``n`` bits are all of it)."""
+        x_all_ones = (1 << self._x_shape.width) - 1
+        sum_bits = self._affine_sum_shape(affine).width
+        return [{"negate": negate, "multiplier": M,
+                 "bias": (K - M * x_all_ones if negate else K) % (1 << sum_bits)}
+                for negate, M, K in self._affine_tables(affine)]
+
     def _affine_sum_shape(self, affine):
         """Shape holding ``t`` for every channel and every reachable ``X``."""
         low = high = 0
@@ -573,12 +586,9 @@ class MatrixVectorGeometry:
         form = form or self.requantization
         if form == "affine":
             affine = self._layer.requantizer.affine
-            tables = self._affine_tables(affine)
-            m_bits = _multiplier_bits(affine)
-            k_width, k_signed = integer_range_shape(min(0, min(K for *_, K in tables)),
-                                                    max(0, max(K for *_, K in tables)))
-            return data.StructLayout({"negate": unsigned(1), "multiplier": unsigned(m_bits),
-                                      "bias": signed(k_width) if k_signed else unsigned(k_width)})
+            return data.StructLayout({"negate": unsigned(1),
+                                      "multiplier": unsigned(_multiplier_bits(affine)),
+                                      "bias": unsigned(self._affine_sum_shape(affine).width)})
         if form == "search":
             return data.StructLayout({"invert": unsigned(1), "low": self._threshold_shape(),
                                       "high": self._threshold_shape()})
@@ -818,10 +828,18 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                 shape=layout, depth=len(words), init=words,
                 attrs=memory_attrs(len(words), writable=False, style=style))
             if style == "block":
-                # block RAM reads synchronously: present the next step's address when one
-                # issues
+                # block RAM reads synchronously: its port reads the word after the current
+                # one whenever a step issues (and word 0 in the first cycle after reset, when
+                # no step issues), and holds it in between, so the address is a register of
+                # its own that runs a word ahead, with no multiplexer before the port
                 wread = wmem.read_port()
-                m.d.comb += wread.addr.eq(Mux(fire, next_waddr, waddr))
+                read_at = Signal(range(len(words)), name="weight_read_addr")
+                started = Signal(name="weights_started")
+                reads = fire | ~started
+                m.d.sync += started.eq(started | ~fire)
+                m.d.comb += [wread.addr.eq(read_at), wread.en.eq(reads)]
+                with m.If(reads):
+                    m.d.sync += read_at.eq(Mux(read_at == len(words) - 1, 0, read_at + 1))
             else:
                 # a ROM in LUTs is read as it stands from the step's own address register,
                 # so `fire` does not reach its address (thousands of LUTs on a wide word)
@@ -1007,14 +1025,12 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         return results, valid
 
     def _affine_stage(self, m, accumulators, nf_a, done_nf, done):
-        # t = (-1)**negate * M * X + K; code = clip(t >> S, 0, L): product (two registered
-        # levels, :func:`pipelined_product`), sum, clamp, each registered.
+        # t = M * (X ^ mask) + bias (mod 2**n, :meth:`_affine_rows`); code = clip(t >> S, 0,
+        # L): the complement, the product (two registered levels, :func:`pipelined_product`,
+        # or a DSP block's), one adder, the clamp, each registered.
         affine = self._layer.requantizer.affine
-        tables = self._affine_tables(affine)
-        rows = [[{"negate": tables[nf * self._pe + p][0],
-                  "multiplier": tables[nf * self._pe + p][1],
-                  "bias": tables[nf * self._pe + p][2]} for p in range(self._pe)]
-                for nf in range(self._nf)]
+        channels = self._affine_rows(affine)
+        rows = [channels[nf * self._pe:(nf + 1) * self._pe] for nf in range(self._nf)]
         layout = self._requantization_entry()
         table = self._per_fold_table(m, "requantization", layout, rows, nf_a, done_nf)
         levels = (1 << self._layer.out_bits) - 1
@@ -1022,20 +1038,22 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         results = []
         for p, acc in enumerate(accumulators):
             entry = table[p]
+            complemented = Mux(entry.negate, ~acc, acc)
             if self._dsp_requantizer:
                 # operand registers and the product register: an SB_MAC16's own
-                operand = delay(m, acc, 1, name=f"pe{p}_factor", reset_less=True)
+                operand = delay(m, complemented, 1, name=f"pe{p}_factor", reset_less=True)
                 multiplier = delay(m, entry.multiplier, 1, name=f"pe{p}_multiplier",
                                    reset_less=True)
                 product = Signal(len(operand) + len(multiplier), name=f"pe{p}_product",
                                  reset_less=True)
                 m.d.sync += product.eq(operand * multiplier)
             else:
-                product = pipelined_product(m, acc, entry.multiplier, name=f"pe{p}_product")
-            negate = delay(m, entry.negate, 2, name=f"pe{p}_negate", reset_less=True)
+                product = pipelined_product(m, complemented, entry.multiplier,
+                                            name=f"pe{p}_product")
             bias = delay(m, entry.bias, 2, name=f"pe{p}_bias", reset_less=True)
             total = Signal(sum_shape, name=f"pe{p}_sum", reset_less=True)
-            m.d.sync += total.eq(Mux(negate, bias - product, bias + product))
+            # the low n bits of the sum are exact (t fits the sum's shape)
+            m.d.sync += total.eq((bias + product[:len(total)])[:len(total)])
             scaled = total.as_signed() >> affine.shift if sum_shape.signed else \
                 total >> affine.shift
             code = Signal(unsigned(self._layer.out_bits), name=f"pe{p}_code", reset_less=True)
