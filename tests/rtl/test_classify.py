@@ -27,13 +27,21 @@ def test_label_is_the_first_largest_logit(classes, lanes, shape, rng):
     assert rtl[1][-1] == 0
 
 
-def test_back_to_back_cycles(rng):
-    dut = ClassifierHead(classes=10, lanes=2, shape=signed(8))
-    logits = rng.integers(-128, 128, (6, 10))
-    rtl, cycles = run_stream(dut, logits.reshape(-1, 2).tolist(), 6,
-                             out_fields=[(8, True)] * 10 + [(4, False)])
+@pytest.mark.parametrize("classes, lanes", [(10, 1), (10, 2), (10, 5), (7, 7), (1, 1)])
+def test_back_to_back_cycles(classes, lanes, rng):
+    """With no stall an image takes exactly ``cycles_per_frame`` (``2 * classes + 2``): from
+    the first word in to the last image's word out, every image but the last takes its
+    period and the last one its ``classes`` two-cycle compares after the first word
+    arrives."""
+    dut = ClassifierHead(classes=classes, lanes=lanes, shape=signed(8))
+    assert dut.cycles_per_frame == 2 * classes + 2
+    images = 6
+    logits = rng.integers(-128, 128, (images, classes))
+    rtl, cycles = run_stream(dut, logits.reshape(-1, lanes).tolist(), images,
+                             out_fields=[(8, True)] * classes + [(dut.label_shape.width, False)])
     assert [row[-1] for row in rtl] == list(np.argmax(logits, axis=1))
-    assert cycles <= 6 * dut.cycles_per_frame + 2
+    assert [row[:-1] for row in rtl] == logits.tolist()
+    assert cycles == (images - 1) * dut.cycles_per_frame + 2 * classes + 1
 
 
 def test_classifier_errors():

@@ -298,10 +298,11 @@ def width_converter(*, in_lanes, out_lanes, group_lanes, bits):
 
 
 def classifier_head(*, classes, lanes, logit_bits, label_bits):
-    """The classifier head: the logit registers (a LUT in front of each bit, shift in or
-    rotate, except where one lane per word makes both the same move: then only the top
-    logit's bits choose), two comparators (the next logit against the current one and
-    against the best), counters."""
-    chosen_bits = logit_bits if lanes == 1 else classes * logit_bits
-    return dict(ZERO, logic_cells=int(chosen_bits + 2 * logit_bits + 16),
-                flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + 11))
+    """The classifier head: the logit registers (shifted in, an enable and no LUT), the
+    select of the lane compared (``lanes - 1`` multiplexers per logit bit), one comparator
+    against the best (into a register), the class and lane counters; flip-flops: the logits,
+    the best, the label, the counters and the compare's flags."""
+    lane_bits = max(0, (lanes - 1).bit_length())
+    return dict(ZERO, logic_cells=int(lanes * logit_bits + 2 * label_bits + lane_bits + 8),
+                flip_flops=int(classes * logit_bits + logit_bits + 2 * label_bits + lane_bits
+                               + 7))

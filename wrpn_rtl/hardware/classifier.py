@@ -1,18 +1,19 @@
 """The classifier head: a logits stream in, one word per image out (all logits and their argmax).
 
 The last layer of a network streams its logits ``lanes`` per word, ``classes / lanes`` words
-per image. :class:`ClassifierHead` shifts them in, then scans them one per cycle for the
-largest (ties go to the lowest class index, as ``numpy.argmax``) by rotating them past the
-comparators, and offers one word per
-image: ``{"logits": classes logits, "label": index}``. Per image it takes
-``classes / lanes + classes + 1`` cycles, far fewer than any convolution layer before it;
-``valid`` is a register and never depends on ``ready``.
+per image. :class:`ClassifierHead` shifts them in and compares each new logit with the largest
+so far as it arrives, one every two cycles (ties go to the lowest class index, as
+``numpy.argmax``), then offers one word per image: ``{"logits": classes logits, "label":
+index}``. Per image it takes ``2 * classes + 2`` cycles (a word every ``2 * lanes`` cycles, the
+hand-over), far fewer than any convolution layer before it; ``valid`` and ``ready`` are
+registers and never depend on the other side's.
 """
 from amaranth.hdl import Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from wrpn_rtl.compiler import cost
 from wrpn_rtl.golden.checks import check_positive_int
+from wrpn_rtl.hardware.arithmetic import select
 from wrpn_rtl.hardware.streams import stream_members
 
 __all__ = ["ClassifierGeometry", "ClassifierHead"]
@@ -45,12 +46,14 @@ class ClassifierGeometry:
 
     @property
     def cycles_per_frame(self):
-        """Cycles per image with no stall: collect, scan, hand over."""
-        return self._classes // self._lanes + self._classes + 1
+        """Cycles per image with no stall: a two-cycle compare per class (a word arrives in
+        the cycle its predecessor's last lane is decided), the hand-over and the cycle after
+        it."""
+        return 2 * self._classes + 2
 
     def estimate(self):
-        """:func:`wrpn_rtl.compiler.cost.classifier_head`: the logit registers, two
-        comparators, counters."""
+        """:func:`wrpn_rtl.compiler.cost.classifier_head`: the logit registers, the
+        comparator and the lane select in front of it, counters."""
         return cost.classifier_head(classes=self._classes, lanes=self._lanes,
                                     logit_bits=self._shape.width,
                                     label_bits=self._label_shape.width)
@@ -89,49 +92,50 @@ class ClassifierHead(ClassifierGeometry, wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        words = self._classes // self._lanes
-        logits = self.output.payload.logits
-        word_index = Signal(range(words), name="word_index")
-        scanning = Signal(name="scanning")
-        scan = Signal(range(self._classes), name="scan")
-        best = Signal(self._shape, name="best", reset_less=True)
-
         classes, lanes = self._classes, self._lanes
-        # The scan rotates the logits by one class per cycle and compares the one at the
-        # front (no multiplexer in front of the comparator); after `classes` steps they are
-        # back in order for the output word. The comparison is made a cycle ahead, into
-        # registers, against both values `best` can take next (the front logit, if it is
-        # taken now, or `best` as it is), so only a choice between two flags sits before the
-        # registers' enables.
-        candidate, following = logits[0], logits[1 % classes]
-        beats_candidate, beats_best = Signal(name="beats_candidate"), Signal(name="beats_best")
-        took = Signal(name="took")
-        m.d.sync += [beats_candidate.eq(following > candidate), beats_best.eq(following > best)]
-        greater = Mux(took, beats_candidate, beats_best)      # candidate > best, this cycle
-        take = scanning & ((scan == 0) | greater)
-        m.d.sync += took.eq(take)
+        logits = self.output.payload.logits
+        best = Signal(self._shape, name="best", reset_less=True)
+        # A word's logits are compared one lane at a time after it arrives (`pending`), each
+        # over two cycles: the compare into a register (`beats`), then the decision from
+        # registers only, so the comparator's path ends at one flip-flop and the enables of
+        # `best` and the label are one gate deep (the compare straight into those enables,
+        # six LUT levels as mapped, set the UP5K design's clock). `lane` and `cls` count the
+        # lane and the class compared, each with its "last value" flag as a register. The next
+        # word may arrive in the cycle of the last lane's decision, unless that is the image's
+        # last class: then the output word is made first.
+        pending = Signal(name="pending")
+        deciding = Signal(name="deciding")                # the second cycle of a compare
+        beats = Signal(name="beats")
+        lane = Signal(range(lanes), name="lane")
+        lane_last = Signal(init=int(lanes == 1), name="lane_last")
+        cls = Signal(range(classes), name="cls")
+        cls_first = Signal(init=1, name="cls_first")
+        cls_last = Signal(init=int(classes == 1), name="cls_last")
 
-        # The words shift in at the top (after the last word, class i is in `logits[i]`),
-        # `lanes` classes per word; the scan rotates by one. With one lane per word both are
-        # the same move, so a logit bit is a bare flip-flop with no LUT in front of it.
-        m.d.comb += self.input.ready.eq(~scanning & ~self.output.valid)
-        with m.If(self.input.valid & self.input.ready):
+        ready = ~self.output.valid & (~pending | (deciding & lane_last & ~cls_last))
+        m.d.comb += self.input.ready.eq(ready)
+        arrives = self.input.valid & ready
+        # The words shift in at the top (after the last word, class i is in `logits[i]`), a
+        # bare flip-flop per logit bit with only an enable: the word arrived last is the top
+        # `lanes` logits, compared from there while the next one waits.
+        with m.If(arrives):
             m.d.sync += [logits[i].eq(logits[i + lanes]) for i in range(classes - lanes)]
-            m.d.sync += [logits[classes - lanes + lane].eq(self.input.payload[lane])
-                         for lane in range(lanes)]
-            with m.If(word_index == words - 1):
-                m.d.sync += [word_index.eq(0), scanning.eq(1)]
-            with m.Else():
-                m.d.sync += word_index.eq(word_index + 1)
-        with m.Elif(scanning):
-            m.d.sync += [logits[i].eq(logits[(i + 1) % classes]) for i in range(classes)]
-            with m.If(take):
-                m.d.sync += [best.eq(candidate), self.output.payload.label.eq(scan)]
-            with m.If(scan == classes - 1):
-                m.d.sync += [scan.eq(0), scanning.eq(0), self.output.valid.eq(1)]
-            with m.Else():
-                m.d.sync += scan.eq(scan + 1)
+            m.d.sync += [logits[classes - lanes + k].eq(self.input.payload[k])
+                         for k in range(lanes)]
+        m.d.sync += [pending.eq(arrives | (pending & ~(deciding & lane_last))),
+                     deciding.eq(pending & ~deciding)]
 
+        candidate = select(lane, [logits[classes - lanes + k] for k in range(lanes)])
+        m.d.sync += beats.eq(candidate > best)
+        with m.If(deciding):
+            with m.If(cls_first | beats):
+                m.d.sync += [best.eq(candidate), self.output.payload.label.eq(cls)]
+            m.d.sync += [lane.eq(Mux(lane_last, 0, lane + 1)),
+                         lane_last.eq((lanes == 1) | (~lane_last & (lane == lanes - 2))),
+                         cls.eq(Mux(cls_last, 0, cls + 1)), cls_first.eq(cls_last),
+                         cls_last.eq((classes == 1) | (~cls_last & (cls == classes - 2)))]
+            with m.If(cls_last):
+                m.d.sync += self.output.valid.eq(1)
         with m.If(self.output.valid & self.output.ready):
             m.d.sync += self.output.valid.eq(0)
         return m
