@@ -97,7 +97,7 @@ def test_a_folding_file_without_window_simd_takes_the_searched_lanes(tmp_path):
 def test_designs_are_priced_per_device_family():
     from wrpn_rtl.compiler import cost
     estimate = {"logic_cells": 100, "flip_flops": 40, "memory_bits": 0, "block_rams": 0}
-    assert cost.device_logic_cells(estimate, "ice40") == 130     # unpaired flip-flops add cells
+    assert cost.device_logic_cells(estimate, "ice40") == 124     # unpaired flip-flops add cells (0.6 each)
     assert cost.device_logic_cells(estimate, "ecp5") == 100      # a slice's FFs are apart
     with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, asic, "
                                          r"not 'xilinx'$"):
@@ -315,7 +315,9 @@ def test_dsp_blocks_go_where_they_save_logic(tmp_path):
         foldings = choose_foldings(network, target_cycles=512, max_dsp_blocks=blocks)
         used = dsp_blocks_of(foldings)
         assert 0 < used <= blocks
-        assert any(f.dsp_pairs for f in foldings)
+        # one block goes to conv1's requantizer, which saves the most per block; more
+        # go to DSP pairs too
+        assert any(f.dsp_pairs for f in foldings) == (blocks > 1)
         assert [dataclass_replace(f, dsp_pairs=0, dsp_requantizer=False)
                 for f in foldings] == plain
         with_dsp, without = (build_accelerator(network, fs).estimate() for fs in (foldings, plain))
@@ -346,15 +348,22 @@ def test_the_default_network_takes_a_dsp_requantizer_not_dsp_pairs():
                                max_dsp_blocks=8)
     assert not any(f.dsp_pairs for f in foldings)
     assert foldings[0].dsp_requantizer and 0 < dsp_blocks_of(foldings) <= 8
-    assert (build_accelerator(network, foldings).estimate()["device_logic_cells"]
+    # the blocks buy a faster design within the same budget, and at the plain design's
+    # cycles a smaller one
+    cycles = build_accelerator(network, plain).cycles_per_image
+    assert build_accelerator(network, foldings).cycles_per_image < cycles
+    same_rate = choose_foldings(network, target_cycles=cycles, max_block_rams=30,
+                                max_dsp_blocks=8)
+    assert same_rate[0].dsp_requantizer and not any(f.dsp_pairs for f in same_rate)
+    assert (build_accelerator(network, same_rate).estimate()["device_logic_cells"]
             < build_accelerator(network, plain).estimate()["device_logic_cells"])
 
 
 def test_spare_block_rams_take_output_queues_on_ice40(tmp_path):
     """On iCE40 (no LUT RAM) the search moves the MVU output queues that save the most logic
-    to block RAMs it has spare, keeping two free for a board's host link; a tight limit, the
-    ECP5 family or no block-RAM limit at all leaves them in flip-flops. A folding file
-    carries the choice."""
+    to block RAMs it has spare, keeping one free; a tight limit, the ECP5 family or no
+    block-RAM limit at all leaves them in flip-flops. The search prices each design with its
+    queues. A folding file carries the choice."""
     from wrpn_rtl.compiler.folding import BLOCK_QUEUE_MIN_SAVING, QUEUE_SPARE_RAMS
     network = load_default_model()
     foldings = choose_foldings(network, max_logic_cells=3960, max_block_rams=30,
@@ -367,10 +376,17 @@ def test_spare_block_rams_take_output_queues_on_ice40(tmp_path):
     assert with_queues["block_rams"] == without["block_rams"] + len(queued)
     assert (without["device_logic_cells"] - with_queues["device_logic_cells"]
             >= BLOCK_QUEUE_MIN_SAVING * len(queued))
-    # one block RAM fewer than the queue needs: none
-    tight = choose_foldings(network, max_logic_cells=3960, max_dsp_blocks=8,
+    # the same cycle budget with one block RAM fewer than the queues need: none
+    cycles = build_accelerator(network, foldings).cycles_per_image
+    tight = choose_foldings(network, target_cycles=cycles, max_dsp_blocks=8,
                             max_block_rams=without["block_rams"] + QUEUE_SPARE_RAMS)
+    assert [dataclass_replace(f, queue=None) for f in tight] == plain
     assert not any(f.queue for f in tight)
+    # the logic budget then buys a slower design (its queues priced in, as built)
+    slower = choose_foldings(network, max_logic_cells=3960, max_dsp_blocks=8,
+                             max_block_rams=without["block_rams"] + QUEUE_SPARE_RAMS)
+    assert build_accelerator(network, slower).cycles_per_image > cycles
+    assert build_accelerator(network, slower).estimate()["device_logic_cells"] <= 3960
     assert not any(f.queue for f in choose_foldings(network, max_logic_cells=10 ** 9))
     assert not any(f.queue for f in choose_foldings(network, max_logic_cells=16000,
                                                     max_block_rams=56, family="ecp5"))
