@@ -357,9 +357,12 @@ class MatrixVectorGeometry:
     # -- pipeline geometry -----------------------------------------------------------------
     @property
     def _output_depth(self):
+        return self._output_depth_of(self.requantization)
+
+    def _output_depth_of(self, form):
+        """Cycles the output stage takes in requantization ``form`` (None: a logits layer)."""
         if self._layer.is_logits:
             return 1
-        form = self.requantization
         if form == "affine":
             return 4
         if form == "serial":
@@ -411,9 +414,24 @@ class MatrixVectorGeometry:
         forms = [form for form in REQUANTIZATIONS
                  if (form != "affine" or self._layer.requantizer.affine is not None)
                  and (form != "search" or self._searchable)]
-        prices = {form: cost.requantization_price(self._requantization_cost(form))
+        # each form with the output queue its latency needs (a longer output stage holds more
+        # words in flight)
+        prices = {form: cost.requantization_price(cost.add(self._requantization_cost(form),
+                                                           self._queue_cost(form)))
                   for form in forms}
         return min(forms, key=lambda form: prices[form])    # ties: the earlier form
+
+    def _queue_cost(self, form):
+        """Estimate of the output queue when the output stage is in ``form``, to compare forms
+        by (without the weight register's cycle, the same for every form: whether there is
+        one depends on where the tables go, which depends on the form)."""
+        block = self._queue == "block"
+        latency = (mac_lanes_latency(simd=self._simd, planes=self._planes,
+                                     dsp_pairs=self._dsp_pairs)
+                   + self._output_depth_of(form) + 1)
+        depth = credit_slots(latency + int(block), interval=self._sf)
+        width = self.output_layout.size
+        return cost.block_queue(width, depth) if block else cost.fifo(width, depth)
 
     @property
     def latency(self):
