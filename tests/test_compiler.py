@@ -97,7 +97,7 @@ def test_a_folding_file_without_window_simd_takes_the_searched_lanes(tmp_path):
 def test_designs_are_priced_per_device_family():
     from wrpn_rtl.compiler import cost
     estimate = {"logic_cells": 100, "flip_flops": 40, "memory_bits": 0, "block_rams": 0}
-    assert cost.device_logic_cells(estimate, "ice40") == 124     # unpaired flip-flops add cells (0.6 each)
+    assert cost.device_logic_cells(estimate, "ice40") == 124     # 0.6 cells per flip-flop
     assert cost.device_logic_cells(estimate, "ecp5") == 100      # a slice's FFs are apart
     with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, asic, "
                                          r"not 'xilinx'$"):

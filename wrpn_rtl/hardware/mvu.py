@@ -425,13 +425,16 @@ class MatrixVectorGeometry:
         """Estimate of the output queue when the output stage is in ``form``, to compare forms
         by (without the weight register's cycle, the same for every form: whether there is
         one depends on where the tables go, which depends on the form)."""
-        block = self._queue == "block"
-        latency = (mac_lanes_latency(simd=self._simd, planes=self._planes,
-                                     dsp_pairs=self._dsp_pairs)
-                   + self._output_depth_of(form) + 1)
-        depth = credit_slots(latency + int(block), interval=self._sf)
+        depth = self._queue_depth_for(self._latency_after_weights(form))
         width = self.output_layout.size
-        return cost.block_queue(width, depth) if block else cost.fifo(width, depth)
+        return (cost.block_queue(width, depth) if self._queue == "block"
+                else cost.fifo(width, depth))
+
+    def _latency_after_weights(self, form):
+        """:attr:`latency` less the weight register, with the output stage in ``form``."""
+        return (mac_lanes_latency(simd=self._simd, planes=self._planes,
+                                  dsp_pairs=self._dsp_pairs)
+                + self._output_depth_of(form) + 1)
 
     @property
     def latency(self):
@@ -439,10 +442,7 @@ class MatrixVectorGeometry:
         ``output`` (no stall): the weight register of a wide or deep ROM in logic (else the operands
         meet in the issue cycle), leaf register, adder tree, plane combine, accumulate,
         requantize, output FIFO."""
-        return (int(self.weights_registered)
-                + mac_lanes_latency(simd=self._simd, planes=self._planes,
-                                    dsp_pairs=self._dsp_pairs)
-                + self._output_depth + 1)
+        return int(self.weights_registered) + self._latency_after_weights(self.requantization)
 
     @property
     def weights_registered(self):
@@ -465,7 +465,11 @@ class MatrixVectorGeometry:
         cycles later (:func:`~wrpn_rtl.hardware.streams.output_credit`), and output words
         start at most one per ``SF`` cycles. A queue in block RAM gives a word a cycle later,
         so it takes a slot more."""
-        return credit_slots(self.latency + int(self._queue == "block"), interval=self._sf)
+        return self._queue_depth_for(self.latency)
+
+    def _queue_depth_for(self, latency):
+        """:attr:`fifo_depth` for a unit of ``latency``."""
+        return credit_slots(latency + int(self._queue == "block"), interval=self._sf)
 
     # -- constants derived from the layer ---------------------------------------------------
     def _weight_word_layout(self):
