@@ -349,6 +349,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         offset = Signal(offset_shape, init=top_offsets[0], name="offset")
         # The step the lowest row makes when this output row is left, in rows and in words.
         leave_step = Signal(range(max_step + 1), init=leave_steps[0], name="leave_step")
+        leave_step_less_one = Signal(_signed_range(-1, max_step), init=leave_steps[0] - 1,
+                                     name="leave_step_less_one")
         leave_words = Signal(range(max_step * row_words + 1), init=leave_steps[0] * row_words,
                              name="leave_words")
         # Memory address of the lowest row still needed (its slot times the row's words), and
@@ -383,6 +385,7 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         m.d.comb += [fresh.addr.eq(row_addr + pixel), fresh.inside.eq(inside),
                      fresh.offset.eq(offset), fresh.pixel.eq(pixel),
                      fresh.step.eq(Mux(leave_row, leave_step, 0)),
+                     fresh.step_less_one.eq(Mux(leave_row, leave_step_less_one, -1)),
                      fresh.seen.eq(offset + previous_step)]
         restart_window = [ih.eq(row_base), offset.eq(top_offset), row_addr.eq(base_addr)]
         with m.If(advance):
@@ -411,6 +414,8 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
                              pixel.eq(-pad * groups), top_offset.eq(next_top),
                              offset.eq(next_top), base_addr.eq(new_base), row_addr.eq(new_base),
                              leave_step.eq(for_next_row(leave_steps, leave_step.shape())),
+                             leave_step_less_one.eq(for_next_row(
+                                 [v - 1 for v in leave_steps], leave_step_less_one.shape())),
                              leave_words.eq(for_next_row([v * row_words for v in leave_steps],
                                                          leave_words.shape()))]
                 with m.If(last_oh):
@@ -422,14 +427,16 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
 
     def _request_layout(self, max_step):
         """One request: memory address, inside the map, row offset, word in its row, the row
-        step it makes when read, and ``seen``: its offset plus the step of the request before
-        it (its offset as the issuer judges it while that request is read)."""
+        step it makes when read (and that step less one, so the issuer adds one to a difference
+        without a second carry chain), and ``seen``: its offset plus the step of the request
+        before it (its offset as the issuer judges it while that request is read)."""
         row_words = self._in_shape[1] * self._groups
         k_h, pad = self._kernel[0], self._padding
         return data.StructLayout({
             "addr": range(self._rows * row_words), "inside": 1,
             "offset": _signed_range(-pad, k_h + 1), "pixel": range(row_words + 1),
-            "step": range(max_step + 1), "seen": _signed_range(-pad, k_h + 1 + max_step)})
+            "step": range(max_step + 1), "step_less_one": _signed_range(-1, max_step),
+            "seen": _signed_range(-pad, k_h + 1 + max_step)})
 
     def _request_queue(self, m, generated, advance, fire):
         """The requests between the generator and the issuer: ``fresh``, the generator's
@@ -536,10 +543,15 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         # Both outcomes of the issue decision are computed from registers and `fire` only
         # picks one: `fire` through the subtractors' carry chains into `base` was the UP5K
         # design's critical path (23.1 ns).
-        less_step = ahead_next - head.step
+        # Each candidate is one subtraction from registers (`base_up` = `base` + 1, and the
+        # request carries its step less one), and `row_done` and `fire` only pick: with
+        # `ahead_next - step` and then `+ 1` in series, two carry chains after the
+        # `row_done` multiplexer were the ECP5 design's critical path (7.6 ns).
+        less_step = Mux(row_done, base_up - head.step, base - head.step)
+        less_step_up = Mux(row_done, base_up - head.step_less_one, base_up - head.step)
         m.d.sync += [ahead.eq(ahead_next),
                      base.eq(Mux(fire, less_step, ahead_next)),
-                     base_up.eq(Mux(fire, less_step + 1, ahead_next + 1)),
+                     base_up.eq(Mux(fire, less_step_up, Mux(row_done, base_up + 1, base_up))),
                      # next cycle's `ahead < R`, compared with constants before `row_done`
                      # picks one
                      input_ready.eq(Mux(row_done, base < self._rows - 1, base < self._rows))]
