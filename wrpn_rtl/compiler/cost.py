@@ -271,11 +271,13 @@ def max_pool_reducer(*, stored_bits):
     return dict(ZERO, logic_cells=stored_bits + 40, flip_flops=stored_bits + 15)
 
 
-def block_max_pool(*, word_bits, partial_words, queue_depth, style=None):
-    """A block max-pool: counters, the lane-wise max, three word registers, the partial-maximum
-    memory of ``partial_words`` words (in ``style``, or by :func:`memory_style`) and the
-    output queue."""
-    control = dict(ZERO, logic_cells=50 + 2 * word_bits, flip_flops=40 + 3 * word_bits)
+def block_max_pool(*, word_bits, partial_words, queue_depth, style=None, forwarding=False):
+    """A block max-pool: counters, the lane-wise max (twice with ``forwarding``: once against
+    the memory, once against the forwarding register), three word registers, the
+    partial-maximum memory of ``partial_words`` words (in ``style``, or by
+    :func:`memory_style`) and the output queue."""
+    max_cells = (3 if forwarding else 2) * word_bits
+    control = dict(ZERO, logic_cells=50 + max_cells, flip_flops=40 + 3 * word_bits)
     return add(control, memory(word_bits, partial_words, writable=True, style=style),
                fifo(word_bits, queue_depth))
 

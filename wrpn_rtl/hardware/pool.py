@@ -6,7 +6,7 @@ lane-wise maximum of its channel group over the window. :class:`MaxPool2d` is th
 window followed by the reducer. Padding is code 0, which never exceeds a real code, as in the
 golden ``max_pool2d``.
 """
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -211,11 +211,13 @@ class BlockMaxPoolGeometry(FoldedMapWords):
         return credit_slots(self.LATENCY, interval=self._input_interval)
 
     def estimate(self):
-        """:func:`wrpn_rtl.compiler.cost.block_max_pool`: counters, the lane-wise max, three
-        word registers, the partial-maximum memory and the output queue."""
+        """:func:`wrpn_rtl.compiler.cost.block_max_pool`: counters, the lane-wise max (twice
+        with one channel group, which forwards), three word registers, the partial-maximum
+        memory and the output queue."""
         return cost.block_max_pool(word_bits=self._simd * self._bits,
                                    partial_words=self._out_hw[1] * self._groups,
-                                   queue_depth=self.queue_depth, style=self.memory_style())
+                                   queue_depth=self.queue_depth, style=self.memory_style(),
+                                   forwarding=self._groups == 1)
 
 
 class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
@@ -322,7 +324,6 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
                      address_b.eq(address),
                      first_b.eq((row_in_band == 0) & (col_in_block == 0)),
                      last_b.eq(completes)]
-        previous = Signal(word, name="previous")
         value = Signal(word, name="value")
         if groups == 1:
             # Consecutive words can share a partial maximum (a block row's columns): whether
@@ -332,16 +333,17 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
             forward = Signal(name="forward")
             m.d.sync += forward.eq(valid_b & ~last_b & (address_b == address))
             # Stage C: the partial maximum written in the cycle before, for forwarding.
+            # The maximum is taken with both candidates and `forward` picks one after: with
+            # the pick in front of the compares, `forward` through them into the memory's
+            # write data was the ECP5 design's critical path (6.9 ns).
             value_c = Signal(word, name="value_c", reset_less=True)
-            m.d.comb += previous.eq(Mux(forward, value_c, read.data))
+            m.d.comb += value.eq(Mux(forward, _lane_max(word, x_b, value_c, first_b),
+                                     _lane_max(word, x_b, read.data, first_b)))
             m.d.sync += value_c.eq(value)
         else:
             # Consecutive words are different channel groups, so a partial maximum is
             # written at least a cycle before it is read again: no forwarding.
-            m.d.comb += previous.eq(read.data)
-        for lane in range(self._simd):
-            m.d.comb += value[lane].eq(Mux(first_b | (x_b[lane] > previous[lane]),
-                                           x_b[lane], previous[lane]))
+            m.d.comb += value.eq(_lane_max(word, x_b, read.data, first_b))
         m.d.comb += [write.addr.eq(address_b), write.data.eq(value),
                      write.en.eq(valid_b & ~last_b)]
 
@@ -352,6 +354,14 @@ class BlockMaxPool(BlockMaxPoolGeometry, wiring.Component):
         m.d.sync += [out_valid.eq(valid_b & last_b), out_word.eq(value)]
         m.d.comb += [queue.valid.eq(out_valid), queue.payload.eq(out_word), room.eq(credit)]
         return m
+
+
+def _lane_max(layout, x, previous, first):
+    """Lane by lane, ``x`` where ``first`` or ``x > previous``, else ``previous`` (both
+    views of ``layout``, an array of codes): ``x`` max-ed into a partial maximum. Returns a
+    plain value of ``layout``'s width (lane ``i`` at bits ``[i*bits, (i+1)*bits)``)."""
+    return Cat(*(Mux(first | (x[lane] > previous[lane]), x[lane], previous[lane])
+                 for lane in range(layout.length)))
 
 
 def _pool_class(kernel, stride, padding, input_interval):
