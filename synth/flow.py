@@ -56,22 +56,33 @@ class Target:
         return {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}.get(self.family)
 
     def placer(self, luts):
-        """nextpnr's placer for a design of ``luts`` LUT4s (Yosys's count) on this device:
-        "static" on ECP5 from :data:`STATIC_PLACER_FILL` of its LUT4s, otherwise "heap"
-        (nextpnr's default)."""
-        if self.family == "ecp5" and luts >= STATIC_PLACER_FILL * self.logic_capacity:
-            return "static"
+        """nextpnr's placer for a design of ``luts`` LUT4s (Yosys's count) on this device, a
+        key of :data:`PLACER_ARGUMENTS`: "heap-timing" on ECP5 from
+        :data:`TIMING_PLACER_FILL` of its LUT4s, otherwise "heap" (nextpnr's default)."""
+        if self.family == "ecp5" and luts >= TIMING_PLACER_FILL * self.logic_capacity:
+            return "heap-timing"
         return "heap"
 
 
-#: The ECP5 fill from which nextpnr's "static" placer replaces HeAP, measured (nextpnr 0.11):
-#: "static" placed a 66 %-full digits design (16118 LUT4s, 14293 flip-flops) in 3.5 minutes
-#: at 82.6 MHz where HeAP made no progress after its first iteration for 10 minutes, and on a
-#: 42 % one it reached 95.9 MHz in 1.2 minutes (HeAP: 89.6 MHz, 2 minutes); on the small
-#: designs of ``bench mvu --quick`` (1-4 % full) it was slower than HeAP on two of three
-#: (248 vs 266, 259 vs 284, 222 vs 209 MHz). On iCE40 HeAP stays: "static" was still
-#: legalizing an 85 %-full UP5K design after 10 minutes (HeAP failed on it).
-STATIC_PLACER_FILL = 0.30
+#: The ECP5 fill from which HeAP places with the legalizer's early give-up and a heavier
+#: timing weight ("heap-timing" in :data:`PLACER_ARGUMENTS`), measured (nextpnr 0.11) on the
+#: default network's 66 %-full ECP5 design (13.3k LUT4s, 12.3k flip-flops): HeAP with its
+#: defaults made no progress after its first iteration for 10 minutes (it legalizes each cell
+#: for up to cells**2 / 8 tries); nextpnr's "static" placer, used from this fill before,
+#: placed it in 3.5 minutes but erratically (119.1 / 120.6 / 114.0 MHz with seeds 1-3, and
+#: 67.8 MHz with seed 2 once the window and pool paths below were cut), its flip-flops
+#: strewn far from the LUTs feeding them; HeAP with ``cells**2 / 32`` tries and timing weight
+#: 40 (criticality exponent 4) placed it in 1.5-4 minutes at 146.1 / 139.4 / 139.8 MHz. The
+#: small designs of ``bench mvu --quick`` (1-4 % full) keep HeAP's defaults.
+TIMING_PLACER_FILL = 0.30
+
+#: nextpnr's arguments for each placer :meth:`Target.placer` names. On iCE40 HeAP gives up
+#: on a cell early (:data:`HEAP_LEGALIZE_DIVISOR`) so that a hopeless seed fails fast.
+PLACER_ARGUMENTS = {
+    "heap": ["--placer", "heap"],
+    "heap-timing": ["--placer", "heap", "--placer-heap-timingweight", "40",
+                    "--placer-heap-critexp", "4"],
+}
 
 
 #: The devices a run synthesizes for when none is named (``flow`` with no arguments, the
@@ -602,7 +613,8 @@ def _synthesize_netlists(work, target, top, progress=None, core=True, dsp=False)
 #: retried.
 PLACEMENT_SEEDS = (1, 2, 3)
 
-#: On iCE40, HeAP's legalizer tries up to ``cells**2 / N`` places per cell before it gives up
+#: HeAP's legalizer (on iCE40, and on ECP5 designs from :data:`TIMING_PLACER_FILL`) tries
+#: up to ``cells**2 / N`` places per cell before it gives up
 #: (nextpnr's ``--placer-heap-cell-placement-timeout N``, default 8). Measured on a 75 %-full
 #: UP5K digits design (4011 cells), seed 1: with 8 it was still legalizing after 200 s (as it
 #: was after 300 s in the flow); with 32 it gave up in 9 s, and seeds 2 and 3 placed it in
@@ -650,9 +662,8 @@ def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="h
     nextpnr = _tool(f"yowasp-nextpnr-{target.family}")
     argv = [nextpnr, f"--{target.device}", "--package", target.package, "--json",
             "netlist.json", "--report", f"report{suffix}.json", "--timing-allow-fail",
-            "--seed", str(seed),
-            "--placer", placer]
-    if target.family == "ice40" and placer == "heap":
+            "--seed", str(seed), *PLACER_ARGUMENTS[placer]]
+    if target.family == "ice40" or placer == "heap-timing":
         argv += ["--placer-heap-cell-placement-timeout", str(HEAP_LEGALIZE_DIVISOR)]
     if freq_mhz:
         argv += ["--freq", str(freq_mhz)]

@@ -171,14 +171,18 @@ def test_stage_breakdown_groups_modules_by_stage_and_part(rng):
 
 
 def test_the_placer_follows_the_fill():
-    """ECP5 designs from 30 % of the LUT4s get nextpnr's static placer (HeAP stalled on
-    66 %-full ones); small ECP5 designs and every iCE40 design keep HeAP."""
-    from wrpn_rtl.synth.flow import STATIC_PLACER_FILL, TARGETS
+    """ECP5 designs from 30 % of the LUT4s get HeAP with a heavier timing weight (its defaults
+    stalled on 66 %-full ones, and the static placer placed them erratically); small ECP5
+    designs and every iCE40 design keep HeAP's defaults."""
+    from wrpn_rtl.synth.flow import PLACER_ARGUMENTS, TARGETS, TIMING_PLACER_FILL
     ecp5, up5k = TARGETS["ecp5-25k"], TARGETS["ice40-up5k"]
-    threshold = STATIC_PLACER_FILL * ecp5.logic_capacity
+    threshold = TIMING_PLACER_FILL * ecp5.logic_capacity
     assert ecp5.placer(int(threshold) - 1) == "heap"
-    assert ecp5.placer(int(threshold) + 1) == ecp5.placer(16118) == "static"
+    assert ecp5.placer(int(threshold) + 1) == ecp5.placer(16118) == "heap-timing"
     assert up5k.placer(5000) == up5k.placer(10) == "heap"
+    timing = PLACER_ARGUMENTS["heap-timing"]
+    assert timing[timing.index("--placer") + 1] == "heap"
+    assert timing[timing.index("--placer-heap-timingweight") + 1] == "40"
 
 
 def test_a_tool_run_reports_its_phases(tmp_path, monkeypatch):
@@ -202,9 +206,10 @@ def test_a_tool_run_reports_its_phases(tmp_path, monkeypatch):
     assert "still nextpnr: placing" in [line.strip() for line in heard]
 
 
-def test_ice40_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, monkeypatch):
-    """HeAP on iCE40 is told to give up on a cell after cells**2 / 32 tries (a hopeless seed
-    failed in 9 s instead of legalizing for minutes); ECP5's placers keep their defaults."""
+def test_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, monkeypatch):
+    """HeAP on iCE40, and on large ECP5 designs, is told to give up on a cell after
+    cells**2 / 32 tries (a hopeless seed failed in 9 s instead of legalizing for minutes);
+    small ECP5 designs keep HeAP's defaults."""
     from wrpn_rtl.synth import flow
     seen = {}
 
@@ -213,13 +218,16 @@ def test_ice40_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, mo
         (Path(cwd) / log_name).write_text("ERROR: Unable to find legal placement for cell 'x'")
         return 1, Path(cwd) / log_name
     monkeypatch.setattr(flow, "_run", run)
-    for name, placer in (("ice40-up5k", "heap"), ("ecp5-25k", "static")):
+    runs = {}
+    for name, placer in (("ice40-up5k", "heap"), ("ecp5-25k", "heap"),
+                         ("ecp5-25k", "heap-timing")):
         with pytest.raises(flow.SynthError, match="placement failed") as failure:
             flow._place_and_route(tmp_path, flow.TARGETS[name], None, 60, placer=placer)
         assert failure.value.placement
-    up5k, ecp5 = seen["--up5k"], seen["--25k"]
-    assert up5k[up5k.index("--placer-heap-cell-placement-timeout") + 1] == "32"
-    assert "--placer-heap-cell-placement-timeout" not in ecp5
+        runs[name, placer] = seen.pop(next(iter(seen)))
+    for run in (runs["ice40-up5k", "heap"], runs["ecp5-25k", "heap-timing"]):
+        assert run[run.index("--placer-heap-cell-placement-timeout") + 1] == "32"
+    assert "--placer-heap-cell-placement-timeout" not in runs["ecp5-25k", "heap"]
 
 
 def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):

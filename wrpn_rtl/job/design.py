@@ -21,9 +21,9 @@ REPORTS = ("sim.json", "synth.json", "synth.md", "summary.json", "summary.md", "
 #: on the digits designs: the estimate ran 3-18 % under the placed figures; nextpnr stalled
 #: or failed on UP5K designs at 81 % and 85 % of its cells (another at 81 % placed). On ECP5
 #: HeAP found no legal placement for a 77 % design and made no progress on 66-67 % ones for
-#: 10-15 minutes; with the static placer (:meth:`~wrpn_rtl.synth.flow.Target.placer`) the 65 %
-#: budget's design (estimated 15608 LUT4s) placed at 66 % in 3.5 minutes and runs its
-#: expected 156 cycles per image.
+#: 10-15 minutes; with nextpnr's static placer, and now with HeAP's early legalizer give-up
+#: (:meth:`~wrpn_rtl.synth.flow.Target.placer`), the 65 % budget's design places in minutes
+#: and runs its expected 156 cycles per image.
 FIT_MARGINS = {"ice40": 0.75, "ecp5": 0.65}
 
 
