@@ -82,7 +82,13 @@ PLACER_ARGUMENTS = {
     "heap": ["--placer", "heap"],
     "heap-timing": ["--placer", "heap", "--placer-heap-timingweight", "40",
                     "--placer-heap-critexp", "4"],
+    "static": ["--placer", "static"],
 }
+
+#: The placer a seed is placed with again when its own finds no legal placement: HeAP with
+#: the early give-up failed to legalize a 55 %-full ECP5 design on two seeds (its conv2
+#: weight ROMs one per PE) that the static placer placed.
+PLACER_FALLBACKS = {"heap-timing": "static"}
 
 
 #: The devices a run synthesizes for when none is named (``flow`` with no arguments, the
@@ -131,7 +137,8 @@ class SynthResult:
     lut_mapper : str
         "abc9" (Yosys's default), or the classic ABC fallback when ABC9 crashed.
     placer : str or None
-        nextpnr's placer used (:meth:`Target.placer`).
+        nextpnr's placer of the placement reported (:meth:`Target.placer`, or its fallback:
+        :data:`PLACER_FALLBACKS`).
     seed : int or None
         nextpnr's placement seed of the run reported (:data:`PLACEMENT_SEEDS`; with
         ``seeds``, the fastest).
@@ -539,16 +546,16 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     share = (nextpnr_timeout_s / len(PLACEMENT_SEEDS)
              if nextpnr_timeout_s and target.family == "ice40" else nextpnr_timeout_s)
     report, result.seed = place_with_seeds(
-        lambda seed: _place_and_route(work, target, freq_mhz, share, progress,
-                                      result.placer, seed=seed), progress,
+        lambda seed: _place_or_fall_back(work, target, freq_mhz, share, progress,
+                                         result.placer, seed=seed), progress,
         retry_stalls=target.family == "ice40")
     result.seed_fmax_mhz = {result.seed: report["fmax_mhz"]}
     for seed in range(result.seed + 1, seeds + 1):
         if progress is not None:
             progress(f"    nextpnr: placing again with seed {seed} of {seeds}")
         try:
-            other = _place_and_route(work, target, freq_mhz, share, progress, result.placer,
-                                     seed=seed, suffix=f"_seed{seed}")
+            other = _place_or_fall_back(work, target, freq_mhz, share, progress,
+                                        result.placer, seed=seed, suffix=f"_seed{seed}")
         except SynthError as error:
             if not error.placement:
                 raise
@@ -558,6 +565,7 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         if (other["fmax_mhz"] or 0) > (report["fmax_mhz"] or 0):
             _swap_placement_files(work, result.seed, seed)
             report, result.seed = other, seed
+    result.placer = report["placer"]
     util = report["utilization"]
     result.utilization = util
     result.fmax_mhz = report["fmax_mhz"]
@@ -647,6 +655,28 @@ def _swap_placement_files(work, reported, faster):
         current, other = work / f"{stem}.{ext}", work / f"{stem}_seed{faster}.{ext}"
         current.replace(work / f"{stem}_seed{reported}.{ext}")
         other.replace(current)
+
+
+def _place_or_fall_back(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *,
+                        seed=PLACEMENT_SEEDS[0], suffix=""):
+    """:func:`_place_and_route` with ``placer``, and where that finds no legal placement
+    and the placer has a fallback (:data:`PLACER_FALLBACKS`), with the fallback and the same
+    seed. The report's ``"placer"`` names the placer that placed it."""
+    try:
+        report = _place_and_route(work, target, freq_mhz, timeout_s, progress, placer,
+                                  seed=seed, suffix=suffix)
+    except SynthError as error:
+        fallback = PLACER_FALLBACKS.get(placer)
+        if fallback is None or not error.reason.startswith("placement failed"):
+            raise
+        if progress is not None:
+            progress(f"    nextpnr, seed {seed}: {error.reason.split(':')[0]} with {placer}; "
+                     f"placing with {fallback}")
+        report = _place_and_route(work, target, freq_mhz, timeout_s, progress, fallback,
+                                  seed=seed, suffix=suffix)
+        placer = fallback
+    report["placer"] = placer
+    return report
 
 
 def _place_and_route(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *,

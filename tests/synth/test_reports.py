@@ -230,6 +230,39 @@ def test_legalization_gives_up_early_so_the_next_seed_can_run(tmp_path, monkeypa
     assert "--placer-heap-cell-placement-timeout" not in runs["ecp5-25k", "heap"]
 
 
+def test_a_placer_that_finds_no_legal_placement_falls_back_for_the_same_seed(tmp_path,
+                                                                            monkeypatch):
+    """HeAP with the timing weight ("heap-timing") that finds no legal placement is followed
+    by the static placer with the same seed, which the report names; a design that does not
+    fit, and a placer with no fallback, fail as they are."""
+    from wrpn_rtl.synth import flow
+    calls = []
+
+    def place(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *, seed=1,
+              suffix=""):
+        calls.append((placer, seed))
+        if placer != "static":
+            raise flow.SynthError("x", reason=reasons[placer], placement=True)
+        return {"fmax_mhz": 140.0}
+    monkeypatch.setattr(flow, "_place_and_route", place)
+    ecp5 = flow.TARGETS["ecp5-25k"]
+    reasons = {"heap-timing": "placement failed: no legal place for cell 'x'",
+               "heap": "placement failed: no legal place for cell 'x'"}
+    heard = []
+    report = flow._place_or_fall_back(tmp_path, ecp5, None, 60, heard.append, "heap-timing",
+                                      seed=2)
+    assert report == {"fmax_mhz": 140.0, "placer": "static"}
+    assert calls == [("heap-timing", 2), ("static", 2)]
+    assert "placing with static" in heard[0]
+    with pytest.raises(flow.SynthError):           # no fallback for HeAP's defaults
+        flow._place_or_fall_back(tmp_path, ecp5, None, 60, None, "heap", seed=1)
+    reasons["heap-timing"] = "does not fit: 30000 TRELLIS_COMB of 24288"
+    calls.clear()
+    with pytest.raises(flow.SynthError, match="x"):
+        flow._place_or_fall_back(tmp_path, ecp5, None, 60, None, "heap-timing", seed=1)
+    assert calls == [("heap-timing", 1)]
+
+
 def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
     """``seeds=N`` places with seeds 1..N (a seed that cannot place is skipped) and reports
     the fastest: its Fmax, its log and report under the usual names, every seed's Fmax
