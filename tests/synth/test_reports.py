@@ -263,6 +263,36 @@ def test_a_placer_that_finds_no_legal_placement_falls_back_for_the_same_seed(tmp
     assert calls == [("heap-timing", 1)]
 
 
+def test_each_yosys_run_falls_back_to_classic_abc_on_its_own(tmp_path, monkeypatch):
+    """ABC9 crashing on the core alone leaves the whole design's ABC9 netlist (the one
+    placed) as it is; only the core's run is mapped again with classic ABC, and the mapper
+    says so. A crash on the whole design falls back there too."""
+    import json
+    from wrpn_rtl.synth import flow
+    runs = []
+
+    def yosys(work, script, log_name, target, progress=None, what="Yosys"):
+        core = "top.core" in script
+        abc9 = "abc -lut" not in script
+        runs.append(("core" if core else "whole", "abc9" if abc9 else "abc"))
+        if abc9 and (core or crash_whole):
+            raise flow.SynthError("yosys failed", log=tmp_path / log_name)
+        stat = "core_stat.json" if core else "stat.json"
+        (tmp_path / stat).write_text(json.dumps({"design": {"num_cells_by_type": {"LUT4": 1}}}))
+    monkeypatch.setattr(flow, "_yosys", yosys)
+    monkeypatch.setattr(flow, "parse_yosys_stat", lambda path: {"design": {"LUT4": 1}})
+    ecp5 = flow.TARGETS["ecp5-25k"]
+    crash_whole = False
+    _, _, mapper = flow._synthesize_netlists(tmp_path, ecp5, "top")
+    assert runs == [("whole", "abc9"), ("core", "abc9"), ("core", "abc")]
+    assert mapper == "abc9; the core alone: abc (abc9 crashed)"
+    runs.clear()
+    crash_whole = True
+    _, _, mapper = flow._synthesize_netlists(tmp_path, ecp5, "top", core=False)
+    assert runs == [("whole", "abc9"), ("whole", "abc")]
+    assert mapper == "abc (abc9 crashed)"
+
+
 def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
     """``seeds=N`` places with seeds 1..N (a seed that cannot place is skipped) and reports
     the fastest: its Fmax, its log and report under the usual names, every seed's Fmax
