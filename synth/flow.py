@@ -66,14 +66,15 @@ class Target:
 
 #: The ECP5 fill from which HeAP places with the legalizer's early give-up and a heavier
 #: timing weight ("heap-timing" in :data:`PLACER_ARGUMENTS`), measured (nextpnr 0.11) on the
-#: default network's 66 %-full ECP5 design (13.3k LUT4s, 12.3k flip-flops): HeAP with its
-#: defaults made no progress after its first iteration for 10 minutes (it legalizes each cell
-#: for up to cells**2 / 8 tries); nextpnr's "static" placer, used from this fill before,
-#: placed it in 3.5 minutes but erratically (119.1 / 120.6 / 114.0 MHz with seeds 1-3, and
-#: 67.8 MHz with seed 2 once the window and pool paths below were cut), its flip-flops
-#: strewn far from the LUTs feeding them; HeAP with ``cells**2 / 32`` tries and timing weight
-#: 40 (criticality exponent 4) placed it in 1.5-4 minutes at 146.1 / 139.4 / 139.8 MHz. The
-#: small designs of ``bench mvu --quick`` (1-4 % full) keep HeAP's defaults.
+#: default network's ECP5 designs (65-68 % of the comb cells, 11.8-14.3k flip-flops): HeAP
+#: with its defaults made no progress after its first iteration for 10 minutes (it
+#: legalizes each cell for up to cells**2 / 8 tries); nextpnr's "static" placer, used from
+#: this fill before, placed them in 3.5 minutes but erratically (c5bb890's at 119.1 / 120.6 /
+#: 114.0 MHz with seeds 1-3; 67.8 MHz with seed 2 once the line buffer's row bookkeeping was
+#: one carry chain deep), its flip-flops strewn far from the LUTs feeding them; HeAP with
+#: ``cells**2 / 32`` tries and timing weight 40 (criticality exponent 4) placed that netlist
+#: in 1.5-4 minutes at 146.1 / 139.4 / 139.8 MHz. The small designs of ``bench mvu --quick``
+#: (1-4 % full) keep HeAP's defaults.
 TIMING_PLACER_FILL = 0.30
 
 #: nextpnr's arguments for each placer :meth:`Target.placer` names. On iCE40 HeAP gives up
