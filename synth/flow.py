@@ -77,8 +77,9 @@ class Target:
 #: (1-4 % full) keep HeAP's defaults.
 TIMING_PLACER_FILL = 0.30
 
-#: nextpnr's arguments for each placer :meth:`Target.placer` names. On iCE40 HeAP gives up
-#: on a cell early (:data:`HEAP_LEGALIZE_DIVISOR`) so that a hopeless seed fails fast.
+#: nextpnr's arguments for each placer :meth:`Target.placer` names (HeAP on iCE40 and
+#: "heap-timing" also get the early legalizer give-up, :data:`HEAP_LEGALIZE_DIVISOR`, so
+#: that a hopeless seed fails fast).
 PLACER_ARGUMENTS = {
     "heap": ["--placer", "heap"],
     "heap-timing": ["--placer", "heap", "--placer-heap-timingweight", "40",
@@ -87,8 +88,10 @@ PLACER_ARGUMENTS = {
 }
 
 #: The placer a seed is placed with again when its own finds no legal placement: HeAP with
-#: the early give-up failed to legalize a 55 %-full ECP5 design on two seeds (its conv2
-#: weight ROMs one per PE) that the static placer placed.
+#: the early give-up failed to legalize an experimental 55 %-full ECP5 design on two seeds
+#: (its conv2 weight ROMs one per PE; the static placer was still legalizing that one after
+#: 4 minutes, stopped). The static placer has no such limit and placed every default ECP5
+#: design in minutes, so a slow placement is tried before none.
 PLACER_FALLBACKS = {"heap-timing": "static"}
 
 
