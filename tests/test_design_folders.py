@@ -1,5 +1,6 @@
 """Design folders: a folder holds one whole design with its own reports, `--design DIR` reuses
 it as it is, and an interrupted `generate`, `sim` or `synth` never leaves a mix."""
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -108,9 +109,12 @@ def _interrupted(argv, cwd, ready):
     """Run ``wrpn-rtl ARGV`` in its own process group and press Ctrl-C (SIGINT to the group)
     once ``ready()`` holds; its exit status (None: it finished first)."""
     script = Path(sys.executable).with_name("wrpn-rtl")
+    # PYTHONFAULTHANDLER: a run that outlives the interrupt is stopped with SIGABRT, which
+    # makes it print every thread's stack (the one such hang seen, in a CI run, said nothing)
     process = subprocess.Popen([str(script), *argv], cwd=cwd, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               preexec_fn=_default_sigint)
+                               preexec_fn=_default_sigint,
+                               env=dict(os.environ, PYTHONFAULTHANDLER="1"))
     deadline = time.monotonic() + 120
     while process.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -120,7 +124,17 @@ def _interrupted(argv, cwd, ready):
     # generous: an interrupt that lands while Yosys runs in-process (Amaranth's Verilog
     # export, WebAssembly) is handled when that call returns, over a minute on a loaded
     # machine with a cold WebAssembly cache (the full suite's run on 7a0870e)
-    process.wait(240)
+    try:
+        process.wait(240)
+    except subprocess.TimeoutExpired:
+        group = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-g", str(process.pid)],
+                               capture_output=True, text=True).stdout
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=30)
+        with contextlib.suppress(ProcessLookupError):    # its tools, if any are left
+            os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"wrpn-rtl {argv[0]} ran on for 240 s after Ctrl-C; its processes:\n"
+                    f"{group}\nits stderr, ending with its stacks:\n{err.decode()[-6000:]}")
     return process.returncode
 
 
