@@ -16,18 +16,20 @@ ecp5-85k    synth_ecp5, nextpnr           same
 asic        synth + abc -g cmos2          NAND/NOR/NOT/DFF cell count, transistor estimate
 ========== ============================= =================================================
 """
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 import json
 import re
 import shutil
 import subprocess
+import threading
 import time
 import sys
 from pathlib import Path
 
 from wrpn_rtl.golden.checks import check_positive_int
 from wrpn_rtl.hardware.memories import MAPPED_APART
-from wrpn_rtl.toolchain import ToolMissing
+from wrpn_rtl.toolchain import ToolMissing, usable_cores
 
 __all__ = ["TARGETS", "DEFAULT_TARGETS", "target_named", "Target", "SynthResult", "SynthError", "synthesize",
            "nextpnr_timeout_reason", "parse_nextpnr_report", "parse_yosys_stat",
@@ -321,6 +323,28 @@ NEXTPNR_PHASES = [("", "nextpnr: packing"),
 HEARTBEAT_S = 60
 
 
+#: The tools :func:`_run` has running (several at once while seeds place side by side), so
+#: that an interrupt or a failure in one thread can stop the others' (:func:`_stop_tools`).
+_RUNNING = set()
+_RUNNING_LOCK = threading.Lock()
+#: Set while the tools are being stopped: :func:`_run` starts no new one meanwhile.
+_STOPPING = threading.Event()
+
+
+def _stop_tools():
+    """Kill every tool :func:`_run` has running, and keep new ones from starting until
+    :func:`_allow_tools`."""
+    with _RUNNING_LOCK:
+        _STOPPING.set()
+        for process in _RUNNING:
+            if process.poll() is None:
+                process.kill()
+
+
+def _allow_tools():
+    _STOPPING.clear()
+
+
 def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
     """Run a tool, its output going to ``cwd/log_name`` as it runs (``tail -f`` shows progress).
     ``phases``: ``(pattern, name)`` pairs; as each pattern (a regular expression) first
@@ -346,7 +370,12 @@ def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
             progress(f"    still {phases[said['phase']][1]}")
 
     with open(log, "w") as handle:
-        process = subprocess.Popen(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+        with _RUNNING_LOCK:
+            if _STOPPING.is_set():
+                raise SynthError(f"{Path(argv[0]).name} not started: the run is stopping",
+                                 log=log)
+            process = subprocess.Popen(argv, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+            _RUNNING.add(process)
         try:
             while True:
                 try:
@@ -364,6 +393,8 @@ def _run(argv, cwd, log_name, *, timeout_s=None, progress=None, phases=()):
             if process.poll() is None:       # an interrupt: do not leave the tool running
                 process.kill()
                 process.wait()
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
     tell(time.monotonic(), finished=True)     # the phases of a quick last stretch
     return process.returncode, log
 
@@ -481,7 +512,7 @@ def target_named(name, *, flag="target"):
 
 def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
                nextpnr_timeout_s=NEXTPNR_TIMEOUT_S, progress=None, core=True, seeds=1,
-               dsp=False):
+               dsp=False, jobs=None):
     """Synthesize (and place and route) ``verilog_path`` for ``target``.
 
     The module ``<top>.core`` (the harnessed design) is kept as its own module, so its own
@@ -510,6 +541,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
         (the UP5K digits design: 43.3, 49.8 and 50.0 MHz with seeds 1-3). Each seed's Fmax
         is in ``seed_fmax_mhz``; the reported one's log and report are ``nextpnr.log`` and
         ``report.json``, the others' ``nextpnr_seed<N>.log`` and ``report_seed<N>.json``.
+    jobs : int or None
+        Seeds placed side by side, each nextpnr on a core of its own (default: one per
+        usable core, at most ``seeds``).
     dsp : bool
         The design's multiplies are DSP pairs meant for hard multipliers (iCE40: Yosys maps
         them to SB_MAC16); otherwise no DSP blocks are used.
@@ -549,26 +583,9 @@ def synthesize(verilog_path, target, work_dir, *, top="top", freq_mhz=None,
     # each seed gets a share of the time limit there and a stall moves on to the next seed.
     share = (nextpnr_timeout_s / len(PLACEMENT_SEEDS)
              if nextpnr_timeout_s and target.family == "ice40" else nextpnr_timeout_s)
-    report, result.seed = place_with_seeds(
-        lambda seed: _place_or_fall_back(work, target, freq_mhz, share, progress,
-                                         result.placer, seed=seed), progress,
-        retry_stalls=target.family == "ice40")
-    result.seed_fmax_mhz = {result.seed: report["fmax_mhz"]}
-    for seed in range(result.seed + 1, seeds + 1):
-        if progress is not None:
-            progress(f"    nextpnr: placing again with seed {seed} of {seeds}")
-        try:
-            other = _place_or_fall_back(work, target, freq_mhz, share, progress,
-                                        result.placer, seed=seed, suffix=f"_seed{seed}")
-        except SynthError as error:
-            if not error.placement:
-                raise
-            result.seed_fmax_mhz[seed] = None
-            continue
-        result.seed_fmax_mhz[seed] = other["fmax_mhz"]
-        if (other["fmax_mhz"] or 0) > (report["fmax_mhz"] or 0):
-            _swap_placement_files(work, result.seed, seed)
-            report, result.seed = other, seed
+    result.seed, report, result.seed_fmax_mhz = _place_seeds(
+        work, target, freq_mhz, share, progress, result.placer, seeds=seeds,
+        jobs=min(seeds, usable_cores() if jobs is None else check_positive_int("jobs", jobs)))
     result.placer = report["placer"]
     util = report["utilization"]
     result.utilization = util
@@ -650,30 +667,99 @@ PLACEMENT_SEEDS = (1, 2, 3)
 HEAP_LEGALIZE_DIVISOR = 32
 
 
-def place_with_seeds(place, progress=None, *, retry_stalls=False):
-    """``place(seed)`` with each of :data:`PLACEMENT_SEEDS` in turn until one places. A
-    :class:`SynthError` whose reason is not "placement failed ..." (or, with
+def _retried_reasons(retry_stalls):
+    """The failure reasons after which another seed is tried."""
+    return ("placement failed",) + (("nextpnr did not finish",) if retry_stalls else ())
+
+
+def place_with_seeds(place, progress=None, *, retry_stalls=False,
+                     seeds=PLACEMENT_SEEDS):
+    """``place(seed)`` with each of ``seeds`` (default :data:`PLACEMENT_SEEDS`) in turn until
+    one places. A :class:`SynthError` whose reason is not "placement failed ..." (or, with
     ``retry_stalls``, "nextpnr did not finish ...") is raised at once, as is the last seed's.
     Returns ``(place's result, the seed)``."""
-    retried = ("placement failed",) + (("nextpnr did not finish",) if retry_stalls else ())
-    for seed in PLACEMENT_SEEDS:
+    seeds = list(seeds)
+    for seed, following in zip(seeds, seeds[1:] + [None]):
         try:
             return place(seed), seed
         except SynthError as error:
-            if not error.reason.startswith(retried) or seed == PLACEMENT_SEEDS[-1]:
+            if not error.reason.startswith(_retried_reasons(retry_stalls)) or following is None:
                 raise
             if progress is not None:
                 progress(f"    nextpnr, seed {seed}: {error.reason.split(':')[0]}; "
-                         f"placing again with seed {seed + 1}")
+                         f"placing again with seed {following}")
 
 
-def _swap_placement_files(work, reported, faster):
-    """Make seed ``faster``'s log and report the reported ones (``nextpnr.log``,
-    ``report.json``), and keep seed ``reported``'s under its own seed's names."""
+def _place_seeds(work, target, freq_mhz, timeout_s, progress, placer, *, seeds, jobs):
+    """Place with seeds 1 to ``seeds``, ``jobs`` of them side by side, and keep the fastest:
+    its log and report as ``nextpnr.log`` and ``report.json``, the others' as
+    ``nextpnr_seed<N>.log`` and ``report_seed<N>.json``. A seed that does not place (or, on
+    iCE40, stalls past ``timeout_s``) counts as None; when none placed, the rest of
+    :data:`PLACEMENT_SEEDS` are tried one at a time (:func:`place_with_seeds`). Any other
+    failure, or an interrupt, stops every placement still running and is raised.
+
+    Returns
+    -------
+    (seed, its report, {seed: Fmax in MHz, or None where it did not place})
+    """
+    retry_stalls = target.family == "ice40"
+    if seeds == 1:
+        report, seed = place_with_seeds(
+            lambda seed: _place_or_fall_back(work, target, freq_mhz, timeout_s, progress,
+                                             placer, seed=seed),
+            progress, retry_stalls=retry_stalls)
+        return seed, report, {seed: report["fmax_mhz"]}
+
+    def place(seed):
+        told = None if progress is None else (lambda text: progress(f"{text} (seed {seed})"))
+        return _place_or_fall_back(work, target, freq_mhz, timeout_s, told, placer, seed=seed,
+                                   suffix=f"_seed{seed}")
+    if progress is not None:
+        progress(f"    nextpnr: placing with seeds 1-{seeds}, {jobs} at a time")
+    outcomes = _side_by_side(place, range(1, seeds + 1), jobs)
+    placed = {seed: report for seed, report in outcomes.items()
+              if not isinstance(report, SynthError)}
+    if not placed:
+        rest = [seed for seed in PLACEMENT_SEEDS if seed > seeds]
+        first = outcomes[1]
+        if not rest or not first.reason.startswith(_retried_reasons(retry_stalls)):
+            raise first
+        report, seed = place_with_seeds(place, progress, retry_stalls=retry_stalls,
+                                        seeds=rest)
+        outcomes[seed] = placed[seed] = report
+    best = max(placed, key=lambda seed: placed[seed]["fmax_mhz"] or 0)
     for stem, ext in (("nextpnr", "log"), ("report", "json")):
-        current, other = work / f"{stem}.{ext}", work / f"{stem}_seed{faster}.{ext}"
-        current.replace(work / f"{stem}_seed{reported}.{ext}")
-        other.replace(current)
+        (work / f"{stem}_seed{best}.{ext}").replace(work / f"{stem}.{ext}")
+    return best, placed[best], {seed: (None if isinstance(report, SynthError)
+                                       else report["fmax_mhz"])
+                                for seed, report in sorted(outcomes.items())}
+
+
+def _side_by_side(place, seeds, jobs):
+    """``place(seed)`` for each seed, ``jobs`` at a time, in threads (each waits on its own
+    nextpnr process). Returns ``{seed: place's result, or the SynthError of a seed that did
+    not place}``. Any other exception, an interrupt included, kills every tool still running
+    (:func:`_stop_tools`) and is raised once the threads have ended."""
+    outcomes = {}
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(place, seed): seed for seed in seeds}
+            try:
+                for future in as_completed(futures):
+                    try:
+                        outcomes[futures[future]] = future.result()
+                    except SynthError as error:
+                        if not error.placement:
+                            raise
+                        outcomes[futures[future]] = error
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                _stop_tools()
+                raise
+    finally:
+        _allow_tools()
+    return outcomes
 
 
 def _place_or_fall_back(work, target, freq_mhz, timeout_s, progress=None, placer="heap", *,

