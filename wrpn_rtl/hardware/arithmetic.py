@@ -1,14 +1,14 @@
 """Pipelined arithmetic shared by the generators: exact sum shapes, registered adder trees,
-delay lines, selecting one of several values by an index, and narrow comparisons in gates.
+delay lines, and selecting one of several values by an index.
 
 Every register here is free-running (no clock enable, no reset on datapath values): flow
 control is done with valid bits and output credit, so the datapath never fans a stall signal
 out to its registers.
 """
-from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Const, Mux, Shape, Signal, Value, signed, unsigned
 
 __all__ = ["sum_shape", "pipelined_sum", "pipelined_product", "delay", "select",
-           "less_than", "PRODUCT_CHUNK_BITS"]
+           "PRODUCT_CHUNK_BITS"]
 
 #: Multiplier bits per partial product of :func:`pipelined_product`: an unsigned ``a`` times 4
 #: bits is a sum of four shifted copies of ``a``, about three LUT4 adder levels.
@@ -115,35 +115,3 @@ def select(index, values):
         level = [Mux(chosen, level[i + 1], level[i]) if i + 1 < len(level) else level[i]
                  for i in range(0, len(level), 2)]
     return level[0]
-
-
-def less_than(a, b, *, or_equal=False):
-    """``a < b`` (``a <= b`` with ``or_equal``) of two integers, signed or not, as AND/OR
-    gates bit by bit from the least significant (a 1-bit Value).
-
-    Yosys turns a ``<`` into a carry chain, which on ECP5 costs a chain entry and exit beside
-    its cells and, for a few bits, is slower than the two LUT levels the gates map to: the
-    line buffer's issue decision compares 3-5-bit offsets, and three carry cells with a
-    route between them were most of a 7.0 ns critical path. Meant for narrow values; a wide
-    comparison is better left to the carry chain."""
-    a, b = Value.cast(a), Value.cast(b)
-    is_signed = a.shape().signed or b.shape().signed
-    width = max(len(a), len(b)) + (1 if is_signed else 0)
-    # a signed comparison is an unsigned one of the values with their sign bits inverted
-    # (offset binary)
-    flip = Const(1 << (width - 1) if is_signed else 0, width)
-    a_bits, b_bits = _widened(a, width) ^ flip, _widened(b, width) ^ flip
-    below = Const(int(or_equal), 1)
-    for bit in range(width):
-        x, y = a_bits[bit], b_bits[bit]
-        below = (~x & y) | (~(x ^ y) & below)
-    return below
-
-
-def _widened(value, width):
-    """The ``width``-bit two's complement pattern of ``value`` (no wider than ``width``):
-    sign-extended if it is signed, else zero-extended; an unsigned Value."""
-    pad = width - len(value)
-    if value.shape().signed and len(value):
-        return Cat(value, value[-1].replicate(pad))
-    return Cat(value, Const(0, pad))

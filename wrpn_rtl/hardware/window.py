@@ -33,7 +33,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from wrpn_rtl.compiler import cost
-from wrpn_rtl.hardware.arithmetic import less_than, select
+from wrpn_rtl.hardware.arithmetic import select
 from wrpn_rtl.hardware.memories import memory_attrs, memory_style
 from wrpn_rtl.hardware.streams import (FoldedMapWords, credit_slots, credited_queue,
                                        stream_members)
@@ -501,15 +501,10 @@ class SlidingWindow(SlidingWindowGeometry, wiring.Component):
         def written(offset, pixel):
             """The word is written by the next cycle: below the writer's row, or in it and
             before its next word. Compared against registers only; the writer's late signals
-            (``push``, ``row_done``) just pick among the results. The offsets and columns are
-            a few bits wide, so the comparisons are gates (:func:`less_than`), not carry
-            chains: three carry cells with a route between them were most of a 7.0 ns ECP5
-            path into ``move_written``."""
-            below = Mux(row_done, less_than(offset, base, or_equal=True),
-                        less_than(offset, base))
+            (``push``, ``row_done``) just pick among the results."""
+            below = Mux(row_done, offset <= base, offset < base)
             level = Mux(row_done, offset == base_up, offset == base)
-            before = Mux(push, ~row_done & less_than(pixel, w_col, or_equal=True),
-                         less_than(pixel, w_col))
+            before = Mux(push, ~row_done & (pixel <= w_col), pixel < w_col)
             return below | (level & before)
         # The head moving up is seen from the row before the step the read head makes (that
         # step reaches `ahead` a cycle later): its offset plus the head's step, which the
