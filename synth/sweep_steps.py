@@ -146,11 +146,14 @@ def _requantize(work, *, wbits, abits):
 
 #: nextpnr's time limit in a sweep, per device family: a UP5K design places in about a
 #: minute or stalls (one at 74 % of the UP5K ran 15 minutes without finishing; in the first
-#: full sweep every UP5K build that finished did within 95 s, Yosys included); ECP5's static
-#: placer takes 1-3 minutes on designs planned for half the device (:data:`DEFAULT_FILL
-#: <wrpn_rtl.synth.sweep.DEFAULT_FILL>`). A run past it is a failed placement: the design is
-#: built again smaller.
-NEXTPNR_TIMEOUT_S = {"ice40": 180, "ecp5": 420}
+#: full sweep every UP5K build that finished did within 95 s, Yosys included). ECP5 designs
+#: planned for half the device (:data:`DEFAULT_FILL <wrpn_rtl.synth.sweep.DEFAULT_FILL>`)
+#: place with HeAP and its timing weight (:data:`~wrpn_rtl.synth.flow.TIMING_PLACER_FILL`),
+#: which gives up early on a seed it cannot legalize: the default digits network's
+#: half-device design (16x3, 8x48, 1x8; 15,004 comb cells) took nextpnr 466 s beside a test
+#: run on both cores, past the 420 s this limit had when the static placer took 1-3 minutes.
+#: A run past it is a failed placement: the design is built again smaller.
+NEXTPNR_TIMEOUT_S = {"ice40": 180, "ecp5": 900}
 #: A design nextpnr cannot place is built again within this share of its estimated logic,
 #: at most ``BUILD_ATTEMPTS`` times in all.
 SHRINK = 0.9
