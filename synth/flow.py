@@ -727,7 +727,8 @@ def _place_seeds(work, target, freq_mhz, timeout_s, progress, placer, *, seeds, 
         report, seed = place_with_seeds(place, progress, retry_stalls=retry_stalls,
                                         seeds=rest)
         outcomes[seed] = placed[seed] = report
-    best = max(placed, key=lambda seed: placed[seed]["fmax_mhz"] or 0)
+    # the fastest; of equally fast seeds the lowest, whichever finished first
+    best = max(placed, key=lambda seed: (placed[seed]["fmax_mhz"] or 0, -seed))
     for stem, ext in (("nextpnr", "log"), ("report", "json")):
         (work / f"{stem}_seed{best}.{ext}").replace(work / f"{stem}.{ext}")
     return best, placed[best], {seed: (None if isinstance(report, SynthError)

@@ -349,7 +349,7 @@ def _fake_placements(monkeypatch, place):
 
 def test_seeds_are_placed_side_by_side(tmp_path, monkeypatch):
     """With two jobs two seeds' placements run at once (each waits for the other here), and
-    the fastest is kept whichever ends first."""
+    the fastest is kept whichever ends first; of two as fast, the lower seed."""
     import threading
     both = threading.Barrier(2, timeout=20)
 
@@ -358,14 +358,16 @@ def test_seeds_are_placed_side_by_side(tmp_path, monkeypatch):
             both.wait()              # breaks (an error) unless seeds 1 and 2 run together
         for stem, ext in (("nextpnr", "log"), ("report", "json")):
             (work / f"{stem}{suffix}.{ext}").write_text(f"seed {seed}")
-        return {"fmax_mhz": {1: 140.0, 2: 151.0, 3: 120.0}[seed],
+        if seed == 2:
+            time.sleep(0.5)          # seed 3, as fast as seed 2, finishes before it
+        return {"fmax_mhz": {1: 140.0, 2: 151.0, 3: 151.0}[seed],
                 "utilization": {"TRELLIS_COMB": {"used": 100}}}
     flow = _fake_placements(monkeypatch, place)
     verilog = tmp_path / "top.v"
     verilog.write_text("module top; endmodule")
     result = flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=3, jobs=2)
     assert (result.seed, result.fmax_mhz) == (2, 151.0)
-    assert result.seed_fmax_mhz == {1: 140.0, 2: 151.0, 3: 120.0}
+    assert result.seed_fmax_mhz == {1: 140.0, 2: 151.0, 3: 151.0}
     assert (tmp_path / "run" / "nextpnr.log").read_text() == "seed 2"
     with pytest.raises(ValueError, match=r"^jobs must be a positive integer, not 0$"):
         flow.synthesize(verilog, "ecp5-25k", tmp_path / "run", seeds=2, jobs=0)
