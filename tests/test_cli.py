@@ -218,14 +218,23 @@ def test_bad_folding_files(tmp_path, capsys):
              "there), not 1"),
             ({"pe": 2, "simd": 36, "dsp_pairs": 5}, "ice40-up5k",
              "dsp_pairs and dsp_requantizer must take at most ice40-up5k's 8 DSP blocks (PE x "
-             "(dsp_pairs + dsp_requantizer) over the layers), not 10"),
+             "dsp_pairs + PE / pe_per_requantizer with dsp_requantizer, over the layers), "
+             "not 10"),
             ({"pe": 2, "simd": 36, "dsp_requantizer": True}, "ecp5-25k",
              "layer2: dsp_requantizer must be false for ecp5-25k (the compiler uses no DSP "
              "blocks there), not true"),
             ({"pe": 2, "simd": 36, "dsp_requantizer": 1}, "ice40-up5k",
              "layer2: dsp_requantizer must be true or false, not 1"),
             ({"pe": 2, "simd": 4, "dsp_pairs": 3}, "ice40-up5k",
-             r"layer2: dsp_pairs must be an integer in [0, 2] (half the 4 lanes), not 3")]:
+             r"layer2: dsp_pairs must be an integer in [0, 2] (half the 4 lanes), not 3"),
+            # shared requantizers: a divisor of PE, within SF, a form that takes a sum a cycle
+            ({"pe": 4, "simd": 36, "pe_per_requantizer": 3}, "ice40-up5k",
+             "layer2: pe_per_requantizer must be a positive divisor of pe 4, not 3"),
+            ({"pe": 4, "simd": 36, "pe_per_requantizer": True}, "ice40-up5k",
+             "layer2: pe_per_requantizer must be a positive divisor of pe 4, not True"),
+            ({"pe": 8, "simd": 36, "pe_per_requantizer": 8}, "ice40-up5k",
+             "layer2: pe_per_requantizer must be 1 (a PE's words are SF = 4 cycles apart "
+             "and the requantizer takes the 8 sums one per cycle), not 8")]:
         bad.write_text(json.dumps({"foldings": [{"pe": 1, "simd": 9}, entry,
                                                 {"pe": 1, "simd": 2}]}))
         assert main(["generate", "--out", str(tmp_path), "--folding", str(bad),

@@ -23,6 +23,22 @@ def run_mvu(mvu, vectors, rng, *, stall_in=0.0, stall_out=0.0):
     return np.array(words).reshape(count, mvu.layer.out_channels), cycles
 
 
+def check_stalled_and_back_to_back(mvu, vectors, rng, *, stall=0.3, count=6):
+    """``mvu`` as golden on ``vectors`` under random stalls on both sides, then on ``count``
+    random vectors back to back without stalls, in the cycles its latency promises (from the
+    first input transfer to the last output's; with ``SF = 1`` the first vector's word is
+    taken by its last fold)."""
+    layer = mvu.layer
+    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=stall, stall_out=stall)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    vectors = rng.integers(0, 1 << layer.in_bits, (count, vectors.shape[1]))
+    rtl_out, cycles = run_mvu(mvu, vectors, rng)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
+    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
+    assert expected <= cycles <= expected + 2
+
+
 # Every precision pair, each with one of four foldings and output bits 1..4 in turn (the
 # folding and output axes are covered in full by the tests below).
 PRECISIONS = [(w, a, out, pe, simd) for index, (w, a) in
@@ -141,18 +157,9 @@ def test_wide_or_deep_weight_rom_is_registered_and_exact(in_features, out_featur
     assert mvu.memory_styles()["weights"] == "logic" and mvu.weights_registered
     # multiplexers over constants, not a memory whose read register Yosys could move
     assert not re.search(r"^\s*memory .*\\weights", rtlil.convert(mvu), re.M)
-    vectors = rng.integers(0, 8, (5, in_features))
-    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.4, stall_out=0.4)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
-    # Without stalls: one step per cycle, back to back, the register counted in the latency
-    # (cycles count from the first input transfer: with SF = 1 the last fold takes the word).
-    count = 8
-    vectors = rng.integers(0, 8, (count, in_features))
-    rtl_out, cycles = run_mvu(mvu, vectors, rng)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
-    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
-    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
-    assert expected <= cycles <= expected + 2
+    # without stalls one step per cycle, back to back, the register counted in the latency
+    check_stalled_and_back_to_back(mvu, rng.integers(0, 8, (5, in_features)), rng, stall=0.4,
+                                   count=8)
 
 
 @pytest.mark.parametrize("in_features, out_features, pe, simd, styles, registered", [
@@ -464,16 +471,7 @@ def test_dsp_pairs_are_exact_under_stalls(weight_bits, in_bits, in_features, out
     assert mvu.dsp_blocks == pe * pairs == mvu.estimate()["dsp_blocks"]
     vectors = rng.integers(0, 1 << in_bits, (5, in_features))
     vectors[0] = (1 << in_bits) - 1     # every operand at full scale: the widest fields
-    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
-    # back to back without stalls, in the cycles the latency promises
-    count = 6
-    vectors = rng.integers(0, 1 << in_bits, (count, in_features))
-    rtl_out, cycles = run_mvu(mvu, vectors, rng)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
-    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
-    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
-    assert expected <= cycles <= expected + 2
+    check_stalled_and_back_to_back(mvu, vectors, rng)
 
 
 def test_dsp_pairs_packing_holds_at_the_extremes():
@@ -549,18 +547,10 @@ def test_affine_requantizer_in_dsp_blocks_is_exact(weight_bits, in_bits, out_bit
     assert mvu.dsp_blocks == pe == mvu.estimate()["dsp_blocks"]
     vectors = rng.integers(0, 1 << in_bits, (5, 12))
     vectors[0] = (1 << in_bits) - 1
-    rtl_out, _ = run_mvu(mvu, vectors, rng, stall_in=0.3, stall_out=0.3)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
     # the same latency as the multiplier in logic: back to back, in the promised cycles
-    count = 6
-    vectors = rng.integers(0, 1 << in_bits, (count, 12))
-    rtl_out, cycles = run_mvu(mvu, vectors, rng)
-    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    check_stalled_and_back_to_back(mvu, vectors, rng)
     assert mvu.latency == MatrixVectorUnit(layer, pe=pe, simd=simd,
                                            requantization="affine").latency
-    first_take = mvu.neuron_fold - 1 if mvu.synapse_fold == 1 else 0
-    expected = count * mvu.cycles_per_vector + mvu.latency - 1 - first_take
-    assert expected <= cycles <= expected + 2
     # and cheaper in logic than the multiplier in logic
     in_logic = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization="affine").estimate()
     assert mvu.estimate()["logic_cells"] < in_logic["logic_cells"]
@@ -604,3 +594,85 @@ def test_block_queue_takes_a_block_ram_instead_of_flip_flops(rng):
     with pytest.raises(ValueError, match=r"^layer0: queue must be None or 'block', "
                                          r"not 'logic'$"):
         MatrixVectorUnit(layer, pe=1, simd=9, queue="logic")
+
+
+# (in_features, out_features, pe, simd, pe_per_requantizer, weight_bits, in_bits, out_bits):
+# G = SF exactly and G < SF, one requantizer (G = PE) and several, one neuron fold and many,
+# odd sizes (PE 9 by threes, PE 5 alone), 1 to 6 output bits.
+SHARED = [(12, 6, 6, 2, 6, 2, 4, 4),      # SF 6, NF 1, one requantizer
+          (12, 12, 4, 3, 2, 2, 4, 3),     # SF 4 > G 2, NF 3, two requantizers
+          (15, 18, 9, 3, 3, 3, 2, 2),     # SF 5, NF 2, three requantizers of three PEs
+          (10, 5, 5, 2, 5, 1, 3, 1),      # SF = G = 5, binary weights, one output bit
+          (8, 8, 2, 1, 2, 4, 1, 6),       # SF 8, NF 4, one requantizer of two PEs
+          (27, 6, 3, 9, 3, 2, 8, 4)]      # SF = G = 3
+
+
+@pytest.mark.parametrize("in_features, out_features, pe, simd, share, weight_bits, in_bits, "
+                         "out_bits", SHARED)
+@pytest.mark.parametrize("form", ["thresholds", "affine"])
+@pytest.mark.parametrize("tables", ["logic", "block"])
+def test_shared_requantizers_are_exact_under_stalls(in_features, out_features, pe, simd, share,
+                                                    weight_bits, in_bits, out_bits, form,
+                                                    tables, rng):
+    """``G`` PEs per requantizer, taking the word's sums one group per cycle: every code as
+    golden under random stalls on both sides, with the table in logic or block RAM, and at
+    full rate back to back in the promised cycles (``G + 1`` more latency)."""
+    layer = dense_layer(rng, in_features=in_features, out_features=out_features,
+                        weight_bits=weight_bits, in_bits=in_bits, out_bits=out_bits)
+    if form == "affine" and layer.requantizer.affine is None:
+        pytest.skip("this random layer has no exact affine form")
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=form, tables=tables,
+                           pe_per_requantizer=share)
+    assert mvu.requantizers == pe // share and mvu.requantization == form
+    vectors = rng.integers(0, 1 << in_bits, (6, in_features))
+    vectors[0] = (1 << in_bits) - 1
+    vectors[1] = 0
+    check_stalled_and_back_to_back(mvu, vectors, rng, stall=0.4, count=8)
+    alone = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=form, tables=tables)
+    assert mvu.latency == alone.latency + share + 1
+
+
+def test_shared_dsp_requantizer_takes_a_block_per_requantizer():
+    """The affine requantizer in DSP blocks, shared: one block per requantizer, exact, and
+    less logic than a requantizer per PE in DSP blocks or shared in logic."""
+    rng = np.random.default_rng(7)
+    layer, mvu = dsp_requantized(rng, pe=4, simd=2, in_features=12, out_features=8,
+                                 weight_bits=2, in_bits=4, out_bits=4)
+    shared = MatrixVectorUnit(layer, pe=4, simd=2, dsp_requantizer=True, pe_per_requantizer=4)
+    assert shared.requantization == "affine"
+    assert shared.dsp_blocks == 1 == shared.estimate()["dsp_blocks"] and mvu.dsp_blocks == 4
+    vectors = rng.integers(0, 16, (6, 12))
+    rtl_out, _ = run_mvu(shared, vectors, rng, stall_in=0.3, stall_out=0.3)
+    np.testing.assert_array_equal(rtl_out, reference(layer, vectors))
+    in_logic = MatrixVectorUnit(layer, pe=4, simd=2, requantization="affine",
+                                pe_per_requantizer=4)
+    for other in (mvu, in_logic):
+        assert shared.estimate()["logic_cells"] < other.estimate()["logic_cells"]
+    # one multiplier in the netlist instead of four
+    assert [rtlil.convert(unit).count("cell $mul ") for unit in (shared, mvu)] == [1, 4]
+
+
+def test_shared_requantizer_errors_name_the_rule(rng):
+    layer = dense_layer(rng, in_features=12, out_features=8, weight_bits=2, in_bits=4,
+                        out_bits=4)
+    for share in (3, 0, True, 1.5):
+        with pytest.raises(ValueError, match=rf"^layer0: pe_per_requantizer must be a positive "
+                                             rf"divisor of PE 4, not {re.escape(repr(share))}$"):
+            MatrixVectorUnit(layer, pe=4, simd=4, pe_per_requantizer=share)
+    with pytest.raises(ValueError, match=r"^layer0: pe_per_requantizer must be 1 \(a PE's words "
+                                         r"are SF = 3 cycles apart and the requantizer takes "
+                                         r"the 4 sums one per cycle\), not 4$"):
+        MatrixVectorUnit(layer, pe=4, simd=4, pe_per_requantizer=4)
+    for form in ("serial", "search"):
+        with pytest.raises(ValueError, match=rf"^layer0: pe_per_requantizer must be 1 "
+                                             rf"\(requantization '{form}' takes more than one "
+                                             rf"cycle per sum\), not 2$"):
+            MatrixVectorUnit(layer, pe=4, simd=2, requantization=form, pe_per_requantizer=2)
+    logits = dense_layer(rng, in_features=12, out_features=8, weight_bits=2, in_bits=4,
+                         out_bits=None)
+    with pytest.raises(ValueError, match=r"^layer0: pe_per_requantizer must be 1 \(a logits "
+                                         r"layer has no requantizer\), not 2$"):
+        MatrixVectorUnit(logits, pe=4, simd=2, pe_per_requantizer=2)
+    # left to choose, a shared unit picks among the forms that take a sum per cycle
+    assert MatrixVectorUnit(layer, pe=4, simd=2, pe_per_requantizer=2).requantization in (
+        "thresholds", "affine")

@@ -189,6 +189,18 @@ def affine_requantizer(*, x_bits, multiplier_bits, sum_bits, out_bits, dsp=False
                 flip_flops=chunks * (x_bits + 4) + product_bits + 3 * sum_bits + out_bits)
 
 
+def requantizer_sharing(*, requantizers, pe_per_requantizer, x_bits, out_bits, table_rows):
+    """What PEs sharing requantizers add (``pe_per_requantizer = G > 1``): per requantizer a
+    ``G``-way multiplexer of the sums (``G - 1`` cells per bit) and its register; the gathered
+    word (a flip-flop per code bit, loaded by enable); the group counter, the table's address
+    counter and the one-hot slot of the gathering, with a cell per bit of each."""
+    share = pe_per_requantizer
+    control = (max(1, (share - 1).bit_length()) + max(1, (table_rows - 1).bit_length())
+               + share)
+    return dict(ZERO, logic_cells=requantizers * (share - 1) * x_bits + control,
+                flip_flops=requantizers * (x_bits + share * out_bits) + control + 1)
+
+
 def logit_adder(*, accumulator_bits):
     """One PE's bias adder of a logits layer and its register."""
     return dict(ZERO, logic_cells=accumulator_bits, flip_flops=accumulator_bits)

@@ -24,13 +24,23 @@ part (:attr:`Accelerator.cycles_per_image`), so a balanced design gives every la
   ``dsp_pairs`` optional: lane pairs per PE in hard multipliers, and ``dsp_requantizer``
   optional: true for the affine requantizer with its multiplier in one per PE, both only for
   a device whose DSP blocks the compiler uses, iCE40 UP5K; ``queue`` optional: "block" for
-  the layer's output queue in a block RAM).
+  the layer's output queue in a block RAM; ``pe_per_requantizer`` optional: PEs that share
+  each requantizer in turn, default 1).
+
+Shared requantizers
+-------------------
+Where a layer's PEs finish a word only every ``SF >= 2`` cycles, every option is also priced
+with the most PEs per requantizer that fits (the largest divisor ``G`` of ``PE`` with
+``G <= SF``: :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`), so the search takes
+``PE / G`` requantizers wherever the multiplexers in front of them cost less than the
+requantizers saved.
 
 DSP blocks
 ----------
 Given ``max_dsp_blocks``, the search hands the device's hard multipliers out after the
 foldings are chosen, as DSP pairs (:class:`~wrpn_rtl.hardware.lanes.MacLanes`, one more pair
-per PE of a layer at a time) or as a layer's affine requantizer multipliers (one per PE), each
+per PE of a layer at a time) or as a layer's affine requantizer multipliers (one per
+requantizer, shared by as many PEs as fit where that saves more), each
 time the move that saves the most estimated logic per block, while it saves at least
 :data:`DSP_MIN_SAVING` cells per block; the design is then priced with them, so they can make
 a faster design fit.
@@ -56,6 +66,7 @@ from wrpn_rtl.hardware.pool import max_pool_geometry
 from wrpn_rtl.hardware.replay import replay_for
 
 __all__ = ["choose_foldings", "BudgetTooSmall", "LayerOption", "layer_options",
+           "most_pe_per_requantizer",
            "read_foldings", "foldings_to_json", "folding_entry", "DSP_MIN_SAVING"]
 
 #: Estimated logic cells (of the design's family) a DSP block must save to be used. The
@@ -114,25 +125,30 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     for pe in _divisors(layer.out_channels):
         for simd in _divisors(layer.window_size):
             candidates = []
-            table_places = _table_choices(layer, pe, simd, lut_ram)
-            for window_simd in ([None] if isinstance(layer, QuantDense)
-                                else _window_choices(layer, simd)):
-                for tables, replay_place in itertools.product(
-                        table_places, _replay_choices(layer, pe, simd, window_simd, family)):
-                    folding = Folding(pe=pe, simd=simd, window_simd=window_simd, tables=tables,
-                                      replay=replay_place, lut_ram=lut_ram)
-                    if isinstance(layer, QuantDense):
-                        stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
-                                                     tables=tables, lut_ram=lut_ram)
-                        replay = replay_for(stage, style=replay_place)
-                        candidates.append((folding, stage.cycles_per_vector, cost.add(
-                            stage.estimate(),
-                            replay.estimate() if replay is not None else cost.ZERO)))
-                    else:
-                        stage = ConvGeometry(layer, pe=pe, simd=simd, window_simd=window_simd,
-                                             pool=pool, tables=tables, replay=replay_place,
-                                             lut_ram=lut_ram)
-                        candidates.append((folding, stage.cycles_per_frame, stage.estimate()))
+            for share in sorted({1, most_pe_per_requantizer(layer, pe, simd)}):
+                table_places = _table_choices(layer, pe, simd, lut_ram, share)
+                for window_simd in ([None] if isinstance(layer, QuantDense)
+                                    else _window_choices(layer, simd)):
+                    for tables, replay_place in itertools.product(
+                            table_places, _replay_choices(layer, pe, simd, window_simd, family)):
+                        folding = Folding(pe=pe, simd=simd, window_simd=window_simd,
+                                          tables=tables, replay=replay_place, lut_ram=lut_ram,
+                                          pe_per_requantizer=share)
+                        if isinstance(layer, QuantDense):
+                            stage = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True,
+                                                         tables=tables, lut_ram=lut_ram,
+                                                         pe_per_requantizer=share)
+                            replay = replay_for(stage, style=replay_place)
+                            candidates.append((folding, stage.cycles_per_vector, cost.add(
+                                stage.estimate(),
+                                replay.estimate() if replay is not None else cost.ZERO)))
+                        else:
+                            stage = ConvGeometry(layer, pe=pe, simd=simd,
+                                                 window_simd=window_simd, pool=pool,
+                                                 tables=tables, replay=replay_place,
+                                                 lut_ram=lut_ram, pe_per_requantizer=share)
+                            candidates.append((folding, stage.cycles_per_frame,
+                                               stage.estimate()))
             pools = _pool_stages(trailing_pools, lanes=pe, bits=layer.out_bits)
             for folding, cycles, estimate in candidates:
                 cycles = max([cycles] + [p.cycles_per_frame for p in pools])
@@ -143,13 +159,23 @@ def layer_options(layer, pool=None, trailing_pools=(), *, family="ice40"):
     return options
 
 
-def _table_choices(layer, pe, simd, lut_ram):
+def most_pe_per_requantizer(layer, pe, simd):
+    """The most PEs that may share each requantizer of ``layer`` folded ``pe`` x ``simd``:
+    the largest divisor of ``PE`` that is at most ``SF`` (1 for a logits layer)."""
+    if layer.is_logits:
+        return 1
+    synapse_fold = layer.window_size // simd
+    return max(share for share in _divisors(pe) if share <= synapse_fold)
+
+
+def _table_choices(layer, pe, simd, lut_ram, share=1):
     """``Folding.tables`` values worth pricing: None (the default rule) and, when the MVU's
-    table of constants has at least :data:`~wrpn_rtl.hardware.memories.
-    CHOSEN_BLOCK_ROM_MIN_DEPTH` rows (and, with ``lut_ram``, more than
-    :data:`~wrpn_rtl.hardware.memories.LUT_ROM_MAX_DEPTH`), the place the default rule did
-    not choose."""
-    mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, lut_ram=lut_ram)
+    table of constants (with ``share`` PEs per requantizer) has at least
+    :data:`~wrpn_rtl.hardware.memories.CHOSEN_BLOCK_ROM_MIN_DEPTH` rows (and, with
+    ``lut_ram``, more than :data:`~wrpn_rtl.hardware.memories.LUT_ROM_MAX_DEPTH`), the place
+    the default rule did not choose."""
+    mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, lut_ram=lut_ram,
+                               pe_per_requantizer=share)
     if (mvu.table_rows < CHOSEN_BLOCK_ROM_MIN_DEPTH
             or (lut_ram and mvu.table_rows <= LUT_ROM_MAX_DEPTH)):
         return [None]
@@ -197,7 +223,8 @@ def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
     """``foldings`` with up to ``max_dsp_blocks`` DSP blocks handed out, greedily: each step
     takes the move that saves the most estimated logic per block, while that is at least
     :data:`DSP_MIN_SAVING` - one more DSP pair per PE of a layer (``PE`` blocks), or a
-    layer's requantizer in DSP blocks (the affine form, ``PE`` blocks)."""
+    layer's requantizers in DSP blocks (the affine form, a block per requantizer: as they
+    are, or shared by the most PEs that fit)."""
     foldings = list(foldings)
     left = max_dsp_blocks
 
@@ -206,7 +233,8 @@ def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
             mvu = MatrixVectorGeometry(layer, pe=folding.pe, simd=folding.simd, replayed=True,
                                        tables=folding.tables, lut_ram=folding.lut_ram,
                                        dsp_pairs=folding.dsp_pairs,
-                                       dsp_requantizer=folding.dsp_requantizer)
+                                       dsp_requantizer=folding.dsp_requantizer,
+                                       pe_per_requantizer=folding.pe_per_requantizer)
         except ValueError:
             return None
         return cost.device_logic_cells(mvu.estimate(), family)
@@ -214,24 +242,34 @@ def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
     while True:
         best = None
         for index, (group, folding) in enumerate(zip(groups, foldings)):
-            if folding.pe > left:
-                continue
             now = mvu_logic(group.layer, folding)
             moves = [dataclasses.replace(folding, dsp_pairs=folding.dsp_pairs + 1)]
             if not folding.dsp_requantizer:
-                moves.append(dataclasses.replace(folding, dsp_requantizer=True))
+                shares = sorted({folding.pe_per_requantizer,
+                                 most_pe_per_requantizer(group.layer, folding.pe, folding.simd)})
+                moves += [dataclasses.replace(folding, dsp_requantizer=True,
+                                              pe_per_requantizer=share) for share in shares]
             for move in moves:
+                blocks = _dsp_blocks(move) - _dsp_blocks(folding)
+                if blocks > left:
+                    continue
                 after = mvu_logic(group.layer, move)
                 if after is None:
                     continue
-                saving = (now - after) / folding.pe
+                saving = (now - after) / blocks
                 if saving >= DSP_MIN_SAVING and (best is None or saving > best[0]):
-                    best = (saving, index, move)
+                    best = (saving, index, move, blocks)
         if best is None:
             return foldings
-        _, index, move = best
+        _, index, move, blocks = best
         foldings[index] = move
-        left -= move.pe
+        left -= blocks
+
+
+def _dsp_blocks(folding):
+    """DSP blocks a layer folded as ``folding`` takes: ``PE`` per DSP pair, and one per
+    requantizer with ``dsp_requantizer``."""
+    return folding.pe * folding.dsp_pairs + folding.requantizers * int(folding.dsp_requantizer)
 
 
 #: Cycle budgets within this fraction of the fastest design that fits a logic budget count
@@ -459,7 +497,8 @@ def read_foldings(path, network):
                             replay=entry.get("replay"), lut_ram=entry.get("lut_ram", False),
                             dsp_pairs=entry.get("dsp_pairs", 0),
                             dsp_requantizer=entry.get("dsp_requantizer", False),
-                            queue=entry.get("queue"))
+                            queue=entry.get("queue"),
+                            pe_per_requantizer=entry.get("pe_per_requantizer", 1))
                     for entry in entries]
     except FileNotFoundError:
         raise ValueError(f"folding file {str(path)!r} does not exist") from None
@@ -489,6 +528,12 @@ def read_foldings(path, network):
             raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: "
                              f"dsp_requantizer must be true or false, not "
                              f"{folding.dsp_requantizer!r}")
+        share = folding.pe_per_requantizer
+        if (isinstance(share, bool) or not isinstance(share, int) or share < 1
+                or not isinstance(folding.pe, int) or folding.pe % share):
+            raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: "
+                             f"pe_per_requantizer must be a positive divisor of pe "
+                             f"{folding.pe!r}, not {share!r}")
     return foldings
 
 
@@ -500,11 +545,13 @@ def foldings_to_json(foldings):
 def folding_entry(folding):
     """One folding as a folding file (and the manifest) writes it: ``pe``, ``simd``,
     ``window_simd``, and ``tables``, ``replay``, ``lut_ram``, ``dsp_pairs``,
-    ``dsp_requantizer`` and ``queue`` only where set."""
+    ``dsp_requantizer``, ``queue`` and ``pe_per_requantizer`` only where set."""
     return {"pe": folding.pe, "simd": folding.simd, "window_simd": folding.window_simd,
             **({"tables": folding.tables} if folding.tables else {}),
             **({"replay": folding.replay} if folding.replay else {}),
             **({"lut_ram": True} if folding.lut_ram else {}),
             **({"dsp_pairs": folding.dsp_pairs} if folding.dsp_pairs else {}),
             **({"dsp_requantizer": True} if folding.dsp_requantizer else {}),
-            **({"queue": folding.queue} if folding.queue else {})}
+            **({"queue": folding.queue} if folding.queue else {}),
+            **({"pe_per_requantizer": folding.pe_per_requantizer}
+               if folding.pe_per_requantizer != 1 else {})}

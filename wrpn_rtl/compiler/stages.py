@@ -62,6 +62,10 @@ class Folding:
     ``queue``: "block" puts the MVU's output queue in a block RAM
     (:class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue`); None: flip-flops. The folding
     search hands spare block RAMs out to queues on a device without LUT RAM (iCE40).
+
+    ``pe_per_requantizer``: PEs that share each requantizer in turn, one sum per cycle
+    (:class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`): ``PE / pe_per_requantizer``
+    requantizers (and DSP blocks with ``dsp_requantizer``); 1: one per PE.
     """
 
     pe: int
@@ -73,13 +77,20 @@ class Folding:
     dsp_pairs: int = 0
     dsp_requantizer: bool = False
     queue: object = None
+    pe_per_requantizer: int = 1
+
+    @property
+    def requantizers(self):
+        """The layer's requantizers: ``PE / pe_per_requantizer``."""
+        return self.pe // self.pe_per_requantizer
 
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
         where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and
         ``" (LUT RAM)"`` with ``lut_ram``, ``" (4 lanes per PE in DSP blocks)"`` with
         ``dsp_pairs``, ``" (requantizer multiplier in DSP blocks)"`` with
-        ``dsp_requantizer`` and ``" (queue in block RAM)"`` with ``queue``."""
+        ``dsp_requantizer``, ``" (queue in block RAM)"`` with ``queue`` and
+        ``" (a requantizer per 4 PEs)"`` with ``pe_per_requantizer``."""
         where = {"block": " (table in block RAM)", "logic": " (table in logic)"}
         replay = {"block": " (replay in block RAM)", "logic": " (replay in logic)"}
         return (f"PE {self.pe} x SIMD {self.simd}" + where.get(self.tables, "")
@@ -87,7 +98,9 @@ class Folding:
                 + (f" ({2 * self.dsp_pairs} lanes per PE in DSP blocks)" if self.dsp_pairs
                    else "")
                 + (" (requantizer multiplier in DSP blocks)" if self.dsp_requantizer else "")
-                + (" (queue in block RAM)" if self.queue == "block" else ""))
+                + (" (queue in block RAM)" if self.queue == "block" else "")
+                + (f" (a requantizer per {self.pe_per_requantizer} PEs)"
+                   if self.pe_per_requantizer > 1 else ""))
 
 
 class StageKind(enum.Enum):

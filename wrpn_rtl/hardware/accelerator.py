@@ -153,7 +153,8 @@ def _stage_parameters(stage):
                                 "pool": stage.pool, "tables": fold.tables,
                                 "replay": fold.replay, "lut_ram": fold.lut_ram,
                                 "dsp_pairs": fold.dsp_pairs,
-                                "dsp_requantizer": fold.dsp_requantizer, "queue": fold.queue}
+                                "dsp_requantizer": fold.dsp_requantizer, "queue": fold.queue,
+                                "pe_per_requantizer": fold.pe_per_requantizer}
     if kind is StageKind.REPLAY:
         return (), {"words": stage.layer.window_size // fold.simd,
                     "times": stage.layer.out_channels // fold.pe,
@@ -164,7 +165,8 @@ def _stage_parameters(stage):
         return (stage.layer,), {"pe": fold.pe, "simd": fold.simd, "replayed": True,
                                 "tables": fold.tables, "lut_ram": fold.lut_ram,
                                 "dsp_pairs": fold.dsp_pairs,
-                                "dsp_requantizer": fold.dsp_requantizer, "queue": fold.queue}
+                                "dsp_requantizer": fold.dsp_requantizer, "queue": fold.queue,
+                                "pe_per_requantizer": fold.pe_per_requantizer}
     if kind is StageKind.POOL:
         pool = stage.layer
         return (), {"in_shape": pool.in_shape, "kernel": pool.kernel, "stride": pool.stride,

@@ -81,6 +81,9 @@ class ConvGeometry:
     queue : None or "block"
         Where the MVU's output queue goes (see :class:`~wrpn_rtl.hardware.mvu.
         MatrixVectorGeometry`). Default None.
+    pe_per_requantizer : int
+        PEs that share each of the MVU's requantizers, in turn (see
+        :class:`~wrpn_rtl.hardware.mvu.MatrixVectorGeometry`). Default 1.
 
     Members
     -------
@@ -92,7 +95,8 @@ class ConvGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None,
+                 pe_per_requantizer=1):
         if not isinstance(layer, QuantConv2d):
             raise TypeError(f"layer must be a golden QuantConv2d, not {layer!r}")
         if window_simd is None:
@@ -116,7 +120,8 @@ class ConvGeometry:
         check_buffer_style("replay", replay)
         self._mvu = MatrixVectorGeometry(layer, pe=pe, simd=simd, replayed=True, tables=tables,
                                          lut_ram=lut_ram, dsp_pairs=dsp_pairs,
-                                         dsp_requantizer=dsp_requantizer, queue=queue)
+                                         dsp_requantizer=dsp_requantizer, queue=queue,
+                                         pe_per_requantizer=pe_per_requantizer)
         # A window read in MVU-wide words repeats itself once per neuron fold from its line
         # buffer; a narrower one is gathered first, and the gathered vector is replayed.
         self._window_repeats = self._mvu.neuron_fold if window_simd == self._mvu.simd else 1
@@ -214,11 +219,12 @@ class ConvLayer(ConvGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, window_simd=None, pool=None, tables=None,
-                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
+                 replay=None, lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None,
+                 pe_per_requantizer=1):
         ConvGeometry.__init__(self, layer, pe=pe, simd=simd, window_simd=window_simd, pool=pool,
                               tables=tables, replay=replay, lut_ram=lut_ram,
                               dsp_pairs=dsp_pairs, dsp_requantizer=dsp_requantizer,
-                              queue=queue)
+                              queue=queue, pe_per_requantizer=pe_per_requantizer)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -236,7 +242,8 @@ class ConvLayer(ConvGeometry, wiring.Component):
                                             lut_ram=self._mvu.lut_ram,
                                             dsp_pairs=self._mvu.dsp_pairs,
                                             dsp_requantizer=self._mvu.dsp_requantizer,
-                                            queue=self._mvu.queue),
+                                            queue=self._mvu.queue,
+                                            pe_per_requantizer=self._mvu.pe_per_requantizer),
             "pool": lambda: max_pool(**self._pool_parameters),
         }
         chain_stages(m, self, [(name, built[name]()) for name, _ in self._parts])

@@ -54,6 +54,14 @@ equal to the thresholds over the reachable range) computes
 ``clip((d * M * X + K) >> S, 0, L)`` with ``K = d * C * M + B``: one multiplier, one adder
 and a clamp per PE in three registered steps, whatever the output bits.
 
+Shared requantizers (``pe_per_requantizer = G > 1``): a PE finishes a word only every ``SF``
+cycles, and its sum waits that long in the accumulators' result register, so ``PE / G``
+requantizers of a pipelined form (thresholds or affine) can take the PEs' sums ``G`` at a time,
+one group per cycle (``G <= SF``): unit ``u`` takes lane ``u * G + g`` in the ``g``-th cycle of
+a word, reading row ``nf * G + g`` of a table ``G`` times deeper and narrower, and the codes
+are gathered into the word. ``G`` times fewer comparators or multipliers (DSP blocks) for a
+``G``-way multiplexer per accumulator bit and ``G + 1`` cycles of latency.
+
 Flow control: all datapath registers are free-running; the unit issues a step only when the
 output FIFO has room reserved for the word it will finish, so stalls on the output never reach
 the pipeline, and ``valid`` never depends on ``ready``.
@@ -77,7 +85,7 @@ from wrpn_rtl.hardware.memories import (LUT_ROM_MAX_DEPTH, RegisteredROM, memory
 from wrpn_rtl.hardware.streams import credit_slots, credited_queue, stream_members
 
 __all__ = ["MatrixVectorGeometry", "MatrixVectorUnit", "MAX_THRESHOLD_BITS", "REQUANTIZATIONS",
-           "THRESHOLD_FORMS",
+           "THRESHOLD_FORMS", "SHAREABLE_FORMS",
            "TABLE_STYLES", "QUEUE_STYLES", "REGISTERED_ROM_MIN_BITS", "REGISTERED_ROM_MAX_FLAT_DEPTH"]
 
 
@@ -90,6 +98,10 @@ REQUANTIZATIONS = ("thresholds", "serial", "search", "affine")
 
 #: The forms that compare ``X`` with a table of thresholds.
 THRESHOLD_FORMS = REQUANTIZATIONS[:3]
+
+#: The forms that take a new accumulator every cycle, so PEs may share one in turn
+#: (``pe_per_requantizer``).
+SHAREABLE_FORMS = ("thresholds", "affine")
 
 #: Where a per-fold table of constants may be asked to go (None: the default rule).
 TABLE_STYLES = (None, "logic", "block")
@@ -189,6 +201,11 @@ class MatrixVectorGeometry:
         :class:`~wrpn_rtl.hardware.stream_fifo.StreamFIFO`) or a block RAM ("block", a
         :class:`~wrpn_rtl.hardware.stream_fifo.BlockQueue`, one word deeper for its extra
         cycle). Default None.
+    pe_per_requantizer : int
+        ``G``: PEs that share one requantizer, in turn (see the module docstring): ``PE / G``
+        requantizers (and DSP blocks with ``dsp_requantizer``). Must divide ``PE``, be at most
+        ``SF`` and, above 1, go with a form in :data:`SHAREABLE_FORMS` (None picks the
+        cheaper of them) and a requantized layer. Default 1.
 
     Members
     -------
@@ -204,7 +221,8 @@ class MatrixVectorGeometry:
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None,
+                 pe_per_requantizer=1):
         if not isinstance(layer, QuantLinear):
             raise TypeError(f"layer must be a golden QuantConv2d or QuantDense, not {layer!r}")
         if requantization is not None and requantization not in REQUANTIZATIONS:
@@ -269,6 +287,7 @@ class MatrixVectorGeometry:
         self._acc_shape = signed(acc_width) if acc_signed else unsigned(acc_width)
         self._out_lane = self._acc_shape if layer.is_logits else unsigned(layer.out_bits)
         self._dsp_requantizer = self._check_dsp_requantizer(dsp_requantizer, requantization)
+        self._share = self._check_share(pe_per_requantizer, requantization)
         if requantization == "search" and not self._searchable:
             raise ValueError(f"{layer.name}: requantization 'search' needs at least out_bits "
                              f"({layer.out_bits}) cycles per output word, one compare per "
@@ -295,12 +314,38 @@ class MatrixVectorGeometry:
     dsp_pairs = property(lambda self: self._dsp_pairs)
     dsp_requantizer = property(lambda self: self._dsp_requantizer)
     queue = property(lambda self: self._queue)
+    pe_per_requantizer = property(lambda self: self._share)
+
+    @property
+    def requantizers(self):
+        """Requantizers (or logit bias adders) the unit has: ``PE / pe_per_requantizer``."""
+        return self._pe // self._share
 
     @property
     def dsp_blocks(self):
-        """Hard multipliers the unit takes: ``PE * dsp_pairs``, and ``PE`` more with
+        """Hard multipliers the unit takes: ``PE * dsp_pairs``, and one per requantizer with
         ``dsp_requantizer``."""
-        return self._pe * (self._dsp_pairs + int(self._dsp_requantizer))
+        return self._pe * self._dsp_pairs + self.requantizers * int(self._dsp_requantizer)
+
+    def _check_share(self, share, requantization):
+        """``pe_per_requantizer`` as an int, or ValueError naming the rule it breaks."""
+        layer = self._layer
+        if (isinstance(share, bool) or not isinstance(share, numbers.Integral) or share < 1
+                or self._pe % share):
+            raise ValueError(f"{layer.name}: pe_per_requantizer must be a positive divisor of "
+                             f"PE {self._pe}, not {share!r}")
+        share = int(share)
+        if share == 1:
+            return share
+        why = ("a logits layer has no requantizer" if layer.is_logits else
+               f"a PE's words are SF = {self._sf} cycles apart and the requantizer takes the "
+               f"{share} sums one per cycle" if share > self._sf else
+               f"requantization {requantization!r} takes more than one cycle per sum"
+               if requantization not in (None, *SHAREABLE_FORMS) else None)
+        if why is not None:
+            raise ValueError(f"{layer.name}: pe_per_requantizer must be 1 ({why}), "
+                             f"not {share}")
+        return share
 
     def _check_dsp_requantizer(self, dsp_requantizer, requantization):
         """``dsp_requantizer`` as a bool, or ValueError naming why this layer cannot have it."""
@@ -355,12 +400,21 @@ class MatrixVectorGeometry:
         return self._offset.copy()
 
     # -- pipeline geometry -----------------------------------------------------------------
-    @property
-    def _output_depth(self):
-        return self._output_depth_of(self.requantization)
-
     def _output_depth_of(self, form):
-        """Cycles the output stage takes in requantization ``form`` (None: a logits layer)."""
+        """Cycles the output stage takes in requantization ``form`` (None: a logits layer), from
+        the accumulators' ``done`` to the word: the requantizer's own and, when shared, the
+        register in front of it, the ``G - 1`` groups after the first and the gathered
+        word's register."""
+        shared = self._share + 1 if self._share > 1 else 0
+        return self._stage_depth_of(form) + shared
+
+    @property
+    def _stage_depth(self):
+        return self._stage_depth_of(self.requantization)
+
+    def _stage_depth_of(self, form):
+        """Cycles one requantizer (or logit bias adder) in ``form`` takes, from a sum to its
+        code."""
         if self._layer.is_logits:
             return 1
         if form == "affine":
@@ -413,7 +467,8 @@ class MatrixVectorGeometry:
             return "affine"
         forms = [form for form in REQUANTIZATIONS
                  if (form != "affine" or self._layer.requantizer.affine is not None)
-                 and (form != "search" or self._searchable)]
+                 and (form != "search" or self._searchable)
+                 and (self._share == 1 or form in SHAREABLE_FORMS)]
         # each form with the output queue its latency needs (a longer output stage holds more
         # words in flight)
         prices = {form: cost.requantization_price(cost.add(self._requantization_cost(form),
@@ -599,7 +654,8 @@ class MatrixVectorGeometry:
             width, _ = integer_range_shape(min(0, int(bias.min())), max(0, int(bias.max())))
             table_bits = self._layer.out_channels * width
         else:
-            table_bits = self._pe * self._requantization_entry().size * self._table_words()
+            table_bits = (self._pe if self.requantization == "search" else self.requantizers) \
+                * self._requantization_entry().size * self._table_words()
         return {"weights": weight_bits, "input_buffer": buffer_bits, "thresholds": table_bits}
 
     def _requantization_entry(self, form=None):
@@ -639,12 +695,13 @@ class MatrixVectorGeometry:
 
     def _table_cost(self, form, style):
         """Estimate of the requantization table in ``form`` placed in ``style``: one memory
-        with a row of every PE's constants, or, in the search form, one memory per PE."""
+        with a row of every requantizer's constants, or, in the search form, one memory per
+        PE."""
         entry_bits, depth = self._requantization_entry(form).size, self._table_words(form)
         if form == "search":
             return cost.add(*[cost.memory(entry_bits, depth, writable=False, style=style)]
                             * self._pe)
-        return cost.memory(self._pe * entry_bits, depth, writable=False, style=style)
+        return cost.memory(self.requantizers * entry_bits, depth, writable=False, style=style)
 
     @property
     def table_rows(self):
@@ -653,13 +710,13 @@ class MatrixVectorGeometry:
 
     def _table_words(self, form=None):
         """Rows of the requantization (or logit bias) table in ``form`` (default: the unit's
-        own): one per fold, one per fold and step in the serial form, and in the search form
-        ``2**out_bits`` per fold (row 0 unused: the thresholds are numbered from 1) of each
-        PE's own table."""
+        own): one per fold (and per group of PEs sharing the requantizers), one per fold and
+        step in the serial form, and in the search form ``2**out_bits`` per fold (row 0
+        unused: the thresholds are numbered from 1) of each PE's own table."""
         form = form or self.requantization
         if form == "search":
             return self._nf << self._layer.out_bits
-        return self._nf * (self._serial_steps if form == "serial" else 1)
+        return self._nf * (self._serial_steps if form == "serial" else self._share)
 
     def memory_styles(self):
         """Where each memory goes: ``{"weights", "input_buffer", "thresholds"}`` ->
@@ -699,7 +756,8 @@ class MatrixVectorGeometry:
 
     def _requantization_cost(self, form=None):
         """Estimate of the output stage in ``form`` (default: the unit's own; a logits layer:
-        the bias adders): every PE's requantizer and the table of constants it reads."""
+        the bias adders): every requantizer, the table of constants they read and, when PEs
+        share them, the multiplexers in front and the gathered word."""
         if self._layer.is_logits:
             width = self._acc_shape.width
             return cost.add(*[cost.logit_adder(accumulator_bits=width)] * self._pe,
@@ -707,6 +765,12 @@ class MatrixVectorGeometry:
                                         style=self._table_style()))
         form = form or self.requantization
         table = self._table_cost(form, self._table_style(form))
+        if self._share > 1:
+            sharing = cost.requantizer_sharing(
+                requantizers=self.requantizers, pe_per_requantizer=self._share,
+                x_bits=self._x_shape.width, out_bits=self._layer.out_bits,
+                table_rows=self._table_words(form))
+            table = cost.add(table, sharing)
         if form == "affine":
             affine = self._layer.requantizer.affine
             per_pe = cost.affine_requantizer(
@@ -714,7 +778,7 @@ class MatrixVectorGeometry:
                 multiplier_bits=_multiplier_bits(affine),
                 sum_bits=self._affine_sum_shape(affine).width, out_bits=self._layer.out_bits,
                 dsp=self._dsp_requantizer)
-            return cost.add(*[per_pe] * self._pe, table)
+            return cost.add(*[per_pe] * self.requantizers, table)
         if form == "serial":
             per_pe = cost.serial_requantizer(
                 comparators=self._serial_comparators, compare_bits=self._threshold_shape().width,
@@ -731,7 +795,7 @@ class MatrixVectorGeometry:
         per_pe = cost.threshold_requantizer(levels=self._levels,
                                             compare_bits=self._threshold_shape().width,
                                             out_bits=self._layer.out_bits)
-        return cost.add(*[per_pe] * self._pe, table)
+        return cost.add(*[per_pe] * self.requantizers, table)
 
 
 class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
@@ -751,11 +815,13 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
     """
 
     def __init__(self, layer, *, pe, simd, replayed=False, requantization=None, tables=None,
-                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None):
+                 lut_ram=False, dsp_pairs=0, dsp_requantizer=False, queue=None,
+                 pe_per_requantizer=1):
         MatrixVectorGeometry.__init__(self, layer, pe=pe, simd=simd, replayed=replayed,
                                       requantization=requantization, tables=tables,
                                       lut_ram=lut_ram, dsp_pairs=dsp_pairs,
-                                      dsp_requantizer=dsp_requantizer, queue=queue)
+                                      dsp_requantizer=dsp_requantizer, queue=queue,
+                                      pe_per_requantizer=pe_per_requantizer)
         wiring.Component.__init__(self, stream_members(self))
 
     def elaborate(self, platform):
@@ -884,6 +950,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         m.d.sync += done_nf.eq(nf_a)
 
         # ---- output stage: requantize or add the logit bias ---------------------------
+        if self._share > 1:
+            accumulators, done, nf_a, done_nf = self._shared_inputs(m, accumulators, done)
         if layer.is_logits:
             results, out_valid = self._logits_stage(m, accumulators, nf_a, done_nf, done)
         elif self.requantization == "affine":
@@ -895,22 +963,78 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         else:
             results, out_valid = self._threshold_stage(m, accumulators, nf_a, done_nf, done)
 
+        if self._share > 1:
+            results, out_valid = self._gathered(m, results, out_valid)
         m.d.comb += [queue.valid.eq(out_valid), queue.payload.eq(Cat(*results))]
         return m
 
+    def _requantizer_rows(self, per_channel):
+        """``per_channel`` (a list over output channels) as rows of the requantizers' table:
+        row ``nf * G + g`` lists, for requantizer ``u``, channel ``nf * PE + u * G + g``
+        (``G = pe_per_requantizer``; with 1, row ``nf`` is the fold's channels)."""
+        share = self._share
+        return [[per_channel[nf * self._pe + u * share + g] for u in range(self.requantizers)]
+                for nf in range(self._nf) for g in range(share)]
+
+    def _shared_inputs(self, m, accumulators, done):
+        """The requantizers' inputs when ``G`` PEs share each: in the ``G`` cycles from
+        ``done`` (the accumulators' result registers hold the word's sums for ``SF >= G``
+        cycles), requantizer ``u`` takes lane ``u * G + g`` in the ``g``-th, into a register.
+        Returns ``(sums, valid, address, address_q)`` as the output stages take them: the
+        registered sums (one per requantizer) and their valid, the table row of the sums
+        being selected (``nf * G + g``: words finish in fold order, so one counter walks the
+        rows) and that row registered, which is the sums' row."""
+        share, rows = self._share, self._nf * self._share
+        group = Signal(range(share), name="share_group")     # 0 between words
+        selecting = Signal(name="share_selecting")
+        m.d.comb += selecting.eq(done | (group != 0))
+        address = Signal(range(rows), name="share_addr")
+        with m.If(selecting):
+            m.d.sync += [group.eq(Mux(group == share - 1, 0, group + 1)),
+                         address.eq(Mux(address == rows - 1, 0, address + 1))]
+        sums = []
+        for u in range(self.requantizers):
+            chosen = Signal(accumulators[0].shape(), name=f"rq{u}_sum", reset_less=True)
+            m.d.sync += chosen.eq(select(group, accumulators[u * share:(u + 1) * share]))
+            sums.append(chosen)
+        valid = Signal(name="share_valid")
+        address_q = Signal(range(rows), name="share_addr_q", reset_less=True)
+        m.d.sync += [valid.eq(selecting), address_q.eq(address)]
+        return sums, valid, address, address_q
+
+    def _gathered(self, m, codes, valid):
+        """The PE-wide output word from shared requantizers' ``codes``, which are ``valid``
+        for ``G`` consecutive cycles per word (group ``g`` in the ``g``-th): each group's
+        codes load their lanes' registers, and the word is valid the cycle after the last."""
+        share = self._share
+        slot = Signal(share, init=1, name="gather_slot")     # one-hot: the group arriving
+        with m.If(valid):
+            m.d.sync += slot.eq(slot.rotate_left(1))
+        lanes = [None] * self._pe
+        for u, code in enumerate(codes):
+            for g in range(share):
+                lane = Signal(code.shape(), name=f"pe{u * share + g}_out", reset_less=True)
+                with m.If(valid & slot[g]):
+                    m.d.sync += lane.eq(code)
+                lanes[u * share + g] = lane
+        word_valid = Signal(name="gather_valid")
+        m.d.sync += word_valid.eq(valid & slot[share - 1])
+        return lanes, word_valid
+
     def _per_fold_table(self, m, name, shape, rows, address, address_q):
-        """A per-fold constant table (``rows[nf]``: a list over PE), valid in the cycle after
-        ``address`` (``address_q`` is that address registered). Deep tables are block-RAM ROMs
+        """A per-fold constant table (``rows[nf]``: a list over PE, or with shared requantizers
+        ``rows[nf * G + g]`` a list over requantizers), valid in the cycle after ``address``
+        (``address_q`` is that address registered). Deep tables are block-RAM ROMs
         read through their port; shallow ones are plain logic on ``address_q`` (no read
         register: the constants fold into the comparators), and a single fold is a constant."""
-        layout = data.ArrayLayout(shape, self._pe)
-        if self._nf == 1:
+        layout = data.ArrayLayout(shape, len(rows[0]))
+        if len(rows) == 1:
             return layout.const(rows[0])
         if self._table_style() == "logic":
             value = Signal(layout, name=name)
             m.d.comb += value.eq(select(address_q, [layout.const(row) for row in rows]))
             return value
-        memory = Memory(shape=layout, depth=self._nf, init=rows,
+        memory = Memory(shape=layout, depth=len(rows), init=rows,
                         attrs={"ram_style": "block"})
         m.submodules[name] = memory
         port = memory.read_port()
@@ -937,15 +1061,14 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         tables = self._threshold_tables()
         levels = (1 << self._layer.out_bits) - 1
         entry = self._requantization_entry()
-        rows = [[{"invert": tables[nf * self._pe + p][0],
-                  "thresholds": tables[nf * self._pe + p][1]} for p in range(self._pe)]
-                for nf in range(self._nf)]
+        rows = self._requantizer_rows([{"invert": invert, "thresholds": thresholds}
+                                       for invert, thresholds in tables])
         table = self._per_fold_table(m, "thresholds", entry, rows, nf_a, done_nf)
         results = []
         for p, acc in enumerate(accumulators):
             code = _count_passed(m, acc, table[p], levels, name=f"pe{p}")
             results.append(code[:self._layer.out_bits] if levels > 1 else code)
-        valid = delay(m, done, self._output_depth, name="code_valid")
+        valid = delay(m, done, self._stage_depth, name="code_valid")
         return results, valid
 
     def _serial_stage(self, m, accumulators, done):
@@ -1043,7 +1166,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                 # registers, so only bit 0 waits for the compare
                 m.d.sync += code.eq(Cat(passes, so_far[1:]) ^ port.data.invert.replicate(bits))
             results.append(code)
-        valid = delay(m, done, self._output_depth, name="code_valid")
+        valid = delay(m, done, self._stage_depth, name="code_valid")
         return results, valid
 
     def _affine_stage(self, m, accumulators, nf_a, done_nf, done):
@@ -1051,8 +1174,7 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         # L): the complement, the product (two registered levels, :func:`pipelined_product`,
         # or a DSP block's), one adder, the clamp, each registered.
         affine = self._layer.requantizer.affine
-        channels = self._affine_rows(affine)
-        rows = [channels[nf * self._pe:(nf + 1) * self._pe] for nf in range(self._nf)]
+        rows = self._requantizer_rows(self._affine_rows(affine))
         layout = self._requantization_entry()
         table = self._per_fold_table(m, "requantization", layout, rows, nf_a, done_nf)
         levels = (1 << self._layer.out_bits) - 1
@@ -1085,5 +1207,5 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
                 clamped = Mux(scaled > levels, levels, scaled)
             m.d.sync += code.eq(clamped)
             results.append(code)
-        valid = delay(m, done, self._output_depth, name="code_valid")
+        valid = delay(m, done, self._stage_depth, name="code_valid")
         return results, valid

@@ -122,11 +122,13 @@ def _check_dsp_blocks(foldings, network, folding_file, target):
                                 f"{name} must be {0 if name == 'dsp_pairs' else 'false'} for "
                                 f"{target} (the compiler uses no DSP blocks there), not "
                                 f"{json.dumps(value)}")
-        blocks += folding.pe * (folding.dsp_pairs + int(folding.dsp_requantizer is True))
+        blocks += (folding.pe * folding.dsp_pairs
+                   + folding.requantizers * int(folding.dsp_requantizer is True))
     if blocks > capacity:
         raise StepError(f"folding file {str(folding_file)!r}: dsp_pairs and dsp_requantizer "
-                        f"must take at most {target}'s {capacity} DSP blocks (PE x (dsp_pairs "
-                        f"+ dsp_requantizer) over the layers), not {blocks}")
+                        f"must take at most {target}'s {capacity} DSP blocks (PE x dsp_pairs "
+                        f"+ PE / pe_per_requantizer with dsp_requantizer, over the layers), "
+                        f"not {blocks}")
 
 
 def generate(prepared, out_dir, *, folding_file=None, target_cycles=None, max_lc=None,

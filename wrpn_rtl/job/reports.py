@@ -18,6 +18,8 @@ def foldings_text(foldings):
                 f"{replay.get(f.get('replay'), '')}{' (LUT RAM)' if f.get('lut_ram') else ''}"
                 + (f" ({dsp_lanes} lanes in DSP)" if dsp_lanes else "")
                 + (" (requantizer in DSP)" if f.get("dsp_requantizer") else "")
+                + (f" (a requantizer per {f['pe_per_requantizer']} PEs)"
+                   if f.get("pe_per_requantizer", 1) > 1 else "")
                 + (" (queue in BRAM)" if f.get("queue") == "block" else ""))
     return ", ".join(text(f) for f in foldings)
 
