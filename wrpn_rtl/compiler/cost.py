@@ -269,11 +269,13 @@ def sliding_window(*, word_bits, buffer_words, queue_depth, style=None):
 
 
 def register_window(*, chain_bits, window_bits, positions):
-    """A register window: the shift-register chain, the held window (its output register),
-    position counters and masks."""
+    """A register window: the shift-register chain, the held window (its output register) and
+    the pending one (with a multiplexer per bit in front of the hold), position counters and
+    masks."""
     counters = 2 * max(1, (positions - 1).bit_length())
-    control = dict(ZERO, logic_cells=counters + 12, flip_flops=counters + 8)
-    chain = dict(ZERO, logic_cells=chain_bits // 4, flip_flops=chain_bits + window_bits)
+    control = dict(ZERO, logic_cells=counters + 14, flip_flops=counters + 9)
+    chain = dict(ZERO, logic_cells=chain_bits // 4 + window_bits,
+                 flip_flops=chain_bits + 2 * window_bits)
     return add(control, chain)
 
 

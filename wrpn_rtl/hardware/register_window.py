@@ -22,11 +22,14 @@ corner just entered is a fixed set of taps: tap ``(kh, kw)`` is
 ``(K_h - 1 - kh) * (W + 2P) + (K_w - 1 - kw)`` back. The positions that complete a window
 (window row and column on the stride grid) are constant masks indexed by the position
 counters. A completed window is held in the output register and offered ``repeats`` times
-(``valid`` is a register; the consumer's ``ready`` only frees the hold: no queue of wide words
-is kept); the next position that completes a window waits until the last copy goes,
-other positions keep shifting meanwhile. So a frame takes at least
-``max((H + 2P) * (W + 2P), H_out * W_out * repeats)`` cycles (``cycles_per_frame`` counts
-them exactly); the chain costs
+(``valid`` is a register); one completed while the hold is busy waits in a second register,
+and the next position that completes a window waits only while both are full (registers: the
+consumer's ``ready`` never reaches the chain's enable, it only moves windows along; on ECP5
+the path from conv1's MVU credit through the hold's free flag into the chain's enable, across
+the die, was a critical path at 9.2 ns). Other positions keep shifting meanwhile, so the chain
+runs up to a window ahead of the output, across the padding between frames above all. A frame
+takes at least ``max((H + 2P) * (W + 2P), H_out * W_out * repeats)`` cycles
+(``cycles_per_frame`` counts them exactly); the chain costs
 ``((K_h - 1) * (W + 2P) + K_w - 1) * C * bits`` flip-flops, which is why the compiler offers it
 only for small maps.
 """
@@ -113,11 +116,51 @@ class RegisterWindowGeometry:
 
     @property
     def cycles_per_frame(self):
-        """Steady-state cycles per frame with no stall. A position that completes a window
-        shifts in the cycle the previous window's last copy goes out, other positions shift
-        one per cycle meanwhile, so from one completing position to the next takes the larger
-        of ``repeats`` and the positions between them (counted across the frame's end)."""
-        return sum(max(self._repeats, gap) for gap in self.gaps())
+        """Steady-state cycles per frame with no stall (input always valid, output always
+        ready), rounded up: :meth:`_walk` cycle by cycle until the state at a frame's start
+        repeats, over the frames of that cycle. Padding positions shift one per cycle; a
+        position that completes a window shifts while the held window and the pending one
+        are not both full, so the chain runs up to a window ahead of the output (across the
+        padding between frames, above all)."""
+        seen, starts = {}, []
+        state = (0, False)              # (copies left of the held window, pending full)
+        cycles = 0
+        while state not in seen:
+            seen[state] = len(starts)
+            starts.append(cycles)
+            spent, state = self._walk(state)
+            cycles += spent
+        first = starts[seen[state]]
+        frames = len(starts) - seen[state]
+        return -(-(cycles - first) // frames)
+
+    def _walk(self, state):
+        """One frame of the hardware below with its input always valid and its output always
+        ready, from ``state`` ``(copies, pending_full)`` at the frame's first position:
+        ``(cycles, state at the next frame's first position)``."""
+        (height_p, width_p), (k_h, k_w), (s_h, s_w) = self._padded, self._kernel, self._stride
+        rows = self._completes(height_p, k_h, s_h)
+        cols = self._completes(width_p, k_w, s_w)
+        copies, pending_full = state
+        cycles = 0
+        for position in range(height_p * width_p):
+            completes = rows >> (position // width_p) & 1 and cols >> (position % width_p) & 1
+            while True:
+                cycles += 1
+                free = copies <= 1
+                shifts = not completes or not pending_full or copies == 0
+                arrives = shifts and completes
+                if free and (pending_full or arrives):
+                    copies = self._repeats
+                elif copies:
+                    copies -= 1
+                if arrives and (pending_full or not free):
+                    pending_full = True
+                elif free:
+                    pending_full = False
+                if shifts:
+                    break
+        return cycles, (copies, pending_full)
 
     def gaps(self):
         """Positions from each window-completing position to the next, in walk order, the
@@ -208,20 +251,27 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
         inside = Signal(name="inside", init=first_inside)
         completes = Signal(name="completes", init=first_completes)   # completes a window
 
-        # The held window is the output register: valid while copies are left (a register),
-        # so no queue of wide words is needed; its ready only frees the hold.
-        held = Signal(self.window_codes * self._bits, name="held", reset_less=True)
+        # The held window is the output register, valid while copies are left (a register);
+        # a window completed while it is busy waits in `pending`. A completing position
+        # shifts while the two are not both full (registers), so the chain's enable never
+        # waits for the consumer's `ready`, which only moves windows along.
+        window_bits = self.window_codes * self._bits
+        held = Signal(window_bits, name="held", reset_less=True)
         copies = Signal(range(self._repeats + 1), name="copies")
+        pending = Signal(window_bits, name="pending", reset_less=True)
+        pending_full = Signal(name="pending_full")
         emit = Signal(name="emit")                # a copy of the held window goes out
         m.d.comb += [self.output.valid.eq(copies != 0), self.output.payload.eq(held),
                      emit.eq(self.output.valid & self.output.ready)]
         free = Signal(name="held_free")           # the held window may be replaced this cycle
         m.d.comb += free.eq((copies == 0) | ((copies == 1) & self.output.ready))
+        room = Signal(name="window_room")         # a completed window has a place
+        m.d.comb += room.eq(~pending_full | (copies == 0))
 
-        # shift a position in: padding needs no input, a completing position a free hold
+        # shift a position in: padding needs no input, a completing position room
         shift = Signal(name="shift")
-        m.d.comb += [shift.eq((~inside | self.input.valid) & (~completes | free)),
-                     self.input.ready.eq(inside & (~completes | free))]
+        m.d.comb += [shift.eq((~inside | self.input.valid) & (~completes | room)),
+                     self.input.ready.eq(inside & (~completes | room))]
         newest = Mux(inside, self.input.payload.as_value(), 0)
         chain = [Signal(pixel_bits, name=f"chain{i}", reset_less=True)
                  for i in range(self.chain_pixels)]
@@ -231,9 +281,18 @@ class RegisterWindow(RegisterWindowGeometry, wiring.Component):
             next_inside, next_completes = flags(row_next, col_next)
             m.d.sync += [col.eq(col_next), row.eq(row_next), inside.eq(next_inside),
                          completes.eq(next_completes)]
-        with m.If(shift & completes):
-            m.d.sync += [held.eq(Cat(*(taps[d] for d in self._tap_distances()))),
-                         copies.eq(self._repeats)]
+        window = Cat(*(taps[d] for d in self._tap_distances()))
+        arrives = shift & completes
+        # the held window: the pending one when it frees, else a new one when it frees
+        with m.If(free & pending_full):
+            m.d.sync += [held.eq(pending), copies.eq(self._repeats)]
+        with m.Elif(free & arrives):
+            m.d.sync += [held.eq(window), copies.eq(self._repeats)]
         with m.Elif(emit):
             m.d.sync += copies.eq(copies - 1)
+        # pending: a new window that cannot go straight to the hold
+        with m.If(arrives & (pending_full | ~free)):
+            m.d.sync += [pending.eq(window), pending_full.eq(1)]
+        with m.Elif(free):
+            m.d.sync += pending_full.eq(0)
         return m
