@@ -127,3 +127,29 @@ def test_conv_layer_with_its_queue_in_block_ram(index, rng):
     assert rtl_words == ref_words
     steady = _steady_cycles_per_frame(dut, layer, golden_pool, in_shape, pe, rng)
     assert steady <= 1.05 * dut.cycles_per_frame, (steady, dut.cycles_per_frame)
+
+
+@pytest.mark.parametrize("index, share, dsp", [(1, 3, False), (2, 2, True), (7, 3, False),
+                                               (7, 3, True)])
+def test_conv_layer_with_shared_requantizers(index, share, dsp, rng):
+    """PEs sharing requantizers inside a whole layer (window, replay or converter, MVU, pool;
+    thresholds or affine, in DSP blocks or not): bit-exact under stalls on both sides, and at
+    the layer's rate without them (the output queue's credit covers the longer output
+    stage)."""
+    in_shape, conv, pool, pe, simd, window_simd = CASES[index]
+    layer, golden_pool = conv_network(rng, in_shape, conv, pool)
+    if dsp and layer.requantizer.affine is None:
+        pytest.skip("this random layer has no exact affine form")
+    dut = ConvLayer(layer, pe=pe, simd=simd, window_simd=window_simd, pool=golden_pool,
+                    dsp_requantizer=dsp, pe_per_requantizer=share)
+    assert dut.mvu.requantizers == pe // share
+    assert dut.mvu.requantization in (("affine",) if dsp else ("thresholds", "affine"))
+    images = rng.integers(0, 16, (2,) + in_shape)
+    out = layer.integer_forward(images)[1]
+    if golden_pool is not None:
+        out = golden_pool.integer_forward(out)[1]
+    rtl_words, _ = run_stream(dut, images.reshape(-1, dut.input_layout.length).tolist(),
+                              out.size // pe, rng=rng, stall_in=0.3, stall_out=0.3, width=pe)
+    assert rtl_words == out.reshape(-1, pe).tolist()
+    steady = _steady_cycles_per_frame(dut, layer, golden_pool, in_shape, pe, rng)
+    assert steady <= 1.05 * dut.cycles_per_frame, (steady, dut.cycles_per_frame)
