@@ -228,6 +228,10 @@ def test_bad_folding_files(tmp_path, capsys):
             ({"pe": 2, "simd": 4, "dsp_pairs": 3}, "ice40-up5k",
              r"layer2: dsp_pairs must be an integer in [0, 2] (half the 4 lanes), not 3"),
             # shared requantizers: a divisor of PE, within SF, a form that takes a sum a cycle
+            ({"pe": "4", "simd": 36}, "ice40-up5k",
+             "layer2: pe must be a positive integer, not '4'"),
+            ({"pe": 4, "simd": 0}, "ice40-up5k",
+             "layer2: simd must be a positive integer, not 0"),
             ({"pe": 4, "simd": 36, "pe_per_requantizer": 3}, "ice40-up5k",
              "layer2: pe_per_requantizer must be a positive divisor of pe 4, not 3"),
             ({"pe": 4, "simd": 36, "pe_per_requantizer": True}, "ice40-up5k",

@@ -250,7 +250,7 @@ def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
                 moves += [dataclasses.replace(folding, dsp_requantizer=True,
                                               pe_per_requantizer=share) for share in shares]
             for move in moves:
-                blocks = _dsp_blocks(move) - _dsp_blocks(folding)
+                blocks = move.dsp_blocks - folding.dsp_blocks
                 if blocks > left:
                     continue
                 after = mvu_logic(group.layer, move)
@@ -264,12 +264,6 @@ def _with_dsp_blocks(groups, foldings, max_dsp_blocks, family):
         _, index, move, blocks = best
         foldings[index] = move
         left -= blocks
-
-
-def _dsp_blocks(folding):
-    """DSP blocks a layer folded as ``folding`` takes: ``PE`` per DSP pair, and one per
-    requantizer with ``dsp_requantizer``."""
-    return folding.pe * folding.dsp_pairs + folding.requantizers * int(folding.dsp_requantizer)
 
 
 #: Cycle budgets within this fraction of the fastest design that fits a logic budget count
@@ -517,6 +511,11 @@ def read_foldings(path, network):
         raise ValueError(f"folding file {str(path)!r} must give one folding per Conv/Dense "
                          f"layer ({len(groups)}), not {len(foldings)}")
     for folding, group in zip(foldings, groups):
+        for name in ("pe", "simd"):
+            value = getattr(folding, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: {name} must "
+                                 f"be a positive integer, not {value!r}")
         if not isinstance(folding.lut_ram, bool):
             raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: lut_ram must "
                              f"be true or false, not {folding.lut_ram!r}")
@@ -530,7 +529,7 @@ def read_foldings(path, network):
                              f"{folding.dsp_requantizer!r}")
         share = folding.pe_per_requantizer
         if (isinstance(share, bool) or not isinstance(share, int) or share < 1
-                or not isinstance(folding.pe, int) or folding.pe % share):
+                or folding.pe % share):
             raise ValueError(f"folding file {str(path)!r}: {group.layer.name}: "
                              f"pe_per_requantizer must be a positive divisor of pe "
                              f"{folding.pe!r}, not {share!r}")

@@ -84,6 +84,12 @@ class Folding:
         """The layer's requantizers: ``PE / pe_per_requantizer``."""
         return self.pe // self.pe_per_requantizer
 
+    @property
+    def dsp_blocks(self):
+        """DSP blocks the layer takes: ``PE`` per DSP pair, and one per requantizer with
+        ``dsp_requantizer``."""
+        return self.pe * self.dsp_pairs + self.requantizers * int(self.dsp_requantizer is True)
+
     def describe(self):
         """``"PE 4 x SIMD 8"``, with ``" (table in block RAM)"`` or ``" (table in logic)"``
         where ``tables`` is set, likewise ``" (replay in block RAM)"`` for ``replay``, and

@@ -122,8 +122,7 @@ def _check_dsp_blocks(foldings, network, folding_file, target):
                                 f"{name} must be {0 if name == 'dsp_pairs' else 'false'} for "
                                 f"{target} (the compiler uses no DSP blocks there), not "
                                 f"{json.dumps(value)}")
-        blocks += (folding.pe * folding.dsp_pairs
-                   + folding.requantizers * int(folding.dsp_requantizer is True))
+        blocks += folding.dsp_blocks
     if blocks > capacity:
         raise StepError(f"folding file {str(folding_file)!r}: dsp_pairs and dsp_requantizer "
                         f"must take at most {target}'s {capacity} DSP blocks (PE x dsp_pairs "
