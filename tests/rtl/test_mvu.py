@@ -268,20 +268,20 @@ def test_mvu_requantization_forms(out_bits, pe, simd, form, rng):
     assert len(np.unique(want)) > 2 or out_bits == 1       # the codes are not all clipped
 
 
-@pytest.mark.parametrize("out_bits, simd, form", [
-    (2, 16, "thresholds"),     # SF = 1: no time to scan, three comparators in parallel
-    (4, 8, "serial"),          # SF = 2: too few cycles to search 4 bits; 8 comparators scan
-    (4, 4, "search"),          # SF = 4: one comparator per PE decides a bit per cycle
-    (8, 4, "affine"), (16, 4, "affine")])
-def test_mvu_picks_the_cheaper_requantizer(out_bits, simd, form, rng):
+@pytest.mark.parametrize("out_bits, pe, simd, form", [
+    (2, 2, 16, "thresholds"),  # SF = 1: no time to scan, three comparators in parallel
+    (4, 2, 8, "serial"),       # SF = 2: too few cycles to search 4 bits; 8 comparators scan
+    (4, 4, 4, "search"),       # SF = 4: one comparator per PE decides a bit per cycle
+    (8, 2, 4, "affine"), (16, 2, 4, "affine")])
+def test_mvu_picks_the_cheaper_requantizer(out_bits, pe, simd, form, rng):
     layer = dense_layer(rng, in_features=16, out_features=4, weight_bits=2, in_bits=4,
                         out_bits=out_bits)
-    mvu = MatrixVectorUnit(layer, pe=2, simd=simd)
+    mvu = MatrixVectorUnit(layer, pe=pe, simd=simd)
     assert mvu.requantization == form
     prices = {}
     for other in REQUANTIZATIONS:
         try:
-            unit = MatrixVectorUnit(layer, pe=2, simd=simd, requantization=other)
+            unit = MatrixVectorUnit(layer, pe=pe, simd=simd, requantization=other)
         except ValueError:      # no threshold table at 16 bits
             continue
         prices[other] = cost.requantization_price(unit.estimate())

@@ -185,7 +185,8 @@ class MatrixVectorGeometry:
         the weight ROM and the tables stay in logic up to ``LUT_ROM_MAX_DEPTH`` words,
         where the default rule would put the deeper ones in block RAM; an input buffer of
         2 to ``LUT_RAM_MAX_DEPTH`` words is LUT RAM (below 16 words it would otherwise be
-        flip-flops). Default False.
+        flip-flops), and the accumulators restart by a clear
+        (:attr:`accumulator_restart`). Default False.
     dsp_pairs : int
         Lanes ``0 .. 2*dsp_pairs - 1`` of every PE multiply in hard multipliers, two lanes per
         multiplier (:class:`~wrpn_rtl.hardware.lanes.MacLanes`): ``PE * dsp_pairs`` DSP
@@ -311,6 +312,13 @@ class MatrixVectorGeometry:
     replayed = property(lambda self: self._replayed)
     tables = property(lambda self: self._tables)
     lut_ram = property(lambda self: self._lut_ram)
+
+    @property
+    def accumulator_restart(self):
+        """How the accumulators start each vector (:data:`~wrpn_rtl.hardware.lanes.RESTARTS`):
+        "clear" on a device with LUT RAM (ECP5: its adders are carry cells whose LUTs take no
+        multiplexer), else "load" (iCE40 folds the multiplexer into the adder's LUT)."""
+        return "clear" if self._lut_ram else "load"
     dsp_pairs = property(lambda self: self._dsp_pairs)
     dsp_requantizer = property(lambda self: self._dsp_requantizer)
     queue = property(lambda self: self._queue)
@@ -488,7 +496,8 @@ class MatrixVectorGeometry:
     def _latency_after_weights(self, form):
         """:attr:`latency` less the weight register, with the output stage in ``form``."""
         return (mac_lanes_latency(simd=self._simd, planes=self._planes,
-                                  dsp_pairs=self._dsp_pairs)
+                                  dsp_pairs=self._dsp_pairs, steps=self._sf,
+                                  restart=self.accumulator_restart)
                 + self._output_depth_of(form) + 1)
 
     @property
@@ -938,7 +947,8 @@ class MatrixVectorUnit(MatrixVectorGeometry, wiring.Component):
         # ---- the MAC lanes: leaves, plane trees, combine, accumulate ------------------
         m.submodules.lanes = macs = MacLanes(
             simd=simd, pe=pe, in_bits=a_bits, weight_layout=layout, planes=self._planes,
-            sum_shape=self._x_shape, steps=self._sf, dsp_pairs=self._dsp_pairs)
+            sum_shape=self._x_shape, steps=self._sf, dsp_pairs=self._dsp_pairs,
+            restart=self.accumulator_restart)
         m.d.comb += [macs.operands.eq(operands), macs.weights.eq(weights),
                      macs.valid.eq(step_valid), macs.last.eq(step_last)]
         # the fold of the word the accumulators finish, beside them
