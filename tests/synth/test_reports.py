@@ -4,12 +4,14 @@ from pathlib import Path
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from wrpn_rtl import golden as g
 from wrpn_rtl.compiler.folding import choose_foldings
 from wrpn_rtl.compiler.manifest import build_accelerator
-from wrpn_rtl.job.synthesize import roofline, stage_breakdown
+from wrpn_rtl.job.synthesize import (macs_per_image, padding_macs_per_image, roofline,
+                                     stage_breakdown)
 from wrpn_rtl.synth.flow import (_run, nextpnr_timeout_reason, parse_module_stats,
                                  parse_nextpnr_log_failure, parse_nextpnr_report,
                                  parse_yosys_stat)
@@ -169,7 +171,41 @@ def test_stage_breakdown_groups_modules_by_stage_and_part(rng):
     total = sum(s["measured"]["luts"] for s in stages)
     assert roof["lane_lut_share"] == round(30 / total, 3)
     assert roof["macs_per_image"] == 4 * 4 * 2 * 9 + 2 * 2 * 2 * 3
+    # the 3x3 windows of a 4x4 map with padding 1 hold 100 of their 144 positions
+    assert roof["padding_macs_per_image"] == (144 - 100) * 1 * 2
     assert roof["input_floor_cycles"] == 16
+
+
+def _padding_macs_by_window(layer):
+    """Zero-padding operands of a conv layer counted window by window on a padded map of
+    ones (an independent count for :func:`padding_macs_per_image`)."""
+    height, width, channels = layer.in_shape
+    (k_h, k_w), (s_h, s_w), pad = layer.kernel, layer.stride, layer.padding
+    ones = np.pad(np.ones((height, width)), pad)
+    out_h, out_w, out_channels = layer.out_shape
+    zeros = sum(int(k_h * k_w - ones[oh * s_h:oh * s_h + k_h, ow * s_w:ow * s_w + k_w].sum())
+                for oh in range(out_h) for ow in range(out_w))
+    return zeros * channels * out_channels
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [
+    (5, 3, 1, 1), (6, 3, 2, 1), (5, 3, 2, 2), (4, 2, 1, 0), (7, 5, 3, 2), (3, 3, 1, 4)])
+def test_padding_macs_count_every_window_position_off_the_map(size, kernel, stride, padding,
+                                                               rng):
+    spec = g.NetworkSpec((size, size + 1, 2), 4, [
+        g.Conv(3, kernel, stride=stride, padding=padding, out_bits=2),
+        g.Dense(2, out_bits=None, batch_norm=False)])
+    network = g.quantize_network(spec, g.random_parameters(spec, rng))
+    assert padding_macs_per_image(network) == _padding_macs_by_window(network.layers[0])
+
+
+def test_a_quarter_of_the_default_networks_macs_are_on_padding():
+    """conv1: 8x8 windows hold (2 + 6 * 3 + 2)^2 = 484 of 576 positions, 92 off the map x 1 x
+    16 channels; conv2: 4x4 windows hold (2 + 3 + 3 + 2)^2 = 100 of 144, 44 x 16 x 32."""
+    from wrpn_rtl.golden.zoo import load_default_model
+    network = load_default_model()
+    assert padding_macs_per_image(network) == 92 * 16 + 44 * 16 * 32
+    assert macs_per_image(network) == 84224
 
 
 def test_the_placer_follows_the_fill():

@@ -129,7 +129,9 @@ def breakdown_markdown(row):
     if roof:
         floor = roof["input_floor_images_per_second"]
         lines += ["", f"{roof['mac_lanes']} MAC lanes; {roof['macs_per_cycle']} MACs per cycle "
-                  f"({roof['macs_per_image']} per image); "
+                  f"({roof['macs_per_image']} per image"
+                  + (f", {roof['padding_macs_per_image']} of them on zero padding"
+                     if roof.get("padding_macs_per_image") else "") + "); "
                   f"{roof['macs_per_cycle_per_1k_logic']} MACs per cycle per 1k placed logic "
                   f"cells; {_percent(roof['lane_lut_share'])} of the LUT4s and "
                   f"{_percent(roof['lane_ff_share'])} of the flip-flops in the MAC lanes "

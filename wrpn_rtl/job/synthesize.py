@@ -4,7 +4,8 @@ import time
 
 from wrpn_rtl.job.common import StepError, quiet
 
-__all__ = ["synthesize", "PlacementFailed", "stage_breakdown", "roofline", "macs_per_image"]
+__all__ = ["synthesize", "PlacementFailed", "stage_breakdown", "roofline", "macs_per_image",
+           "padding_macs_per_image"]
 
 
 class PlacementFailed(StepError):
@@ -173,13 +174,37 @@ def macs_per_image(network):
                    if isinstance(layer, QuantLinear)))
 
 
+def padding_macs_per_image(network):
+    """Of :func:`macs_per_image`, those whose operand is zero padding: a window position
+    outside the map (row ``oh * S_h - pad + kh`` or column ``ow * S_w - pad + kw`` off it),
+    times the input and output channels. The lanes spend these cycles on known zeros."""
+    from wrpn_rtl.golden.layers import QuantLinear
+
+    def inside(out_size, kernel, stride, padding, size):
+        """Kernel offsets inside the map, summed over the output positions of one axis."""
+        return sum(1 for o in range(out_size) for k in range(kernel)
+                   if 0 <= o * stride - padding + k < size)
+
+    total = 0
+    for layer in network.layers:
+        if not isinstance(layer, QuantLinear):
+            continue
+        (height, width, channels), (out_h, out_w, out_channels) = layer.in_shape, layer.out_shape
+        (k_h, k_w), (s_h, s_w), pad = layer.kernel, layer.stride, layer.padding
+        positions = out_h * out_w * k_h * k_w
+        held = inside(out_h, k_h, s_h, pad, height) * inside(out_w, k_w, s_w, pad, width)
+        total += (positions - held) * channels * out_channels
+    return int(total)
+
+
 def roofline(accelerator, stages, *, cycles_per_image, logic_cells, fmax_mhz, logic_capacity):
     """How much of a placed design does the network's arithmetic.
 
     Returns
     -------
     dict
-        ``mac_lanes`` (PE x SIMD summed over layers), ``macs_per_image``, ``macs_per_cycle``,
+        ``mac_lanes`` (PE x SIMD summed over layers), ``macs_per_image`` (and
+        ``padding_macs_per_image``, those on zero padding), ``macs_per_cycle``,
         ``macs_per_cycle_per_1k_logic`` (per 1000 placed logic cells or LUT4s),
         ``lane_lut_share`` / ``lane_ff_share`` (share of the unflattened synthesis' LUT4s and
         flip-flops inside the MAC lanes), ``lane_luts_per_lane``, ``input_floor_cycles`` (the
@@ -197,7 +222,9 @@ def roofline(accelerator, stages, *, cycles_per_image, logic_cells, fmax_mhz, lo
     height, width, channels = accelerator.network.input_shape
     floor = height * width * channels // accelerator.input_simd
     per_cycle = macs / cycles_per_image
-    return {"mac_lanes": lanes, "macs_per_image": macs, "macs_per_cycle": round(per_cycle, 2),
+    return {"mac_lanes": lanes, "macs_per_image": macs,
+            "padding_macs_per_image": padding_macs_per_image(accelerator.network),
+            "macs_per_cycle": round(per_cycle, 2),
             "macs_per_cycle_per_1k_logic": (round(1000 * per_cycle / logic_cells, 2)
                                             if logic_cells else None),
             "lane_lut_share": round(lane_luts / total_luts, 3) if total_luts else None,
