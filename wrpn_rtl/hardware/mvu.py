@@ -312,6 +312,10 @@ class MatrixVectorGeometry:
     replayed = property(lambda self: self._replayed)
     tables = property(lambda self: self._tables)
     lut_ram = property(lambda self: self._lut_ram)
+    dsp_pairs = property(lambda self: self._dsp_pairs)
+    dsp_requantizer = property(lambda self: self._dsp_requantizer)
+    queue = property(lambda self: self._queue)
+    pe_per_requantizer = property(lambda self: self._share)
 
     @property
     def accumulator_restart(self):
@@ -319,10 +323,6 @@ class MatrixVectorGeometry:
         "clear" on a device with LUT RAM (ECP5: its adders are carry cells whose LUTs take no
         multiplexer), else "load" (iCE40 folds the multiplexer into the adder's LUT)."""
         return "clear" if self._lut_ram else "load"
-    dsp_pairs = property(lambda self: self._dsp_pairs)
-    dsp_requantizer = property(lambda self: self._dsp_requantizer)
-    queue = property(lambda self: self._queue)
-    pe_per_requantizer = property(lambda self: self._share)
 
     @property
     def requantizers(self):
